@@ -1,0 +1,42 @@
+# Two entry points on a fresh machine:
+#   make bench   runs the main job (the default benchmark suite)
+#   make test    runs the linter and the tests
+# Both create .venv on first use and install torch before anything that depends on it.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+BENCH_OUT ?= bench-out
+
+.PHONY: bench test lint venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+# The stamp depends on pyproject.toml, so a change of dependencies re-installs.
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install -e ".[bench]"
+	touch $@
+
+venv: $(VENV)/.installed-dev
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks examples
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/python -m pytest -q -n 2 --cov=rankloss --cov-report=term:skip-covered
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/rankloss bench quick --out $(BENCH_OUT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage

@@ -1,0 +1,163 @@
+"""One place that checks the tensor contract and says what is wrong.
+
+The contract (see ``docs/conventions.md``):
+
+* ``scores``: ``[..., n]`` floating point, higher means ranked higher.
+* ``labels``: ``[..., n]`` real-valued graded relevance (any real value, negatives included;
+  labels are never used as padding). Integer and boolean labels are accepted and converted.
+* ``mask``: ``[..., n]`` bool, ``True`` marks a real item; ``None`` means every item is real.
+* ``weights``: ``None``, per list ``[...]`` or per item ``[..., n]``.
+
+Half-precision inputs (float16, bfloat16) are computed in float32; float64 stays float64 so
+that ``torch.autograd.gradcheck`` works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["ListBatch", "check_lists", "compute_dtype", "check_choice"]
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a loss computes in: float32 for half precision and integers, else ``dtype``."""
+    if dtype in _HALF or not dtype.is_floating_point:
+        return torch.float32
+    return dtype
+
+
+def check_choice(name: str, value: object, choices: tuple) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ListBatch:
+    """Validated list inputs, flattened to ``[B, n]`` and sanitised.
+
+    Attributes:
+        scores: ``[B, n]`` in the compute dtype; padded positions hold 0.
+        labels: ``[B, n]`` in the compute dtype; padded positions hold 0.
+        mask: ``[B, n]`` bool.
+        list_weights: ``[B]`` or ``None``.
+        item_weights: ``[B, n]`` (0 at padded positions) or ``None``.
+        batch_shape: the leading shape ``[...]`` of the inputs, to reshape results back.
+    """
+
+    scores: Tensor
+    labels: Tensor
+    mask: Tensor
+    list_weights: Tensor | None
+    item_weights: Tensor | None
+    batch_shape: torch.Size
+
+    @property
+    def num_items(self) -> int:
+        return self.scores.shape[-1]
+
+    def unflatten(self, per_list: Tensor) -> Tensor:
+        """Reshape a ``[B]`` tensor back to the caller's batch shape ``[...]``."""
+        return per_list.reshape(self.batch_shape)
+
+
+def _shape(t: Tensor) -> str:
+    return "[" + ", ".join(str(s) for s in t.shape) + "]"
+
+
+def check_lists(
+    scores: Tensor,
+    labels: Tensor | None,
+    mask: Tensor | None = None,
+    weights: Tensor | None = None,
+    *,
+    where: str = "loss",
+) -> ListBatch:
+    """Validate and normalise ``(scores, labels, mask, weights)``.
+
+    Args:
+        scores: ``[..., n]`` floating point.
+        labels: ``[..., n]`` real-valued, or ``None`` for functions that take no labels.
+        mask: ``[..., n]`` bool or ``None``.
+        weights: ``None``, ``[...]`` (per list) or ``[..., n]`` (per item).
+        where: the caller's name, used in error messages.
+
+    Returns:
+        A :class:`ListBatch` with every tensor flattened to ``[B, n]`` and padded positions
+        replaced by zeros *before* any arithmetic, so garbage (even NaN or inf) in padding
+        changes neither values nor gradients.
+
+    Raises:
+        ValueError: naming the argument and the shapes when the contract is broken.
+    """
+    if not isinstance(scores, Tensor):
+        raise ValueError(f"{where}: scores must be a torch.Tensor, got {type(scores).__name__}")
+    if scores.dim() < 1:
+        raise ValueError(f"{where}: scores must have shape [..., n], got a 0-d tensor")
+    if not scores.dtype.is_floating_point:
+        raise ValueError(f"{where}: scores must be floating point, got dtype {scores.dtype}")
+    dtype = compute_dtype(scores.dtype)
+    shape = scores.shape
+    if labels is not None:
+        if not isinstance(labels, Tensor):
+            raise ValueError(
+                f"{where}: labels must be a torch.Tensor, got {type(labels).__name__}"
+            )
+        if labels.shape != shape:
+            raise ValueError(
+                f"{where}: labels has shape {_shape(labels)} but scores has shape {_shape(scores)}"
+            )
+        if labels.is_complex():
+            raise ValueError(f"{where}: labels must be real, got dtype {labels.dtype}")
+        if labels.device != scores.device:
+            raise ValueError(
+                f"{where}: labels is on {labels.device} but scores is on {scores.device}"
+            )
+    if mask is not None:
+        if not isinstance(mask, Tensor):
+            raise ValueError(f"{where}: mask must be a torch.Tensor, got {type(mask).__name__}")
+        if mask.dtype != torch.bool:
+            raise ValueError(
+                f"{where}: mask must be a bool tensor (True marks a real item), got dtype "
+                f"{mask.dtype}; use mask.bool() if 1 marks a real item"
+            )
+        if mask.shape != shape:
+            raise ValueError(
+                f"{where}: mask has shape {_shape(mask)} but scores has shape {_shape(scores)}"
+            )
+    n = shape[-1]
+    batch_shape = shape[:-1]
+    flat_scores = scores.reshape(-1, n).to(dtype)
+    if mask is None:
+        flat_mask = torch.ones_like(flat_scores, dtype=torch.bool)
+    else:
+        flat_mask = mask.reshape(-1, n).to(scores.device)
+    zero = flat_scores.new_zeros(())
+    flat_scores = torch.where(flat_mask, flat_scores, zero)
+    if labels is not None:
+        flat_labels = labels.reshape(-1, n).to(dtype)
+        flat_labels = torch.where(flat_mask, flat_labels, zero)
+    else:
+        flat_labels = torch.zeros_like(flat_scores)
+
+    list_weights = item_weights = None
+    if weights is not None:
+        if not isinstance(weights, Tensor):
+            weights = torch.as_tensor(weights, device=scores.device)
+        if weights.is_complex() or weights.dtype == torch.bool:
+            raise ValueError(f"{where}: weights must be real numbers, got dtype {weights.dtype}")
+        if weights.shape == shape:
+            item_weights = torch.where(flat_mask, weights.reshape(-1, n).to(dtype), zero)
+        elif weights.shape == batch_shape:
+            list_weights = weights.reshape(-1).to(dtype)
+        else:
+            raise ValueError(
+                f"{where}: weights has shape {_shape(weights)}; expected per-list "
+                f"{_shape(scores[..., 0])} or per-item {_shape(scores)}"
+            )
+    return ListBatch(flat_scores, flat_labels, flat_mask, list_weights, item_weights, batch_shape)

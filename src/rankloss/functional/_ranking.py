@@ -1,0 +1,98 @@
+"""Ranking building blocks shared by losses and metrics: gains, discounts, ranks, pairs.
+
+All functions take flattened ``[B, n]`` tensors with a bool ``mask`` (True = real item).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from rankloss._validation import check_choice
+
+__all__ = [
+    "GAINS",
+    "gain",
+    "discount",
+    "ranks_from_scores",
+    "ideal_dcg",
+    "pair_mask",
+    "topk_pair_mask",
+]
+
+GAINS = ("exp2", "linear")
+
+
+def gain(labels: Tensor, kind: str = "exp2") -> Tensor:
+    """Gain of a label: ``"exp2"`` is :math:`2^y - 1`, ``"linear"`` is :math:`y`."""
+    check_choice("gain", kind, GAINS)
+    if kind == "exp2":
+        return torch.exp2(labels) - 1.0
+    return labels
+
+
+def discount(ranks: Tensor) -> Tensor:
+    """Position discount :math:`1 / \\log_2(1 + r)` for 1-based ranks ``r``."""
+    return 1.0 / torch.log2(1.0 + ranks)
+
+
+def ranks_from_scores(scores: Tensor, mask: Tensor) -> Tensor:
+    """1-based ranks of items when sorted by descending score (detached).
+
+    Ties keep input order (a stable sort); padded items are ranked after every real item.
+
+    Args:
+        scores: ``[B, n]``.
+        mask: ``[B, n]`` bool.
+
+    Returns:
+        ``[B, n]`` long tensor of ranks in ``1..n``.
+    """
+    keyed = torch.where(mask, scores.detach(), torch.full_like(scores, -math.inf))
+    order = torch.sort(keyed, dim=-1, descending=True, stable=True).indices
+    positions = torch.arange(1, scores.shape[-1] + 1, device=scores.device).expand_as(order)
+    return torch.empty_like(order).scatter_(-1, order, positions)
+
+
+def ideal_dcg(gains: Tensor, mask: Tensor, k: int | None = None) -> Tensor:
+    """Ideal DCG of each list: gains sorted descending, discounted, summed over the top ``k``.
+
+    Args:
+        gains: ``[B, n]`` gains (0 at padded positions is not required).
+        mask: ``[B, n]`` bool.
+        k: cut-off, or ``None`` for the whole list.
+
+    Returns:
+        ``[B]``.
+    """
+    keyed = torch.where(mask, gains, torch.full_like(gains, -math.inf))
+    sorted_gains = torch.sort(keyed, dim=-1, descending=True).values
+    n = gains.shape[-1]
+    positions = torch.arange(1, n + 1, device=gains.device, dtype=gains.dtype)
+    weights = discount(positions)
+    if k is not None:
+        weights = torch.where(positions <= k, weights, torch.zeros_like(weights))
+    real = torch.isfinite(sorted_gains)
+    contrib = torch.where(real, sorted_gains, torch.zeros_like(sorted_gains)) * weights
+    return contrib.sum(-1)
+
+
+def pair_mask(labels: Tensor, mask: Tensor) -> Tensor:
+    """``[B, n, n]`` bool: True where both items are real and ``labels_i > labels_j``."""
+    both = mask.unsqueeze(-1) & mask.unsqueeze(-2)
+    return both & (labels.unsqueeze(-1) > labels.unsqueeze(-2))
+
+
+def topk_pair_mask(scores: Tensor, mask: Tensor, k: int | None) -> Tensor | None:
+    """``[B, n, n]`` bool: True where item i or item j is in the top ``k`` of the current ranking.
+
+    Returns ``None`` when ``k`` is ``None`` (no truncation).
+    """
+    if k is None:
+        return None
+    if k < 1:
+        raise ValueError(f"k must be a positive integer or None, got {k!r}")
+    in_top = ranks_from_scores(scores, mask) <= k
+    return in_top.unsqueeze(-1) | in_top.unsqueeze(-2)

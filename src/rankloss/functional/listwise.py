@@ -1,0 +1,327 @@
+"""Listwise ranking losses: each list is scored as a whole.
+
+Every function takes ``scores`` and ``labels`` of shape ``[..., n]``, an optional bool ``mask``
+(True = real item) and optional ``weights`` per list ``[...]`` or per item ``[..., n]``.
+Padded items are removed from every softmax, sum and sort (they never enter a normaliser), so
+a padded list gives exactly the loss of the same list without padding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from rankloss._validation import ListBatch, check_choice, check_lists
+from rankloss.functional._ranking import GAINS, discount, gain, ideal_dcg
+from rankloss.functional._reduce import reduce_lists
+
+__all__ = [
+    "softmax_ce_loss",
+    "kl_div_loss",
+    "listnet_loss",
+    "listmle_loss",
+    "approx_ndcg_loss",
+    "neural_ndcg_loss",
+]
+
+# A large negative logit that stays finite in float32 and float64 (exp underflows to 0).
+_NEG = -1e9
+
+
+def _masked_log_softmax(logits: Tensor, mask: Tensor) -> Tensor:
+    """Log-softmax over real items; 0 at padded positions (finite, zero gradient)."""
+    filled = torch.where(mask, logits, logits.new_full((), _NEG))
+    out = torch.log_softmax(filled, dim=-1)
+    return torch.where(mask, out, logits.new_zeros(()))
+
+
+def _item_weighted(terms: Tensor, batch: ListBatch) -> Tensor:
+    if batch.item_weights is not None:
+        terms = terms * batch.item_weights
+    return torch.where(batch.mask, terms, terms.new_zeros(()))
+
+
+def _cross_entropy(target: Tensor, batch: ListBatch) -> Tensor:
+    """``[B]``: :math:`-\\sum_i w_i p_i \\log \\mathrm{softmax}(s)_i` over real items."""
+    log_q = _masked_log_softmax(batch.scores, batch.mask)
+    return -_item_weighted(target * log_q, batch).sum(-1)
+
+
+def softmax_ce_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Softmax cross-entropy between normalised labels and the softmax of the scores.
+
+    .. math:: \ell = -\sum_i \frac{y_i}{\sum_j y_j} \log \frac{e^{s_i}}{\sum_j e^{s_j}}
+
+    Labels must be non-negative (``ValueError`` otherwise: normalising negative labels has no
+    meaning, and they are never silently dropped). A list whose labels sum to 0 has nothing to
+    learn from: it counts as 0 and is left out of the mean. The per-list value is the
+    cross-entropy (a sum over the list's items); ``"mean"`` averages over lists.
+    Cost: :math:`O(n)` per list.
+
+    Reference: Cao et al., "Learning to Rank: From Pairwise Approach to Listwise Approach",
+    ICML 2007; Bruch et al., "An Analysis of the Softmax Cross Entropy Loss for
+    Learning-to-Rank with Binary Relevance", ICTIR 2019.
+    """
+    batch = check_lists(scores, labels, mask, weights, where="softmax_ce_loss")
+    real = batch.labels[batch.mask]
+    if real.numel() and bool((real < 0).any()):
+        raise ValueError(
+            f"softmax_ce_loss: labels must be >= 0 (found {real.min().item()}); "
+            "use listnet_loss for real-valued labels"
+        )
+    total = batch.labels.sum(-1)
+    valid = total > 0
+    target = batch.labels / torch.where(valid, total, torch.ones_like(total)).unsqueeze(-1)
+    return reduce_lists(_cross_entropy(target, batch), valid, batch, reduction)
+
+
+def _label_distribution(batch: ListBatch, temperature: float) -> Tensor:
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return torch.exp(_masked_log_softmax(batch.labels / temperature, batch.mask)) * batch.mask
+
+
+def listnet_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    reduction: str = "mean",
+    temperature: float = 1.0,
+) -> Tensor:
+    r"""ListNet (top-one): cross-entropy between softmax(labels / T) and softmax(scores).
+
+    .. math:: \ell = -\sum_i \mathrm{softmax}(y / T)_i \, \log \mathrm{softmax}(s)_i
+
+    Any real labels work (the target is a softmax). Every list with a real item counts, even a
+    list of equal labels (its target is uniform). The per-list value is the cross-entropy;
+    ``"mean"`` averages over lists. Cost: :math:`O(n)` per list.
+
+    Reference: Cao et al., "Learning to Rank: From Pairwise Approach to Listwise Approach",
+    ICML 2007.
+    """
+    batch = check_lists(scores, labels, mask, weights, where="listnet_loss")
+    target = _label_distribution(batch, temperature)
+    return reduce_lists(_cross_entropy(target, batch), batch.mask.any(-1), batch, reduction)
+
+
+def kl_div_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    reduction: str = "mean",
+    temperature: float = 1.0,
+) -> Tensor:
+    r"""KL divergence from softmax(labels / T) to softmax(scores) (listwise distillation).
+
+    .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \quad p = \mathrm{softmax}(y / T),\;
+        q = \mathrm{softmax}(s)
+
+    It has the gradient of :func:`listnet_loss` but is 0 when the distributions match, which
+    suits distillation, where the labels are a teacher's scores. Per-list value as ListNet.
+    Cost: :math:`O(n)` per list.
+
+    Reference: Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network", 2015.
+    """
+    batch = check_lists(scores, labels, mask, weights, where="kl_div_loss")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    log_p = _masked_log_softmax(batch.labels / temperature, batch.mask)
+    log_q = _masked_log_softmax(batch.scores, batch.mask)
+    per_list = _item_weighted(torch.exp(log_p) * (log_p - log_q), batch).sum(-1)
+    return reduce_lists(per_list, batch.mask.any(-1), batch, reduction)
+
+
+def _reverse_logcumsumexp(x: Tensor) -> Tensor:
+    return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
+
+
+def listmle_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    reduction: str = "mean",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""ListMLE: negative Plackett-Luce log-likelihood of the order given by the labels.
+
+    .. math:: \ell = \sum_{t=1}^{|R|} \Bigl( \log \sum_{u \ge t} e^{s_{\pi(u)}} -
+        s_{\pi(t)} \Bigr)
+
+    where :math:`\pi` sorts the real items by descending label. Ties in the labels are broken
+    in input order, or uniformly at random when a seeded ``generator`` is passed (a fresh order
+    on every call). Per-item weights weight each stage :math:`t` by the weight of item
+    :math:`\pi(t)`. The per-list value is the sum over the list's real items (padding never
+    enters it); ``"mean"`` averages over lists with a real item. Cost: a sort and
+    :math:`O(n)` per list.
+
+    Reference: Xia et al., "Listwise Approach to Learning to Rank: Theory and Algorithm",
+    ICML 2008.
+    """
+    batch = check_lists(scores, labels, mask, weights, where="listmle_loss")
+    b, n = batch.scores.shape
+    if generator is not None:
+        shuffle = torch.rand(b, n, generator=generator, device=generator.device)
+        shuffle = torch.argsort(shuffle.to(batch.scores.device), dim=-1)
+    else:
+        shuffle = torch.arange(n, device=batch.scores.device).expand(b, n)
+    labels = batch.labels.gather(-1, shuffle)
+    real = batch.mask.gather(-1, shuffle)
+    keyed = torch.where(real, labels, labels.new_full((), -math.inf))
+    order = shuffle.gather(-1, torch.sort(keyed, dim=-1, descending=True, stable=True).indices)
+    sorted_scores = batch.scores.gather(-1, order)
+    sorted_real = batch.mask.gather(-1, order)
+    # Padded items sort last; giving them a huge negative score removes them from the tails.
+    filled = torch.where(sorted_real, sorted_scores, sorted_scores.new_full((), _NEG))
+    terms = _reverse_logcumsumexp(filled) - filled
+    terms = torch.where(sorted_real, terms, terms.new_zeros(()))
+    if batch.item_weights is not None:
+        terms = terms * batch.item_weights.gather(-1, order)
+    return reduce_lists(terms.sum(-1), batch.mask.any(-1), batch, reduction)
+
+
+def _ndcg_inputs(batch: ListBatch, gain_kind: str, k: int | None = None) -> tuple[Tensor, Tensor]:
+    gains = torch.where(batch.mask, gain(batch.labels, gain_kind), batch.scores.new_zeros(()))
+    if batch.item_weights is not None:
+        gains = gains * batch.item_weights
+    idcg = ideal_dcg(gains, batch.mask, k)
+    return gains, idcg
+
+
+def approx_ndcg_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    reduction: str = "mean",
+    alpha: float = 10.0,
+    gain: str = "exp2",
+) -> Tensor:
+    r"""ApproxNDCG: one minus NDCG computed with smooth (sigmoid) ranks.
+
+    .. math::
+        \hat r_i = 1 + \sum_{j \ne i} \sigma\bigl(\alpha (s_j - s_i)\bigr), \quad
+        \ell = 1 - \frac{1}{\mathrm{IDCG}} \sum_i \frac{G_i}{\log_2(1 + \hat r_i)}
+
+    with gains :math:`G = 2^y - 1` (``gain="exp2"``) or :math:`y`; per-item weights scale the
+    gains. The sum over :math:`j` runs over real items only. A list whose ideal DCG is not
+    positive (e.g. no relevant item) has nothing to learn from: it counts as 0 and is left out
+    of the mean. The per-list value lies in [0, 1] for non-negative gains; ``"mean"`` averages
+    over lists. Cost: :math:`O(n^2)` time and memory per list.
+
+    Reference: Qin, Liu and Li, "A General Approximation Framework for Direct Optimization of
+    Information Retrieval Measures", Information Retrieval 2010.
+    """
+    check_choice("gain", gain, GAINS)
+    batch = check_lists(scores, labels, mask, weights, where="approx_ndcg_loss")
+    diff = batch.scores.unsqueeze(-2) - batch.scores.unsqueeze(-1)  # [b, i, j] = s_j - s_i
+    others = batch.mask.unsqueeze(-2) & batch.mask.unsqueeze(-1)
+    others = others & ~torch.eye(batch.num_items, dtype=torch.bool, device=diff.device)
+    soft = torch.where(others, torch.sigmoid(alpha * diff), diff.new_zeros(()))
+    approx_ranks = 1.0 + soft.sum(-1)
+    gains, idcg = _ndcg_inputs(batch, gain)
+    valid = idcg > 0
+    safe = torch.where(valid, idcg, torch.ones_like(idcg))
+    dcg = (gains * discount(approx_ranks)).sum(-1)
+    return reduce_lists(1.0 - dcg / safe, valid, batch, reduction)
+
+
+def _neural_sort_log(scores: Tensor, mask: Tensor, temperature: float) -> Tensor:
+    r"""Log of the NeuralSort relaxation :math:`\log \hat P` per list, ``[B, n, n]``.
+
+    Row :math:`t` (rank position, :math:`1 \le t \le n_b`) and column :math:`j` (item):
+    :math:`\hat P_{tj} = \mathrm{softmax}_j\bigl(((n_b + 1 - 2t) s_j - \sum_k |s_j - s_k|)
+    / \tau\bigr)`, over the list's :math:`n_b` real items only. Rows beyond :math:`n_b` and
+    padded columns hold :data:`_NEG`.
+    """
+    n = scores.shape[-1]
+    lengths = mask.sum(-1, keepdim=True).to(scores.dtype)  # [b, 1]
+    pair_real = mask.unsqueeze(-1) & mask.unsqueeze(-2)
+    abs_diff = (scores.unsqueeze(-1) - scores.unsqueeze(-2)).abs()
+    row_sums = torch.where(pair_real, abs_diff, abs_diff.new_zeros(())).sum(-1)  # [b, n]
+    positions = torch.arange(1, n + 1, device=scores.device, dtype=scores.dtype)
+    coefficient = lengths + 1.0 - 2.0 * positions  # [b, n] one per rank position
+    logits = (coefficient.unsqueeze(-1) * scores.unsqueeze(-2) - row_sums.unsqueeze(-2))
+    logits = logits / temperature
+    rows_real = positions.unsqueeze(0) <= lengths  # [b, n]
+    valid = rows_real.unsqueeze(-1) & mask.unsqueeze(-2)
+    return torch.where(valid, logits, logits.new_full((), _NEG)), valid
+
+
+def neural_ndcg_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    reduction: str = "mean",
+    temperature: float = 1.0,
+    sinkhorn_iterations: int = 50,
+    k: int | None = None,
+    gain: str = "exp2",
+) -> Tensor:
+    r"""NeuralNDCG: one minus NDCG computed with a NeuralSort permutation matrix.
+
+    .. math::
+        \hat P_{t,:} = \mathrm{softmax}\Bigl(\frac{(n + 1 - 2t)\, s - A_s \mathbf{1}}{\tau}
+        \Bigr), \quad (A_s)_{jk} = |s_j - s_k|
+
+    :math:`\hat P` is made doubly stochastic by ``sinkhorn_iterations`` rounds of Sinkhorn
+    scaling (alternating row and column normalisation, in log space), then
+
+    .. math::
+        \ell = 1 - \frac{1}{\mathrm{IDCG@k}} \sum_{t \le k} \frac{(\hat P G)_t}
+        {\log_2(1 + t)}
+
+    with gains :math:`G = 2^y - 1` (``gain="exp2"``) or :math:`y`. :math:`n` is each list's
+    own number of real items, so padding changes nothing. A list whose ideal DCG is not
+    positive counts as 0 and is left out of the mean. Cost: :math:`O(n^2)` memory and
+    :math:`O(n^2 \cdot \text{iterations})` time per list.
+
+    Reference: Pobrotyn and Białobrzeski, "NeuralNDCG: Direct Optimisation of a Ranking Metric
+    via Differentiable Relaxation of Sorting", 2021; Grover et al., "Stochastic Optimization of
+    Sorting Networks via Continuous Relaxations" (NeuralSort), ICLR 2019.
+    """
+    check_choice("gain", gain, GAINS)
+    if temperature <= 0:
+        raise ValueError(f"neural_ndcg_loss: temperature must be > 0, got {temperature}")
+    if sinkhorn_iterations < 0:
+        raise ValueError("neural_ndcg_loss: sinkhorn_iterations must be >= 0")
+    if k is not None and k < 1:
+        raise ValueError(f"neural_ndcg_loss: k must be a positive integer or None, got {k!r}")
+    batch = check_lists(scores, labels, mask, weights, where="neural_ndcg_loss")
+    log_p, valid = _neural_sort_log(batch.scores, batch.mask, temperature)
+    log_p = torch.log_softmax(log_p, dim=-1)
+    log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
+    for _ in range(sinkhorn_iterations):
+        log_p = log_p - torch.logsumexp(log_p, dim=-2, keepdim=True)
+        log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
+        log_p = log_p - torch.logsumexp(log_p, dim=-1, keepdim=True)
+        log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
+    p_hat = torch.where(valid, torch.exp(log_p), log_p.new_zeros(()))
+    gains, idcg = _ndcg_inputs(batch, gain, k)
+    sorted_gains = (p_hat * gains.unsqueeze(-2)).sum(-1)  # [b, t]
+    n = batch.num_items
+    positions = torch.arange(1, n + 1, device=gains.device, dtype=gains.dtype)
+    disc = discount(positions)
+    if k is not None:
+        disc = torch.where(positions <= k, disc, torch.zeros_like(disc))
+    dcg = (sorted_gains * disc).sum(-1)
+    ok = idcg > 0
+    safe = torch.where(ok, idcg, torch.ones_like(idcg))
+    return reduce_lists(1.0 - dcg / safe, ok, batch, reduction)
