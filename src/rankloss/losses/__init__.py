@@ -92,3 +92,6 @@ __all__ = [
     "DiscriminatorLoss",
     "GeneratorLoss",
 ]
+
+# Embedding losses register themselves (family "embedding") in their own module.
+from rankloss.losses import embedding as _embedding  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Embedding-loss modules (contrastive, triplet, InfoNCE, ...), registered in family "embedding"."""
