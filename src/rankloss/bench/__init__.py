@@ -1,0 +1,1 @@
+"""Benchmark harness: suites, a resumable runner, reports (``rankloss bench``)."""

@@ -1,0 +1,132 @@
+"""``rankloss bench`` and ``rankloss list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser(
+        "bench",
+        help="compare losses on real data",
+        description="Train the same model with each loss of a suite, over several seeds, and "
+        "write results.md/csv/json and plots to --out. Re-running skips finished runs.",
+    )
+    bench.add_argument("suites", nargs="*", metavar="SUITE",
+                       help="suites or groups to run (default: quick); see 'rankloss list'")
+    bench.add_argument("--config", type=Path, help="a TOML file describing suites")
+    bench.add_argument("--losses", help="comma-separated loss labels or names to keep")
+    bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1); default 3")
+    bench.add_argument("--epochs", type=int, help="override every suite's epochs")
+    bench.add_argument("--device", choices=["cpu", "cuda", "auto"], help="default: auto")
+    bench.add_argument("--out", type=Path, help="output folder (default: bench-out)")
+    bench.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars")
+    bench.set_defaults(func=_run_bench)
+
+    listing = subparsers.add_parser("list", help="list suites, data sets, losses and metrics")
+    listing.set_defaults(func=_run_list)
+
+
+def _device(choice: str | None) -> str:
+    import torch
+
+    if choice in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("rankloss bench: --device cuda but no CUDA device is available")
+    return choice
+
+
+def _filter_losses(suites: list, wanted: str | None) -> list:
+    if not wanted:
+        return suites
+    keep = {w.strip() for w in wanted.split(",") if w.strip()}
+    out, matched = [], set()
+    for suite in suites:
+        losses = tuple(l for l in suite.losses if l.label in keep or l.name in keep)
+        matched |= {l.label for l in losses} | {l.name for l in losses}
+        if losses:
+            out.append(replace(suite, losses=losses))
+    missing = keep - matched
+    if missing:
+        raise SystemExit(f"rankloss bench: --losses names no row of these suites: "
+                         f"{', '.join(sorted(missing))}")
+    return out
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from rankloss.bench.config import load_config
+    from rankloss.bench.report import markdown_tables, summarise, write_reports
+    from rankloss.bench.runner import BenchmarkRunner
+    from rankloss.bench.suites import resolve_suites
+    from rankloss.bench.tasks import TASKS, resolve_dataset
+
+    seeds = device = out = None
+    if args.config is not None:
+        try:
+            config = load_config(args.config)
+        except ValueError as error:
+            raise SystemExit(f"rankloss bench: {error}") from None
+        suites = config.suites
+        seeds, device, out = config.seeds, config.device, config.out
+        if args.suites:
+            suites += resolve_suites(args.suites)
+    else:
+        try:
+            suites = resolve_suites(args.suites or ["quick"])
+        except KeyError as error:
+            raise SystemExit(f"rankloss bench: {error.args[0]}") from None
+    suites = _filter_losses(suites, args.losses)
+    if args.epochs:
+        suites = [s.with_budget(epochs=args.epochs) for s in suites]
+    seed_list = list(range(args.seeds)) if args.seeds else list(seeds or [0, 1, 2])
+    out_dir = args.out or Path(out or "bench-out")
+    device = _device(args.device or device)
+    progress = not args.no_progress and sys.stderr.isatty()
+    runner = BenchmarkRunner(out_dir, TASKS, seeds=seed_list, device=device,
+                             progress=progress, dataset_resolver=resolve_dataset)
+    start = time.perf_counter()
+    runs = runner.run(suites)
+    names = {s.name for s in suites}
+    wanted = [r for r in runs if r["suite"] in names]
+    paths = write_reports(out_dir, wanted, plots=not args.no_plots)
+    print(markdown_tables(summarise(wanted)))
+    print(f"{len(wanted)} runs in {time.perf_counter() - start:.0f} s on {device}; wrote "
+          + ", ".join(str(p) for p in paths) + f", {runner.results_path}")
+    return 0
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    from rankloss import losses
+    from rankloss.bench.suites import GROUPS, SUITES
+
+    print("Suites:")
+    for name, suite in SUITES.items():
+        print(f"  {name:<18} {suite.dataset:<16} {suite.description}")
+    for name, members in GROUPS.items():
+        print(f"  {name:<18} = {' + '.join(members)}")
+    try:
+        from rankloss import data
+
+        print("\nData sets:\n  " + ", ".join(data.available()))
+    except ImportError:
+        pass
+    print("\nLosses:")
+    for family in losses.LOSSES.families():
+        print(f"  {family:<12} {', '.join(losses.available(family))}")
+    try:
+        from rankloss import metrics
+
+        names = getattr(metrics, "METRIC_NAMES", None)
+        if names:
+            print("\nMetrics:\n  " + ", ".join(names))
+    except ImportError:
+        pass
+    return 0

@@ -1,0 +1,137 @@
+"""Read a benchmark configuration from TOML.
+
+Example (``bench.toml``)::
+
+    [bench]
+    seeds = [0, 1, 2]      # optional
+    device = "cpu"         # optional
+    out = "bench-out"      # optional
+
+    [[suite]]
+    name = "my-ltr"
+    base = "ltr"                 # start from a built-in suite (optional)
+    dataset = "mslr10k-sample"
+    metrics = ["ndcg@10", "map"]
+    budget = { epochs = 10, lr = 0.001 }
+    model = { hidden = [64] }
+
+    [[suite.loss]]
+    label = "ranknet sigma=2"
+    name = "ranknet"
+    hyper = { sigma = 2.0 }
+
+A suite without ``base`` must give ``task``, ``dataset``, ``metrics`` and at least one loss.
+Every key is checked: an unknown key is an error that names the file and the suite.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rankloss.bench.suites import SUITES, LossSpec, SuiteSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["BenchConfig", "load_config"]
+
+_SUITE_KEYS = {"name", "base", "task", "dataset", "fallbacks", "metrics", "budget", "model",
+               "loss", "primary", "description"}
+_LOSS_KEYS = {"label", "name", "hyper", "options"}
+_BENCH_KEYS = {"seeds", "device", "out", "suites"}
+
+
+@dataclass
+class BenchConfig:
+    suites: list[SuiteSpec]
+    seeds: list[int] | None = None
+    device: str | None = None
+    out: str | None = None
+
+
+def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def _loss(where: str, table: dict[str, Any]) -> LossSpec:
+    _check_keys(where, table, _LOSS_KEYS)
+    if "name" not in table:
+        raise ValueError(f"{where}: a loss needs a 'name'")
+    return LossSpec(
+        label=str(table.get("label", table["name"])),
+        name=str(table["name"]),
+        hyper=dict(table.get("hyper", {})),
+        options=dict(table.get("options", {})),
+    )
+
+
+def _suite(path: Path, index: int, table: dict[str, Any]) -> SuiteSpec:
+    name = table.get("name", f"suite{index}")
+    where = f"{path}: [[suite]] {name!r}"
+    _check_keys(where, table, _SUITE_KEYS)
+    base_name = table.get("base")
+    losses = tuple(_loss(f"{where} loss {i}", t) for i, t in enumerate(table.get("loss", [])))
+    if base_name is not None:
+        if base_name not in SUITES:
+            raise ValueError(f"{where}: unknown base suite {base_name!r}; known: "
+                             f"{', '.join(SUITES)}")
+        base = SUITES[base_name]
+        return replace(
+            base,
+            name=name,
+            task=table.get("task", base.task),
+            dataset=table.get("dataset", base.dataset),
+            fallbacks=tuple(table.get("fallbacks", base.fallbacks)),
+            losses=losses or base.losses,
+            metrics=tuple(table.get("metrics", base.metrics)),
+            budget={**base.budget, **table.get("budget", {})},
+            model={**base.model, **table.get("model", {})},
+            primary=table.get("primary", base.primary),
+            description=table.get("description", base.description),
+        )
+    for key in ("task", "dataset", "metrics"):
+        if key not in table:
+            raise ValueError(f"{where}: needs '{key}' (or a 'base' suite)")
+    if not losses:
+        raise ValueError(f"{where}: needs at least one [[suite.loss]]")
+    return SuiteSpec(
+        name=name,
+        task=table["task"],
+        dataset=table["dataset"],
+        fallbacks=tuple(table.get("fallbacks", ())),
+        losses=losses,
+        metrics=tuple(table["metrics"]),
+        budget=dict(table.get("budget", {})),
+        model=dict(table.get("model", {})),
+        primary=table.get("primary", table["metrics"][0]),
+        description=table.get("description", ""),
+    )
+
+
+def load_config(path: str | Path) -> BenchConfig:
+    """Parse ``path``; errors name the file, the suite and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: {error}") from None
+    _check_keys(str(path), data, {"bench", "suite"})
+    bench = data.get("bench", {})
+    _check_keys(f"{path}: [bench]", bench, _BENCH_KEYS)
+    suites = [_suite(path, i, t) for i, t in enumerate(data.get("suite", []))]
+    for name in bench.get("suites", []):
+        if name not in SUITES:
+            raise ValueError(f"{path}: [bench] suites: unknown suite {name!r}")
+        suites.append(SUITES[name])
+    if not suites:
+        raise ValueError(f"{path}: no suites: add [[suite]] tables or [bench] suites = [...]")
+    return BenchConfig(suites, bench.get("seeds"), bench.get("device"), bench.get("out"))

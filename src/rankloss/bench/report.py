@@ -1,0 +1,207 @@
+"""Turn ``results.json`` runs into tables (Markdown, CSV) and plots (PNG).
+
+Every metric in a table is higher-is-better; each cell is the mean ± sample standard deviation
+over seeds, and the best mean in each column is in bold.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rankloss._io import atomic_write, atomic_write_text
+
+__all__ = ["SuiteTable", "summarise", "markdown_tables", "write_reports"]
+
+
+@dataclass
+class SuiteTable:
+    """Aggregated results of one suite."""
+
+    suite: str
+    dataset: str
+    metrics: list[str]
+    rows: list[str]
+    mean: dict[tuple[str, str], float]
+    std: dict[tuple[str, str], float]
+    seeds: dict[str, int]
+    seconds: dict[str, float]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(variance)
+
+
+def summarise(runs: Sequence[dict[str, Any]]) -> list[SuiteTable]:
+    """Group runs by suite (in first-seen order) and loss, and average over seeds."""
+    by_suite: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        by_suite[run["suite"]].append(run)
+    tables = []
+    for suite, suite_runs in by_suite.items():
+        metrics = list(suite_runs[0]["config"]["metrics"])
+        rows: list[str] = []
+        values: dict[tuple[str, str], list[float]] = defaultdict(list)
+        seconds: dict[str, list[float]] = defaultdict(list)
+        for run in suite_runs:
+            if run["loss"] not in rows:
+                rows.append(run["loss"])
+            seconds[run["loss"]].append(run["seconds"])
+            for metric in metrics:
+                value = run["metrics"].get(metric)
+                if value is not None and math.isfinite(value):
+                    values[(run["loss"], metric)].append(value)
+        mean, std = {}, {}
+        for key, vals in values.items():
+            mean[key], std[key] = _mean_std(vals)
+        tables.append(
+            SuiteTable(
+                suite=suite,
+                dataset=suite_runs[0]["dataset"],
+                metrics=metrics,
+                rows=rows,
+                mean=mean,
+                std=std,
+                seeds={row: len(seconds[row]) for row in rows},
+                seconds={row: sum(seconds[row]) / len(seconds[row]) for row in rows},
+            )
+        )
+    return tables
+
+
+def _best(table: SuiteTable, metric: str) -> float | None:
+    values = [table.mean[(row, metric)] for row in table.rows if (row, metric) in table.mean]
+    return max(values) if values else None
+
+
+def markdown_tables(tables: Sequence[SuiteTable]) -> str:
+    """One Markdown table per suite; best mean per column in bold."""
+    parts = []
+    for table in tables:
+        header = ["loss", *table.metrics, "seeds", "s/run"]
+        lines = [
+            f"### {table.suite} ({table.dataset})",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+        ]
+        for row in table.rows:
+            cells = [row]
+            for metric in table.metrics:
+                if (row, metric) not in table.mean:
+                    cells.append("–")
+                    continue
+                m, s = table.mean[(row, metric)], table.std[(row, metric)]
+                text = f"{m:.4f} ± {s:.4f}"
+                cells.append(f"**{text}**" if m == _best(table, metric) else text)
+            cells += [str(table.seeds[row]), f"{table.seconds[row]:.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def _csv_text(tables: Sequence[SuiteTable]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["suite", "dataset", "loss", "metric", "mean", "std", "seeds", "seconds"])
+    for table in tables:
+        for row in table.rows:
+            for metric in table.metrics:
+                if (row, metric) in table.mean:
+                    writer.writerow([
+                        table.suite, table.dataset, row, metric,
+                        f"{table.mean[(row, metric)]:.6f}", f"{table.std[(row, metric)]:.6f}",
+                        table.seeds[row], f"{table.seconds[row]:.3f}",
+                    ])
+    return buffer.getvalue()
+
+
+def _plot_bars(table: SuiteTable, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = len(table.metrics)
+    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 0.45 * len(table.rows) + 1.6),
+                             squeeze=False, sharey=True)
+    positions = list(range(len(table.rows)))
+    for ax, metric in zip(axes[0], table.metrics):
+        means = [table.mean.get((row, metric), float("nan")) for row in table.rows]
+        errors = [table.std.get((row, metric), 0.0) for row in table.rows]
+        ax.barh(positions, means, xerr=errors, color="#4c72b0", ecolor="black", capsize=3)
+        ax.set_title(metric)
+        finite = [m for m in means if math.isfinite(m)]
+        if finite:
+            low = min(finite)
+            ax.set_xlim(max(0.0, low - 0.15 * (max(finite) - low + 1e-9) - 0.02),
+                        max(finite) * 1.02 + 1e-3)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(positions, table.rows)
+    axes[0][0].invert_yaxis()
+    fig.suptitle(f"{table.suite} ({table.dataset}): mean ± std over seeds")
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _plot_curves(suite: str, runs: Sequence[dict[str, Any]], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, list[dict[str, float]]] = {}
+    for run in runs:
+        if run["suite"] == suite and run.get("history") and run["loss"] not in curves:
+            curves[run["loss"]] = run["history"]
+    keys = [k for k in ("train_loss", "validation") if any(k in h for c in curves.values()
+                                                          for h in c)]
+    if not curves or not keys:
+        return False
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, history in curves.items():
+            points = [(h.get("epoch", i + 1), h[key]) for i, h in enumerate(history) if key in h]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{key} (seed of the first run)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{suite}: training curves")
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
+    plt.close(fig)
+    return True
+
+
+def write_reports(out: str | Path, runs: Sequence[dict[str, Any]], *, plots: bool = True
+                  ) -> list[Path]:
+    """Write ``results.md``, ``results.csv`` and PNG plots into ``out``; return the paths."""
+    out = Path(out)
+    tables = summarise(runs)
+    written = [
+        atomic_write_text(out / "results.md", "# rankloss bench results\n\n"
+                          + markdown_tables(tables)),
+        atomic_write_text(out / "results.csv", _csv_text(tables)),
+    ]
+    if plots:
+        for table in tables:
+            bars = out / f"{table.suite}_metrics.png"
+            _plot_bars(table, bars)
+            written.append(bars)
+            curves = out / f"{table.suite}_curves.png"
+            if _plot_curves(table.suite, runs, curves):
+                written.append(curves)
+    return written

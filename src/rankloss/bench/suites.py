@@ -1,0 +1,228 @@
+"""Benchmark suites: which data set, model, losses, metrics and budget each comparison uses.
+
+A suite is data: every loss in it gets the same model, data, budget and seeds, so the table
+compares losses and nothing else. Suites can also come from a TOML file
+(:func:`rankloss.bench.config.load_config`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+__all__ = ["LossSpec", "SuiteSpec", "SUITES", "GROUPS", "resolve_suites"]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """One row of a table.
+
+    Attributes:
+        label: the row's name in the table, e.g. ``"triplet (batch-hard)"``.
+        name: a registered loss name, or a task-specific baseline (``"lightgbm"``,
+            ``"sampled_softmax"``).
+        hyper: hyper-parameters for the loss.
+        options: task options for this row (a miner, a sampler, views, ...).
+    """
+
+    label: str
+    name: str
+    hyper: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """One comparison: a task on a data set, the same for every loss.
+
+    Attributes:
+        name: suite name (``ltr``, ``recsys``, ...).
+        task: the task runner (see :mod:`rankloss.bench.tasks`).
+        dataset: the data set name; ``fallbacks`` are tried in order if it cannot be loaded.
+        losses: the rows.
+        metrics: the columns, in order.
+        budget: epochs, batch size, learning rate and other training settings.
+        model: model settings.
+        primary: the metric the plots sort by and early stopping watches.
+    """
+
+    name: str
+    task: str
+    dataset: str
+    losses: tuple[LossSpec, ...]
+    metrics: tuple[str, ...]
+    budget: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    fallbacks: tuple[str, ...] = ()
+    primary: str = ""
+    description: str = ""
+
+    def with_budget(self, **changes: Any) -> SuiteSpec:
+        return replace(self, budget={**self.budget, **{k: v for k, v in changes.items() if v}})
+
+    def run_config(self, loss: LossSpec, dataset: str) -> dict[str, Any]:
+        """Everything that determines one run's result except the seed."""
+        return {
+            "suite": self.name,
+            "task": self.task,
+            "dataset": dataset,
+            "loss": asdict(loss),
+            "metrics": list(self.metrics),
+            "budget": dict(self.budget),
+            "model": dict(self.model),
+        }
+
+    @staticmethod
+    def config_hash(config: dict[str, Any]) -> str:
+        text = json.dumps(config, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+_LTR_METRICS = ("map", "ndcg@1", "ndcg@5", "ndcg@10", "mrr")
+
+LTR = SuiteSpec(
+    name="ltr",
+    task="ltr",
+    dataset="mslr10k-sample",
+    description="MSLR-WEB10K Fold1 sample: pointwise, pairwise and listwise losses on one MLP",
+    losses=(
+        LossSpec("mse", "mse"),
+        LossSpec("sigmoid_ce", "sigmoid_ce", {"threshold": 0.0}),
+        LossSpec("ranknet", "ranknet"),
+        LossSpec("lambdarank", "lambdarank"),
+        LossSpec("lambdaloss", "lambdaloss"),
+        LossSpec("listnet", "listnet"),
+        LossSpec("listmle", "listmle"),
+        LossSpec("approx_ndcg", "approx_ndcg"),
+        LossSpec("neural_ndcg", "neural_ndcg"),
+        LossSpec("lightgbm lambdamart", "lightgbm"),
+    ),
+    metrics=_LTR_METRICS,
+    budget={"epochs": 30, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-5},
+    model={"hidden": [128, 64], "dropout": 0.1},
+    primary="ndcg@10",
+)
+
+RECSYS = SuiteSpec(
+    name="recsys",
+    task="recsys",
+    dataset="movielens-100k",
+    description="MovieLens 100k, leave-last-out; full-catalogue ranking on matrix factorisation",
+    losses=(
+        LossSpec("bpr", "bpr"),
+        LossSpec(
+            "sampled softmax (in-batch)", "sampled_softmax", options={"negatives": "in_batch"}
+        ),
+        LossSpec(
+            "sampled softmax (sampled)", "sampled_softmax", options={"negatives": "sampled"}
+        ),
+        LossSpec("listnet", "listnet"),
+        LossSpec("ranknet", "ranknet"),
+    ),
+    metrics=("recall@10", "ndcg@10"),
+    budget={"epochs": 10, "batch_size": 512, "lr": 5e-3, "negatives": 20},
+    model={"dim": 64},
+    primary="ndcg@10",
+)
+
+_RETRIEVAL_LOSSES = (
+    LossSpec("contrastive", "contrastive"),
+    LossSpec("triplet (batch-hard)", "triplet", {"margin": 0.2, "miner": "batch_hard"}),
+    LossSpec("triplet (semi-hard)", "triplet", {"margin": 0.2, "miner": "semi_hard"}),
+    LossSpec("nt_xent (views)", "nt_xent", {"temperature": 0.5}, {"views": True}),
+    LossSpec("supcon", "supcon"),
+    LossSpec("multi_similarity", "multi_similarity"),
+)
+
+RETRIEVAL = SuiteSpec(
+    name="retrieval",
+    task="retrieval",
+    dataset="mnist-5k",
+    fallbacks=("digits",),
+    description="Image retrieval on held-out classes (train on 0-5, retrieve 6-9)",
+    losses=_RETRIEVAL_LOSSES,
+    metrics=("precision@1", "r_precision", "map@r"),
+    budget={"epochs": 15, "batch_size": 128, "lr": 1e-3, "m_per_class": 16},
+    model={"embedding_dim": 64},
+    primary="map@r",
+)
+
+RETRIEVAL_FASHION = replace(
+    RETRIEVAL, name="retrieval-fashion", dataset="fashion-mnist", fallbacks=("digits",)
+)
+
+IMBALANCED = SuiteSpec(
+    name="imbalanced",
+    task="imbalanced",
+    dataset="digits",
+    description="digits with classes 5-9 cut to 5%: cross-entropy against metric losses",
+    losses=(
+        LossSpec("softmax_ce", "softmax_ce"),
+        LossSpec("triplet (balanced)", "triplet", {"margin": 0.2, "miner": "batch_hard"},
+                 {"sampler": "class_balanced"}),
+        LossSpec("supcon (balanced)", "supcon", options={"sampler": "class_balanced"}),
+    ),
+    metrics=(
+        "macro_recall",
+        "macro_precision",
+        "minority_recall",
+        "minority_precision",
+    ),
+    budget={"epochs": 20, "batch_size": 64, "lr": 1e-3, "minority": [5, 6, 7, 8, 9],
+            "fraction": 0.05},
+    model={"embedding_dim": 64},
+    primary="minority_recall",
+)
+
+TEXT = SuiteSpec(
+    name="text",
+    task="text",
+    dataset="clothing-reviews",
+    description="Review title -> review text retrieval, fine-tuning a sentence encoder",
+    losses=(
+        LossSpec("info_nce", "info_nce", {"temperature": 0.05}),
+        LossSpec("triplet", "triplet", {"margin": 0.2}),
+    ),
+    metrics=("ndcg@10", "recall@10"),
+    budget={"epochs": 1, "batch_size": 32, "lr": 2e-5, "train_pairs": 2000, "test_pairs": 1000},
+    primary="ndcg@10",
+)
+
+QUICK_LTR = replace(
+    LTR,
+    name="quick-ltr",
+    budget={**LTR.budget, "epochs": 15},
+    losses=tuple(loss for loss in LTR.losses if loss.name != "lightgbm")
+    + (LossSpec("lightgbm lambdamart", "lightgbm", options={"optional": True}),),
+)
+QUICK_RETRIEVAL = replace(
+    RETRIEVAL, name="quick-retrieval", dataset="digits", fallbacks=(),
+    budget={**RETRIEVAL.budget, "epochs": 8},
+)
+
+SUITES: dict[str, SuiteSpec] = {
+    s.name: s
+    for s in (LTR, RECSYS, RETRIEVAL, RETRIEVAL_FASHION, IMBALANCED, TEXT, QUICK_LTR,
+              QUICK_RETRIEVAL)
+}
+
+#: Names that stand for several suites.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "quick": ("quick-ltr", "quick-retrieval"),
+    "all": ("ltr", "recsys", "retrieval", "retrieval-fashion", "imbalanced", "text"),
+}
+
+
+def resolve_suites(names: list[str] | tuple[str, ...]) -> list[SuiteSpec]:
+    """Expand group names and look suites up; unknown names raise ``KeyError``."""
+    out: list[SuiteSpec] = []
+    for name in names:
+        for member in GROUPS.get(name, (name,)):
+            if member not in SUITES:
+                known = sorted(set(SUITES) | set(GROUPS))
+                raise KeyError(f"unknown suite {member!r}; known: {', '.join(known)}")
+            if SUITES[member] not in out:
+                out.append(SUITES[member])
+    return out
