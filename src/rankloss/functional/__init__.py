@@ -48,3 +48,29 @@ __all__ = [
     "discriminator_loss",
     "generator_loss",
 ]
+
+# Embedding losses and similarities (metric learning, retrieval).
+from rankloss.functional.embedding import (  # noqa: E402
+    circle_loss,
+    contrastive_loss,
+    info_nce_loss,
+    margin_ranking_loss,
+    multi_similarity_loss,
+    nt_xent_loss,
+    supcon_loss,
+    triplet_loss,
+)
+from rankloss.functional.similarity import SIMILARITIES, pairwise_similarity  # noqa: E402
+
+__all__ += [
+    "contrastive_loss",
+    "triplet_loss",
+    "info_nce_loss",
+    "nt_xent_loss",
+    "supcon_loss",
+    "multi_similarity_loss",
+    "circle_loss",
+    "margin_ranking_loss",
+    "pairwise_similarity",
+    "SIMILARITIES",
+]
