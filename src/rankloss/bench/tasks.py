@@ -1,0 +1,401 @@
+"""Task runners of ``rankloss bench``: one function per suite task, one run each.
+
+Every runner builds the data set, the model and a :class:`rankloss.train.Trainer` from the
+suite's budget, so every loss of a suite sees the same model, data and budget, and differs
+only in the loss. Data splits are fixed (data seed 0); the run's seed sets model
+initialisation, batch order, sampling and augmentation. Each run trains with early stopping on
+the suite's primary metric on a validation split, restores the best weights, and reports the
+test metrics. Checkpoints go to the run's work folder, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rankloss.bench.runner import RunContext, RunResult, SkipRun
+from rankloss.bench.suites import SuiteSpec
+
+__all__ = ["TASKS", "resolve_dataset", "load_dataset"]
+
+
+@functools.lru_cache(maxsize=8)
+def load_dataset(name: str, **options: Any) -> Any:
+    """``rankloss.data.load`` with a per-process cache (every run of a suite shares it)."""
+    from rankloss import data
+
+    return data.load(name, **options)
+
+
+def resolve_dataset(suite: SuiteSpec) -> str:
+    """The first of the suite's data set and its fallbacks that loads here."""
+    errors = []
+    for name in (suite.dataset, *suite.fallbacks):
+        try:
+            load_dataset(name)
+            return name
+        except Exception as error:  # noqa: BLE001 - every failure is reported below
+            errors.append(f"{name}: {error}")
+    raise RuntimeError(f"suite {suite.name!r}: no data set could be loaded:\n  "
+                       + "\n  ".join(errors))
+
+
+def _trainer(ctx: RunContext, model: nn.Module, task: Any, loss: Any, **extra: Any) -> Any:
+    from rankloss.train import Trainer
+
+    budget = ctx.suite.budget
+    primary = ctx.suite.primary
+    return Trainer(
+        model,
+        task,
+        loss,
+        lr=budget.get("lr", 1e-3),
+        weight_decay=budget.get("weight_decay", 0.0),
+        epochs=budget.get("epochs", 10),
+        seed=ctx.seed,
+        device=ctx.device,
+        grad_clip=budget.get("grad_clip", 5.0),
+        early_stopping={"metric": primary, "mode": "max",
+                        "patience": budget.get("patience", 5)},
+        validation_split="validation",
+        log_dir=ctx.workdir / "logs",
+        checkpoint_dir=ctx.workdir / "checkpoint",
+        resume=True,
+        progress=False,
+        **extra,
+    )
+
+
+def _history(result: Any, primary: str) -> list[dict[str, float]]:
+    rows = []
+    for row in result.history:
+        rows.append({
+            "epoch": row["epoch"],
+            "train_loss": row["train_loss"],
+            "validation": row.get(f"validation/{primary}", float("nan")),
+        })
+    return rows
+
+
+def _fit_and_test(ctx: RunContext, trainer: Any) -> RunResult:
+    result = trainer.fit()
+    metrics = trainer.evaluate("test")
+    missing = [m for m in ctx.suite.metrics if m not in metrics]
+    if missing:
+        raise KeyError(f"suite {ctx.suite.name!r}: the task reports no {missing}; it reports "
+                       f"{sorted(metrics)}")
+    notes = f"best epoch {result.best_epoch} of {result.epochs_run}"
+    return RunResult({m: metrics[m] for m in ctx.suite.metrics},
+                     _history(result, ctx.suite.primary), notes)
+
+
+# ============================================================================ learning to rank
+def _ltr_data(name: str) -> Any:
+    return load_dataset(name, normalize="standardize")
+
+
+def run_ltr(ctx: RunContext) -> RunResult:
+    """MLP scorer on query lists; ``lightgbm`` rows train LightGBM's LambdaMART instead."""
+    from rankloss.models import MLPScorer
+    from rankloss.train.tasks import LTRTask
+
+    data = _ltr_data(ctx.dataset)
+    task = LTRTask(data, batch_size=ctx.suite.budget.get("batch_size", 8),
+                   max_items=ctx.suite.budget.get("max_items"))
+    if ctx.loss.name == "lightgbm":
+        return _run_lightgbm(ctx, data, task)
+    torch.manual_seed(ctx.seed)
+    model = MLPScorer(data.num_features, hidden=tuple(ctx.suite.model.get("hidden", (128, 64))),
+                      dropout=ctx.suite.model.get("dropout", 0.1))
+    from rankloss.losses import get
+
+    return _fit_and_test(ctx, _trainer(ctx, model, task, get(ctx.loss.name, **ctx.loss.hyper)))
+
+
+class _PredictedScores(nn.Module):
+    """Wraps a fitted LightGBM ranker as a ``(features, mask) -> scores`` model."""
+
+    def __init__(self, booster: Any) -> None:
+        super().__init__()
+        self.booster = booster
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        flat = features[mask].cpu().numpy()
+        scores = torch.zeros(mask.shape, dtype=torch.float32)
+        scores[mask.cpu()] = torch.from_numpy(self.booster.predict(flat)).float()
+        return scores.to(features.device)
+
+
+def _run_lightgbm(ctx: RunContext, data: Any, task: Any) -> RunResult:
+    try:
+        import lightgbm
+    except ImportError:
+        if ctx.loss.options.get("optional"):
+            raise SkipRun("lightgbm is not installed (pip install 'rankloss[lightgbm]')") from None
+        raise
+    train, validation = data.train, data.validation
+    params = {"objective": "lambdarank", "n_estimators": 300, "learning_rate": 0.05,
+              "num_leaves": 31, "min_child_samples": 10, "subsample": 0.8, "subsample_freq": 1,
+              "colsample_bytree": 0.8, "random_state": ctx.seed, "n_jobs": 2, "verbose": -1,
+              **ctx.loss.hyper}
+    ranker = lightgbm.LGBMRanker(**params)
+    ranker.fit(
+        train.features[train.mask].numpy(), train.labels[train.mask].long().numpy(),
+        group=train.mask.sum(-1).numpy(),
+        eval_set=[(validation.features[validation.mask].numpy(),
+                   validation.labels[validation.mask].long().numpy())],
+        eval_group=[validation.mask.sum(-1).numpy()],
+        eval_at=[10],
+        callbacks=[lightgbm.early_stopping(30, verbose=False)],
+    )
+    model = _PredictedScores(ranker)
+    metrics = task.evaluate(model, "test")
+    return RunResult({m: metrics[m] for m in ctx.suite.metrics},
+                     notes=f"best iteration {ranker.best_iteration_}")
+
+
+# ============================================================================ image retrieval
+def _held_out_classes(data: Any, train_classes: int) -> Any:
+    """Train on classes ``< train_classes``; test retrieval on the other classes."""
+    from rankloss.data.types import LabelledDataset
+
+    def keep(split: Any, seen: bool) -> Any:
+        index = (split.y < train_classes) if seen else (split.y >= train_classes)
+        return split.subset(torch.nonzero(index).flatten())
+
+    return LabelledDataset(keep(data.train, True), keep(data.test, False),
+                           keep(data.validation, True), data.class_names, data.card)
+
+
+def _image_model(ctx: RunContext, sample: Tensor) -> nn.Module:
+    from rankloss.models import EmbeddingMLP, SmallCNN
+
+    torch.manual_seed(ctx.seed)
+    dim = ctx.suite.model.get("embedding_dim", 64)
+    if ctx.suite.model.get("kind", "cnn") == "mlp" or sample.dim() == 2:
+        return EmbeddingMLP(sample[0].numel(), dim, hidden=(256,))
+    return SmallCNN(sample.shape[1], dim, width=ctx.suite.model.get("width", 32))
+
+
+@dataclass
+class _Views:
+    view1: Tensor
+    view2: Tensor
+
+
+def _views_task(base: Any, seed: int) -> Any:
+    """Wrap an embedding task so that each batch gives two augmented views (SimCLR)."""
+    from rankloss.augment import TwoViews, simclr_image_pipeline
+
+    class ViewsTask:
+        def __init__(self) -> None:
+            size = base.data.train.x.shape[-1]
+            self.views = TwoViews(simclr_image_pipeline(size, crop_scale=(0.5, 1.0), flip=False,
+                                                        jitter=0.4, grayscale_p=0.0,
+                                                        blur_p=0.3, noise_std=0.05),
+                                  seed=seed)
+
+        def train_batches(self, generator: torch.Generator) -> Iterator[_Views]:
+            for batch in base.train_batches(generator):
+                view1, view2, _ = self.views(batch.x)
+                yield _Views(view1, view2)
+
+        def training_step(self, model: nn.Module, batch: _Views, loss: Callable) -> Tensor:
+            return loss(model(batch.view1).float(), model(batch.view2).float())
+
+        def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+            return base.evaluate(model, split)
+
+    return ViewsTask()
+
+
+def run_retrieval(ctx: RunContext) -> RunResult:
+    """Embedding network on images, trained on some classes, evaluated on held-out ones."""
+    from rankloss.losses import get
+    from rankloss.train.tasks import EmbeddingTask
+
+    budget = ctx.suite.budget
+    data = _held_out_classes(load_dataset(ctx.dataset), budget.get("train_classes", 6))
+    task: Any = EmbeddingTask(data, batch_size=budget.get("batch_size", 128),
+                              per_class=budget.get("m_per_class", 16), form="embedding",
+                              ks=(1, 10))
+    if ctx.loss.options.get("views"):
+        task = _views_task(task, ctx.seed)
+    model = _image_model(ctx, data.train.x)
+    return _fit_and_test(ctx, _trainer(ctx, model, task, get(ctx.loss.name, **ctx.loss.hyper)))
+
+
+# ============================================================================ imbalanced data
+class _ImbalancedTask:
+    """Classification on imbalanced data, by a linear head (cross-entropy rows) or by the
+    nearest class centroid of the training embeddings (metric-learning rows)."""
+
+    def __init__(self, data: Any, *, batch_size: int, sampler: str, minority: list[int],
+                 classifier: bool, num_classes: int) -> None:
+        self.data, self.batch_size, self.sampler = data, batch_size, sampler
+        self.minority, self.classifier, self.num_classes = minority, classifier, num_classes
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
+        from rankloss.mining import ClassBalancedSampler
+
+        train = self.data.train
+        if self.sampler == "class_balanced":
+            seed = int(torch.randint(2**31 - 1, (), generator=generator))
+            batches = list(ClassBalancedSampler(train.y, self.batch_size, seed=seed))
+        else:
+            order = torch.randperm(len(train), generator=generator)
+            batches = [order[i: i + self.batch_size].tolist()
+                       for i in range(0, len(order), self.batch_size)]
+        for index in batches:
+            index = torch.as_tensor(index)
+            yield train.x[index], train.y[index]
+
+    def training_step(self, model: nn.Module, batch: tuple[Tensor, Tensor],
+                      loss: Callable) -> Tensor:
+        x, y = batch
+        outputs = model(x).float()
+        if self.classifier:
+            return loss(outputs, F.one_hot(y, self.num_classes).float())
+        return loss(outputs, y)
+
+    def _outputs(self, model: nn.Module, x: Tensor) -> Tensor:
+        device = next(model.parameters()).device
+        return torch.cat([model(x[i: i + 512].to(device)).float().cpu()
+                          for i in range(0, len(x), 512)])
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        from rankloss.metrics import per_class_report
+
+        data = self.data.split(split)
+        outputs = self._outputs(model, data.x)
+        if self.classifier:
+            predictions = outputs.argmax(-1)
+        else:
+            train = self.data.train
+            reference = F.normalize(self._outputs(model, train.x), dim=-1)
+            centroids = torch.stack([reference[train.y == c].mean(0)
+                                     for c in range(self.num_classes)])
+            predictions = (F.normalize(outputs, dim=-1) @ F.normalize(centroids, dim=-1).T
+                           ).argmax(-1)
+        report = per_class_report(predictions, data.y, self.num_classes)
+        minority = torch.tensor(self.minority)
+        return {
+            "macro_recall": float(report["macro_recall"]),
+            "macro_precision": float(report["macro_precision"]),
+            "minority_recall": float(report["recall"][minority].mean()),
+            "minority_precision": float(report["precision"][minority].mean()),
+            "accuracy": float(report["accuracy"]),
+        }
+
+
+def run_imbalanced(ctx: RunContext) -> RunResult:
+    """Minority classes cut to a fraction of their training samples (seeded, fixed)."""
+    from rankloss.data import imbalanced
+    from rankloss.losses import LOSSES, get
+    from rankloss.models import EmbeddingMLP, SmallCNN
+
+    budget = ctx.suite.budget
+    minority = list(budget.get("minority", [5, 6, 7, 8, 9]))
+    full = load_dataset(ctx.dataset)
+    data = imbalanced(full, minority, budget.get("fraction", 0.05), seed=0,
+                      splits=("train", "validation"))
+    num_classes = full.num_classes
+    classifier = LOSSES.entry(ctx.loss.name).family != "embedding"
+    torch.manual_seed(ctx.seed)
+    dim = num_classes if classifier else ctx.suite.model.get("embedding_dim", 64)
+    if data.train.x.dim() == 4:
+        model: nn.Module = SmallCNN(data.train.x.shape[1], dim, normalize=not classifier)
+    else:
+        model = EmbeddingMLP(data.train.x[0].numel(), dim, normalize=not classifier)
+    task = _ImbalancedTask(data, batch_size=budget.get("batch_size", 64),
+                           sampler=ctx.loss.options.get("sampler", "uniform"),
+                           minority=minority, classifier=classifier, num_classes=num_classes)
+    return _fit_and_test(ctx, _trainer(ctx, model, task, get(ctx.loss.name, **ctx.loss.hyper)))
+
+
+# ============================================================================ recommendation
+@dataclass
+class _InBatch:
+    users: Tensor
+    items: Tensor
+    labels: Tensor
+
+
+def _in_batch_task(base: Any) -> Any:
+    """One positive per user; the other users' positives in the batch are the negatives."""
+
+    class InBatchTask:
+        def train_batches(self, generator: torch.Generator) -> Iterator[_InBatch]:
+            for batch in base.train_batches(generator):
+                first = batch.items[:, 0]
+                labels = base.train_gains[batch.users.unsqueeze(1), first.unsqueeze(0)]
+                labels = torch.maximum(labels, torch.eye(len(first)))
+                yield _InBatch(batch.users, first, labels)
+
+        def training_step(self, model: nn.Module, batch: _InBatch, loss: Callable) -> Tensor:
+            scores = model.user_vectors(batch.users) @ model.item_vectors(batch.items).T
+            scores = scores + model.item_bias(batch.items).unsqueeze(0)
+            return loss(scores.float(), batch.labels)
+
+        def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+            return base.evaluate(model, split)
+
+    return InBatchTask()
+
+
+def run_recsys(ctx: RunContext) -> RunResult:
+    """Matrix factorisation, leave-last-out, full-catalogue Recall@10 / NDCG@10."""
+    from rankloss.losses import get
+    from rankloss.models import MatrixFactorization
+    from rankloss.train.tasks import RecsysTask
+
+    budget = ctx.suite.budget
+    data = load_dataset(ctx.dataset, split="leave-last-out")
+    task: Any = RecsysTask(data, batch_size=budget.get("batch_size", 512),
+                           positives=budget.get("positives", 1),
+                           negatives=budget.get("negatives", 20), ks=(10,))
+    name = ctx.loss.name
+    if name == "sampled_softmax":
+        name = "softmax_ce"
+        if ctx.loss.options.get("negatives") == "in_batch":
+            task = _in_batch_task(task)
+    torch.manual_seed(ctx.seed)
+    model = MatrixFactorization(data.num_users, data.num_items, ctx.suite.model.get("dim", 64))
+    return _fit_and_test(ctx, _trainer(ctx, model, task, get(name, **ctx.loss.hyper)))
+
+
+# ============================================================================ text retrieval
+def run_text(ctx: RunContext) -> RunResult:
+    """Fine-tune the sentence encoder (optional ``text`` extra) on title -> review pairs."""
+    from rankloss.losses import get
+    from rankloss.train.tasks import TextRetrievalTask
+
+    try:
+        from rankloss.models import SentenceEncoder
+
+        torch.manual_seed(ctx.seed)
+        model = SentenceEncoder()
+    except (ImportError, OSError, RuntimeError) as error:
+        raise SkipRun(f"the sentence encoder is not available ({error}); "
+                      "pip install 'rankloss[text]'") from None
+    budget = ctx.suite.budget
+    data = load_dataset(ctx.dataset, max_train=budget.get("train_pairs", 2000),
+                        max_test=budget.get("test_pairs", 1000))
+    task = TextRetrievalTask(data, batch_size=budget.get("batch_size", 32), ks=(10,))
+    return _fit_and_test(ctx, _trainer(ctx, model, task, get(ctx.loss.name, **ctx.loss.hyper)))
+
+
+TASKS: dict[str, Callable[[RunContext], RunResult]] = {
+    "ltr": run_ltr,
+    "retrieval": run_retrieval,
+    "imbalanced": run_imbalanced,
+    "recsys": run_recsys,
+    "text": run_text,
+}
