@@ -1,0 +1,482 @@
+"""Generic loaders for users' own data.
+
+* :func:`read_svmlight` - SVMlight / LETOR files with ``qid`` (scikit-learn's reader);
+* :func:`read_interactions` - parquet / CSV / TSV interaction logs (user, item, rating, time);
+* :func:`read_labelled` - labelled arrays (images or embeddings) from ``.npz`` or CSV;
+* :func:`read_idx` - IDX files (MNIST layout), optionally gzipped;
+* :func:`read_text_retrieval` - queries, corpus and qrels in the BEIR or TREC layout.
+
+A malformed line raises :class:`~rankloss.data.types.DataFormatError` whose message starts with
+``file:line:``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rankloss.data.types import (
+    DataFormatError,
+    Interactions,
+    LabelledSplit,
+    LTRSplit,
+    TextRetrievalDataset,
+    TextRetrievalSplit,
+)
+from rankloss.lists import ListLayout
+
+__all__ = [
+    "read_svmlight",
+    "read_interactions",
+    "read_labelled",
+    "read_idx",
+    "read_text_retrieval",
+    "IdMap",
+]
+
+PathLike = str | os.PathLike
+
+
+def _open_text(path: PathLike) -> io.TextIOBase:
+    path = Path(path)
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8", newline="")
+
+
+# ----------------------------------------------------------------------------- SVMlight / LETOR
+def _find_svmlight_error(path: PathLike) -> DataFormatError | None:
+    """Scan an SVMlight file line by line; the first malformed line as an error."""
+    with _open_text(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            tokens = line.split()
+            try:
+                float(tokens[0])
+            except ValueError:
+                return DataFormatError(path, lineno, f"label {tokens[0]!r} is not a number")
+            if len(tokens) < 2 or not tokens[1].startswith("qid:"):
+                return DataFormatError(path, lineno, "missing 'qid:<id>' after the label")
+            try:
+                int(tokens[1][4:])
+            except ValueError:
+                return DataFormatError(path, lineno, f"query id {tokens[1]!r} is not an integer")
+            previous = -1
+            for tok in tokens[2:]:
+                index, sep, value = tok.partition(":")
+                try:
+                    if not sep:
+                        raise ValueError
+                    i = int(index)
+                    float(value)
+                except ValueError:
+                    return DataFormatError(
+                        path, lineno, f"feature {tok!r} is not '<index>:<value>'"
+                    )
+                if i <= previous:
+                    return DataFormatError(
+                        path, lineno, f"feature indices must increase ({i} after {previous})"
+                    )
+                previous = i
+    return None
+
+
+def read_svmlight(
+    path: PathLike, *, num_features: int | None = None, zero_based: bool | str = "auto"
+) -> LTRSplit:
+    """Read an SVMlight/LETOR file (``<label> qid:<id> <i>:<v> ...``) into padded lists.
+
+    Lists are ordered by ascending query id, documents in file order.
+
+    Args:
+        path: the file (may be gzipped).
+        num_features: number of features (default: the largest index in the file).
+        zero_based: whether feature indices start at 0 (``"auto"``: guessed by scikit-learn).
+
+    Raises:
+        DataFormatError: naming the file and line of the first malformed line.
+    """
+    from sklearn.datasets import load_svmlight_file
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        x, y, qid = load_svmlight_file(
+            str(path), n_features=num_features, query_id=True, zero_based=zero_based,
+            dtype=np.float32,
+        )
+    except ValueError as err:
+        found = _find_svmlight_error(path)
+        raise (found or DataFormatError(path, None, str(err))) from err
+    if len(qid) != len(y):
+        found = _find_svmlight_error(path)
+        raise found or DataFormatError(path, None, "some lines have no 'qid:'")
+    if len(y) == 0:
+        raise DataFormatError(path, None, "no data lines")
+    layout = ListLayout.from_query_ids(torch.from_numpy(qid.astype(np.int64)))
+    features = layout.pad(torch.from_numpy(np.asarray(x.todense(), dtype=np.float32)))
+    labels = layout.pad(torch.from_numpy(y.astype(np.float32)))
+    return LTRSplit(features, labels, layout.mask, layout.query_ids.long())
+
+
+# ----------------------------------------------------------------------------- interactions
+class IdMap:
+    """Raw ids -> contiguous ``0..n-1`` (in order of first sight or sorted)."""
+
+    def __init__(self, raw: Sequence[object] | np.ndarray) -> None:
+        self.ids = np.asarray(raw)
+        self.index = {v: i for i, v in enumerate(self.ids.tolist())}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def encode(self, values: Sequence[object] | np.ndarray) -> np.ndarray:
+        return np.fromiter((self.index[v] for v in np.asarray(values).tolist()), np.int64)
+
+
+_DEFAULT_COLUMNS = {
+    "user": ("user", "user_id", "userid", "userId"),
+    "item": ("item", "item_id", "itemid", "movie_id", "movieId"),
+    "rating": ("rating", "score", "label"),
+    "time": ("time", "timestamp", "ts"),
+}
+
+
+def _strip_type(name: str) -> str:
+    """RecBole headers look like ``user_id:token``; keep ``user_id``."""
+    return name.split(":", 1)[0].strip()
+
+
+def _pick(header: list[str], role: str, given: str | None) -> int | None:
+    if given is not None:
+        if given not in header:
+            raise KeyError(f"column {given!r} not found; columns are {header}")
+        return header.index(given)
+    for candidate in _DEFAULT_COLUMNS[role]:
+        if candidate in header:
+            return header.index(candidate)
+    return None
+
+
+def read_interactions(
+    path: PathLike,
+    *,
+    user: str | None = None,
+    item: str | None = None,
+    rating: str | None = None,
+    time: str | None = None,
+    sep: str | None = None,
+    header: bool = True,
+) -> tuple[Interactions, IdMap, IdMap]:
+    """Read an interaction log (user, item, rating, time) from parquet, CSV or TSV.
+
+    Column names default to the usual ones (``user``/``user_id``/``userId``, ``item``/
+    ``item_id``/``movieId``, ``rating``, ``time``/``timestamp``); RecBole's ``name:type``
+    headers are understood. Without ``rating`` every interaction gets 1; without ``time`` the
+    row number is the time. Without a header (``header=False``) the columns are user, item,
+    [rating, [time]].
+
+    Returns:
+        ``(interactions, user_map, item_map)``: ids are contiguous, in sorted raw-id order.
+
+    Raises:
+        DataFormatError: a line with the wrong number of fields or a non-numeric rating/time.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    names = {"user": user, "item": item, "rating": rating, "time": time}
+    if path.suffix == ".parquet" or ".parquet" in path.suffixes:
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        cols = [_strip_type(str(c)) for c in frame.columns]
+        rows = [frame.iloc[:, i].to_numpy() if i is not None else None
+                for i in (_pick(cols, r, names[r]) for r in names)]
+        if rows[0] is None or rows[1] is None:
+            raise DataFormatError(path, None, f"no user/item column among {cols}")
+        for r, values in zip(("rating", "time"), rows[2:]):
+            if values is not None and not np.issubdtype(np.asarray(values).dtype, np.number):
+                raise DataFormatError(path, None, f"column {r} is not numeric")
+        raw_user, raw_item, ratings, times = rows
+    else:
+        if sep is None:
+            sep = "," if path.suffix in (".csv",) or path.name.endswith(".csv.gz") else "\t"
+        raw_user, raw_item, ratings, times = _read_delimited(path, sep, header, names)
+    n = len(raw_user)
+    ratings = np.ones(n, np.float32) if ratings is None else np.asarray(ratings, np.float32)
+    times = np.arange(n, dtype=np.float64) if times is None else np.asarray(times, np.float64)
+    user_map = IdMap(np.unique(np.asarray(raw_user)))
+    item_map = IdMap(np.unique(np.asarray(raw_item)))
+    inter = Interactions(
+        torch.from_numpy(user_map.encode(raw_user)),
+        torch.from_numpy(item_map.encode(raw_item)),
+        torch.from_numpy(ratings),
+        torch.from_numpy(times),
+    )
+    return inter, user_map, item_map
+
+
+def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | None]):
+    with _open_text(path) as f:
+        reader = csv.reader(f, delimiter=sep)
+        first = next(reader, None)
+        if first is None:
+            raise DataFormatError(path, 1, "empty file")
+        if header:
+            cols = [_strip_type(c) for c in first]
+            index = {r: _pick(cols, r, names[r]) for r in names}
+            if index["user"] is None or index["item"] is None:
+                raise DataFormatError(path, 1, f"header has no user/item column: {cols}")
+            width, start, rows = len(cols), 2, []
+        else:
+            width = len(first)
+            index = {"user": 0, "item": 1, "rating": 2 if width > 2 else None,
+                     "time": 3 if width > 3 else None}
+            start, rows = 1, [first]
+        out: dict[str, list] = {r: [] for r in names}
+        numeric = [r for r in ("rating", "time") if index[r] is not None]
+
+        def take(fields: list[str], lineno: int) -> None:
+            if len(fields) != width:
+                raise DataFormatError(path, lineno, f"expected {width} fields, got {len(fields)}")
+            for r in ("user", "item"):
+                out[r].append(fields[index[r]])
+            for r in numeric:
+                try:
+                    out[r].append(float(fields[index[r]]))
+                except ValueError:
+                    raise DataFormatError(
+                        path, lineno, f"{r} {fields[index[r]]!r} is not a number"
+                    ) from None
+
+        for fields in rows:
+            take(fields, 1)
+        for lineno, fields in enumerate(reader, start):
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            take(fields, lineno)
+    users, items = _as_ids(out["user"]), _as_ids(out["item"])
+    return (users, items, out["rating"] if numeric.count("rating") else None,
+            out["time"] if "time" in numeric else None)
+
+
+def _as_ids(values: list[str]) -> np.ndarray:
+    """Integer ids when every value is an integer, else the strings."""
+    try:
+        return np.asarray([int(v) for v in values], dtype=np.int64)
+    except ValueError:
+        return np.asarray(values)
+
+
+# ----------------------------------------------------------------------------- labelled arrays
+def read_labelled(
+    path: PathLike,
+    *,
+    x_key: str = "x",
+    y_key: str = "y",
+    label_column: int = -1,
+    shape: Sequence[int] | None = None,
+    scale: float = 1.0,
+    header: bool = False,
+) -> LabelledSplit:
+    """Read labelled arrays: ``.npz`` (arrays ``x_key`` and ``y_key``) or CSV (one row per
+    sample, the label in ``label_column``, every other column a value).
+
+    Args:
+        shape: reshape each sample to this (e.g. ``(1, 28, 28)`` for images).
+        scale: divide values by this (e.g. 255 for pixels).
+
+    Raises:
+        DataFormatError: a CSV row with a different number of fields, a non-numeric value, or
+        a label that is not an integer.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            for key in (x_key, y_key):
+                if key not in data:
+                    raise DataFormatError(path, None, f"no array {key!r}; has {list(data)}")
+            x, y = data[x_key], data[y_key]
+        if not np.issubdtype(y.dtype, np.integer):
+            if not np.all(np.equal(np.mod(y, 1), 0)):
+                raise DataFormatError(path, None, f"labels {y_key!r} are not integers")
+    else:
+        x, y = _read_labelled_csv(path, label_column, header)
+    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) / scale
+    if shape is not None:
+        x = x.reshape(x.shape[0], *shape)
+    return LabelledSplit(x, torch.from_numpy(np.asarray(y, dtype=np.int64)))
+
+
+def _read_labelled_csv(path: Path, label_column: int, header: bool):
+    xs, ys, width = [], [], None
+    with _open_text(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            if header and lineno == 1:
+                continue
+            line = raw.strip()
+            if not line:
+                continue
+            fields = line.split(",")
+            if width is None:
+                width = len(fields)
+            elif len(fields) != width:
+                raise DataFormatError(path, lineno, f"expected {width} fields, got {len(fields)}")
+            try:
+                values = [float(v) for v in fields]
+            except ValueError:
+                bad = next(v for v in fields if not _is_float(v))
+                raise DataFormatError(path, lineno, f"value {bad!r} is not a number") from None
+            label = values.pop(label_column)
+            if label != int(label):
+                raise DataFormatError(path, lineno, f"label {label} is not an integer")
+            xs.append(values)
+            ys.append(int(label))
+    if not xs:
+        raise DataFormatError(path, None, "no data rows")
+    return np.asarray(xs, np.float32), np.asarray(ys, np.int64)
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def read_idx(path: PathLike) -> np.ndarray:
+    """Read an IDX file (``*-ubyte`` or ``*-ubyte.gz``, the MNIST format) into an array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataFormatError(path, None, "not an IDX file (bad magic number)")
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if data[2] not in dtypes:
+        raise DataFormatError(path, None, f"unknown IDX data type 0x{data[2]:02x}")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    dtype = np.dtype(dtypes[data[2]])
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if len(data) - offset != expected:
+        raise DataFormatError(
+            path, None, f"header says {dims} ({expected} bytes) but {len(data) - offset} follow"
+        )
+    return np.frombuffer(data, dtype, offset=offset).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+# ----------------------------------------------------------------------------- text retrieval
+def _read_jsonl(path: Path, key_field: str = "_id") -> dict[str, dict]:
+    out = {}
+    with _open_text(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(path, lineno, f"invalid JSON: {err.msg}") from None
+            if not isinstance(row, dict) or key_field not in row:
+                raise DataFormatError(path, lineno, f"record has no {key_field!r} field")
+            out[str(row[key_field])] = row
+    return out
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """BEIR TSV (``query-id corpus-id score`` with a header) or TREC (``qid 0 docid rel``)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with _open_text(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            fields = raw.split()
+            if not fields:
+                continue
+            if lineno == 1 and not _is_float(fields[-1]) and "query" in fields[0].lower():
+                continue  # BEIR header: query-id corpus-id score
+            if len(fields) == 3:
+                q, d, r = fields
+            elif len(fields) == 4:
+                q, _, d, r = fields
+            else:
+                raise DataFormatError(
+                    path, lineno, f"expected 3 (BEIR) or 4 (TREC) fields, got {len(fields)}"
+                )
+            try:
+                rel = int(float(r))
+            except ValueError:
+                raise DataFormatError(path, lineno, f"relevance {r!r} is not a number") from None
+            qrels.setdefault(q, {})[d] = rel
+    return qrels
+
+
+def _read_topics(path: Path) -> dict[str, str]:
+    """Queries: BEIR ``queries.jsonl`` or a TSV ``qid<TAB>text``."""
+    if path.suffix == ".jsonl" or path.name.endswith(".jsonl.gz"):
+        return {k: str(v.get("text", "")) for k, v in _read_jsonl(path).items()}
+    out = {}
+    with _open_text(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            q, sep, text = raw.rstrip("\n").partition("\t")
+            if not sep:
+                raise DataFormatError(path, lineno, "expected '<query id>\\t<text>'")
+            out[q] = text
+    return out
+
+
+def read_text_retrieval(folder: PathLike) -> TextRetrievalDataset:
+    """Read a text retrieval collection in the BEIR layout::
+
+        folder/corpus.jsonl     {"_id": ..., "title": ..., "text": ...} per line
+        folder/queries.jsonl    {"_id": ..., "text": ...} per line (or queries.tsv)
+        folder/qrels/{train,dev,test}.tsv   query-id, corpus-id, score (TREC 4-column also ok)
+
+    Documents' text is ``title + " " + text``. Query splits come from the qrels files present
+    (``dev`` is returned as ``validation``); a split holds the queries that have qrels there.
+    """
+    folder = Path(folder)
+    corpus_path = next((p for p in (folder / "corpus.jsonl", folder / "corpus.jsonl.gz")
+                        if p.is_file()), None)
+    if corpus_path is None:
+        raise FileNotFoundError(f"no corpus.jsonl in {folder}")
+    corpus = {k: " ".join(filter(None, (str(v.get("title") or ""), str(v.get("text") or ""))))
+              for k, v in _read_jsonl(corpus_path).items()}
+    query_path = next((p for p in (folder / "queries.jsonl", folder / "queries.tsv")
+                       if p.is_file()), None)
+    if query_path is None:
+        raise FileNotFoundError(f"no queries.jsonl or queries.tsv in {folder}")
+    queries = _read_topics(query_path)
+    splits: dict[str, TextRetrievalSplit] = {}
+    for name, key in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        for qrel_path in (folder / "qrels" / f"{name}.tsv", folder / "qrels" / f"{name}.txt"):
+            if qrel_path.is_file():
+                qrels = _read_qrels(qrel_path)
+                missing = [q for q in qrels if q not in queries]
+                if missing:
+                    raise DataFormatError(qrel_path, None, f"unknown query id {missing[0]!r}")
+                unknown = [d for docs in qrels.values() for d in docs if d not in corpus]
+                if unknown:
+                    raise DataFormatError(qrel_path, None, f"unknown document id {unknown[0]!r}")
+                splits[key] = TextRetrievalSplit({q: queries[q] for q in qrels}, qrels)
+                break
+    if "test" not in splits:
+        raise FileNotFoundError(f"no qrels/test.tsv in {folder}")
+    return TextRetrievalDataset(
+        corpus, splits.get("train"), splits["test"], validation=splits.get("validation")
+    )

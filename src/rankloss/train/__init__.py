@@ -1,0 +1,23 @@
+"""Training: one :class:`Trainer` for every area, with ready-made tasks.
+
+>>> from rankloss.train import Trainer, LTRTask, EarlyStopping  # doctest: +SKIP
+>>> Trainer(model, LTRTask(data), "listnet", epochs=20,
+...         early_stopping=EarlyStopping("ndcg@10", "max", patience=3)).fit()  # doctest: +SKIP
+"""
+
+from rankloss.train.tasks import EmbeddingTask, LTRTask, RecsysTask, TextRetrievalTask, loss_family
+from rankloss.train.trainer import (
+    EarlyStopping,
+    Task,
+    Trainer,
+    TrainResult,
+    build_loss,
+    move_to_device,
+    seed_everything,
+)
+
+__all__ = [
+    "Trainer", "Task", "EarlyStopping", "TrainResult", "seed_everything", "build_loss",
+    "move_to_device", "LTRTask", "EmbeddingTask", "RecsysTask", "TextRetrievalTask",
+    "loss_family",
+]

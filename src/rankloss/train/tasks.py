@@ -1,0 +1,408 @@
+"""Ready-made tasks: learning to rank lists, embeddings with labels, recommendation, and
+text retrieval. A task owns the data: its batches, the loss of a batch, and evaluation.
+
+Evaluation uses :mod:`rankloss.metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rankloss.data.batching import class_balanced_batches, index_batches, list_batches
+from rankloss.data.types import (
+    LabelledDataset,
+    LTRDataset,
+    LTRSplit,
+    RecDataset,
+    TextRetrievalDataset,
+)
+
+__all__ = ["LTRTask", "EmbeddingTask", "RecsysTask", "TextRetrievalTask", "loss_family"]
+
+
+def _metrics():
+    import rankloss.metrics as metrics
+
+    return metrics
+
+
+def _embedding_retrieval_metrics():
+    metrics = _metrics()
+    fn = getattr(metrics, "embedding_retrieval_metrics", None)
+    if fn is None:
+        from rankloss.metrics.retrieval import embedding_retrieval_metrics as fn
+    return fn
+
+
+def _mean(values: Tensor) -> float:
+    """Mean over lists, leaving out NaN (lists with nothing relevant)."""
+    values = values.float()
+    keep = ~torch.isnan(values)
+    return float(values[keep].mean()) if keep.any() else float("nan")
+
+
+def loss_family(loss: Any) -> str | None:
+    """The registry family of a loss module (``"embedding"``, ``"listwise"``, ...) or None."""
+    name = getattr(loss, "registered_name", None)
+    if name is None:
+        return None
+    from rankloss.losses import LOSSES
+
+    try:
+        return LOSSES.entry(name).family
+    except KeyError:
+        return None
+
+
+# ============================================================================ learning to rank
+class LTRTask:
+    """Padded query lists (:class:`~rankloss.data.types.LTRDataset`): the model maps
+    ``(features [B, n, f], mask [B, n])`` to scores ``[B, n]``; the loss is called as
+    ``loss(scores, labels, mask)``.
+
+    Args:
+        data: the data set.
+        batch_size: lists per batch.
+        max_items: subsample lists longer than this in training (seeded).
+        ks: cut-offs of the reported ``ndcg@k``; ``map`` and ``mrr`` (label >= 1 relevant) too.
+    """
+
+    def __init__(
+        self, data: LTRDataset, *, batch_size: int = 16, max_items: int | None = None,
+        ks: Sequence[int] = (1, 5, 10), eval_batch_size: int = 64,
+    ) -> None:
+        self.data, self.batch_size, self.max_items = data, batch_size, max_items
+        self.ks, self.eval_batch_size = tuple(ks), eval_batch_size
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[LTRSplit]:
+        return list_batches(self.data.train, self.batch_size, shuffle=True, generator=generator,
+                            max_items=self.max_items)
+
+    def training_step(self, model: nn.Module, batch: LTRSplit, loss: Callable) -> Tensor:
+        scores = model(batch.features, batch.mask)
+        return loss(scores.float(), batch.labels, batch.mask)
+
+    def scores(self, model: nn.Module, split: LTRSplit) -> Tensor:
+        device = next(model.parameters()).device
+        parts = []
+        for index in index_batches(len(split), self.eval_batch_size, shuffle=False):
+            f, m = split.features[index].to(device), split.mask[index].to(device)
+            parts.append(model(f, m).float().cpu())
+        return torch.cat(parts)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        data = self.data.split(split)
+        scores = self.scores(model, data)
+        m = _metrics()
+        out = {f"ndcg@{k}": _mean(m.ndcg(scores, data.labels, data.mask, k=k)) for k in self.ks}
+        out["map"] = _mean(m.average_precision(scores, data.labels, data.mask))
+        out["mrr"] = _mean(m.reciprocal_rank(scores, data.labels, data.mask))
+        return out
+
+
+# ============================================================================ embeddings
+@dataclass
+class _Labelled:
+    x: Tensor
+    y: Tensor
+
+
+class EmbeddingTask:
+    """Labelled samples (:class:`~rankloss.data.types.LabelledDataset`): the model maps
+    ``x [N, ...]`` to embeddings ``[N, d]``.
+
+    The loss form is chosen by ``form``:
+
+    * ``"embedding"``: ``loss(embeddings, labels)`` (embedding losses: contrastive, triplet,
+      ...);
+    * ``"lists"``: every sample is a query ranking the rest of its batch by cosine similarity
+      (times ``scale``); same class = relevant: ``loss(scores [B, B], labels [B, B], mask)``
+      with the sample itself masked out - any list loss works;
+    * ``"auto"`` (default): ``"embedding"`` for losses registered in family ``embedding``,
+      else ``"lists"``.
+
+    Batches hold ``per_class`` samples from each of ``batch_size // per_class`` classes.
+    Evaluation: :func:`rankloss.metrics.embedding_retrieval_metrics` on the split
+    (leave-one-out: each sample queries the others), or against ``reference`` split.
+    """
+
+    def __init__(
+        self, data: LabelledDataset, *, batch_size: int = 64, per_class: int = 4,
+        batches_per_epoch: int | None = None, form: str = "auto", scale: float = 10.0,
+        ks: Sequence[int] = (1, 10), reference: str | None = None, eval_batch_size: int = 512,
+    ) -> None:
+        if form not in ("auto", "embedding", "lists"):
+            raise ValueError(f"EmbeddingTask: form must be auto, embedding or lists, got {form!r}")
+        self.data, self.batch_size, self.per_class = data, batch_size, per_class
+        self.batches_per_epoch, self.form, self.scale = batches_per_epoch, form, scale
+        self.ks, self.reference, self.eval_batch_size = tuple(ks), reference, eval_batch_size
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[_Labelled]:
+        train = self.data.train
+        for index in class_balanced_batches(train.y, self.batch_size, per_class=self.per_class,
+                                            generator=generator,
+                                            num_batches=self.batches_per_epoch):
+            yield _Labelled(train.x[index], train.y[index])
+
+    def training_step(self, model: nn.Module, batch: _Labelled, loss: Callable) -> Tensor:
+        embeddings = model(batch.x).float()
+        form = self.form
+        if form == "auto":
+            form = "embedding" if loss_family(loss) == "embedding" else "lists"
+        if form == "embedding":
+            return loss(embeddings, batch.y)
+        z = F.normalize(embeddings, dim=-1)
+        scores = self.scale * (z @ z.T)
+        labels = (batch.y.unsqueeze(0) == batch.y.unsqueeze(1)).float()
+        mask = ~torch.eye(len(batch.y), dtype=torch.bool, device=scores.device)
+        return loss(scores, labels, mask)
+
+    def embed(self, model: nn.Module, x: Tensor) -> Tensor:
+        device = next(model.parameters()).device
+        parts = [model(x[i: i + self.eval_batch_size].to(device)).float().cpu()
+                 for i in range(0, len(x), self.eval_batch_size)]
+        return torch.cat(parts)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        data = self.data.split(split)
+        query = self.embed(model, data.x)
+        fn = _embedding_retrieval_metrics()
+        if self.reference is None:
+            return fn(query, data.y, ks=self.ks)
+        ref = self.data.split(self.reference)
+        return fn(query, data.y, self.embed(model, ref.x), ref.y, ks=self.ks,
+                  exclude_self=False)
+
+
+# ============================================================================ recommendation
+def _top_k_metrics(scores: Tensor, labels: Tensor, mask: Tensor, ks: Sequence[int]
+                   ) -> dict[str, Tensor]:
+    """Full-catalogue ``recall@k``, ``ndcg@k`` (gain ``2^label - 1``) and ``hit@k`` per row,
+    with ``torch.topk`` (rows without relevant items give 0). Same definitions as
+    :mod:`rankloss.metrics`, without a full sort of the catalogue."""
+    scores = torch.where(mask, scores, torch.full_like(scores, -torch.inf))
+    relevant = (labels > 0) & mask
+    total = relevant.sum(-1).clamp_min(1)
+    out = {}
+    for k in ks:
+        k_ = min(k, scores.shape[-1])
+        top = torch.topk(scores, k_, dim=-1).indices
+        rel = relevant.gather(1, top)
+        discount = 1.0 / torch.log2(torch.arange(k_, dtype=torch.float32) + 2.0)
+        dcg = ((2.0 ** labels.gather(1, top) - 1.0) * rel * discount).sum(-1)
+        ideal_gains = torch.topk(torch.where(relevant, labels, 0.0), k_, dim=-1).values
+        ideal = ((2.0 ** ideal_gains - 1.0) * discount).sum(-1)
+        out[f"recall@{k}"] = rel.sum(-1) / total
+        out[f"ndcg@{k}"] = torch.where(ideal > 0, dcg / ideal.clamp_min(1e-12), 0.0)
+        out[f"hit@{k}"] = rel.any(-1).float()
+    return out
+
+
+@dataclass
+class _UserLists:
+    users: Tensor  # [B]
+    items: Tensor  # [B, n]
+    labels: Tensor  # [B, n]
+    mask: Tensor  # [B, n]
+
+
+class RecsysTask:
+    """Users x items (:class:`~rankloss.data.types.RecDataset`): the model maps
+    ``(users [B], items [B, n])`` to scores ``[B, n]`` and has ``full_scores(users)``.
+
+    Each training list is one user: up to ``positives`` of their training items (labels = gains:
+    1 for implicit feedback, the rating for graded) plus ``negatives`` items drawn uniformly
+    from the catalogue (label = the user's training gain of that item, usually 0). The loss
+    is ``loss(scores, labels, mask)``.
+
+    Evaluation ranks the full catalogue for every user with held-out items in the split,
+    excluding the user's training items (and, for ``test``, validation items):
+    ``recall@k``, ``ndcg@k``, ``hit@k``.
+    """
+
+    def __init__(
+        self, data: RecDataset, *, batch_size: int = 64, positives: int = 16,
+        negatives: int = 64, lists_per_user: int = 1, ks: Sequence[int] = (10,),
+        eval_batch_size: int = 256,
+    ) -> None:
+        self.data, self.batch_size = data, batch_size
+        self.positives, self.negatives, self.lists_per_user = positives, negatives, lists_per_user
+        self.ks, self.eval_batch_size = tuple(ks), eval_batch_size
+        train = data.train
+        self.train_gains = torch.zeros(data.num_users, data.num_items)
+        self.train_gains[train.user, train.item] = data.gains(train)
+        self.user_items = train.per_user(data.num_users, "item")
+        self.users = torch.tensor([u for u, i in enumerate(self.user_items) if len(i)])
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[_UserLists]:
+        users = self.users.repeat(self.lists_per_user)
+        for index in index_batches(len(users), self.batch_size, generator=generator):
+            batch_users = users[index]
+            pos, pos_mask = [], []
+            for u in batch_users.tolist():
+                items = self.user_items[u]
+                chosen = items[torch.randperm(len(items), generator=generator)[: self.positives]]
+                pad = self.positives - len(chosen)
+                pos.append(torch.cat([chosen, chosen.new_zeros(pad)]))
+                pos_mask.append(torch.arange(self.positives) < len(chosen))
+            negatives = torch.randint(self.data.num_items, (len(batch_users), self.negatives),
+                                      generator=generator)
+            items = torch.cat([torch.stack(pos), negatives], 1)
+            mask = torch.cat([torch.stack(pos_mask),
+                              torch.ones_like(negatives, dtype=torch.bool)], 1)
+            labels = self.train_gains[batch_users.unsqueeze(1), items]
+            yield _UserLists(batch_users, items, labels, mask)
+
+    def training_step(self, model: nn.Module, batch: _UserLists, loss: Callable) -> Tensor:
+        scores = model(batch.users, batch.items).float()
+        return loss(scores, batch.labels, batch.mask)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        data = self.data
+        users, items, gains = data.held_out(split)
+        seen_splits = ("train", "validation") if split == "test" else ("train",)
+        seen_user, seen_item = data.seen(seen_splits)
+        device = next(model.parameters()).device
+        sums: dict[str, float] = {}
+        counted = 0
+        for start in range(0, len(users), self.eval_batch_size):
+            u = users[start: start + self.eval_batch_size]
+            scores = model.full_scores(u.to(device)).float().cpu()
+            row = torch.full((data.num_users,), -1, dtype=torch.long)
+            row[u] = torch.arange(len(u))
+            labels = torch.zeros(len(u), data.num_items)
+            for r in range(len(u)):
+                labels[r, items[start + r]] = gains[start + r]
+            mask = torch.ones(len(u), data.num_items, dtype=torch.bool)
+            hit = row[seen_user] >= 0
+            mask[row[seen_user[hit]], seen_item[hit]] = False
+            mask |= labels > 0  # a held-out item is never excluded
+            for name, values in _top_k_metrics(scores, labels, mask, self.ks).items():
+                sums[name] = sums.get(name, 0.0) + float(values.sum())
+            counted += len(u)
+        return {name: total / max(counted, 1) for name, total in sums.items()}
+
+
+# ============================================================================ text retrieval
+@dataclass
+class _Pairs:
+    queries: Any  # [B, f] features or list[str]
+    documents: Any
+
+
+class TextRetrievalTask:
+    """Queries and documents (:class:`~rankloss.data.types.TextRetrievalDataset`).
+
+    ``featurize(texts) -> [N, f]`` turns texts into model inputs once, up front (for example
+    frozen sentence embeddings or hashed bags of words); with ``featurize=None`` the model gets
+    the raw list of strings. The model (``query_model`` for queries if given) maps inputs to
+    embeddings ``[N, d]``.
+
+    Training batches are ``batch_size`` positive (query, document) pairs; the other documents of
+    the batch are the negatives. The loss form follows :class:`EmbeddingTask`:
+    ``"embedding"`` calls ``loss(cat(q, d), cat(ids, ids))``; ``"lists"`` calls
+    ``loss(scale * cos(q, d) [B, B], eye(B), mask)``.
+
+    Evaluation ranks the whole corpus for each query of the split: ``mrr@10``, ``recall@k``,
+    ``ndcg@k``.
+    """
+
+    def __init__(
+        self, data: TextRetrievalDataset, featurize: Callable[[list[str]], Tensor] | None = None,
+        *, batch_size: int = 128, form: str = "auto", scale: float = 20.0,
+        ks: Sequence[int] = (1, 10), query_model: nn.Module | None = None,
+        eval_batch_size: int = 512,
+    ) -> None:
+        self.data, self.batch_size, self.form, self.scale = data, batch_size, form, scale
+        self.ks, self.query_model, self.eval_batch_size = tuple(ks), query_model, eval_batch_size
+        self.doc_ids = list(data.corpus)
+        self.doc_index = {d: i for i, d in enumerate(self.doc_ids)}
+        self.featurize = featurize
+        self.doc_inputs = self._inputs([data.corpus[d] for d in self.doc_ids])
+        self.query_inputs: dict[str, tuple[list[str], Any]] = {}
+        for name in ("train", "validation", "test"):
+            split = getattr(data, name)
+            if split is not None:
+                ids = list(split.queries)
+                self.query_inputs[name] = (ids, self._inputs([split.queries[q] for q in ids]))
+        if data.train is None:
+            raise ValueError("TextRetrievalTask needs a train split")
+        train_ids = self.query_inputs["train"][0]
+        position = {q: i for i, q in enumerate(train_ids)}
+        pairs = data.train.pairs()
+        self.pair_query = torch.tensor([position[q] for q, _ in pairs])
+        self.pair_doc = torch.tensor([self.doc_index[d] for _, d in pairs])
+
+    def _inputs(self, texts: list[str]) -> Any:
+        return self.featurize(texts) if self.featurize is not None else texts
+
+    @staticmethod
+    def _take(inputs: Any, index: Tensor) -> Any:
+        if isinstance(inputs, Tensor):
+            return inputs[index]
+        return [inputs[i] for i in index.tolist()]
+
+    def _query_model(self, model: nn.Module) -> nn.Module:
+        return self.query_model if self.query_model is not None else model
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[_Pairs]:
+        queries = self.query_inputs["train"][1]
+        for index in index_batches(len(self.pair_query), self.batch_size, generator=generator,
+                                   drop_last=len(self.pair_query) > self.batch_size):
+            yield _Pairs(self._take(queries, self.pair_query[index]),
+                         self._take(self.doc_inputs, self.pair_doc[index]))
+
+    def training_step(self, model: nn.Module, batch: _Pairs, loss: Callable) -> Tensor:
+        q = self._query_model(model)(batch.queries).float()
+        d = model(batch.documents).float()
+        form = self.form
+        if form == "auto":
+            form = "embedding" if loss_family(loss) == "embedding" else "lists"
+        ids = torch.arange(q.shape[0], device=q.device)
+        if form == "embedding":
+            return loss(torch.cat([q, d]), torch.cat([ids, ids]))
+        scores = self.scale * (F.normalize(q, dim=-1) @ F.normalize(d, dim=-1).T)
+        labels = torch.eye(q.shape[0], device=q.device)
+        return loss(scores, labels, torch.ones_like(labels, dtype=torch.bool))
+
+    def _embed(self, model: nn.Module, inputs: Any) -> Tensor:
+        parts = []
+        device = next(model.parameters()).device if any(True for _ in model.parameters()) \
+            else torch.device("cpu")
+        n = len(inputs)
+        for i in range(0, n, self.eval_batch_size):
+            chunk = inputs[i: i + self.eval_batch_size]
+            if isinstance(chunk, Tensor):
+                chunk = chunk.to(device)
+            parts.append(F.normalize(model(chunk).float(), dim=-1).cpu())
+        return torch.cat(parts)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        if split not in self.query_inputs:
+            raise KeyError(f"TextRetrievalTask: no split {split!r}")
+        ids, inputs = self.query_inputs[split]
+        qrels = self.data.split(split).qrels
+        docs = self._embed(model, self.doc_inputs)
+        queries = self._embed(self._query_model(model), inputs)
+        m = _metrics()
+        sums: dict[str, float] = {}
+        for start in range(0, len(ids), 256):
+            chunk = ids[start: start + 256]
+            scores = queries[start: start + 256] @ docs.T
+            labels = torch.zeros_like(scores)
+            for r, q in enumerate(chunk):
+                for d, rel in qrels.get(q, {}).items():
+                    labels[r, self.doc_index[d]] = float(rel)
+            parts = {"mrr@10": m.reciprocal_rank(scores, labels, k=10)}
+            for k in self.ks:
+                parts[f"recall@{k}"] = m.recall(scores, labels, k=k)
+                parts[f"ndcg@{k}"] = m.ndcg(scores, labels, k=k)
+            for name, values in parts.items():
+                sums[name] = sums.get(name, 0.0) + float(torch.nan_to_num(values.float()).sum())
+        return {name: total / max(len(ids), 1) for name, total in sums.items()}
