@@ -1,0 +1,117 @@
+"""Streaming accumulation of ranking metrics over many batches.
+
+An accumulator keeps the per-list values (``[B]`` floats per batch), never the scores or labels,
+or with ``keep_per_list=False`` only a running sum and count per metric, so that millions of
+lists are evaluated in bounded memory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+from rankloss.metrics.names import parse_metric
+
+__all__ = ["MetricAccumulator"]
+
+
+def _accepts(function, name: str) -> bool:
+    return name in inspect.signature(function).parameters
+
+
+class MetricAccumulator:
+    """Accumulate ranking metrics over batches of lists.
+
+    Args:
+        metrics: names such as ``"ndcg@10"``, ``"map"``, ``"mrr"`` (see
+            :func:`rankloss.metrics.parse_metric`).
+        keep_per_list: keep every list's value (``float64``, 8 bytes a list and metric) so that
+            :meth:`per_list` can return them; ``False`` keeps only sums and counts.
+        **options: metric options (``gain``, ``ties``, ``empty``, ``relevance_threshold``,
+            ...); each metric receives the options it accepts.
+
+    Lists whose value is NaN (``empty="skip"``) are left out of the means.
+
+    >>> acc = MetricAccumulator(["ndcg@2", "mrr"])
+    >>> _ = acc.update(torch.tensor([[2.0, 1.0]]), torch.tensor([[0.0, 1.0]]))
+    >>> _ = acc.update(torch.tensor([[2.0, 1.0]]), torch.tensor([[1.0, 0.0]]))
+    >>> {name: round(value, 4) for name, value in acc.compute().items()}
+    {'ndcg@2': 0.8155, 'mrr': 0.75}
+    """
+
+    def __init__(self, metrics: Iterable[str], *, keep_per_list: bool = True, **options) -> None:
+        self.specs = [parse_metric(name) for name in metrics]
+        if not self.specs:
+            raise ValueError("MetricAccumulator: give at least one metric")
+        self.keep_per_list = keep_per_list
+        self.options = {
+            spec.name: {key: v for key, v in options.items() if _accepts(spec.function, key)}
+            for spec in self.specs
+        }
+        unknown = set(options) - {key for opts in self.options.values() for key in opts}
+        if unknown:
+            raise ValueError(f"MetricAccumulator: no metric takes the options {sorted(unknown)}")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+        self._sum = {spec.name: 0.0 for spec in self.specs}
+        self._count = {spec.name: 0 for spec in self.specs}
+        self._seen = 0
+        self._values: dict[str, list[Tensor]] = {spec.name: [] for spec in self.specs}
+
+    def update(self, scores: Tensor, labels: Tensor, mask: Tensor | None = None) -> dict:
+        """Add a batch ``[..., n]``; returns this batch's per-list values ``{name: [...]}``."""
+        batch_values = {}
+        for spec in self.specs:
+            values = spec.function(scores, labels, mask, k=spec.k, **self.options[spec.name])
+            flat = values.detach().reshape(-1).to("cpu", torch.float64)
+            keep = ~torch.isnan(flat)
+            self._sum[spec.name] += float(flat[keep].sum())
+            self._count[spec.name] += int(keep.sum())
+            if self.keep_per_list:
+                self._values[spec.name].append(flat)
+            batch_values[spec.name] = values
+        self._seen += int(scores[..., 0].numel())
+        return batch_values
+
+    def merge(self, other: MetricAccumulator) -> MetricAccumulator:
+        """Add the state of ``other`` (same metrics), e.g. from another process."""
+        if [s.name for s in other.specs] != [s.name for s in self.specs]:
+            raise ValueError("MetricAccumulator.merge: the accumulators track different metrics")
+        for spec in self.specs:
+            self._sum[spec.name] += other._sum[spec.name]
+            self._count[spec.name] += other._count[spec.name]
+            if self.keep_per_list:
+                self._values[spec.name].extend(other._values[spec.name])
+        self._seen += other._seen
+        return self
+
+    @property
+    def num_lists(self) -> int:
+        """Lists seen so far (skipped ones included)."""
+        return self._seen
+
+    def counts(self) -> dict[str, int]:
+        """Lists that entered each mean (not skipped)."""
+        return dict(self._count)
+
+    def compute(self) -> dict[str, float]:
+        """Mean of each metric over the lists that were not skipped (NaN if none)."""
+        return {
+            name: (self._sum[name] / self._count[name]) if self._count[name] else math.nan
+            for name in self._sum
+        }
+
+    def per_list(self) -> dict[str, Tensor]:
+        """Every list's value, in the order seen (``float64``, NaN for skipped lists)."""
+        if not self.keep_per_list:
+            raise RuntimeError("per_list() needs MetricAccumulator(keep_per_list=True)")
+        return {
+            name: torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.float64)
+            for name, chunks in self._values.items()
+        }

@@ -1,0 +1,81 @@
+"""``rankloss eval QRELS RUN -m ndcg@10 -m map [--per-query]``: trec_eval-style evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from rankloss.metrics.trec import CONVENTIONS, evaluate, read_qrels, read_run
+
+__all__ = ["add_parser", "run_eval"]
+
+DEFAULT_METRICS = ("ndcg@10", "map", "mrr")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a TREC run against qrels",
+        description="Evaluate a TREC run file against a qrels file and print a table. "
+        "The default convention gives trec_eval's numbers.",
+    )
+    parser.add_argument("qrels", help="qrels file: qid iteration docid relevance")
+    parser.add_argument("run", help="run file: qid Q0 docid rank score tag")
+    parser.add_argument(
+        "-m",
+        "--metric",
+        action="append",
+        dest="metrics",
+        help="metric name, repeatable: ndcg@10, map, mrr, p@5, recall@100, r_precision, "
+        f"err@20, hit_rate@10, ... (default: {' '.join(DEFAULT_METRICS)})",
+    )
+    parser.add_argument("--per-query", action="store_true", help="also print every query")
+    parser.add_argument(
+        "--convention", choices=CONVENTIONS, default="trec_eval", help="default: trec_eval"
+    )
+    parser.add_argument(
+        "-c",
+        "--include-missing",
+        action="store_true",
+        help="score qrels queries missing from the run as empty rankings (trec_eval -c)",
+    )
+    parser.add_argument("--digits", type=int, default=4, help="decimals printed (default 4)")
+    parser.set_defaults(func=run_eval)
+    return parser
+
+
+def _format(value: float, digits: int) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def run_eval(args: argparse.Namespace, out=None) -> int:
+    out = out or sys.stdout
+    metrics = args.metrics or list(DEFAULT_METRICS)
+    try:
+        qrels = read_qrels(args.qrels)
+        run = read_run(args.run)
+        options = dict(convention=args.convention, include_missing=args.include_missing)
+        per_query = evaluate(run, qrels, metrics, per_query=True, **options)
+        means = evaluate(run, qrels, metrics, **options)
+    except (OSError, ValueError) as error:
+        print(f"rankloss eval: {error}", file=sys.stderr)
+        return 2
+    rows = []
+    if args.per_query:
+        rows += [(qid, values) for qid, values in per_query.items()]
+    rows.append(("all", means))
+    width = max([len("query")] + [len(qid) for qid, _ in rows])
+    columns = [max(len(name), args.digits + 3) for name in metrics]
+    header = "query".ljust(width) + "".join(
+        "  " + name.rjust(w) for name, w in zip(metrics, columns)
+    )
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for qid, values in rows:
+        cells = "".join(
+            "  " + _format(values[name], args.digits).rjust(w) for name, w in zip(metrics, columns)
+        )
+        print(qid.ljust(width) + cells, file=out)
+    print(f"({len(per_query)} queries)", file=out)
+    return 0

@@ -1,0 +1,147 @@
+"""Metric names: ``"ndcg@10"``, ``"map"``, ``"mrr"``, ``"p@5"``, ``"recall@100"``, ...
+
+:func:`parse_metric` turns a name into a :class:`MetricSpec` (which function, which cut-off);
+:func:`compute` computes a metric by name on padded batches. trec_eval's names are accepted
+too (``ndcg_cut_10``, ``P_5``, ``recall_100``, ``recip_rank``, ``Rprec``, ``map_cut_10``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from rankloss._validation import check_choice
+from rankloss.metrics import ranking
+
+__all__ = ["MetricSpec", "parse_metric", "compute", "METRIC_FUNCTIONS", "nanmean"]
+
+#: canonical name -> function
+METRIC_FUNCTIONS: dict[str, Callable[..., Tensor]] = {
+    "dcg": ranking.dcg,
+    "ndcg": ranking.ndcg,
+    "map": ranking.average_precision,
+    "mrr": ranking.reciprocal_rank,
+    "err": ranking.err,
+    "precision": ranking.precision,
+    "recall": ranking.recall,
+    "r_precision": ranking.r_precision,
+    "hit_rate": ranking.hit_rate,
+    "ordered_pair_accuracy": ranking.ordered_pair_accuracy,
+}
+
+_ALIASES = {
+    "dcg": "dcg",
+    "ndcg": "ndcg",
+    "ndcg_cut": "ndcg",
+    "map": "map",
+    "ap": "map",
+    "map_cut": "map",
+    "average_precision": "map",
+    "mrr": "mrr",
+    "rr": "mrr",
+    "recip_rank": "mrr",
+    "reciprocal_rank": "mrr",
+    "err": "err",
+    "p": "precision",
+    "precision": "precision",
+    "r": "recall",
+    "recall": "recall",
+    "r_precision": "r_precision",
+    "r-precision": "r_precision",
+    "rprec": "r_precision",
+    "hit_rate": "hit_rate",
+    "hitrate": "hit_rate",
+    "hits": "hit_rate",
+    "hr": "hit_rate",
+    "success": "hit_rate",
+    "ordered_pair_accuracy": "ordered_pair_accuracy",
+    "opa": "ordered_pair_accuracy",
+}
+
+_PATTERN = re.compile(r"^\s*([A-Za-z_\-]+?)(?:(?:@|_|\.)(\d+))?\s*$")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A parsed metric name.
+
+    Attributes:
+        name: the string as given (used as the key of results).
+        metric: canonical metric (a key of :data:`METRIC_FUNCTIONS`).
+        k: cut-off or ``None``.
+    """
+
+    name: str
+    metric: str
+    k: int | None
+
+    @property
+    def function(self) -> Callable[..., Tensor]:
+        return METRIC_FUNCTIONS[self.metric]
+
+    @property
+    def canonical(self) -> str:
+        return self.metric if self.k is None else f"{self.metric}@{self.k}"
+
+
+def parse_metric(name: str) -> MetricSpec:
+    """Parse ``"ndcg@10"``, ``"map"``, ``"P_5"``, ``"recall@100"``, ``"hit_rate@10"``, ...
+
+    The cut-off follows ``@``, ``_`` or ``.``; names are case-insensitive.
+
+    >>> parse_metric("ndcg_cut_10")
+    MetricSpec(name='ndcg_cut_10', metric='ndcg', k=10)
+    >>> parse_metric("P@5").canonical
+    'precision@5'
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"metric name must be a string, got {type(name).__name__}")
+    match = _PATTERN.match(name)
+    base = match.group(1).lower() if match else None
+    if base is None or base not in _ALIASES:
+        known = ", ".join(sorted(METRIC_FUNCTIONS))
+        raise ValueError(
+            f"unknown metric {name!r}; known: {known} (with an optional cut-off, e.g. 'ndcg@10')"
+        )
+    k = int(match.group(2)) if match.group(2) is not None else None
+    if k is not None and k < 1:
+        raise ValueError(f"metric {name!r}: the cut-off must be a positive integer")
+    return MetricSpec(name, _ALIASES[base], k)
+
+
+def nanmean(values: Tensor) -> Tensor:
+    """Mean over the values that are not NaN (NaN marks a skipped list); NaN if none."""
+    values = values.reshape(-1)
+    keep = ~torch.isnan(values)
+    return values[keep].mean() if bool(keep.any()) else values.new_tensor(float("nan"))
+
+
+def compute(
+    name: str,
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    reduction: str = "none",
+    **options,
+) -> Tensor:
+    """Compute a metric by name on padded batches.
+
+    Args:
+        name: e.g. ``"ndcg@10"``, ``"map"``, ``"mrr@10"``, ``"p@5"``, ``"recall@100"``.
+        scores, labels, mask: ``[..., n]`` as everywhere in rankloss.
+        reduction: ``"none"`` (default) gives ``[...]``; ``"mean"`` the mean over the lists
+            that are not skipped (NaN).
+        **options: passed to the metric function (``gain``, ``ties``, ``empty``, ...).
+
+    >>> compute("ndcg@2", torch.tensor([[2.0, 1.0]]), torch.tensor([[0.0, 1.0]]))
+    tensor([0.6309])
+    """
+    check_choice("reduction", reduction, ("none", "mean"))
+    spec = parse_metric(name)
+    values = spec.function(scores, labels, mask, k=spec.k, **options)
+    return nanmean(values) if reduction == "mean" else values

@@ -1,0 +1,345 @@
+"""Whole runs: TREC qrels and run files, and :func:`evaluate` (trec_eval-compatible by default).
+
+A run is ``{qid: {docid: score}}`` and qrels are ``{qid: {docid: relevance}}``, the shapes of
+pytrec_eval and ranx. :func:`evaluate` turns them into padded batches once and computes every
+metric with the batched kernels of :mod:`rankloss.metrics.ranking`.
+
+With ``convention="trec_eval"`` (the default) the numbers equal trec_eval's (and
+pytrec_eval's):
+
+* documents are ranked by descending score rounded to float32 (trec_eval keeps scores in
+  single precision), ties broken by descending document id (compared as strings); the rank
+  column of a run file is ignored;
+* NDCG uses the relevance itself as gain (``gain="linear"``), a negative relevance has gain 0,
+  and the ideal DCG comes from all judged documents of the query, retrieved or not;
+* recall, MAP and R-precision divide by the number of relevant judged documents (relevance
+  ``>= 1``), retrieved or not;
+* a query whose qrels hold no relevant document scores 0;
+* only queries present in both the run and the qrels (with at least one judgment) are
+  evaluated; ``include_missing=True``
+  also scores qrels queries absent from the run, as empty rankings (trec_eval ``-c``).
+
+``convention="rankloss"`` keeps the ranking of ids and the denominators from the qrels but
+takes the defaults of the batched functions: ``gain="exp2"``, ``ties="average"`` and
+``empty="skip"``. Each of ``gain``, ``ties``, ``empty`` and ``relevance_threshold`` can be set
+explicitly in either convention.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rankloss._validation import check_choice
+from rankloss.functional._ranking import gain as gain_fn
+from rankloss.functional._ranking import ideal_dcg
+from rankloss.metrics import ranking
+from rankloss.metrics.names import MetricSpec, parse_metric
+
+__all__ = [
+    "read_qrels",
+    "read_run",
+    "write_qrels",
+    "write_run",
+    "evaluate",
+    "evaluate_batches",
+    "CONVENTIONS",
+]
+
+CONVENTIONS = ("trec_eval", "rankloss")
+
+Run = Mapping[str, Mapping[str, float]]
+Qrels = Mapping[str, Mapping[str, float]]
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def _open(path: str | os.PathLike, mode: str):
+    path = os.fspath(path)
+    if path.endswith(".gz"):
+        return gzip.open(path, mode + "t", encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def _number(text: str) -> float | int:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int | float]]:
+    """Read a TREC qrels file: ``qid iteration docid relevance`` per line (``.gz`` allowed).
+
+    Returns:
+        ``{qid: {docid: relevance}}``; relevance is an ``int`` when it is written as one.
+    """
+    qrels: dict[str, dict[str, int | float]] = {}
+    with _open(path, "r") as handle:
+        for number, line in enumerate(handle, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 4:
+                raise ValueError(
+                    f"{os.fspath(path)}:{number}: a qrels line has 4 columns "
+                    f"(qid iteration docid relevance), got {len(parts)}: {line.strip()!r}"
+                )
+            qid, _, docid, rel = parts
+            qrels.setdefault(qid, {})[docid] = _number(rel)
+    return qrels
+
+
+def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """Read a TREC run file: ``qid Q0 docid rank score tag`` per line (``.gz`` allowed).
+
+    The rank column is ignored (as trec_eval does): the score orders the documents.
+
+    Returns:
+        ``{qid: {docid: score}}``.
+    """
+    run: dict[str, dict[str, float]] = {}
+    with _open(path, "r") as handle:
+        for number, line in enumerate(handle, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise ValueError(
+                    f"{os.fspath(path)}:{number}: a run line has 6 columns "
+                    f"(qid Q0 docid rank score tag), got {len(parts)}: {line.strip()!r}"
+                )
+            qid, _, docid, _, score, _ = parts
+            run.setdefault(qid, {})[docid] = float(score)
+    return run
+
+
+def write_qrels(qrels: Qrels, path: str | os.PathLike) -> None:
+    """Write ``{qid: {docid: relevance}}`` as a TREC qrels file (iteration column 0)."""
+    with _open(path, "w") as handle:
+        for qid in sorted(qrels):
+            for docid, rel in qrels[qid].items():
+                handle.write(f"{qid} 0 {docid} {rel}\n")
+
+
+def write_run(run: Run, path: str | os.PathLike, *, tag: str = "rankloss") -> None:
+    """Write ``{qid: {docid: score}}`` as a TREC run file.
+
+    Documents are written in trec_eval's order (descending score, ties by descending docid)
+    with ranks from 1; scores are written with full precision (``repr``) so that reading the
+    file back gives the same floats.
+    """
+    with _open(path, "w") as handle:
+        for qid in sorted(run):
+            docs = sorted(run[qid].items(), key=lambda item: item[0], reverse=True)
+            docs.sort(key=lambda item: item[1], reverse=True)
+            for rank, (docid, score) in enumerate(docs, 1):
+                handle.write(f"{qid} Q0 {docid} {rank} {float(score)!r} {tag}\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    """A run and its qrels as padded float64 batches, one row per query.
+
+    ``scores``/``labels``/``mask`` hold the retrieved documents (ordered by descending docid,
+    so that a stable sort breaks ties as trec_eval does); ``pool_labels``/``pool_mask`` hold
+    every judged document of the query.
+    """
+
+    qids: list[str]
+    scores: Tensor
+    labels: Tensor
+    mask: Tensor
+    pool_labels: Tensor
+    pool_mask: Tensor
+
+
+def _pad(values: list[float], lengths: list[int]) -> tuple[Tensor, Tensor]:
+    lens = np.asarray(lengths, dtype=np.int64)
+    width = max(int(lens.max()) if lens.size else 0, 1)
+    mask = np.arange(width)[None, :] < lens[:, None]
+    padded = np.zeros(mask.shape, dtype=np.float64)
+    padded[mask] = np.asarray(values, dtype=np.float64)
+    return torch.from_numpy(padded), torch.from_numpy(mask)
+
+
+def to_batches(run: Run, qrels: Qrels, qids: Sequence[str]) -> RunBatch:
+    """Turn ``run`` and ``qrels`` into a :class:`RunBatch` for ``qids`` (in that order)."""
+    scores: list[float] = []
+    labels: list[float] = []
+    lengths: list[int] = []
+    pool: list[float] = []
+    pool_lengths: list[int] = []
+    empty: dict[str, float] = {}
+    for qid in qids:
+        docs = run.get(qid) or empty
+        rels = qrels.get(qid) or empty
+        ids = sorted(docs, reverse=True)
+        scores.extend([docs[d] for d in ids])
+        labels.extend([rels.get(d, 0) for d in ids])
+        lengths.append(len(ids))
+        pool.extend(rels.values())
+        pool_lengths.append(len(rels))
+    s, m = _pad(scores, lengths)
+    y, _ = _pad(labels, lengths)
+    p, pm = _pad(pool, pool_lengths)
+    return RunBatch(list(qids), s, y, m, p, pm)
+
+
+def _options(convention: str, gain, ties, empty, relevance_threshold) -> dict:
+    check_choice("convention", convention, CONVENTIONS)
+    trec = convention == "trec_eval"
+    return {
+        "gain": gain if gain is not None else ("linear" if trec else "exp2"),
+        "ties": ties if ties is not None else ("index" if trec else "average"),
+        "empty": empty if empty is not None else ("zero" if trec else "skip"),
+        "threshold": 1.0 if relevance_threshold is None else float(relevance_threshold),
+        "clamp_gain": trec,
+        "float32_scores": trec,
+    }
+
+
+def evaluate_batches(
+    batch: RunBatch, specs: Sequence[MetricSpec], options: dict
+) -> dict[str, Tensor]:
+    """Per-query values ``{name: [Q]}`` of each metric on a :class:`RunBatch`."""
+    ties, empty, threshold = options["ties"], options["empty"], options["threshold"]
+    check_choice("empty", empty, ranking.EMPTY)
+    scores = batch.scores
+    if options.get("float32_scores"):
+        # trec_eval keeps scores in single precision: scores that differ only beyond float32
+        # resolution tie, and the tie goes to the larger docid.
+        scores = scores.float().double()
+    ranked = ranking.rank_lists(scores, batch.labels, batch.mask, ties)
+    rel = (ranked.mask & (ranked.labels >= threshold)).to(torch.float64)
+    pool_rel = (batch.pool_mask & (batch.pool_labels >= threshold)).to(torch.float64)
+    num_rel = pool_rel.sum(-1)
+    gain_ranked, pool_labels = ranked, batch.pool_labels
+    if options.get("clamp_gain"):
+        # trec_eval gives a negative relevance the gain 0, in the run and in the ideal order.
+        gain_ranked = dataclasses.replace(ranked, labels=ranked.labels.clamp(min=0))
+        pool_labels = pool_labels.clamp(min=0)
+    has_rel = num_rel > 0
+    fill = {"skip": math.nan, "zero": 0.0, "one": 1.0}[empty]
+    out: dict[str, Tensor] = {}
+    for spec in specs:
+        metric, k = spec.metric, spec.k
+        valid = has_rel
+        if metric in ("dcg", "ndcg"):
+            values = ranking.dcg_ranked(gain_ranked, k, options["gain"])
+            if metric == "ndcg":
+                pool_gain = gain_fn(pool_labels, options["gain"])
+                pool_gain = torch.where(batch.pool_mask, pool_gain, 0.0)
+                ideal = ideal_dcg(pool_gain, batch.pool_mask, k)
+                values, valid = ranking._safe_div(values, ideal), ideal > 0
+        elif metric == "map":
+            values = ranking.ap_ranked(ranked, rel, k, num_rel)
+        elif metric == "mrr":
+            values = ranking.rr_ranked(ranked, rel, k)
+        elif metric == "precision":
+            retrieved = ranked.mask.sum(-1).to(torch.float64)
+            den = retrieved if k is None else torch.full_like(num_rel, float(k))
+            values = ranking._safe_div(ranking.hits_ranked(ranked, rel, k), den)
+        elif metric == "recall":
+            values = ranking._safe_div(ranking.hits_ranked(ranked, rel, k), num_rel)
+        elif metric == "r_precision":
+            cut = num_rel if k is None else num_rel.clamp(max=k)
+            values = ranking._safe_div(ranking.hits_ranked(ranked, rel, cut), cut)
+        elif metric == "hit_rate":
+            values = ranking.hit_ranked(ranked, rel, k)
+        elif metric == "err":
+            if ties == "average":
+                raise ValueError("err: ties='average' is not supported")
+            top = torch.where(batch.pool_mask, batch.pool_labels, -math.inf).amax(-1)
+            values = ranking.err_ranked(ranked, k, top.clamp(min=0))
+            valid = (batch.pool_mask & (batch.pool_labels > 0)).any(-1)
+        elif metric == "ordered_pair_accuracy":
+            values = ranking.ordered_pair_accuracy(
+                scores, batch.labels, batch.mask, k=k, ties=ties, empty=empty
+            )
+            out[spec.name] = values
+            continue
+        else:  # pragma: no cover - parse_metric only yields the names above
+            raise ValueError(f"unknown metric {spec.name!r}")
+        out[spec.name] = torch.where(valid, values, torch.full_like(values, fill))
+    return out
+
+
+def _query_ids(run: Run, qrels: Qrels, include_missing: bool) -> list[str]:
+    judged = {q for q, rels in qrels.items() if rels}
+    if include_missing:
+        return sorted(judged)
+    return sorted(q for q in run if q in judged)
+
+
+def evaluate(
+    run: Run,
+    qrels: Qrels,
+    metrics: Iterable[str] | str = ("ndcg@10", "map", "mrr"),
+    *,
+    convention: str = "trec_eval",
+    per_query: bool = False,
+    include_missing: bool = False,
+    gain: str | None = None,
+    ties: str | None = None,
+    empty: str | None = None,
+    relevance_threshold: float | None = None,
+) -> dict:
+    """Evaluate a run against qrels, per query and on average.
+
+    Args:
+        run: ``{qid: {docid: score}}`` (or :func:`read_run`).
+        qrels: ``{qid: {docid: relevance}}`` (or :func:`read_qrels`); judged documents absent
+            from the run still count in the denominators (recall, MAP, R-precision, IDCG);
+            documents of the run absent from the qrels are not relevant.
+        metrics: names such as ``"ndcg@10"``, ``"map"``, ``"mrr"``, ``"p@5"``,
+            ``"recall@100"``, or trec_eval's ``"ndcg_cut_10"``, ``"P_5"``, ``"recip_rank"``.
+        convention: ``"trec_eval"`` (default) or ``"rankloss"``; see the module docstring.
+        per_query: return ``{qid: {metric: value}}`` (pytrec_eval's shape) instead of the
+            means ``{metric: value}`` (ranx's shape).
+        include_missing: also evaluate qrels queries missing from the run, as empty rankings
+            (trec_eval ``-c``). Queries of the run without qrels are never evaluated.
+        gain, ties, empty, relevance_threshold: override the convention's choice.
+
+    Returns:
+        Means over the evaluated queries (NaN values, from ``empty="skip"``, are left out), or
+        the per-query values.
+
+    >>> run = {"q1": {"d1": 0.9, "d2": 0.8}, "q2": {"d3": 0.5}}
+    >>> qrels = {"q1": {"d2": 1}, "q2": {"d3": 2}}
+    >>> evaluate(run, qrels, ["map", "p@1"])
+    {'map': 0.75, 'p@1': 0.5}
+    """
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    specs = [parse_metric(name) for name in metrics]
+    if not specs:
+        raise ValueError("evaluate: give at least one metric")
+    options = _options(convention, gain, ties, empty, relevance_threshold)
+    qids = _query_ids(run, qrels, include_missing)
+    batch = to_batches(run, qrels, qids)
+    values = evaluate_batches(batch, specs, options)
+    if per_query:
+        columns = {name: v.tolist() for name, v in values.items()}
+        return {qid: {name: col[i] for name, col in columns.items()} for i, qid in enumerate(qids)}
+    means = {}
+    for name, v in values.items():
+        keep = ~torch.isnan(v)
+        means[name] = float(v[keep].mean()) if bool(keep.any()) else math.nan
+    return means

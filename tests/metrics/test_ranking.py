@@ -1,0 +1,284 @@
+"""Batched ranking metrics against float64 loop references, and their properties."""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import pytest
+import torch
+
+import rankloss.metrics as M
+from tests.metrics import reference as ref
+
+BINARY = ["average_precision", "reciprocal_rank", "precision", "recall", "r_precision", "hit_rate"]
+ALL = ["dcg", "ndcg", *BINARY, "err", "ordered_pair_accuracy"]
+
+
+def random_batch(seed, batch=24, n=5, levels=3, score_levels=3):
+    """Scores with many ties, graded labels, padding, an all-masked list, empty lists."""
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, score_levels, (batch, n), generator=g).double()
+    labels = torch.randint(0, levels, (batch, n), generator=g).double()
+    mask = torch.rand(batch, n, generator=g) < 0.85
+    mask[0] = False
+    labels[1] = 0.0
+    mask[2] = True
+    scores[3] = 1.0  # a fully tied list
+    mask[3] = True
+    # garbage in padding must not matter
+    scores = torch.where(mask, scores, torch.full_like(scores, math.nan))
+    labels = torch.where(mask, labels, torch.full_like(labels, 7.0))
+    return scores, labels, mask
+
+
+def expected(name, scores, labels, mask, **kw):
+    rows = []
+    for s, y, m in zip(scores.tolist(), labels.tolist(), mask.tolist()):
+        s = [a for a, keep in zip(s, m) if keep]
+        y = [a for a, keep in zip(y, m) if keep]
+        rows.append(ref.list_metric(name, s, y, **kw))
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def assert_close(actual, wanted):
+    assert actual.shape == wanted.shape
+    assert torch.equal(torch.isnan(actual), torch.isnan(wanted)), (actual, wanted)
+    keep = ~torch.isnan(wanted)
+    torch.testing.assert_close(actual[keep], wanted[keep], rtol=1e-9, atol=1e-12)
+
+
+CASES = [
+    (name, ties)
+    for name in ALL
+    for ties in ["index", "pessimistic", "optimistic", "average"]
+    if not (name == "err" and ties == "average")  # documented: raises, tested below
+]
+
+
+@pytest.mark.parametrize("name, ties", CASES)
+def test_matches_reference(name, ties):
+    scores, labels, mask = random_batch(seed=zlib.crc32(f"{name}{ties}".encode()) % 1000)
+    function = getattr(M, name)
+    ks = [None, 1, 3] if name != "ordered_pair_accuracy" else [None, 2]
+    for k in ks:
+        kw = {"k": k, "ties": ties}
+        if name != "dcg":
+            kw["empty"] = "skip"
+        actual = function(scores, labels, mask, **kw)
+        assert_close(actual, expected(name, scores, labels, mask, **kw))
+
+
+@pytest.mark.parametrize("gain", ["exp2", "linear"])
+def test_gain_options(gain):
+    scores, labels, mask = random_batch(seed=5, levels=4, score_levels=10)
+    for name in ["dcg", "ndcg"]:
+        actual = getattr(M, name)(scores, labels, mask, k=3, gain=gain, ties="index")
+        assert_close(actual, expected(name, scores, labels, mask, k=3, ties="index", gain=gain))
+
+
+def test_negative_labels_are_real_labels():
+    scores = torch.tensor([[3.0, 2.0, 1.0]], dtype=torch.float64)
+    labels = torch.tensor([[-1.0, 2.0, 1.0]], dtype=torch.float64)
+    for gain in ["exp2", "linear"]:
+        actual = M.ndcg(scores, labels, gain=gain, ties="index")
+        assert_close(
+            actual,
+            expected(
+                "ndcg", scores, labels, torch.ones_like(labels).bool(), gain=gain, ties="index"
+            ),
+        )
+
+
+def test_err_max_label_and_average_refused():
+    scores, labels, mask = random_batch(seed=11, levels=5, score_levels=20)
+    actual = M.err(scores, labels, mask, k=4, max_label=4.0, ties="index")
+    assert_close(actual, expected("err", scores, labels, mask, k=4, ties="index", max_label=4.0))
+    with pytest.raises(ValueError, match="average"):
+        M.err(scores, labels, ties="average")
+
+
+@pytest.mark.parametrize("empty, fill", [("zero", 0.0), ("one", 1.0)])
+def test_empty_options(empty, fill):
+    scores = torch.tensor([[1.0, 2.0], [1.0, 2.0]])
+    labels = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    for name in ALL:
+        if name == "dcg":
+            continue
+        values = getattr(M, name)(scores, labels, empty=empty)
+        assert values[0].item() == fill, name
+        assert not math.isnan(values[1].item())
+        skipped = getattr(M, name)(scores, labels)
+        assert math.isnan(skipped[0].item()), f"{name}: empty='skip' is the default"
+
+
+def test_relevance_threshold():
+    scores = torch.tensor([3.0, 2.0, 1.0])
+    labels = torch.tensor([1.0, 2.0, 0.0])
+    assert M.reciprocal_rank(scores, labels).item() == 1.0
+    assert M.reciprocal_rank(scores, labels, relevance_threshold=2).item() == 0.5
+    assert (
+        M.precision(scores, torch.tensor([0.5, 0.0, 0.0]), k=1, relevance_threshold=0.5).item()
+        == 1.0
+    )
+
+
+def test_average_ties_of_constant_scores_is_the_random_expectation():
+    scores = torch.zeros(1, 4)
+    labels = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    # Each position is equally likely: E[1/rank] = (1 + 1/2 + 1/3 + 1/4) / 4.
+    assert M.reciprocal_rank(scores, labels).item() == pytest.approx(
+        (1 + 1 / 2 + 1 / 3 + 1 / 4) / 4
+    )
+    assert M.reciprocal_rank(scores, labels, ties="index").item() == 1.0
+    assert M.reciprocal_rank(scores, labels, ties="pessimistic").item() == 0.25
+    assert M.hit_rate(scores, labels, k=2).item() == pytest.approx(0.5)
+    assert M.precision(scores, labels, k=2).item() == pytest.approx(0.25)
+
+
+# -------------------------------------------------------------------------------- properties
+
+
+@pytest.mark.parametrize("ties", ["average", "index", "pessimistic"])
+def test_bounds(ties):
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randint(0, 4, (300, 12), generator=g).float()
+    labels = torch.randint(0, 5, (300, 12), generator=g).float()
+    mask = torch.rand(300, 12, generator=g) < 0.8
+    for name in ALL:
+        if name in ("dcg",) or (name == "err" and ties == "average"):
+            continue
+        for k in [None, 1, 5]:
+            values = getattr(M, name)(scores, labels, mask, k=k, ties=ties)
+            values = values[~torch.isnan(values)]
+            assert values.numel() > 0
+            assert bool((values >= -1e-6).all() and (values <= 1 + 1e-6).all()), (name, k)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_padding_invariance(name):
+    g = torch.Generator().manual_seed(4)
+    scores = torch.randint(0, 4, (50, 7), generator=g).double()
+    labels = torch.randint(0, 3, (50, 7), generator=g).double()
+    ties = "index" if name == "err" else "average"
+    base = getattr(M, name)(scores, labels, k=3, ties=ties)
+    pad = torch.tensor([math.nan, math.inf, -math.inf, 1e30]).double().expand(50, 4)
+    padded_scores = torch.cat([scores[:, :2], pad, scores[:, 2:]], dim=-1)
+    padded_labels = torch.cat([labels[:, :2], torch.full((50, 4), 9.0), labels[:, 2:]], dim=-1)
+    mask = torch.ones_like(padded_scores, dtype=torch.bool)
+    mask[:, 2:6] = False
+    padded = getattr(M, name)(padded_scores, padded_labels, mask, k=3, ties=ties)
+    assert_close(padded.double(), base.double())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_perfect_ranking_scores_one(name):
+    g = torch.Generator().manual_seed(6)
+    labels = torch.randint(0, 4, (40, 9), generator=g).float()
+    labels[:, 0] = 3.0  # every list has a relevant item
+    scores = labels + torch.rand(40, 9, generator=g) * 0.1  # no ties, ideal order
+    if name == "dcg":
+        values = M.dcg(scores, labels, k=5) / M.dcg(labels, labels, k=5)
+    elif name == "precision":
+        values = M.precision(scores, labels, k=1)
+    elif name == "recall":
+        values = M.recall(scores, labels)
+    else:
+        values = getattr(M, name)(scores, labels, k=None)
+    if name == "err":
+        values = values / M.err(labels, labels)  # ERR's own maximum is below 1
+    torch.testing.assert_close(values, torch.ones_like(values))
+
+
+def test_batch_shapes_and_dtypes():
+    g = torch.Generator().manual_seed(8)
+    scores = torch.rand(2, 3, 6, generator=g)
+    labels = torch.randint(0, 3, (2, 3, 6), generator=g)
+    flat = M.ndcg(scores.reshape(6, 6), labels.reshape(6, 6), k=3)
+    nested = M.ndcg(scores, labels, k=3)
+    assert nested.shape == (2, 3)
+    torch.testing.assert_close(nested.reshape(6), flat, equal_nan=True)
+    assert M.ndcg(scores[0, 0], labels[0, 0]).shape == ()
+    assert M.ndcg(scores.half(), labels).dtype == torch.float32
+    assert M.ndcg(scores.double(), labels).dtype == torch.float64
+
+
+def test_compute_by_name():
+    scores, labels, mask = random_batch(seed=9)
+    torch.testing.assert_close(
+        M.compute("ndcg@3", scores, labels, mask),
+        M.ndcg(scores, labels, mask, k=3),
+        equal_nan=True,
+    )
+    mean = M.compute("P_5", scores, labels, mask, reduction="mean")
+    assert mean.item() == pytest.approx(M.nanmean(M.precision(scores, labels, mask, k=5)).item())
+    assert M.parse_metric("mrr@10").canonical == "mrr@10"
+    assert M.parse_metric("Rprec").metric == "r_precision"
+    assert M.parse_metric("hit_rate@10").k == 10
+    assert M.parse_metric("recall_100") == M.MetricSpec("recall_100", "recall", 100)
+    with pytest.raises(ValueError, match="unknown metric"):
+        M.parse_metric("ndgc@10")
+
+
+def test_validation_errors():
+    scores = torch.rand(2, 3)
+    with pytest.raises(ValueError, match="labels has shape"):
+        M.ndcg(scores, torch.rand(2, 4))
+    with pytest.raises(ValueError, match="mask must be a bool"):
+        M.ndcg(scores, scores, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="k must be"):
+        M.ndcg(scores, scores, k=0)
+    with pytest.raises(ValueError, match="ties"):
+        M.ndcg(scores, scores, ties="random")
+    with pytest.raises(ValueError, match="empty"):
+        M.ndcg(scores, scores, empty="nan")
+    with pytest.raises(ValueError, match="gain"):
+        M.ndcg(scores, scores, gain="cubic")
+
+
+def test_accumulator_streams_per_list_values():
+    scores, labels, mask = random_batch(seed=12, batch=40)
+    acc = M.MetricAccumulator(["ndcg@3", "map", "err@3"], ties="index")
+    for lo in range(0, 40, 7):
+        acc.update(scores[lo : lo + 7], labels[lo : lo + 7], mask[lo : lo + 7])
+    per_list = acc.per_list()
+    whole = M.ndcg(scores, labels, mask, k=3, ties="index")
+    assert_close(per_list["ndcg@3"], whole)
+    assert acc.compute()["map"] == pytest.approx(
+        M.nanmean(M.average_precision(scores, labels, mask, ties="index")).item()
+    )
+    assert acc.num_lists == 40
+    light = M.MetricAccumulator(["ndcg@3"], keep_per_list=False, ties="index")
+    other = M.MetricAccumulator(["ndcg@3"], keep_per_list=False, ties="index")
+    light.update(scores[:20], labels[:20], mask[:20])
+    other.update(scores[20:], labels[20:], mask[20:])
+    assert light.merge(other).compute()["ndcg@3"] == pytest.approx(acc.compute()["ndcg@3"])
+    with pytest.raises(RuntimeError):
+        light.per_list()
+    with pytest.raises(ValueError, match="options"):
+        M.MetricAccumulator(["map"], colour="blue")
+
+
+@pytest.mark.parametrize("ties", ["index", "pessimistic", "average"])
+def test_top_k_path_with_some_tied_lists(ties):
+    """Long lists and a small k take the topk path; lists with ties there are ranked in full."""
+    g = torch.Generator().manual_seed(13)
+    scores = torch.rand(12, 24, generator=g, dtype=torch.float64)
+    scores[:4, :6] = 0.99  # ties inside the top k of some lists
+    scores[4, :] = 0.5  # a fully tied list
+    labels = torch.randint(0, 3, (12, 24), generator=g).double()
+    mask = torch.rand(12, 24, generator=g) < 0.9
+    names = ["dcg", "ndcg", "precision", "recall", "hit_rate", "r_precision"]
+    names += ["average_precision"] if ties != "average" else []
+    for name in names:
+        actual = getattr(M, name)(scores, labels, mask, k=3, ties=ties)
+        kw = {"k": 3, "ties": ties} if name == "dcg" else {"k": 3, "ties": ties, "empty": "skip"}
+        if ties == "average":  # the brute force over 24! orders is out of reach: compare the
+            rows = slice(5, 12)  # lists without ties, and check the tied ones against "index"
+            wanted = expected(name, scores[rows], labels[rows], mask[rows], k=3, ties="index")
+            assert_close(actual[rows], wanted)
+            continue
+        assert_close(actual, expected(name, scores, labels, mask, **kw))
+    rr = M.reciprocal_rank(scores, labels, mask, ties=ties, k=2)
+    if ties != "average":
+        assert_close(rr, expected("reciprocal_rank", scores, labels, mask, k=2, ties=ties))

@@ -1,0 +1,172 @@
+"""Embedding retrieval metrics and per-class reports."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import rankloss.metrics as M
+from tests.metrics import reference as ref
+
+
+def clustered(seed, n=60, d=8, classes=5):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (n,), generator=g)
+    centers = torch.randn(classes, d, generator=g)
+    x = centers[labels] + 0.9 * torch.randn(n, d, generator=g)
+    return x.double(), labels
+
+
+def reference_means(x, y, rx, ry, ks, similarity, exclude_self):
+    rows = ref.retrieval(
+        x.tolist(), y.tolist(), rx.tolist(), ry.tolist(), ks, similarity, exclude_self
+    )
+    rows = [r for r in rows if r is not None]
+    return {name: sum(r[name] for r in rows) / len(rows) for name in rows[0]}
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "euclidean"])
+@pytest.mark.parametrize("chunk_size", [7, 1000])
+def test_self_retrieval_matches_reference(similarity, chunk_size):
+    x, y = clustered(0)
+    y[0] = 99  # a singleton class: no relevant reference, skipped
+    ours = M.embedding_retrieval_metrics(
+        x, y, ks=(1, 5, 10), similarity=similarity, chunk_size=chunk_size
+    )
+    wanted = reference_means(x, y, x, y, (1, 5, 10), similarity, True)
+    assert set(ours) == {
+        "precision@1",
+        "recall@1",
+        "recall@5",
+        "recall@10",
+        "r_precision",
+        "map@r",
+        "ndcg@1",
+        "ndcg@5",
+        "ndcg@10",
+    }
+    for name, value in wanted.items():
+        assert ours[name] == pytest.approx(value, abs=1e-12), name
+    assert ours["precision@1"] == ours["recall@1"]
+
+
+def test_reference_set_and_exclude_self():
+    x, y = clustered(1, n=40)
+    rx, ry = clustered(2, n=70)
+    ours = M.embedding_retrieval_metrics(x, y, rx, ry, ks=(3,))
+    wanted = reference_means(x, y, rx, ry, (3,), "cosine", False)
+    for name, value in wanted.items():
+        assert ours[name] == pytest.approx(value, abs=1e-12), name
+    both = torch.cat([x, rx]), torch.cat([y, ry])
+    stacked = M.embedding_retrieval_metrics(x, y, *both, exclude_self=True, chunk_size=9)
+    wanted = reference_means(x, y, *both, (1, 10), "cosine", True)
+    for name, value in wanted.items():
+        assert stacked[name] == pytest.approx(value, abs=1e-12), name
+    perfect = M.embedding_retrieval_metrics(
+        torch.eye(4).repeat(3, 1), torch.arange(4).repeat(3), ks=(2,)
+    )
+    assert all(v == pytest.approx(1.0) for v in perfect.values())
+
+
+def test_retrieval_errors_and_float32():
+    x, y = clustered(3)
+    with pytest.raises(ValueError, match="both"):
+        M.embedding_retrieval_metrics(x, y, x)
+    with pytest.raises(ValueError, match="dimension"):
+        M.embedding_retrieval_metrics(x, y, x[:, :3], y)
+    with pytest.raises(ValueError, match="similarity"):
+        M.embedding_retrieval_metrics(x, y, similarity="dot")
+    single = M.embedding_retrieval_metrics(x.float(), y, chunk_size=16)
+    double = M.embedding_retrieval_metrics(x, y)
+    for name in double:
+        assert single[name] == pytest.approx(double[name], abs=1e-5)
+
+
+@pytest.mark.peers
+def test_agrees_with_pytorch_metric_learning():
+    from pytorch_metric_learning.distances import CosineSimilarity
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import CustomKNN
+
+    x, y = clustered(4, n=80)
+    calculator = AccuracyCalculator(
+        include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
+        knn_func=CustomKNN(CosineSimilarity()),
+    )
+    theirs = calculator.get_accuracy(x.float(), y, x.float(), y, True)
+    ours = M.embedding_retrieval_metrics(x, y)
+    assert ours["precision@1"] == pytest.approx(theirs["precision_at_1"], abs=1e-6)
+    assert ours["r_precision"] == pytest.approx(theirs["r_precision"], abs=1e-6)
+    assert ours["map@r"] == pytest.approx(theirs["mean_average_precision_at_r"], abs=1e-6)
+
+
+def loop_report(pred, target, num_classes):
+    out = {"precision": [], "recall": [], "f1": []}
+    for c in range(num_classes):
+        tp = sum(1 for p, t in zip(pred, target) if p == c and t == c)
+        npred = sum(1 for p in pred if p == c)
+        nsup = sum(1 for t in target if t == c)
+        p = tp / npred if npred else 0.0
+        r = tp / nsup if nsup else 0.0
+        out["precision"].append(p)
+        out["recall"].append(r)
+        out["f1"].append(2 * p * r / (p + r) if p + r else 0.0)
+    return out
+
+
+def test_per_class_report_matches_loops():
+    g = torch.Generator().manual_seed(5)
+    target = torch.randint(0, 5, (200,), generator=g)
+    pred = torch.where(
+        torch.rand(200, generator=g) < 0.6, target, torch.randint(0, 6, (200,), generator=g)
+    )
+    report = M.per_class_report(pred, target, num_classes=7)
+    wanted = loop_report(pred.tolist(), target.tolist(), 7)
+    for name in ["precision", "recall", "f1"]:
+        torch.testing.assert_close(report[name], torch.tensor(wanted[name], dtype=torch.float64))
+    present = [c for c in range(7) if c in pred.tolist() or c in target.tolist()]
+    assert report["macro_f1"] == pytest.approx(sum(wanted["f1"][c] for c in present) / 6)
+    accuracy = (pred == target).double().mean().item()
+    assert report["micro_f1"] == pytest.approx(accuracy) == report["accuracy"]
+    assert report["support"].tolist() == torch.bincount(target, minlength=7).tolist()
+    scores = torch.nn.functional.one_hot(pred, 7).float()
+    assert M.per_class_report(scores, target)["macro_f1"] == pytest.approx(report["macro_f1"])
+    with pytest.raises(ValueError, match="0..2"):
+        M.per_class_report(torch.tensor([0, 3]), torch.tensor([0, 1]), num_classes=3)
+
+
+def test_per_class_report_agrees_with_sklearn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    g = torch.Generator().manual_seed(6)
+    target = torch.randint(0, 4, (300,), generator=g)
+    pred = torch.where(
+        torch.rand(300, generator=g) < 0.5, target, torch.randint(0, 5, (300,), generator=g)
+    )
+    report = M.per_class_report(pred, target)
+    for average in ["macro", "micro"]:
+        p, r, f, _ = metrics.precision_recall_fscore_support(
+            target.numpy(), pred.numpy(), average=average, zero_division=0
+        )
+        assert report[f"{average}_precision"] == pytest.approx(p)
+        assert report[f"{average}_recall"] == pytest.approx(r)
+        assert report[f"{average}_f1"] == pytest.approx(f)
+
+
+def test_retrieval_per_class_report():
+    x, y = clustered(7, n=90)
+    y = y * 10  # arbitrary label values
+    report = M.retrieval_per_class_report(x, y, k=3)
+    assert report["classes"].tolist() == sorted(set(y.tolist()))
+    per_query = M.retrieval_per_query(x, y)
+    index = torch.searchsorted(report["classes"], y)
+    for c in range(len(report["classes"])):
+        values = per_query["map@r"][index == c]
+        values = values[~torch.isnan(values)]
+        if values.numel():
+            assert report["map@r"][c].item() == pytest.approx(values.mean().item())
+        else:
+            assert math.isnan(report["map@r"][c].item())
+    nearest = M.retrieval_per_class_report(x, y, k=1)
+    assert nearest["accuracy"] == pytest.approx(M.embedding_retrieval_metrics(x, y)["precision@1"])
