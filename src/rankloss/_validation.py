@@ -132,15 +132,17 @@ def check_lists(
             )
     n = shape[-1]
     batch_shape = shape[:-1]
-    flat_scores = scores.reshape(-1, n).to(dtype)
+    # An explicit number of lists (not -1) so that empty lists (n = 0) reshape too.
+    num_lists = batch_shape.numel()
+    flat_scores = scores.reshape(num_lists, n).to(dtype)
     if mask is None:
         flat_mask = torch.ones_like(flat_scores, dtype=torch.bool)
     else:
-        flat_mask = mask.reshape(-1, n).to(scores.device)
+        flat_mask = mask.reshape(num_lists, n).to(scores.device)
     zero = flat_scores.new_zeros(())
     flat_scores = torch.where(flat_mask, flat_scores, zero)
     if labels is not None:
-        flat_labels = labels.reshape(-1, n).to(dtype)
+        flat_labels = labels.reshape(num_lists, n).to(dtype)
         flat_labels = torch.where(flat_mask, flat_labels, zero)
     else:
         flat_labels = torch.zeros_like(flat_scores)
@@ -152,7 +154,7 @@ def check_lists(
         if weights.is_complex() or weights.dtype == torch.bool:
             raise ValueError(f"{where}: weights must be real numbers, got dtype {weights.dtype}")
         if weights.shape == shape:
-            item_weights = torch.where(flat_mask, weights.reshape(-1, n).to(dtype), zero)
+            item_weights = torch.where(flat_mask, weights.reshape(num_lists, n).to(dtype), zero)
         elif weights.shape == batch_shape:
             list_weights = weights.reshape(-1).to(dtype)
         else:

@@ -99,11 +99,19 @@ def loss_module(function: Callable[..., Tensor], class_name: str) -> type[LossMo
         f"{', '.join(f'{p.name}={p.default!r}' for p in params) or 'none'}.\n\n"
         + inspect.cleandoc(function.__doc__ or "")
     )
-    cls = type(class_name, (LossModule,), {"function": staticmethod(function), "__doc__": doc})
-    cls.__module__ = "rankloss.losses"
-    cls.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+
+    # Each class gets its own __init__: setting __signature__ on the inherited
+    # LossModule.__init__ would give every loss the signature of the last one made.
+    def __init__(self: LossModule, **hyper: Any) -> None:
+        LossModule.__init__(self, **hyper)
+
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)] + params
     )
+    __init__.__qualname__ = f"{class_name}.__init__"
+    namespace = {"function": staticmethod(function), "__doc__": doc, "__init__": __init__}
+    cls = type(class_name, (LossModule,), namespace)
+    cls.__module__ = "rankloss.losses"
     return cls
 
 

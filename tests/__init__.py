@@ -1,0 +1,1 @@
+"""rankloss test suite."""

@@ -1,0 +1,289 @@
+"""The loss registry, the module wrappers and CombinedLoss.
+
+The embedding family is tested with the embedding losses; here every loss of the list families
+and the adversarial family must build by name, run forward and backward, and document itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+import torch
+from torch import nn
+
+import rankloss
+import rankloss.functional as RF
+from rankloss.losses import LOSSES, CombinedLoss, LossModule, available, get
+from rankloss.registry import Registry
+from tests.losses._cases import LIST_FAMILIES, fit_labels, hyper
+
+FAMILIES = (*LIST_FAMILIES, "adversarial")
+NAMES = [name for family in FAMILIES for name in available(family)]
+
+
+def _batch(name: str):
+    g = torch.Generator().manual_seed(7)
+    scores = torch.randn(3, 5, generator=g, requires_grad=True)
+    labels = fit_labels(name, torch.randint(-1, 4, (3, 5), generator=g).float())
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 1, 0, 1, 1]], dtype=torch.bool)
+    return scores, labels, mask
+
+
+def test_the_families_are_registered():
+    assert set(FAMILIES) <= set(LOSSES.families())
+    assert len(available("adversarial")) == 2
+    assert set(available()) >= set(NAMES)
+    for family in FAMILIES:
+        assert available(family), family
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_builds_runs_forward_and_backward(name):
+    module = get(name, **hyper(name))
+    assert isinstance(module, LossModule)
+    assert type(module).registered_name == name
+    family = LOSSES.entry(name).family
+    if family == "adversarial":
+        real = torch.randn(4, 3, requires_grad=True)
+        fake = torch.randn(4, 3, requires_grad=True)
+        value = module(real, fake) if "real_logits" in _parameters(module) else module(fake)
+        value.backward()
+        assert fake.grad is not None and torch.isfinite(fake.grad).all()
+    else:
+        scores, labels, mask = _batch(name)
+        value = module(scores, labels, mask)
+        value.backward()
+        assert torch.isfinite(scores.grad).all() and scores.grad.abs().sum() > 0
+        assert (scores.grad[~mask] == 0).all()
+        # The module calls its function with its hyper-parameters.
+        function = LOSSES.entry(name).meta["function"]
+        expected = function(scores, labels, mask, reduction="none", **hyper(name))
+        unreduced = get(name, reduction="none", **hyper(name))
+        torch.testing.assert_close(unreduced(scores, labels, mask), expected)
+    assert value.shape == () and torch.isfinite(value)
+
+
+def _parameters(module: LossModule) -> list[str]:
+    return list(inspect.signature(type(module).function).parameters)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_docstring_has_formula_and_reference(name):
+    cls = LOSSES.get(name)
+    function = LOSSES.entry(name).meta["function"]
+    for doc in (cls.__doc__, inspect.getdoc(function) + (inspect.getmodule(function).__doc__)):
+        assert ".. math::" in doc or ":math:" in doc, f"{name}: no formula"
+        assert re.search(r"\b(19|20)\d\d\b", doc), f"{name}: no reference with a year"
+    # The module docstring lists its hyper-parameters with defaults.
+    for parameter, default in cls.hyper_parameters().items():
+        assert f"{parameter}={default!r}" in cls.__doc__
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hyper_parameters_match_the_function_signature(name):
+    cls = LOSSES.get(name)
+    signature = inspect.signature(LOSSES.entry(name).meta["function"])
+    expected = {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("weights", "generator")
+    }
+    assert cls.hyper_parameters() == expected
+    assert list(inspect.signature(cls).parameters) == list(expected)
+
+
+def test_unknown_name_raises_key_error_listing_names():
+    with pytest.raises(KeyError) as info:
+        get("rank_net")
+    message = str(info.value)
+    assert "did you mean 'ranknet'" in message
+    for name in NAMES:
+        assert name in message
+
+
+def test_unknown_hyper_parameter_raises_type_error():
+    with pytest.raises(TypeError, match="unknown hyper-parameter 'sigm'.*sigma"):
+        get("ranknet", sigm=2.0)
+    with pytest.raises(TypeError, match="data passed on each call"):
+        get("listmle", generator=torch.Generator())
+    with pytest.raises(TypeError, match="data passed on each call"):
+        get("mse", weights=torch.ones(3))
+    with pytest.raises(TypeError, match="is a hyper-parameter"):
+        get("ranknet")(torch.zeros(2), torch.zeros(2), sigma=2.0)
+    with pytest.raises(TypeError, match="is a hyper-parameter"):
+        get("ranknet")(torch.zeros(2), torch.zeros(2), reduction="none")
+
+
+def test_hyper_parameters_reach_the_function():
+    scores = torch.tensor([[0.3, -0.2, 1.1]])
+    labels = torch.tensor([[2.0, 0.0, 1.0]])
+    module = rankloss.losses.RankNetLoss(sigma=3.0, k=2)
+    torch.testing.assert_close(
+        module(scores, labels), RF.ranknet_loss(scores, labels, sigma=3.0, k=2)
+    )
+    assert "sigma=3.0" in repr(module) and "k=2" in repr(module)
+    assert module(scores, labels) != get("ranknet")(scores, labels)
+
+
+def test_invalid_hyper_parameter_values_raise_value_error():
+    scores, labels = torch.zeros(2, 3), torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="gain"):
+        get("lambdarank", gain="cubic")(scores, labels)
+    with pytest.raises(ValueError, match="weighting"):
+        get("lambdaloss", weighting="ndcg_loss3")(scores, labels)
+    with pytest.raises(ValueError, match="beta"):
+        get("smooth_l1", beta=0.0)(scores, labels)
+    with pytest.raises(ValueError, match="temperature"):
+        get("listnet", temperature=0.0)(scores, labels)
+    with pytest.raises(ValueError, match="temperature"):
+        get("kl_div", temperature=-1.0)(scores, labels)
+    with pytest.raises(ValueError, match="temperature"):
+        get("neural_ndcg", temperature=0.0)(scores, labels)
+    with pytest.raises(ValueError, match="sinkhorn"):
+        get("neural_ndcg", sinkhorn_iterations=-1)(scores, labels)
+    for name in ("ranknet", "pairwise_hinge", "lambdarank", "lambdaloss", "neural_ndcg"):
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            get(name, k=0)(scores, labels)
+    with pytest.raises(ValueError, match="reduction"):
+        get("mse", reduction="avg")(scores, labels)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
+        RF.sigmoid_ce_loss(scores, labels + 2.0)
+    with pytest.raises(ValueError, match="labels must be >= 0"):
+        RF.softmax_ce_loss(scores, labels - 1.0)
+
+
+# ------------------------------------------------------------------------------------------
+# CombinedLoss
+
+
+def _list_batch():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 3, (4, 6), generator=g).double()
+    mask = torch.rand(4, 6, generator=g) > 0.2
+    return scores, labels, mask
+
+
+def test_combined_loss_is_the_weighted_sum():
+    scores, labels, mask = _list_batch()
+    combined = get("ranknet") + 0.5 * get("listnet", temperature=2.0) + get("mse") * 2
+    assert isinstance(combined, CombinedLoss)
+    assert combined.named_terms() == [("ranknet", 1.0), ("listnet", 0.5), ("mse", 2.0)]
+    total, parts = combined(scores, labels, mask, return_parts=True)
+    expected = {
+        "ranknet": RF.ranknet_loss(scores, labels, mask),
+        "listnet": RF.listnet_loss(scores, labels, mask, temperature=2.0),
+        "mse": RF.mse_loss(scores, labels, mask),
+    }
+    assert set(parts) == set(expected)
+    for name, value in expected.items():
+        torch.testing.assert_close(parts[name], value.detach())
+        assert not parts[name].requires_grad
+    weighted = expected["ranknet"] + 0.5 * expected["listnet"] + 2.0 * expected["mse"]
+    torch.testing.assert_close(total, weighted)
+    torch.testing.assert_close(combined(scores, labels, mask), weighted)
+    total.backward()
+    assert torch.isfinite(scores.grad).all()
+    assert "0.5 * listnet" in repr(combined)
+
+
+def test_combined_loss_scaling_and_duplicates():
+    scores, labels, mask = _list_batch()
+    combined = 3.0 * (get("ranknet") + get("ranknet", sigma=2.0))
+    assert combined.named_terms() == [("ranknet", 3.0), ("ranknet_2", 3.0)]
+    expected = 3.0 * (
+        RF.ranknet_loss(scores, labels, mask) + RF.ranknet_loss(scores, labels, mask, sigma=2.0)
+    )
+    torch.testing.assert_close(combined(scores, labels, mask), expected)
+    both = combined + (get("mse") + get("mae"))
+    assert [n for n, _ in both.named_terms()] == ["ranknet", "ranknet_2", "mse", "mae"]
+
+
+def test_combined_loss_from_spec():
+    scores, labels, mask = _list_batch()
+    combined = CombinedLoss.from_spec(
+        {"lambdarank": 1.0, "listnet": {"weight": 0.25, "temperature": 0.5}, "approx_ndcg": {}}
+    )
+    assert combined.named_terms() == [("lambdarank", 1.0), ("listnet", 0.25), ("approx_ndcg", 1.0)]
+    expected = (
+        RF.lambdarank_loss(scores, labels, mask)
+        + 0.25 * RF.listnet_loss(scores, labels, mask, temperature=0.5)
+        + RF.approx_ndcg_loss(scores, labels, mask)
+    )
+    torch.testing.assert_close(combined(scores, labels, mask), expected)
+    with pytest.raises(KeyError):
+        CombinedLoss.from_spec({"no_such_loss": 1.0})
+    with pytest.raises(TypeError):
+        CombinedLoss.from_spec({"ranknet": {"weight": 1.0, "temperature": 2.0}})
+
+
+def test_combined_loss_routes_per_call_arguments():
+    scores, labels, mask = _list_batch()
+    labels = torch.zeros_like(labels)
+    labels[:, :2] = 1.0  # ties, so ListMLE's generator matters
+    weights = torch.tensor([1.0, 2.0, 0.5, 1.0], dtype=torch.float64)
+    combined = get("ranknet") + get("listmle")
+    # ranknet takes no generator: passing one must only reach ListMLE.
+    total, parts = combined(
+        scores,
+        labels,
+        mask,
+        weights=weights,
+        generator=torch.Generator().manual_seed(5),
+        return_parts=True,
+    )
+    expected_listmle = RF.listmle_loss(
+        scores, labels, mask, weights=weights, generator=torch.Generator().manual_seed(5)
+    )
+    expected_ranknet = RF.ranknet_loss(scores, labels, mask, weights=weights)
+    torch.testing.assert_close(parts["listmle"], expected_listmle.detach())
+    torch.testing.assert_close(parts["ranknet"], expected_ranknet.detach())
+    torch.testing.assert_close(total, expected_listmle + expected_ranknet)
+    assert get("listmle").accepts("generator") and not get("ranknet").accepts("generator")
+
+
+def test_combined_loss_accepts_plain_modules_and_rejects_others():
+    class Zero(nn.Module):
+        def forward(self, scores, labels, mask=None):
+            return scores.sum() * 0
+
+    scores, labels, mask = _list_batch()
+    combined = get("mse") + Zero()
+    assert combined.named_terms()[1] == ("Zero", 1.0)
+    torch.testing.assert_close(combined(scores, labels, mask), RF.mse_loss(scores, labels, mask))
+    with pytest.raises(TypeError):
+        CombinedLoss([(1.0, RF.mse_loss)])
+    with pytest.raises(ValueError):
+        CombinedLoss([])
+
+
+def test_adversarial_modules():
+    real, fake = torch.randn(5), torch.randn(5)
+    d = get("gan_discriminator", kind="hinge")
+    torch.testing.assert_close(d(real, fake), RF.discriminator_loss(real, fake, kind="hinge"))
+    g = get("gan_generator", kind="least_squares")
+    torch.testing.assert_close(g(fake), RF.generator_loss(fake, kind="least_squares"))
+    combined = get("gan_generator") + 2.0 * get("gan_generator", kind="hinge")
+    torch.testing.assert_close(
+        combined(fake), RF.generator_loss(fake) + 2.0 * RF.generator_loss(fake, kind="hinge")
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# The Registry itself
+
+
+def test_registry_basics():
+    r: Registry[int] = Registry("widget")
+    r.register("one", 1, family="numbers", note="x")
+    assert r.get("one") == 1 and "one" in r and len(r) == 1
+    assert r.entry("one").meta == {"note": "x"} and r.families() == ["numbers"]
+    assert r.names("numbers") == ["one"] and r.names("other") == []
+    with pytest.raises(ValueError, match="already registered"):
+        r.register("one", 2)
+    r.decorator("two", family="numbers")(2)
+    assert [e.name for e in r] == ["one", "two"]
+    with pytest.raises(KeyError, match="unknown widget 'three'"):
+        r.get("three")

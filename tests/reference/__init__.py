@@ -1,0 +1,1 @@
+"""Float64 loop references for the losses (independent of the library)."""

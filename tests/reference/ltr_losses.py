@@ -1,0 +1,519 @@
+"""Independent float64 references for the learning-to-rank losses.
+
+Written from the formulas in the docstrings of :mod:`rankloss.functional` as plain Python loops
+over one list's real items (and their pairs) with :mod:`math` only: no torch, no vectorisation,
+no call into rankloss. Each ``*_ref`` function takes one list as Python lists of floats (the
+real items only, no padding, no mask) and returns ``(value, valid)``: the per-list loss and
+whether the list has anything to learn from. :func:`reduce_ref` then reduces over lists the way
+``docs/conventions.md`` says.
+
+Per-item ``weights`` (a list of floats, or ``None``) follow the docstrings: pointwise and
+listwise losses weight each item's term; pairwise losses weight each pair by the weight of its
+more relevant item; NDCG-based listwise losses scale the gains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+Floats = Sequence[float]
+Result = tuple[float, bool]
+
+__all__ = [
+    "REFERENCES",
+    "reduce_ref",
+    "mse_ref",
+    "mae_ref",
+    "smooth_l1_ref",
+    "sigmoid_ce_ref",
+    "softmax_ce_ref",
+    "kl_div_ref",
+    "hinge_ref",
+    "ranknet_ref",
+    "pairwise_hinge_ref",
+    "lambdarank_ref",
+    "lambdaloss_ref",
+    "bpr_ref",
+    "listnet_ref",
+    "listmle_ref",
+    "approx_ndcg_ref",
+    "neural_ndcg_ref",
+    "discriminator_ref",
+    "generator_ref",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# Small scalar helpers
+
+
+def softplus(x: float) -> float:
+    """log(1 + e^x), stable for large |x|."""
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def log_softmax(values: Floats) -> list[float]:
+    top = max(values)
+    log_total = top + math.log(sum(math.exp(v - top) for v in values))
+    return [v - log_total for v in values]
+
+
+def _weights(weights: Floats | None, n: int) -> list[float]:
+    return [1.0] * n if weights is None else [float(w) for w in weights]
+
+
+def gain_of(label: float, kind: str) -> float:
+    if kind == "exp2":
+        return 2.0**label - 1.0
+    if kind == "linear":
+        return label
+    raise ValueError(kind)
+
+
+def discount_of(rank: float) -> float:
+    """1 / log2(1 + rank) for a 1-based rank."""
+    return 1.0 / math.log2(1.0 + rank)
+
+
+def ranks_by_score(scores: Floats) -> list[int]:
+    """1-based rank of each item by descending score, ties broken by input order."""
+    n = len(scores)
+    ranks = []
+    for i in range(n):
+        ahead = sum(
+            1 for j in range(n) if scores[j] > scores[i] or (scores[j] == scores[i] and j < i)
+        )
+        ranks.append(ahead + 1)
+    return ranks
+
+
+def ideal_dcg_of(gains: Floats, k: int | None) -> float:
+    ordered = sorted(gains, reverse=True)
+    total = 0.0
+    for position, g in enumerate(ordered, start=1):
+        if k is None or position <= k:
+            total += g * discount_of(position)
+    return total
+
+
+def graded_pairs(labels: Floats) -> list[tuple[int, int]]:
+    """Every (i, j) with labels[i] > labels[j]."""
+    n = len(labels)
+    return [(i, j) for i in range(n) for j in range(n) if labels[i] > labels[j]]
+
+
+def top_k_pairs(pairs: list[tuple[int, int]], scores: Floats, k: int | None):
+    """Keep the pairs with item i or item j in the top k of the current ranking."""
+    if k is None:
+        return pairs
+    ranks = ranks_by_score(scores)
+    return [(i, j) for i, j in pairs if ranks[i] <= k or ranks[j] <= k]
+
+
+# ----------------------------------------------------------------------------------------------
+# Pointwise: mean over real items of w_i * l_i
+
+
+def _pointwise(per_item: list[float], weights: Floats | None) -> Result:
+    n = len(per_item)
+    if n == 0:
+        return 0.0, False
+    w = _weights(weights, n)
+    return sum(w[i] * per_item[i] for i in range(n)) / n, True
+
+
+def mse_ref(scores: Floats, labels: Floats, weights: Floats | None = None) -> Result:
+    return _pointwise([(s - y) ** 2 for s, y in zip(scores, labels)], weights)
+
+
+def mae_ref(scores: Floats, labels: Floats, weights: Floats | None = None) -> Result:
+    return _pointwise([abs(s - y) for s, y in zip(scores, labels)], weights)
+
+
+def smooth_l1_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, beta: float = 1.0
+) -> Result:
+    terms = []
+    for s, y in zip(scores, labels):
+        d = abs(s - y)
+        terms.append(0.5 * d * d / beta if d < beta else d - 0.5 * beta)
+    return _pointwise(terms, weights)
+
+
+def sigmoid_ce_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    threshold: float | None = None,
+) -> Result:
+    terms = []
+    for s, y in zip(scores, labels):
+        t = (1.0 if y > threshold else 0.0) if threshold is not None else y
+        # -log sigma(s) = softplus(-s);  -log(1 - sigma(s)) = softplus(s)
+        terms.append(t * softplus(-s) + (1.0 - t) * softplus(s))
+    return _pointwise(terms, weights)
+
+
+def hinge_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    margin: float = 1.0,
+    threshold: float = 0.0,
+) -> Result:
+    terms = []
+    for s, y in zip(scores, labels):
+        t = 1.0 if y > threshold else -1.0
+        terms.append(max(0.0, margin - t * s))
+    return _pointwise(terms, weights)
+
+
+# ----------------------------------------------------------------------------------------------
+# Softmax-based (registered as pointwise / listwise): a sum over the list's items
+
+
+def softmax_ce_ref(scores: Floats, labels: Floats, weights: Floats | None = None) -> Result:
+    if any(y < 0 for y in labels):
+        raise ValueError("softmax_ce needs labels >= 0")
+    total = sum(labels)
+    if len(scores) == 0 or total <= 0:
+        return 0.0, False
+    w = _weights(weights, len(scores))
+    log_q = log_softmax(scores)
+    return -sum(w[i] * labels[i] / total * log_q[i] for i in range(len(scores))), True
+
+
+def listnet_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, temperature: float = 1.0
+) -> Result:
+    if len(scores) == 0:
+        return 0.0, False
+    w = _weights(weights, len(scores))
+    p = [math.exp(v) for v in log_softmax([y / temperature for y in labels])]
+    log_q = log_softmax(scores)
+    return -sum(w[i] * p[i] * log_q[i] for i in range(len(scores))), True
+
+
+def kl_div_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, temperature: float = 1.0
+) -> Result:
+    if len(scores) == 0:
+        return 0.0, False
+    w = _weights(weights, len(scores))
+    log_p = log_softmax([y / temperature for y in labels])
+    log_q = log_softmax(scores)
+    return sum(w[i] * math.exp(log_p[i]) * (log_p[i] - log_q[i]) for i in range(len(scores))), True
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairwise with a mean over pairs
+
+
+def _mean_over(pairs: list[tuple[int, int]], term: Callable[[int, int], float], w) -> Result:
+    if not pairs:
+        return 0.0, False
+    return sum(w[i] * term(i, j) for i, j in pairs) / len(pairs), True
+
+
+def ranknet_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    sigma: float = 1.0,
+    k: int | None = None,
+) -> Result:
+    pairs = top_k_pairs(graded_pairs(labels), scores, k)
+    w = _weights(weights, len(scores))
+    return _mean_over(pairs, lambda i, j: softplus(-sigma * (scores[i] - scores[j])), w)
+
+
+def pairwise_hinge_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    margin: float = 1.0,
+    k: int | None = None,
+) -> Result:
+    pairs = top_k_pairs(graded_pairs(labels), scores, k)
+    w = _weights(weights, len(scores))
+    return _mean_over(pairs, lambda i, j: max(0.0, margin - (scores[i] - scores[j])), w)
+
+
+def bpr_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, threshold: float = 0.0
+) -> Result:
+    n = len(scores)
+    pairs = [(i, j) for i in range(n) for j in range(n) if labels[i] > threshold >= labels[j]]
+    w = _weights(weights, n)
+    return _mean_over(pairs, lambda i, j: softplus(-(scores[i] - scores[j])), w)
+
+
+# ----------------------------------------------------------------------------------------------
+# Lambda losses: a sum over pairs of metric-derived (constant) weights
+
+
+def lambdarank_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    sigma: float = 1.0,
+    k: int | None = None,
+    gain: str = "exp2",
+) -> Result:
+    n = len(scores)
+    gains = [gain_of(y, gain) for y in labels]
+    idcg = ideal_dcg_of(gains, k)
+    pairs = top_k_pairs(graded_pairs(labels), scores, k)
+    if n == 0 or idcg <= 0 or not pairs:
+        return 0.0, False
+    ranks = ranks_by_score(scores)
+    disc = [discount_of(r) if k is None or r <= k else 0.0 for r in ranks]
+    w = _weights(weights, n)
+    total = 0.0
+    for i, j in pairs:
+        delta = abs(gains[i] - gains[j]) * abs(disc[i] - disc[j]) / idcg
+        total += w[i] * delta * softplus(-sigma * (scores[i] - scores[j]))
+    return total, True
+
+
+def lambdaloss_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    weighting: str = "ndcg_loss2pp",
+    sigma: float = 1.0,
+    mu: float = 10.0,
+    k: int | None = None,
+    gain: str = "exp2",
+) -> Result:
+    n = len(scores)
+    raw = [gain_of(y, gain) for y in labels]
+    idcg = ideal_dcg_of(raw, k)
+    pairs = top_k_pairs(graded_pairs(labels), scores, k)
+    if n == 0 or idcg <= 0 or not pairs:
+        return 0.0, False
+    g = [x / idcg for x in raw]
+    ranks = ranks_by_score(scores)
+
+    def big_d(r: float) -> float:
+        return math.log2(1.0 + r)
+
+    w = _weights(weights, n)
+    total = 0.0
+    for i, j in pairs:
+        distance = abs(ranks[i] - ranks[j])
+        delta = abs(1.0 / big_d(distance) - 1.0 / big_d(distance + 1))
+        rho = abs(1.0 / big_d(ranks[i]) - 1.0 / big_d(ranks[j]))
+        gap = abs(g[i] - g[j])
+        if weighting == "ndcg_loss2":
+            pair_weight = delta * gap
+        elif weighting == "ndcg_loss2pp":
+            pair_weight = (rho + mu * delta) * gap
+        elif weighting == "lambdarank":
+            pair_weight = rho * gap
+        else:
+            raise ValueError(weighting)
+        log2_loss = softplus(-sigma * (scores[i] - scores[j])) / math.log(2.0)
+        total += w[i] * pair_weight * log2_loss
+    return total, True
+
+
+# ----------------------------------------------------------------------------------------------
+# Listwise
+
+
+def listmle_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    order: Sequence[int] | None = None,
+) -> Result:
+    """``order`` overrides the permutation (for checking random tie-breaking)."""
+    n = len(scores)
+    if n == 0:
+        return 0.0, False
+    w = _weights(weights, n)
+    if order is None:
+        # Descending label, ties in input order (Python's sort is stable).
+        order = sorted(range(n), key=lambda i: -labels[i])
+    total = 0.0
+    for t in range(n):
+        tail = [scores[order[u]] for u in range(t, n)]
+        top = max(tail)
+        log_tail = top + math.log(sum(math.exp(v - top) for v in tail))
+        total += w[order[t]] * (log_tail - scores[order[t]])
+    return total, True
+
+
+def listmle_tie_orders(labels: Floats) -> list[list[int]]:
+    """Every order that sorts ``labels`` descending (all ways to break ties)."""
+    import itertools
+
+    groups: dict[float, list[int]] = {}
+    for i, y in enumerate(labels):
+        groups.setdefault(y, []).append(i)
+    ordered = [groups[y] for y in sorted(groups, reverse=True)]
+    result: list[list[int]] = [[]]
+    for group in ordered:
+        result = [prefix + list(p) for prefix in result for p in itertools.permutations(group)]
+    return result
+
+
+def approx_ndcg_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    alpha: float = 10.0,
+    gain: str = "exp2",
+) -> Result:
+    n = len(scores)
+    w = _weights(weights, n)
+    gains = [gain_of(labels[i], gain) * w[i] for i in range(n)]
+    idcg = ideal_dcg_of(gains, None)
+    if n == 0 or idcg <= 0:
+        return 0.0, False
+    dcg = 0.0
+    for i in range(n):
+        rank = 1.0 + sum(sigmoid(alpha * (scores[j] - scores[i])) for j in range(n) if j != i)
+        dcg += gains[i] / math.log2(1.0 + rank)
+    return 1.0 - dcg / idcg, True
+
+
+def neural_sort_matrix(scores: Floats, temperature: float) -> list[list[float]]:
+    """Row-stochastic NeuralSort relaxation P[t][j] (rank t + 1, item j)."""
+    n = len(scores)
+    row_sums = [sum(abs(scores[j] - scores[m]) for m in range(n)) for j in range(n)]
+    matrix = []
+    for t in range(1, n + 1):
+        logits = [((n + 1 - 2 * t) * scores[j] - row_sums[j]) / temperature for j in range(n)]
+        matrix.append([math.exp(v) for v in log_softmax(logits)])
+    return matrix
+
+
+def sinkhorn(matrix: list[list[float]], iterations: int) -> list[list[float]]:
+    """Alternate column then row normalisation, ``iterations`` rounds."""
+    p = [row[:] for row in matrix]
+    n = len(p)
+    for _ in range(iterations):
+        for j in range(n):
+            column = sum(p[t][j] for t in range(n))
+            for t in range(n):
+                p[t][j] /= column
+        for t in range(n):
+            row = sum(p[t])
+            p[t] = [v / row for v in p[t]]
+    return p
+
+
+def neural_ndcg_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    temperature: float = 1.0,
+    sinkhorn_iterations: int = 50,
+    k: int | None = None,
+    gain: str = "exp2",
+) -> Result:
+    n = len(scores)
+    w = _weights(weights, n)
+    gains = [gain_of(labels[i], gain) * w[i] for i in range(n)]
+    idcg = ideal_dcg_of(gains, k)
+    if n == 0 or idcg <= 0:
+        return 0.0, False
+    p = sinkhorn(neural_sort_matrix(scores, temperature), sinkhorn_iterations)
+    dcg = 0.0
+    for t in range(n):
+        if k is not None and t + 1 > k:
+            break
+        sorted_gain = sum(p[t][j] * gains[j] for j in range(n))
+        dcg += sorted_gain * discount_of(t + 1)
+    return 1.0 - dcg / idcg, True
+
+
+# ----------------------------------------------------------------------------------------------
+# Adversarial: elementwise on logits
+
+
+def discriminator_ref(real: float, fake: float, kind: str = "non_saturating") -> float:
+    if kind == "non_saturating":
+        return softplus(-real) + softplus(fake)
+    if kind == "hinge":
+        return max(0.0, 1.0 - real) + max(0.0, 1.0 + fake)
+    if kind == "least_squares":
+        return 0.5 * (real - 1.0) ** 2 + 0.5 * fake**2
+    raise ValueError(kind)
+
+
+def generator_ref(fake: float, kind: str = "non_saturating") -> float:
+    if kind == "non_saturating":
+        return softplus(-fake)
+    if kind == "hinge":
+        return -fake
+    if kind == "least_squares":
+        return 0.5 * (fake - 1.0) ** 2
+    raise ValueError(kind)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reduction over lists
+
+
+def reduce_ref(
+    results: Sequence[Result],
+    reduction: str = "mean",
+    list_weights: Floats | None = None,
+) -> float | list[float]:
+    """Reduce per-list ``(value, valid)`` results.
+
+    ``"none"``: the value of each list, 0 for an invalid list. ``"sum"``: sum of ``w_b * value``
+    over valid lists. ``"mean"``: that sum divided by the sum of ``w_b`` over valid lists (0 when
+    no list is valid).
+    """
+    w = _weights(list_weights, len(results))
+    if reduction == "none":
+        return [value if valid else 0.0 for value, valid in results]
+    total = sum(w[b] * value for b, (value, valid) in enumerate(results) if valid)
+    if reduction == "sum":
+        return total
+    if reduction != "mean":
+        raise ValueError(reduction)
+    denominator = sum(w[b] for b, (_, valid) in enumerate(results) if valid)
+    return total / denominator if denominator != 0 else total
+
+
+#: Registered loss name -> reference of one list.
+REFERENCES: dict[str, Callable[..., Result]] = {
+    "mse": mse_ref,
+    "mae": mae_ref,
+    "smooth_l1": smooth_l1_ref,
+    "sigmoid_ce": sigmoid_ce_ref,
+    "softmax_ce": softmax_ce_ref,
+    "kl_div": kl_div_ref,
+    "hinge": hinge_ref,
+    "ranknet": ranknet_ref,
+    "pairwise_hinge": pairwise_hinge_ref,
+    "lambdarank": lambdarank_ref,
+    "lambdaloss": lambdaloss_ref,
+    "bpr": bpr_ref,
+    "listnet": listnet_ref,
+    "listmle": listmle_ref,
+    "approx_ndcg": approx_ndcg_ref,
+    "neural_ndcg": neural_ndcg_ref,
+}

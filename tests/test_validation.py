@@ -1,0 +1,114 @@
+"""rankloss._validation: the tensor contract and its error messages."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import rankloss.functional as RF
+from rankloss._validation import check_choice, check_lists, compute_dtype
+
+
+def test_labels_shape_mismatch_names_argument_and_shapes():
+    with pytest.raises(
+        ValueError, match=r"ranknet_loss: labels has shape \[4, 9\] but scores has shape \[4, 10\]"
+    ):
+        RF.ranknet_loss(torch.zeros(4, 10), torch.zeros(4, 9))
+
+
+def test_mask_errors():
+    scores = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"mse_loss: mask must be a bool tensor.*torch\.int64"):
+        RF.mse_loss(scores, scores, torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"use mask\.bool\(\)"):
+        check_lists(scores, scores, torch.ones(2, 3))
+    with pytest.raises(
+        ValueError, match=r"listnet_loss: mask has shape \[2, 4\] but scores has shape \[2, 3\]"
+    ):
+        RF.listnet_loss(scores, scores, torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask must be a torch.Tensor"):
+        check_lists(scores, scores, [[True] * 3] * 2)
+
+
+def test_scores_errors():
+    with pytest.raises(ValueError, match=r"bpr_loss: scores must be floating point.*int64"):
+        RF.bpr_loss(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="0-d"):
+        check_lists(torch.tensor(1.0), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="scores must be a torch.Tensor, got list"):
+        check_lists([1.0, 2.0], None)
+
+
+def test_labels_errors():
+    scores = torch.zeros(3)
+    with pytest.raises(ValueError, match="labels must be a torch.Tensor, got list"):
+        check_lists(scores, [1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="labels must be real"):
+        check_lists(scores, torch.zeros(3, dtype=torch.complex64))
+
+
+def test_weights_errors():
+    scores = torch.zeros(2, 3)
+    with pytest.raises(
+        ValueError,
+        match=r"lambdarank_loss: weights has shape \[3\]; expected per-list \[2\] or per-item "
+        r"\[2, 3\]",
+    ):
+        RF.lambdarank_loss(scores, scores, weights=torch.ones(3))
+    with pytest.raises(ValueError, match="weights must be real numbers"):
+        check_lists(scores, scores, weights=torch.ones(2, dtype=torch.bool))
+
+
+def test_weights_as_list_and_per_list_or_per_item():
+    scores = torch.zeros(2, 3)
+    batch = check_lists(scores, scores, weights=[1.0, 2.0])
+    assert batch.item_weights is None and batch.list_weights.tolist() == [1.0, 2.0]
+    batch = check_lists(scores, scores, weights=torch.ones(2, 3))
+    assert batch.list_weights is None and batch.item_weights.shape == (2, 3)
+    # A square batch [n, n]: per-item weights have the scores' shape; per-list weights [n].
+    square = torch.zeros(3, 3)
+    assert check_lists(square, square, weights=torch.ones(3)).list_weights is not None
+    assert check_lists(square, square, weights=torch.ones(3, 3)).item_weights is not None
+
+
+def test_check_lists_sanitises_padding_and_flattens():
+    scores = torch.tensor([[[1.0, math.nan], [math.inf, 2.0]]])  # [1, 2, 2]
+    labels = torch.tensor([[[True, True], [False, True]]])
+    mask = torch.tensor([[[True, False], [False, True]]])
+    weights = torch.tensor([[[0.5, math.nan], [math.nan, 2.0]]])
+    batch = check_lists(scores, labels, mask, weights)
+    assert batch.batch_shape == (1, 2) and batch.num_items == 2
+    assert batch.scores.tolist() == [[1.0, 0.0], [0.0, 2.0]]
+    assert batch.labels.dtype == torch.float32 and batch.labels.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    assert batch.item_weights.tolist() == [[0.5, 0.0], [0.0, 2.0]]
+    assert batch.unflatten(torch.tensor([3.0, 4.0])).shape == (1, 2)
+
+
+def test_check_lists_defaults_and_dtypes():
+    batch = check_lists(torch.zeros(4, dtype=torch.float16), torch.zeros(4, dtype=torch.long))
+    assert batch.scores.dtype == torch.float32 and batch.labels.dtype == torch.float32
+    assert batch.mask.all() and batch.mask.shape == (1, 4)
+    assert check_lists(torch.zeros(2, 4, dtype=torch.float64), None).labels.dtype == torch.float64
+    empty = check_lists(torch.zeros(3, 0), torch.zeros(3, 0))
+    assert empty.scores.shape == (3, 0) and empty.batch_shape == (3,)
+
+
+def test_integer_and_bool_labels_are_accepted():
+    scores = torch.tensor([[0.2, 1.0, -0.3]])
+    expected = RF.ranknet_loss(scores, torch.tensor([[1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(RF.ranknet_loss(scores, torch.tensor([[1, 0, 0]])), expected)
+    torch.testing.assert_close(
+        RF.ranknet_loss(scores, torch.tensor([[True, False, False]])), expected
+    )
+
+
+def test_compute_dtype_and_check_choice():
+    assert compute_dtype(torch.bfloat16) == torch.float32
+    assert compute_dtype(torch.float16) == torch.float32
+    assert compute_dtype(torch.int64) == torch.float32
+    assert compute_dtype(torch.float64) == torch.float64
+    check_choice("gain", "exp2", ("exp2", "linear"))
+    with pytest.raises(ValueError, match=r"gain must be one of \['exp2', 'linear'\], got 'x'"):
+        check_choice("gain", "x", ("exp2", "linear"))
