@@ -23,7 +23,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install "$(TORCH_SPEC)"
-	$(BIN)/pip install -e ".[bench]"
+	$(BIN)/pip install -e ".[bench,lightgbm]"
 	touch $@
 
 venv: $(VENV)/.installed-dev
@@ -33,7 +33,7 @@ lint: $(VENV)/.installed-dev
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/python -m pytest -q -n 2 --cov=rankloss --cov-report=term:skip-covered
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --cov=rankloss --cov-report=term:skip-covered
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/rankloss bench quick --out $(BENCH_OUT)

