@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--epochs", type=int, help="override every suite's epochs")
     bench.add_argument("--device", choices=["cpu", "cuda", "auto"], help="default: auto")
     bench.add_argument("--out", type=Path, help="output folder (default: bench-out)")
+    bench.add_argument("--threads", type=int,
+                       help="CPU threads for torch (default: torch's own choice)")
     bench.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.set_defaults(func=_run_bench)
@@ -68,6 +70,10 @@ def _run_bench(args: argparse.Namespace) -> int:
     from rankloss.bench.suites import resolve_suites
     from rankloss.bench.tasks import TASKS, resolve_dataset
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     seeds = device = out = None
     if args.config is not None:
         try:
@@ -124,9 +130,9 @@ def _run_list(args: argparse.Namespace) -> int:
     try:
         from rankloss import metrics
 
-        names = getattr(metrics, "METRIC_NAMES", None)
+        names = sorted(getattr(metrics, "METRIC_FUNCTIONS", {}))
         if names:
-            print("\nMetrics:\n  " + ", ".join(names))
+            print("\nMetrics (add @k for a cut-off):\n  " + ", ".join(names))
     except ImportError:
         pass
     return 0

@@ -132,8 +132,10 @@ class BenchmarkRunner:
             if suite.task not in self.tasks:
                 raise KeyError(f"suite {suite.name!r}: no task runner {suite.task!r}")
             dataset = self.resolve(suite)
+            seeds = self.seeds[: suite.budget.get("max_seeds", len(self.seeds))]
             for loss in suite.losses:
-                for seed in self.seeds:
+                # A row that does not depend on the seed (no training) runs once.
+                for seed in seeds[:1] if loss.options.get("deterministic") else seeds:
                     planned.append((suite, loss, dataset, seed))
         return planned
 
