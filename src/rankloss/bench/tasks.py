@@ -11,6 +11,7 @@ test metrics. Checkpoints go to the run's work folder, so an interrupted run res
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -146,14 +147,20 @@ def _run_lightgbm(ctx: RunContext, data: Any, task: Any) -> RunResult:
               "colsample_bytree": 0.8, "random_state": ctx.seed, "n_jobs": 2, "verbose": -1,
               **ctx.loss.hyper}
     ranker = lightgbm.LGBMRanker(**params)
+    eval_x = validation.features[validation.mask].numpy()
+    eval_y = validation.labels[validation.mask].long().numpy()
+    # lightgbm >= 4.6 names the validation data eval_X / eval_y; older versions eval_set.
+    if "eval_X" in inspect.signature(ranker.fit).parameters:
+        evaluation = {"eval_X": (eval_x,), "eval_y": (eval_y,)}
+    else:
+        evaluation = {"eval_set": [(eval_x, eval_y)]}
     ranker.fit(
         train.features[train.mask].numpy(), train.labels[train.mask].long().numpy(),
         group=train.mask.sum(-1).numpy(),
-        eval_set=[(validation.features[validation.mask].numpy(),
-                   validation.labels[validation.mask].long().numpy())],
         eval_group=[validation.mask.sum(-1).numpy()],
         eval_at=[10],
         callbacks=[lightgbm.early_stopping(30, verbose=False)],
+        **evaluation,
     )
     model = _PredictedScores(ranker)
     metrics = task.evaluate(model, "test")
