@@ -58,6 +58,7 @@ CASES = [
     ("lambdaloss", {}, "graded"),
     ("bpr", {}, "graded"),
     ("bpr", {"threshold": 1.0}, "graded"),
+    ("bpr", {"k": 3}, "graded"),
     ("listnet", {}, "real"),
     ("listnet", {"temperature": 2.0}, "graded"),
     ("listmle", {}, "graded"),

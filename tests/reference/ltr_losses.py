@@ -252,10 +252,16 @@ def pairwise_hinge_ref(
 
 
 def bpr_ref(
-    scores: Floats, labels: Floats, weights: Floats | None = None, *, threshold: float = 0.0
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    threshold: float = 0.0,
+    k: int | None = None,
 ) -> Result:
     n = len(scores)
     pairs = [(i, j) for i in range(n) for j in range(n) if labels[i] > threshold >= labels[j]]
+    pairs = top_k_pairs(pairs, scores, k)
     w = _weights(weights, n)
     return _mean_over(pairs, lambda i, j: softplus(-(scores[i] - scores[j])), w)
 

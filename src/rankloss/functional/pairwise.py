@@ -132,6 +132,7 @@ def bpr_loss(
     weights: Tensor | None = None,
     reduction: str = "mean",
     threshold: float = 0.0,
+    k: int | None = None,
 ) -> Tensor:
     r"""Bayesian personalised ranking: every positive against every negative of a list.
 
@@ -140,8 +141,9 @@ def bpr_loss(
     Items are binarised at ``threshold`` (default: label > 0 is positive), unlike
     :func:`ranknet_loss`, which uses every pair of different grades. The per-list value is the
     mean over positive-negative pairs; a list without a positive or without a negative counts as
-    0 and is left out of the mean. Regularisation of the parameters belongs to the optimiser
-    (weight decay). Cost: :math:`O(n^2)` per list.
+    0 and is left out of the mean. With ``k``, only pairs touching the current top ``k`` count.
+    Regularisation of the parameters belongs to the optimiser (weight decay).
+    Cost: :math:`O(n^2)` per list.
 
     Reference: Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback",
     UAI 2009.
@@ -150,6 +152,9 @@ def bpr_loss(
     positive = (batch.labels > threshold) & batch.mask
     negative = (batch.labels <= threshold) & batch.mask
     pairs = positive.unsqueeze(-1) & negative.unsqueeze(-2)
+    top = topk_pair_mask(batch.scores, batch.mask, k)
+    if top is not None:
+        pairs = pairs & top
     per_pair = F.softplus(-_differences(batch))
     return _mean_over_pairs(per_pair, pairs, batch, reduction)
 

@@ -50,7 +50,7 @@ def mse_loss(
     Shapes: ``scores``, ``labels``, ``mask``: ``[..., n]``; returns ``[...]`` for
     ``reduction="none"``, else a scalar. Averages over the real items of a list, then over
     lists. Ties and all-equal labels need no special case; an all-masked list counts as 0 and is
-    left out of the mean.
+    left out of the mean. Cost: :math:`O(n)` time and memory per list.
 
     Reference: the standard pointwise baseline, e.g. Cossock and Zhang, "Subset Ranking Using
     Regression", COLT 2006.
@@ -78,6 +78,8 @@ def mae_loss(
 
     Shapes as :func:`mse_loss`; averages over real items, then lists. The gradient at
     :math:`s_i = y_i` is 0 (PyTorch's convention for ``abs``).
+    Ties in labels need no special case; an all-masked list counts as 0 and is left out of the
+    mean. Cost: :math:`O(n)` time and memory per list.
 
     Reference: pointwise regression baseline (Cossock and Zhang, COLT 2006).
     """
@@ -101,6 +103,8 @@ def smooth_l1_loss(
         |s_i - y_i| - 0.5\,\beta & \text{otherwise} \end{cases}
 
     Shapes as :func:`mse_loss`; averages over real items, then lists. ``beta > 0``.
+    Ties in labels need no special case; an all-masked list counts as 0 and is left out of the
+    mean. Cost: :math:`O(n)` time and memory per list.
 
     Reference: Girshick, "Fast R-CNN", ICCV 2015.
     """
@@ -142,6 +146,8 @@ def sigmoid_ce_loss(
     :math:`\pm 10^4` stay finite. Labels outside [0, 1] without a threshold raise ``ValueError``.
 
     Shapes as :func:`mse_loss`; averages over real items, then lists.
+    Ties in labels need no special case; an all-masked list counts as 0 and is left out of the
+    mean. Cost: :math:`O(n)` time and memory per list.
 
     Reference: pointwise classification for ranking, e.g. Li, Burges and Wu, "McRank", NIPS 2007.
     """
@@ -167,6 +173,8 @@ def hinge_loss(
         \text{ else } -1
 
     Shapes as :func:`mse_loss`; averages over real items, then lists.
+    Ties in labels need no special case; an all-masked list counts as 0 and is left out of the
+    mean. Cost: :math:`O(n)` time and memory per list.
 
     Reference: Cortes and Vapnik, "Support-Vector Networks", Machine Learning 1995.
     """
