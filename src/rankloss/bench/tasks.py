@@ -144,7 +144,8 @@ def _run_lightgbm(ctx: RunContext, data: Any, task: Any) -> RunResult:
     train, validation = data.train, data.validation
     params = {"objective": "lambdarank", "n_estimators": 300, "learning_rate": 0.05,
               "num_leaves": 31, "min_child_samples": 10, "subsample": 0.8, "subsample_freq": 1,
-              "colsample_bytree": 0.8, "random_state": ctx.seed, "n_jobs": 2, "verbose": -1,
+              "colsample_bytree": 0.8, "random_state": ctx.seed,
+              "n_jobs": torch.get_num_threads(), "verbose": -1,
               **ctx.loss.hyper}
     ranker = lightgbm.LGBMRanker(**params)
     eval_x = validation.features[validation.mask].numpy()
