@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
+
 import rankloss.data as data
 import rankloss.losses
 from rankloss.models import SmallCNN
@@ -30,9 +32,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--losses", nargs="+", default=None)
     parser.add_argument("--dataset", default="digits", choices=["digits", "mnist-5k"])
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest for these small models, and on a "
+                        "shared machine)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     dataset = data.load(args.dataset, seed=args.seed)
     print(f"{args.dataset}: train/validation/test {len(dataset.train)}/"

@@ -37,8 +37,12 @@ def main() -> None:
     parser.add_argument("--split", default="random", choices=["random", "leave-last-out"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--negatives", type=int, default=128, help="sampled negatives per user")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest for these small models, and on a "
+                        "shared machine)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     dataset = data.load("movielens-100k", feedback="implicit", split=args.split, seed=args.seed)
     print(f"movielens-100k ({args.split}): {dataset.num_users} users, {dataset.num_items} items,"
