@@ -36,7 +36,7 @@ test: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --cov=rankloss --cov-report=term:skip-covered
 
 bench: $(VENV)/.installed-bench
-	$(BIN)/rankloss bench quick --out $(BENCH_OUT)
+	$(BIN)/rankloss bench quick --threads 1 --out $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage
