@@ -141,11 +141,12 @@ def _plot_bars(table: SuiteTable, path: Path) -> None:
         errors = [table.std.get((row, metric), 0.0) for row in table.rows]
         ax.barh(positions, means, xerr=errors, color="#4c72b0", ecolor="black", capsize=3)
         ax.set_title(metric)
-        finite = [m for m in means if math.isfinite(m)]
+        finite = [(m, e) for m, e in zip(means, errors) if math.isfinite(m)]
         if finite:
-            low = min(finite)
-            ax.set_xlim(max(0.0, low - 0.15 * (max(finite) - low + 1e-9) - 0.02),
-                        max(finite) * 1.02 + 1e-3)
+            low = min(m - e for m, e in finite)
+            high = max(m + e for m, e in finite)
+            pad = 0.05 * (high - low) + 1e-3
+            ax.set_xlim(max(0.0, low - pad), min(1.0, high + pad) if high <= 1.0 else high + pad)
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(positions, table.rows)
     axes[0][0].invert_yaxis()
@@ -162,21 +163,28 @@ def _plot_curves(suite: str, runs: Sequence[dict[str, Any]], path: Path) -> bool
     import matplotlib.pyplot as plt
 
     curves: dict[str, list[dict[str, float]]] = {}
+    primary = "metric"
     for run in runs:
         if run["suite"] == suite and run.get("history") and run["loss"] not in curves:
             curves[run["loss"]] = run["history"]
-    keys = [k for k in ("train_loss", "validation") if any(k in h for c in curves.values()
-                                                          for h in c)]
-    if not curves or not keys:
+            primary = run.get("primary") or _primary_of(suite) or primary
+    if not curves:
         return False
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
+    titles = {
+        "train_loss": "training loss / its first-epoch value",
+        "validation": f"validation {primary}",
+    }
+    for ax, key in zip(axes[0], titles):
         for label, history in curves.items():
             points = [(h.get("epoch", i + 1), h[key]) for i, h in enumerate(history) if key in h]
+            if key == "train_loss" and points and points[0][1] not in (0.0,):
+                first = points[0][1]
+                points = [(epoch, value / first) for epoch, value in points]
             if points:
                 ax.plot(*zip(*points), marker=".", label=label)
         ax.set_xlabel("epoch")
-        ax.set_title(f"{key} (seed of the first run)")
+        ax.set_title(f"{titles[key]} (first seed)")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle(f"{suite}: training curves")
@@ -184,6 +192,13 @@ def _plot_curves(suite: str, runs: Sequence[dict[str, Any]], path: Path) -> bool
     atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
     plt.close(fig)
     return True
+
+
+def _primary_of(suite: str) -> str | None:
+    from rankloss.bench.suites import SUITES
+
+    spec = SUITES.get(suite)
+    return spec.primary if spec is not None else None
 
 
 def write_reports(out: str | Path, runs: Sequence[dict[str, Any]], *, plots: bool = True

@@ -181,6 +181,7 @@ class BenchmarkRunner:
             "loss": loss.label,
             "seed": seed,
             "config_hash": key,
+            "primary": suite.primary,
             "config": config,
             "metrics": {k: float(v) for k, v in result.metrics.items()},
             "seconds": round(seconds, 3),
