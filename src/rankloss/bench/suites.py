@@ -193,7 +193,7 @@ TEXT = SuiteSpec(
     ),
     metrics=("ndcg@10", "recall@10"),
     budget={"epochs": 1, "batch_size": 32, "lr": 2e-5, "max_pairs": 1500, "max_length": 48,
-            "patience": 1, "max_seeds": 2},
+            "patience": 1},
     primary="ndcg@10",
 )
 
