@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,19 @@ def test_config_errors_name_the_problem(tmp_path: Path, text: str, message: str)
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_config(path)
+
+
+def test_every_setting_that_changes_a_result_changes_the_run_key() -> None:
+    loss = SUITE.losses[0]
+    base = SuiteSpec.config_hash(SUITE.run_config(loss, "toy"))
+    variants = [
+        replace(SUITE, primary="m2"),
+        replace(SUITE, metrics=("m1",)),
+        replace(SUITE, model={"hidden": [8]}),
+        SUITE.with_budget(lr=0.5),
+    ]
+    for variant in variants:
+        assert SuiteSpec.config_hash(variant.run_config(loss, "toy")) != base
+    assert SuiteSpec.config_hash(SUITE.run_config(loss, "other")) != base
+    other_loss = LossSpec("a", "mse", {"reduction": "sum"})
+    assert SuiteSpec.config_hash(SUITE.run_config(other_loss, "toy")) != base

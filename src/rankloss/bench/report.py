@@ -186,7 +186,10 @@ def _plot_curves(suite: str, runs: Sequence[dict[str, Any]], path: Path) -> bool
         ax.set_xlabel("epoch")
         ax.set_title(f"{titles[key]} (first seed)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
+    for ax in reversed(axes[0]):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+            break
     fig.suptitle(f"{suite}: training curves")
     fig.tight_layout()
     atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=100))

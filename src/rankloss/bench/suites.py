@@ -70,6 +70,7 @@ class SuiteSpec:
             "dataset": dataset,
             "loss": asdict(loss),
             "metrics": list(self.metrics),
+            "primary": self.primary,
             "budget": dict(self.budget),
             "model": dict(self.model),
         }
