@@ -53,10 +53,13 @@ def test_runner_writes_results_and_resumes(tmp_path: Path) -> None:
                             progress=False, log=lambda _: None)
     again.run([SUITE])
     assert calls == [("skip me", 0), ("skip me", 1)]
-    # A changed budget is a different configuration: it runs again.
+    # A changed budget is a different configuration: it runs again, and only the new runs
+    # come back (the old ones stay in results.json but never mix into a table).
     calls.clear()
-    again.run([SUITE.with_budget(epochs=3)])
+    changed = again.run([SUITE.with_budget(epochs=3)])
     assert len(calls) == 6
+    assert len(changed) == 4 and all(r["config"]["budget"]["epochs"] == 3 for r in changed)
+    assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 8
 
 
 def test_interrupted_run_keeps_finished_runs(tmp_path: Path) -> None:

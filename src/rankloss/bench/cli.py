@@ -99,9 +99,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     runner = BenchmarkRunner(out_dir, TASKS, seeds=seed_list, device=device,
                              progress=progress, dataset_resolver=resolve_dataset)
     start = time.perf_counter()
-    runs = runner.run(suites)
-    names = {s.name for s in suites}
-    wanted = [r for r in runs if r["suite"] in names]
+    wanted = runner.run(suites)
     paths = write_reports(out_dir, wanted, plots=not args.no_plots)
     print(markdown_tables(summarise(wanted)))
     print(f"{len(wanted)} runs in {time.perf_counter() - start:.0f} s on {device}; wrote "

@@ -140,13 +140,16 @@ class BenchmarkRunner:
         return planned
 
     def run(self, suites: Sequence[SuiteSpec]) -> list[dict[str, Any]]:
-        """Run whatever of ``suites`` is not in ``results.json`` yet; return all runs."""
+        """Run whatever of ``suites`` is not in ``results.json`` yet.
+
+        Returns the records of exactly the planned runs, in plan order: runs of other suites,
+        or of an earlier configuration of the same suite, stay in ``results.json`` but are not
+        returned (so they never mix into a table).
+        """
         planned = self.plan(suites)
+        keys = [(SuiteSpec.config_hash(p[0].run_config(p[1], p[2])), p[3]) for p in planned]
         done = self._done_keys()
-        todo = [
-            p for p in planned
-            if (SuiteSpec.config_hash(p[0].run_config(p[1], p[2])), p[3]) not in done
-        ]
+        todo = [p for p, key in zip(planned, keys) if key not in done]
         skipped = len(planned) - len(todo)
         if skipped:
             self.log(f"resuming: {skipped} of {len(planned)} runs already in {self.results_path}")
@@ -159,7 +162,8 @@ class BenchmarkRunner:
                 bar.update(1)
         finally:
             bar.close()
-        return self.runs
+        by_key = {(r["config_hash"], r["seed"]): r for r in self.runs}
+        return [by_key[key] for key in keys if key in by_key]
 
     def _run_one(
         self, suite: SuiteSpec, loss: LossSpec, dataset: str, seed: int, env: dict[str, Any]
