@@ -59,6 +59,10 @@ def test_tiny_suite_writes_every_file_and_the_table(tmp_path: Path, capsys) -> N
     assert "### tiny-retrieval (digits)" in table and "### tiny-imbalanced (digits)" in table
     assert "| loss | precision@1 | r_precision | map@r | seeds | s/run |" in table
     assert "| triplet (batch-hard) |" in table and " ± " in table and "**" in table
+    assert "### tiny-imbalanced: per-class recall / precision (mean over seeds)" in table
+    assert "| softmax_ce | " in table.split("per-class recall")[1]
+    imbalanced = [r for r in runs if r["suite"] == "tiny-imbalanced"]
+    assert all(f"recall/{c}" in r["extra_metrics"] for r in imbalanced for c in range(10))
     csv_rows = (out / "results.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + 2 * 3 + 1 * 4
     for name in ("tiny-retrieval_metrics.png", "tiny-retrieval_curves.png",

@@ -65,7 +65,12 @@ def _filter_losses(suites: list, wanted: str | None) -> list:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from rankloss.bench.config import load_config
-    from rankloss.bench.report import markdown_tables, summarise, write_reports
+    from rankloss.bench.report import (
+        markdown_tables,
+        per_class_tables,
+        summarise,
+        write_reports,
+    )
     from rankloss.bench.runner import BenchmarkRunner
     from rankloss.bench.suites import resolve_suites
     from rankloss.bench.tasks import TASKS, resolve_dataset
@@ -102,6 +107,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     wanted = runner.run(suites)
     paths = write_reports(out_dir, wanted, plots=not args.no_plots)
     print(markdown_tables(summarise(wanted)))
+    per_class = per_class_tables(wanted)
+    if per_class:
+        print(per_class)
     print(f"{len(wanted)} runs in {time.perf_counter() - start:.0f} s on {device}; wrote "
           + ", ".join(str(p) for p in paths) + f", {runner.results_path}")
     return 0

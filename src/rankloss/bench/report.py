@@ -17,7 +17,7 @@ from typing import Any
 
 from rankloss._io import atomic_write, atomic_write_text
 
-__all__ = ["SuiteTable", "summarise", "markdown_tables", "write_reports"]
+__all__ = ["SuiteTable", "summarise", "markdown_tables", "per_class_tables", "write_reports"]
 
 
 @dataclass
@@ -108,6 +108,33 @@ def markdown_tables(tables: Sequence[SuiteTable]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
+
+
+def per_class_tables(runs: Sequence[dict[str, Any]]) -> str:
+    """Per-class recall and precision (mean over seeds) of the suites that report them."""
+    by_suite: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        if any(k.startswith("recall/") for k in run.get("extra_metrics", {})):
+            by_suite[run["suite"]].append(run)
+    parts = []
+    for suite, suite_runs in by_suite.items():
+        classes = sorted({k.split("/", 1)[1] for r in suite_runs for k in r["extra_metrics"]
+                          if k.startswith("recall/")}, key=lambda c: (len(c), c))
+        rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+        for run in suite_runs:
+            rows[run["loss"]].append(run["extra_metrics"])
+        lines = [f"### {suite}: per-class recall / precision (mean over seeds)", "",
+                 "| loss | " + " | ".join(f"class {c}" for c in classes) + " |",
+                 "|---|" + "---:|" * len(classes)]
+        for loss, extras in rows.items():
+            cells = []
+            for c in classes:
+                rec = sum(e.get(f"recall/{c}", math.nan) for e in extras) / len(extras)
+                pre = sum(e.get(f"precision/{c}", math.nan) for e in extras) / len(extras)
+                cells.append(f"{rec:.2f} / {pre:.2f}")
+            lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + ("\n" if parts else "")
 
 
 def _csv_text(tables: Sequence[SuiteTable]) -> str:
@@ -209,9 +236,10 @@ def write_reports(out: str | Path, runs: Sequence[dict[str, Any]], *, plots: boo
     """Write ``results.md``, ``results.csv`` and PNG plots into ``out``; return the paths."""
     out = Path(out)
     tables = summarise(runs)
+    per_class = per_class_tables(runs)
     written = [
         atomic_write_text(out / "results.md", "# rankloss bench results\n\n"
-                          + markdown_tables(tables)),
+                          + markdown_tables(tables) + ("\n" + per_class if per_class else "")),
         atomic_write_text(out / "results.csv", _csv_text(tables)),
     ]
     if plots:

@@ -35,6 +35,8 @@ class RunResult:
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     notes: str = ""
+    #: Further test metrics that are not columns of the table (e.g. per-class recall).
+    extra_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -191,6 +193,7 @@ class BenchmarkRunner:
             "seconds": round(seconds, 3),
             "history": result.history,
             "notes": result.notes,
+            "extra_metrics": {k: float(v) for k, v in result.extra_metrics.items()},
             "environment": env,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -92,8 +92,9 @@ def _fit_and_test(ctx: RunContext, trainer: Any) -> RunResult:
         raise KeyError(f"suite {ctx.suite.name!r}: the task reports no {missing}; it reports "
                        f"{sorted(metrics)}")
     notes = f"best epoch {result.best_epoch} of {result.epochs_run}"
+    extra = {k: v for k, v in metrics.items() if k not in ctx.suite.metrics}
     return RunResult({m: metrics[m] for m in ctx.suite.metrics},
-                     _history(result, ctx.suite.primary), notes)
+                     _history(result, ctx.suite.primary), notes, extra)
 
 
 # ============================================================================ learning to rank
@@ -311,7 +312,10 @@ class _ImbalancedTask:
                            ).argmax(-1)
         report = per_class_report(predictions, data.y, self.num_classes)
         minority = torch.tensor(self.minority)
+        per_class = {f"{name}/{c}": float(report[name][c])
+                     for name in ("recall", "precision") for c in range(self.num_classes)}
         return {
+            **per_class,
             "macro_recall": float(report["macro_recall"]),
             "macro_precision": float(report["macro_precision"]),
             "minority_recall": float(report["recall"][minority].mean()),
