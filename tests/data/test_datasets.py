@@ -189,11 +189,5 @@ def test_batching_helpers():
                           torch.tensor([[[1.0]]]))
     with pytest.raises(ValueError, match="unknown method"):
         data.normalize_lists(features, mask, "zscore")
-    batches = list(data.class_balanced_batches(torch.arange(40) % 10, 8, per_class=4,
-                                               generator=g, num_batches=3))
-    assert len(batches) == 3
-    for b in batches:
-        counts = torch.bincount((torch.arange(40) % 10)[b])
-        assert sorted(counts[counts > 0].tolist()) == [4, 4]
     padded, pmask = data.pad_lists([torch.ones(2), torch.ones(3)])
     assert padded.shape == (2, 3) and pmask.sum() == 5

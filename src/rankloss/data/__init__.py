@@ -5,7 +5,7 @@ and semantic search.
 * Generic loaders for your own files: :func:`read_svmlight`, :func:`read_interactions`,
   :func:`read_labelled`, :func:`read_idx`, :func:`read_text_retrieval`.
 * Batching: :func:`pad_lists`, :func:`sample_lists`, :func:`normalize_lists`,
-  :func:`list_batches`, :func:`class_balanced_batches`.
+  :func:`list_batches` (class-balanced batches: :mod:`rankloss.mining` samplers).
 
 See ``docs/data.md`` for the data set cards.
 """
@@ -22,7 +22,6 @@ from rankloss.data._fetch import (
     sha256sum,
 )
 from rankloss.data.batching import (
-    class_balanced_batches,
     index_batches,
     list_batches,
     normalize_lists,
@@ -65,7 +64,7 @@ __all__ = [
     "split_interactions", "reviews_to_retrieval",
     "read_svmlight", "read_interactions", "read_labelled", "read_idx", "read_text_retrieval",
     "IdMap",
-    "pad_lists", "sample_lists", "normalize_lists", "list_batches", "class_balanced_batches",
+    "pad_lists", "sample_lists", "normalize_lists", "list_batches",
     "index_batches",
     "DataFormatError", "DatasetCard", "LTRSplit", "LTRDataset", "LabelledSplit",
     "LabelledDataset", "Interactions", "RecDataset", "TextRetrievalSplit",

@@ -19,7 +19,6 @@ __all__ = [
     "sample_lists",
     "normalize_lists",
     "list_batches",
-    "class_balanced_batches",
     "index_batches",
 ]
 
@@ -122,35 +121,3 @@ def list_batches(
             )
             batch = LTRSplit(f, y, m, batch.query_ids)
         yield batch
-
-
-def class_balanced_batches(
-    labels: Tensor,
-    batch_size: int,
-    *,
-    per_class: int = 4,
-    generator: torch.Generator | None = None,
-    num_batches: int | None = None,
-) -> Iterator[Tensor]:
-    """Batches of indices with ``per_class`` samples from each of ``batch_size // per_class``
-    classes (the "m per class" sampler metric-learning losses need for positives).
-
-    Classes are drawn without replacement within a batch; samples of a class are drawn without
-    replacement when it has enough, else with replacement. ``num_batches`` defaults to
-    ``len(labels) // batch_size``.
-    """
-    labels = labels.cpu()
-    classes = torch.unique(labels)
-    k = max(1, min(len(classes), batch_size // per_class))
-    members = [torch.nonzero(labels == c).flatten() for c in classes]
-    total = num_batches if num_batches is not None else max(1, len(labels) // batch_size)
-    for _ in range(total):
-        picked = torch.randperm(len(classes), generator=generator)[:k]
-        parts = []
-        for c in picked.tolist():
-            pool = members[c]
-            if len(pool) >= per_class:
-                parts.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
-            else:
-                parts.append(pool[torch.randint(len(pool), (per_class,), generator=generator)])
-        yield torch.cat(parts)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rankloss.data.batching import class_balanced_batches, index_batches, list_batches
+from rankloss.data.batching import index_batches, list_batches
 from rankloss.data.types import (
     LabelledDataset,
     LTRDataset,
@@ -127,7 +127,8 @@ class EmbeddingTask:
     * ``"auto"`` (default): ``"embedding"`` for losses registered in family ``embedding``,
       else ``"lists"``.
 
-    Batches hold ``per_class`` samples from each of ``batch_size // per_class`` classes.
+    Batches hold ``per_class`` samples from each of ``batch_size // per_class`` classes (at
+    most every class), drawn by :class:`rankloss.mining.MPerClassSampler`.
     Evaluation: :func:`rankloss.metrics.embedding_retrieval_metrics` on the split
     (leave-one-out: each sample queries the others), or against ``reference`` split.
     """
@@ -144,10 +145,18 @@ class EmbeddingTask:
         self.ks, self.reference, self.eval_batch_size = tuple(ks), reference, eval_batch_size
 
     def train_batches(self, generator: torch.Generator) -> Iterator[_Labelled]:
+        from rankloss.mining import MPerClassSampler
+
         train = self.data.train
-        for index in class_balanced_batches(train.y, self.batch_size, per_class=self.per_class,
-                                            generator=generator,
-                                            num_batches=self.batches_per_epoch):
+        # As many classes per batch as fit, at most every class of the training split.
+        classes = min(self.batch_size // self.per_class, int(torch.unique(train.y).numel()))
+        sampler = MPerClassSampler(
+            train.y, self.per_class, max(1, classes) * self.per_class,
+            num_batches=self.batches_per_epoch or max(1, len(train) // self.batch_size),
+            generator=generator,
+        )
+        for index in sampler:
+            index = torch.as_tensor(index)
             yield _Labelled(train.x[index], train.y[index])
 
     def training_step(self, model: nn.Module, batch: _Labelled, loss: Callable) -> Tensor:
