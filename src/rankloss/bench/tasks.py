@@ -47,7 +47,7 @@ def resolve_dataset(suite: SuiteSpec) -> str:
                        + "\n  ".join(errors))
 
 
-def _trainer(ctx: RunContext, model: nn.Module, task: Any, loss: Any, **extra: Any) -> Any:
+def _trainer(ctx: RunContext, model: nn.Module, task: Any, loss: Any) -> Any:
     from rankloss.train import Trainer
 
     budget = ctx.suite.budget
@@ -69,7 +69,6 @@ def _trainer(ctx: RunContext, model: nn.Module, task: Any, loss: Any, **extra: A
         checkpoint_dir=ctx.workdir / "checkpoint",
         resume=True,
         progress=False,
-        **extra,
     )
 
 
@@ -98,16 +97,12 @@ def _fit_and_test(ctx: RunContext, trainer: Any) -> RunResult:
 
 
 # ============================================================================ learning to rank
-def _ltr_data(name: str) -> Any:
-    return load_dataset(name, normalize="standardize")
-
-
 def run_ltr(ctx: RunContext) -> RunResult:
     """MLP scorer on query lists; ``lightgbm`` rows train LightGBM's LambdaMART instead."""
     from rankloss.models import MLPScorer
     from rankloss.train.tasks import LTRTask
 
-    data = _ltr_data(ctx.dataset)
+    data = load_dataset(ctx.dataset, normalize="standardize")
     task = LTRTask(data, batch_size=ctx.suite.budget.get("batch_size", 8),
                    max_items=ctx.suite.budget.get("max_items"))
     if ctx.loss.name == "lightgbm":
