@@ -1,4 +1,4 @@
-"""rankloss._validation: the tensor contract and its error messages."""
+"""rankloss._core.validation: the tensor contract and its error messages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import rankloss.functional as RF
-from rankloss._validation import check_choice, check_lists, compute_dtype
+from rankloss._core.validation import check_choice, check_lists, compute_dtype
 
 
 def test_labels_shape_mismatch_names_argument_and_shapes():

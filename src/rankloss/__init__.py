@@ -12,8 +12,7 @@ import importlib
 from typing import Any
 
 from rankloss import augment, functional, lists, losses, metrics, mining
-
-__version__ = "0.1.0"
+from rankloss._version import __version__
 
 _LAZY = ("data", "models", "train", "bench")
 

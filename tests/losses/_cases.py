@@ -1,8 +1,8 @@
 """What the registry-wide loss tests need to know about individual losses.
 
-Every loss of the list families is tested with its defaults and arbitrary real labels unless a
-table below says otherwise, so a newly registered loss is covered automatically (and a loss
-that needs special inputs fails loudly until it is added here).
+Every list loss is tested with its defaults and arbitrary real labels, adjusted by the metadata
+it is registered with (``register_loss(label_range=, tie_order=, soft_labels=)``), so a newly
+registered loss is covered automatically without editing this file.
 """
 
 from __future__ import annotations
@@ -12,34 +12,38 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rankloss.losses import LOSSES, available
+from rankloss.losses import LOSSES, LossInfo, available
 
 #: Families whose losses take ``(scores, labels, mask)`` lists.
 LIST_FAMILIES = ("pointwise", "pairwise", "listwise")
 
-#: Hyper-parameters a loss needs to accept arbitrary real labels.
-HYPER: dict[str, dict[str, Any]] = {
-    # Without a threshold, labels must lie in [0, 1].
-    "sigmoid_ce": {"threshold": 0.5},
-}
+
+def info(name: str) -> LossInfo:
+    """What the registry records about a loss (``register_loss``'s metadata)."""
+    return LOSSES.entry(name).meta["info"]
+
+
+def _names_where(predicate) -> set[str]:
+    return {name for name in available(kind="list") if predicate(info(name))}
+
 
 #: Losses that reject negative labels.
-NONNEGATIVE_LABELS = {"softmax_ce"}
+NONNEGATIVE_LABELS = _names_where(lambda i: i.label_range == "nonnegative")
 
 #: Losses whose value depends on the input order of tied labels (ties broken in input order), so
 #: permuting items is only invariant for distinct labels.
-ORDER_DEPENDENT_LABEL_TIES = {"listmle"}
+ORDER_DEPENDENT_LABEL_TIES = _names_where(lambda i: i.tie_order == "labels")
 
 #: Losses whose value depends on the input order of tied scores (current ranks break score ties
 #: in input order), so permuting items is only invariant for distinct scores.
-ORDER_DEPENDENT_SCORE_TIES = {"lambdarank", "lambdaloss"}
+ORDER_DEPENDENT_SCORE_TIES = _names_where(lambda i: i.tie_order == "scores")
 
 #: Losses whose labels are soft targets with a gradient (regression, distillation).
-DIFFERENTIABLE_LABELS = {"mse", "mae", "smooth_l1", "softmax_ce", "kl_div", "listnet"}
+DIFFERENTIABLE_LABELS = _names_where(lambda i: i.soft_labels)
 
 
 def list_loss_names() -> list[str]:
-    return [name for family in LIST_FAMILIES for name in available(family)]
+    return available(kind="list")
 
 
 def function(name: str):
@@ -47,7 +51,10 @@ def function(name: str):
 
 
 def hyper(name: str) -> dict[str, Any]:
-    return dict(HYPER.get(name, {}))
+    """Hyper-parameters that make ``name`` accept arbitrary real labels."""
+    if info(name).label_range == "unit":
+        return {"relevance_threshold": 0.5}  # binarise instead of requiring labels in [0, 1]
+    return {}
 
 
 def call(name: str, scores: Tensor, labels: Tensor, mask: Tensor | None = None, **kwargs) -> Tensor:

@@ -105,7 +105,7 @@ def test_gradcheck_soft_labels(name):
         ("neural_ndcg", {"k": 3, "temperature": 0.5, "sinkhorn_iterations": 10}),
         ("approx_ndcg", {"alpha": 1.0, "gain": "linear"}),
         ("smooth_l1", {"beta": 0.5}),
-        ("hinge", {"margin": 0.5, "threshold": 1.0}),
+        ("hinge", {"margin": 0.5, "relevance_threshold": 1.5}),
     ],
 )
 def test_gradcheck_hyper_parameters(name, hyper):

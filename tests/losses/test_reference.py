@@ -26,7 +26,7 @@ ALL_EQUAL_ROW, ALL_ZERO_ROW, TIED_SCORES_ROW = 4, 3, 8
 
 LAMBDALOSS_CASES = [
     (weighting, extra)
-    for weighting in ("ndcg_loss2", "ndcg_loss2pp", "lambdarank")
+    for weighting in ("ndcg_loss2", "ndcg_loss2pp", "lambdarank", "ndcg_loss1", "label_diff")
     for extra in ({}, {"k": 3}, {"gain": "linear", "mu": 2.0, "sigma": 2.0})
 ]
 
@@ -38,13 +38,13 @@ CASES = [
     ("smooth_l1", {}, "real"),
     ("smooth_l1", {"beta": 0.5}, "graded"),
     ("sigmoid_ce", {}, "unit"),
-    ("sigmoid_ce", {"threshold": 1.0}, "graded"),
+    ("sigmoid_ce", {"relevance_threshold": 1.0}, "graded"),
     ("softmax_ce", {}, "nonnegative"),
     ("softmax_ce", {}, "unit"),
     ("kl_div", {}, "real"),
-    ("kl_div", {"temperature": 0.5}, "graded"),
+    ("kl_div", {"label_temperature": 0.5}, "graded"),
     ("hinge", {}, "graded"),
-    ("hinge", {"margin": 0.5, "threshold": 1.5}, "graded"),
+    ("hinge", {"margin": 0.5, "relevance_threshold": 1.5}, "graded"),
     ("ranknet", {}, "graded"),
     ("ranknet", {"sigma": 2.0, "k": 2}, "graded"),
     ("ranknet", {}, "real"),
@@ -57,10 +57,17 @@ CASES = [
     *[("lambdaloss", {"weighting": w, **extra}, "nonnegative") for w, extra in LAMBDALOSS_CASES],
     ("lambdaloss", {}, "graded"),
     ("bpr", {}, "graded"),
-    ("bpr", {"threshold": 1.0}, "graded"),
+    ("pairwise", {}, "graded"),
+    ("pairwise", {"term": "hinge", "margin": 0.5, "relevance_threshold": 2.0}, "graded"),
+    ("pairwise", {"term": "hinge", "weight": "lambdarank", "k": 3}, "nonnegative"),
+    ("pairwise", {"weight": "ndcg_loss1", "pair_reduction": "sum"}, "nonnegative"),
+    ("pairwise", {"weight": "label_diff", "sigma": 2.0}, "real"),
+    ("pairwise", {"weight": "ndcg_loss2pp", "mu": 3.0, "gain": "linear"}, "graded"),
+    ("bpr", {"relevance_threshold": 2.0}, "graded"),
+    ("bpr", {"relevance_threshold": 0.5}, "real"),
     ("bpr", {"k": 3}, "graded"),
     ("listnet", {}, "real"),
-    ("listnet", {"temperature": 2.0}, "graded"),
+    ("listnet", {"label_temperature": 2.0}, "graded"),
     ("listmle", {}, "graded"),
     ("listmle", {}, "real"),
     ("approx_ndcg", {}, "nonnegative"),

@@ -15,8 +15,8 @@ from torch import nn
 
 import rankloss
 import rankloss.functional as RF
-from rankloss.losses import LOSSES, CombinedLoss, LossModule, available, get
-from rankloss.registry import Registry
+from rankloss._core.registry import Registry
+from rankloss.losses import LOSSES, CombinedLoss, Loss, available, get
 from tests.losses._cases import LIST_FAMILIES, fit_labels, hyper
 
 FAMILIES = (*LIST_FAMILIES, "adversarial")
@@ -42,7 +42,8 @@ def test_the_families_are_registered():
 @pytest.mark.parametrize("name", NAMES)
 def test_builds_runs_forward_and_backward(name):
     module = get(name, **hyper(name))
-    assert isinstance(module, LossModule)
+    assert isinstance(module, Loss)
+    assert module.kind == LOSSES.entry(name).meta["info"].kind
     assert type(module).registered_name == name
     family = LOSSES.entry(name).family
     if family == "adversarial":
@@ -65,8 +66,8 @@ def test_builds_runs_forward_and_backward(name):
     assert value.shape == () and torch.isfinite(value)
 
 
-def _parameters(module: LossModule) -> list[str]:
-    return list(inspect.signature(type(module).function).parameters)
+def _parameters(module: Loss) -> list[str]:
+    return list(inspect.signature(LOSSES.entry(module.registered_name).meta["function"]).parameters)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -77,7 +78,7 @@ def test_docstring_has_formula_and_reference(name):
         assert ".. math::" in doc or ":math:" in doc, f"{name}: no formula"
         assert re.search(r"\b(19|20)\d\d\b", doc), f"{name}: no reference with a year"
     # The module docstring lists its hyper-parameters with defaults.
-    for parameter, default in cls.hyper_parameters().items():
+    for parameter, default in cls.hyper_parameter_defaults().items():
         assert f"{parameter}={default!r}" in cls.__doc__
 
 
@@ -90,8 +91,12 @@ def test_hyper_parameters_match_the_function_signature(name):
         for p in signature.parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("weights", "generator")
     }
-    assert cls.hyper_parameters() == expected
-    assert list(inspect.signature(cls).parameters) == list(expected)
+    assert cls.hyper_parameter_defaults() == expected
+    # Written out in the source: every parameter is keyword-only and annotated.
+    for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (name, parameter)
+        assert parameter.annotation is not inspect.Parameter.empty, (name, parameter)
+    assert inspect.getsourcefile(cls).endswith(".py") and cls.__init__ is not Loss.__init__
 
 
 def test_unknown_name_raises_key_error_listing_names():
@@ -106,14 +111,16 @@ def test_unknown_name_raises_key_error_listing_names():
 def test_unknown_hyper_parameter_raises_type_error():
     with pytest.raises(TypeError, match="unknown hyper-parameter 'sigm'.*sigma"):
         get("ranknet", sigm=2.0)
-    with pytest.raises(TypeError, match="data passed on each call"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        rankloss.losses.RankNetLoss(sigma=2.0, bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unknown hyper-parameter 'generator'"):
         get("listmle", generator=torch.Generator())
-    with pytest.raises(TypeError, match="data passed on each call"):
+    with pytest.raises(TypeError, match="unknown hyper-parameter 'weights'"):
         get("mse", weights=torch.ones(3))
-    with pytest.raises(TypeError, match="is a hyper-parameter"):
-        get("ranknet")(torch.zeros(2), torch.zeros(2), sigma=2.0)
-    with pytest.raises(TypeError, match="is a hyper-parameter"):
-        get("ranknet")(torch.zeros(2), torch.zeros(2), reduction="none")
+    with pytest.raises(TypeError, match="sigma"):
+        get("ranknet")(torch.zeros(2), torch.zeros(2), sigma=2.0)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="reduction"):
+        get("ranknet")(torch.zeros(2), torch.zeros(2), reduction="none")  # type: ignore[call-arg]
 
 
 def test_hyper_parameters_reach_the_function():
@@ -127,27 +134,75 @@ def test_hyper_parameters_reach_the_function():
     assert module(scores, labels) != get("ranknet")(scores, labels)
 
 
-def test_invalid_hyper_parameter_values_raise_value_error():
+BAD_VALUES = [
+    ("lambdarank", "gain", "cubic"),
+    ("lambdaloss", "weighting", "ndcg_loss3"),
+    ("lambdaloss", "mu", -3.0),
+    ("lambdaloss", "sigma", 0.0),
+    ("ranknet", "sigma", -1.0),
+    ("approx_ndcg", "alpha", -5.0),
+    ("smooth_l1", "beta", 0.0),
+    ("listnet", "label_temperature", 0.0),
+    ("kl_div", "label_temperature", -1.0),
+    ("neural_ndcg", "temperature", 0.0),
+    ("neural_ndcg", "sinkhorn_iterations", -1),
+    ("pairwise_hinge", "margin", -0.5),
+    ("hinge", "margin", -1.0),
+    ("pairwise", "term", "cubic"),
+    ("pairwise", "weight", "ndcg_loss9"),
+    ("pairwise", "pair_reduction", "max"),
+    ("mse", "reduction", "avg"),
+    *[(name, "k", 0) for name in ("ranknet", "pairwise_hinge", "lambdarank", "lambdaloss")],
+    ("neural_ndcg", "k", -2),
+    ("bpr", "k", 0),
+]
+
+BAD_TYPES = [
+    ("ranknet", "sigma", "2"),
+    ("ranknet", "k", 2.5),
+    ("lambdaloss", "weighting", 3),
+    ("neural_ndcg", "sinkhorn_iterations", 2.0),
+    ("bpr", "relevance_threshold", "1"),
+    ("mse", "reduction", None),
+]
+
+
+@pytest.mark.parametrize(("name", "parameter", "value"), BAD_VALUES)
+def test_bad_hyper_parameter_values_fail_when_built_and_in_the_function(name, parameter, value):
+    cls = LOSSES.get(name)
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}: {parameter} must be .*, got "):
+        get(name, **{parameter: value})
+    # The same check at function entry names the function.
+    function = LOSSES.entry(name).meta["function"]
+    with pytest.raises(ValueError, match=rf"^{function.__name__}: {parameter} must be .*, got "):
+        function(torch.zeros(2, 3), torch.zeros(2, 3), **{parameter: value})
+
+
+@pytest.mark.parametrize(("name", "parameter", "value"), BAD_TYPES)
+def test_hyper_parameters_of_the_wrong_type_are_type_errors(name, parameter, value):
+    cls = LOSSES.get(name)
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}: {parameter} must be "):
+        get(name, **{parameter: value})
+
+
+def test_lambdaloss_is_never_negative_and_the_two_lambda_paths_are_one():
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(5, 7, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 4, (5, 7), generator=g).double()
+    for k in (None, 1, 3):
+        torch.testing.assert_close(
+            RF.lambdarank_loss(scores, labels, k=k, reduction="none"),
+            RF.lambdaloss_loss(scores, labels, weighting="lambdarank", k=k, reduction="none"),
+            rtol=0,
+            atol=0,
+        )
+        for weighting in RF.pairwise.LAMBDALOSS_WEIGHTINGS:
+            value = RF.lambdaloss_loss(scores, labels, weighting=weighting, k=k, reduction="none")
+            assert (value >= 0).all(), (weighting, k)
+
+
+def test_label_errors_at_function_entry():
     scores, labels = torch.zeros(2, 3), torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="gain"):
-        get("lambdarank", gain="cubic")(scores, labels)
-    with pytest.raises(ValueError, match="weighting"):
-        get("lambdaloss", weighting="ndcg_loss3")(scores, labels)
-    with pytest.raises(ValueError, match="beta"):
-        get("smooth_l1", beta=0.0)(scores, labels)
-    with pytest.raises(ValueError, match="temperature"):
-        get("listnet", temperature=0.0)(scores, labels)
-    with pytest.raises(ValueError, match="temperature"):
-        get("kl_div", temperature=-1.0)(scores, labels)
-    with pytest.raises(ValueError, match="temperature"):
-        get("neural_ndcg", temperature=0.0)(scores, labels)
-    with pytest.raises(ValueError, match="sinkhorn"):
-        get("neural_ndcg", sinkhorn_iterations=-1)(scores, labels)
-    for name in ("ranknet", "pairwise_hinge", "lambdarank", "lambdaloss", "neural_ndcg"):
-        with pytest.raises(ValueError, match="k must be a positive integer"):
-            get(name, k=0)(scores, labels)
-    with pytest.raises(ValueError, match="reduction"):
-        get("mse", reduction="avg")(scores, labels)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
         RF.sigmoid_ce_loss(scores, labels + 2.0)
     with pytest.raises(ValueError, match="labels must be >= 0"):
@@ -168,13 +223,13 @@ def _list_batch():
 
 def test_combined_loss_is_the_weighted_sum():
     scores, labels, mask = _list_batch()
-    combined = get("ranknet") + 0.5 * get("listnet", temperature=2.0) + get("mse") * 2
+    combined = get("ranknet") + 0.5 * get("listnet", label_temperature=2.0) + get("mse") * 2
     assert isinstance(combined, CombinedLoss)
     assert combined.named_terms() == [("ranknet", 1.0), ("listnet", 0.5), ("mse", 2.0)]
     total, parts = combined(scores, labels, mask, return_parts=True)
     expected = {
         "ranknet": RF.ranknet_loss(scores, labels, mask),
-        "listnet": RF.listnet_loss(scores, labels, mask, temperature=2.0),
+        "listnet": RF.listnet_loss(scores, labels, mask, label_temperature=2.0),
         "mse": RF.mse_loss(scores, labels, mask),
     }
     assert set(parts) == set(expected)
@@ -204,12 +259,16 @@ def test_combined_loss_scaling_and_duplicates():
 def test_combined_loss_from_spec():
     scores, labels, mask = _list_batch()
     combined = CombinedLoss.from_spec(
-        {"lambdarank": 1.0, "listnet": {"weight": 0.25, "temperature": 0.5}, "approx_ndcg": {}}
+        {
+            "lambdarank": 1.0,
+            "listnet": {"weight": 0.25, "label_temperature": 0.5},
+            "approx_ndcg": {},
+        }
     )
     assert combined.named_terms() == [("lambdarank", 1.0), ("listnet", 0.25), ("approx_ndcg", 1.0)]
     expected = (
         RF.lambdarank_loss(scores, labels, mask)
-        + 0.25 * RF.listnet_loss(scores, labels, mask, temperature=0.5)
+        + 0.25 * RF.listnet_loss(scores, labels, mask, label_temperature=0.5)
         + RF.approx_ndcg_loss(scores, labels, mask)
     )
     torch.testing.assert_close(combined(scores, labels, mask), expected)
@@ -241,22 +300,27 @@ def test_combined_loss_routes_per_call_arguments():
     torch.testing.assert_close(parts["listmle"], expected_listmle.detach())
     torch.testing.assert_close(parts["ranknet"], expected_ranknet.detach())
     torch.testing.assert_close(total, expected_listmle + expected_ranknet)
-    assert get("listmle").accepts("generator") and not get("ranknet").accepts("generator")
+    with pytest.raises(TypeError, match="no part takes the keyword argument 'seed'"):
+        combined(scores, labels, mask, seed=3)
 
 
-def test_combined_loss_accepts_plain_modules_and_rejects_others():
+def test_combined_loss_refuses_other_modules_kinds_and_reductions():
     class Zero(nn.Module):
         def forward(self, scores, labels, mask=None):
             return scores.sum() * 0
 
-    scores, labels, mask = _list_batch()
-    combined = get("mse") + Zero()
-    assert combined.named_terms()[1] == ("Zero", 1.0)
-    torch.testing.assert_close(combined(scores, labels, mask), RF.mse_loss(scores, labels, mask))
+    with pytest.raises(TypeError, match="must be a rankloss loss module"):
+        get("mse") + Zero()
     with pytest.raises(TypeError):
-        CombinedLoss([(1.0, RF.mse_loss)])
-    with pytest.raises(ValueError):
+        CombinedLoss([(1.0, RF.mse_loss)])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="at least one"):
         CombinedLoss([])
+    with pytest.raises(ValueError, match="one reduction"):
+        get("ranknet") + get("listnet", reduction="sum")
+    with pytest.raises(TypeError, match="discriminator and generator"):
+        get("gan_discriminator") + get("gan_generator")
+    combined = get("ranknet") + get("listnet")
+    assert combined.kind == "list" and combined.reduction == "mean"
 
 
 def test_adversarial_modules():
@@ -287,3 +351,32 @@ def test_registry_basics():
     assert [e.name for e in r] == ["one", "two"]
     with pytest.raises(KeyError, match="unknown widget 'three'"):
         r.get("three")
+
+
+# ------------------------------------------------------------------------------------------
+# The misuse cases of the first release (issue "Loss API v2") now fail clearly
+
+
+def test_an_embedding_loss_refuses_a_ranking_batch():
+    scores = torch.randn(4, 6)
+    labels = torch.randint(0, 3, (4, 6)).float()
+    with pytest.raises(ValueError, match="labels must be integer class labels .*keys="):
+        get("info_nce")(scores, labels)
+
+
+def test_list_and_embedding_losses_do_not_combine():
+    with pytest.raises(TypeError, match=r"one kind.*ranknet \(list\).*triplet \(embedding\)"):
+        get("ranknet") + get("triplet")
+    with pytest.raises(TypeError, match="one kind"):
+        0.5 * get("info_nce") + get("listnet")
+
+
+def test_kinds_of_every_registered_loss():
+    for name in available():
+        cls = LOSSES.get(name)
+        family = LOSSES.entry(name).family
+        expected = {"embedding": "embedding", "adversarial": "adversarial"}.get(family, "list")
+        assert cls.kind == expected, name
+    assert set(available(kind="list")) == {
+        n for f in ("pointwise", "pairwise", "listwise") for n in available(f)
+    }

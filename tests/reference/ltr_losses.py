@@ -34,6 +34,7 @@ __all__ = [
     "pairwise_hinge_ref",
     "lambdarank_ref",
     "lambdaloss_ref",
+    "pairwise_ref",
     "bpr_ref",
     "listnet_ref",
     "listmle_ref",
@@ -153,11 +154,14 @@ def sigmoid_ce_ref(
     labels: Floats,
     weights: Floats | None = None,
     *,
-    threshold: float | None = None,
+    relevance_threshold: float | None = None,
 ) -> Result:
     terms = []
     for s, y in zip(scores, labels):
-        t = (1.0 if y > threshold else 0.0) if threshold is not None else y
+        if relevance_threshold is None:
+            t = y
+        else:
+            t = 1.0 if y >= relevance_threshold else 0.0
         # -log sigma(s) = softplus(-s);  -log(1 - sigma(s)) = softplus(s)
         terms.append(t * softplus(-s) + (1.0 - t) * softplus(s))
     return _pointwise(terms, weights)
@@ -169,11 +173,11 @@ def hinge_ref(
     weights: Floats | None = None,
     *,
     margin: float = 1.0,
-    threshold: float = 0.0,
+    relevance_threshold: float = 1.0,
 ) -> Result:
     terms = []
     for s, y in zip(scores, labels):
-        t = 1.0 if y > threshold else -1.0
+        t = 1.0 if y >= relevance_threshold else -1.0
         terms.append(max(0.0, margin - t * s))
     return _pointwise(terms, weights)
 
@@ -194,23 +198,23 @@ def softmax_ce_ref(scores: Floats, labels: Floats, weights: Floats | None = None
 
 
 def listnet_ref(
-    scores: Floats, labels: Floats, weights: Floats | None = None, *, temperature: float = 1.0
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, label_temperature: float = 1.0
 ) -> Result:
     if len(scores) == 0:
         return 0.0, False
     w = _weights(weights, len(scores))
-    p = [math.exp(v) for v in log_softmax([y / temperature for y in labels])]
+    p = [math.exp(v) for v in log_softmax([y / label_temperature for y in labels])]
     log_q = log_softmax(scores)
     return -sum(w[i] * p[i] * log_q[i] for i in range(len(scores))), True
 
 
 def kl_div_ref(
-    scores: Floats, labels: Floats, weights: Floats | None = None, *, temperature: float = 1.0
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, label_temperature: float = 1.0
 ) -> Result:
     if len(scores) == 0:
         return 0.0, False
     w = _weights(weights, len(scores))
-    log_p = log_softmax([y / temperature for y in labels])
+    log_p = log_softmax([y / label_temperature for y in labels])
     log_q = log_softmax(scores)
     return sum(w[i] * math.exp(log_p[i]) * (log_p[i] - log_q[i]) for i in range(len(scores))), True
 
@@ -256,11 +260,12 @@ def bpr_ref(
     labels: Floats,
     weights: Floats | None = None,
     *,
-    threshold: float = 0.0,
+    relevance_threshold: float = 1.0,
     k: int | None = None,
 ) -> Result:
     n = len(scores)
-    pairs = [(i, j) for i in range(n) for j in range(n) if labels[i] > threshold >= labels[j]]
+    t = relevance_threshold
+    pairs = [(i, j) for i in range(n) for j in range(n) if labels[i] >= t > labels[j]]
     pairs = top_k_pairs(pairs, scores, k)
     w = _weights(weights, n)
     return _mean_over(pairs, lambda i, j: softplus(-(scores[i] - scores[j])), w)
@@ -306,24 +311,41 @@ def lambdaloss_ref(
     k: int | None = None,
     gain: str = "exp2",
 ) -> Result:
+    """The LambdaLoss framework (Wang et al., CIKM 2018), Table 1 and Sec. 4.
+
+    The paper's pair term is :math:`\\log_2(1 + e^{-\\sigma(s_i - s_j)})`; rankloss uses the
+    natural logarithm (docs/losses.md), so this returns the paper's value times ln 2. With k,
+    the rankloss top-k rule applies: pairs touch the top k, the discount is 0 beyond k, IDCG@k.
+    """
     n = len(scores)
     raw = [gain_of(y, gain) for y in labels]
     idcg = ideal_dcg_of(raw, k)
-    pairs = top_k_pairs(graded_pairs(labels), scores, k)
-    if n == 0 or idcg <= 0 or not pairs:
+    if weighting == "ndcg_loss1":
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    elif weighting in ("ndcg_loss2", "ndcg_loss2pp", "lambdarank", "label_diff"):
+        pairs = graded_pairs(labels)
+    else:
+        raise ValueError(weighting)
+    pairs = top_k_pairs(pairs, scores, k)
+    uses_gains = weighting != "label_diff"
+    if n == 0 or not pairs or (uses_gains and idcg <= 0):
         return 0.0, False
-    g = [x / idcg for x in raw]
+    g = [x / idcg if idcg > 0 else 0.0 for x in raw]
     ranks = ranks_by_score(scores)
 
     def big_d(r: float) -> float:
         return math.log2(1.0 + r)
+
+    def inv_d(r: float) -> float:
+        # 1 / D(r), zero beyond the cut-off
+        return 1.0 / big_d(r) if k is None or r <= k else 0.0
 
     w = _weights(weights, n)
     total = 0.0
     for i, j in pairs:
         distance = abs(ranks[i] - ranks[j])
         delta = abs(1.0 / big_d(distance) - 1.0 / big_d(distance + 1))
-        rho = abs(1.0 / big_d(ranks[i]) - 1.0 / big_d(ranks[j]))
+        rho = abs(inv_d(ranks[i]) - inv_d(ranks[j]))
         gap = abs(g[i] - g[j])
         if weighting == "ndcg_loss2":
             pair_weight = delta * gap
@@ -331,11 +353,95 @@ def lambdaloss_ref(
             pair_weight = (rho + mu * delta) * gap
         elif weighting == "lambdarank":
             pair_weight = rho * gap
-        else:
-            raise ValueError(weighting)
-        log2_loss = softplus(-sigma * (scores[i] - scores[j])) / math.log(2.0)
+        elif weighting == "ndcg_loss1":
+            pair_weight = g[i] * inv_d(ranks[i])
+        else:  # label_diff (ARP)
+            pair_weight = abs(labels[i] - labels[j])
+        log2_loss = softplus(-sigma * (scores[i] - scores[j])) / math.log(2.0)  # the paper's
         total += w[i] * pair_weight * log2_loss
+    total *= math.log(2.0)  # rankloss's natural-log convention
     return total, True
+
+
+def pairwise_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    term: str = "logistic",
+    weight: str = "uniform",
+    pair_reduction: str = "mean",
+    sigma: float = 1.0,
+    margin: float = 1.0,
+    mu: float = 10.0,
+    k: int | None = None,
+    gain: str = "exp2",
+    relevance_threshold: float | None = None,
+) -> Result:
+    """A pair term times a pair weight, each written out on its own."""
+    n = len(scores)
+    if weight == "uniform":
+        if relevance_threshold is None:
+            pairs = graded_pairs(labels)
+        else:
+            t = relevance_threshold
+            pairs = [(i, j) for i in range(n) for j in range(n) if labels[i] >= t > labels[j]]
+        pairs = top_k_pairs(pairs, scores, k)
+        lambdas = {pair: 1.0 for pair in pairs}
+        valid = bool(pairs)
+    else:
+        if relevance_threshold is not None:
+            raise ValueError("the reference pairs binary labels with the uniform weight only")
+        # Recover each pair's weight from the LambdaLoss reference with a unit term.
+        lambdas = {}
+        for i in range(n):
+            for j in range(n):
+                if i == j:
+                    continue
+                lambdas[(i, j)] = _single_pair_weight(scores, labels, i, j, weight, mu, k, gain)
+        lambdas = {pair: v for pair, v in lambdas.items() if v is not None}
+        pairs = list(lambdas)
+        valid = bool(pairs)
+    if not valid:
+        return 0.0, False
+    w = _weights(weights, n)
+
+    def phi(d: float) -> float:
+        return softplus(-sigma * d) if term == "logistic" else max(0.0, margin - d)
+
+    total = sum(w[i] * lambdas[(i, j)] * phi(scores[i] - scores[j]) for i, j in pairs)
+    return (total / len(pairs) if pair_reduction == "mean" else total), True
+
+
+def _single_pair_weight(scores, labels, i, j, weighting, mu, k, gain) -> float | None:
+    """The LambdaLoss weight of pair (i, j), or None when (i, j) is not a pair of it."""
+    n = len(scores)
+    raw = [gain_of(y, gain) for y in labels]
+    idcg = ideal_dcg_of(raw, k)
+    if weighting != "label_diff" and idcg <= 0:
+        return None
+    if weighting != "ndcg_loss1" and not labels[i] > labels[j]:
+        return None
+    if not top_k_pairs([(i, j)], scores, k):
+        return None
+    ranks = ranks_by_score(scores)
+    g = [x / idcg if idcg > 0 else 0.0 for x in raw]
+
+    def inv_d(r: float) -> float:
+        return 1.0 / math.log2(1.0 + r) if k is None or r <= k else 0.0
+
+    distance = abs(ranks[i] - ranks[j])
+    delta = abs(1.0 / math.log2(1.0 + distance) - 1.0 / math.log2(2.0 + distance))
+    rho = abs(inv_d(ranks[i]) - inv_d(ranks[j]))
+    gap = abs(g[i] - g[j])
+    del n
+    return {
+        "lambdarank": rho * gap,
+        "ndcg_loss1": g[i] * inv_d(ranks[i]),
+        "ndcg_loss2": delta * gap,
+        "ndcg_loss2pp": (rho + mu * delta) * gap,
+        "label_diff": abs(labels[i] - labels[j]),
+    }[weighting]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -517,6 +623,7 @@ REFERENCES: dict[str, Callable[..., Result]] = {
     "pairwise_hinge": pairwise_hinge_ref,
     "lambdarank": lambdarank_ref,
     "lambdaloss": lambdaloss_ref,
+    "pairwise": pairwise_ref,
     "bpr": bpr_ref,
     "listnet": listnet_ref,
     "listmle": listmle_ref,

@@ -1,10 +1,14 @@
 """The math of rankloss: pure loss functions with no state.
 
 Every learning-to-rank loss is ``<name>_loss(scores, labels, mask=None, *, weights=None,
-reduction="mean", **hyper)`` on ``[..., n]`` tensors; see ``docs/conventions.md``.
+reduction="mean", **hyper)`` on ``[..., n]`` tensors; every embedding loss is
+``<name>_loss(similarity [N, M], positive [N, M], negative [N, M], *, weights=None,
+reduction="mean", **hyper)``; see ``docs/conventions.md``. This layer imports only
+``rankloss._core``.
 """
 
 from rankloss.functional.adversarial import discriminator_loss, generator_loss
+from rankloss.functional.lambdaweights import PAIR_WEIGHTS, PairContext, PairWeight
 from rankloss.functional.listwise import (
     approx_ndcg_loss,
     kl_div_loss,
@@ -14,10 +18,12 @@ from rankloss.functional.listwise import (
     softmax_ce_loss,
 )
 from rankloss.functional.pairwise import (
+    PAIR_TERMS,
     bpr_loss,
     lambdaloss_loss,
     lambdarank_loss,
     pairwise_hinge_loss,
+    pairwise_loss,
     ranknet_loss,
 )
 from rankloss.functional.pointwise import (
@@ -36,6 +42,11 @@ __all__ = [
     "softmax_ce_loss",
     "kl_div_loss",
     "hinge_loss",
+    "pairwise_loss",
+    "PAIR_TERMS",
+    "PAIR_WEIGHTS",
+    "PairContext",
+    "PairWeight",
     "ranknet_loss",
     "pairwise_hinge_loss",
     "lambdarank_loss",
@@ -51,6 +62,7 @@ __all__ = [
 
 # Embedding losses and similarities (metric learning, retrieval).
 from rankloss.functional.embedding import (  # noqa: E402
+    chunked_info_nce_loss,
     circle_loss,
     contrastive_loss,
     info_nce_loss,
@@ -71,6 +83,7 @@ __all__ += [
     "multi_similarity_loss",
     "circle_loss",
     "margin_ranking_loss",
+    "chunked_info_nce_loss",
     "pairwise_similarity",
     "SIMILARITIES",
 ]

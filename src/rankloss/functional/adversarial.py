@@ -19,26 +19,33 @@ Kinds:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rankloss._validation import check_choice, compute_dtype
-from rankloss.functional._reduce import REDUCTIONS
+from rankloss._core import params
+from rankloss._core.reduce import REDUCTIONS, Reduction
+from rankloss._core.validation import compute_dtype
 
 __all__ = ["ADVERSARIAL_KINDS", "discriminator_loss", "generator_loss"]
 
 ADVERSARIAL_KINDS = ("non_saturating", "hinge", "least_squares")
 
+AdversarialKind = Literal["non_saturating", "hinge", "least_squares"]
 
-def _logits(x: Tensor, name: str) -> Tensor:
+
+def _logits(x: Tensor, name: str, where: str) -> Tensor:
     if not isinstance(x, Tensor) or not x.dtype.is_floating_point:
-        raise ValueError(f"{name} must be a floating-point tensor")
+        got = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{where}: {name} must be a floating-point tensor, got {got}")
     return x.to(compute_dtype(x.dtype))
 
 
-def _reduce(values: Tensor, reduction: str) -> Tensor:
-    check_choice("reduction", reduction, REDUCTIONS)
+def _reduce(values: Tensor, reduction: str, where: str) -> Tensor:
+    """Elementwise values: ``"none"`` keeps them, ``"sum"`` sums, ``"mean"`` averages all."""
+    params.choice(where, "reduction", reduction, REDUCTIONS)
     if reduction == "none":
         return values
     return values.sum() if reduction == "sum" else values.mean()
@@ -48,8 +55,8 @@ def discriminator_loss(
     real_logits: Tensor,
     fake_logits: Tensor,
     *,
-    kind: str = "non_saturating",
-    reduction: str = "mean",
+    kind: AdversarialKind = "non_saturating",
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Discriminator loss :math:`L_D` for real and generated samples (formulas in the module doc).
 
@@ -59,9 +66,10 @@ def discriminator_loss(
     Reference: Goodfellow et al. 2014 (non-saturating); Lim and Ye 2017 (hinge); Mao et al.
     2017 (least squares).
     """
-    check_choice("kind", kind, ADVERSARIAL_KINDS)
-    real = _logits(real_logits, "real_logits")
-    fake = _logits(fake_logits, "fake_logits")
+    where = "discriminator_loss"
+    params.choice(where, "kind", kind, ADVERSARIAL_KINDS)
+    real = _logits(real_logits, "real_logits", where)
+    fake = _logits(fake_logits, "fake_logits", where)
     if real.shape != fake.shape:
         raise ValueError(
             f"discriminator_loss: real_logits has shape {list(real.shape)} but fake_logits has "
@@ -73,14 +81,14 @@ def discriminator_loss(
         values = torch.relu(1.0 - real) + torch.relu(1.0 + fake)
     else:
         values = 0.5 * (real - 1.0) ** 2 + 0.5 * fake**2
-    return _reduce(values, reduction)
+    return _reduce(values, reduction, where)
 
 
 def generator_loss(
     fake_logits: Tensor,
     *,
-    kind: str = "non_saturating",
-    reduction: str = "mean",
+    kind: AdversarialKind = "non_saturating",
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Generator loss :math:`L_G` on the discriminator's logits for generated samples.
 
@@ -89,12 +97,13 @@ def generator_loss(
     Reference: Goodfellow et al. 2014 (non-saturating); Lim and Ye 2017 (hinge); Mao et al.
     2017 (least squares).
     """
-    check_choice("kind", kind, ADVERSARIAL_KINDS)
-    fake = _logits(fake_logits, "fake_logits")
+    where = "generator_loss"
+    params.choice(where, "kind", kind, ADVERSARIAL_KINDS)
+    fake = _logits(fake_logits, "fake_logits", where)
     if kind == "non_saturating":
         values = F.softplus(-fake)
     elif kind == "hinge":
         values = -fake
     else:
         values = 0.5 * (fake - 1.0) ** 2
-    return _reduce(values, reduction)
+    return _reduce(values, reduction, where)

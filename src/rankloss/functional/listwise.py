@@ -9,13 +9,15 @@ a padded list gives exactly the loss of the same list without padding.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from rankloss._validation import ListBatch, check_choice, check_lists
-from rankloss.functional._ranking import GAINS, discount, gain, ideal_dcg
-from rankloss.functional._reduce import reduce_lists
+from rankloss._core import params
+from rankloss._core.ranking import GAINS, dcg_at_k, discount, gain, ideal_dcg
+from rankloss._core.reduce import Reduction, reduce_lists
+from rankloss._core.validation import ListBatch, check_lists
 
 __all__ = [
     "softmax_ce_loss",
@@ -55,7 +57,7 @@ def softmax_ce_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Softmax cross-entropy between normalised labels and the softmax of the scores.
 
@@ -71,7 +73,7 @@ def softmax_ce_loss(
     ICML 2007; Bruch et al., "An Analysis of the Softmax Cross Entropy Loss for
     Learning-to-Rank with Binary Relevance", ICTIR 2019.
     """
-    batch = check_lists(scores, labels, mask, weights, where="softmax_ce_loss")
+    batch = check_lists(scores, labels, mask, weights, where="softmax_ce_loss", reduction=reduction)
     real = batch.labels[batch.mask]
     if real.numel() and bool((real < 0).any()):
         raise ValueError(
@@ -84,10 +86,9 @@ def softmax_ce_loss(
     return reduce_lists(_cross_entropy(target, batch), valid, batch, reduction)
 
 
-def _label_distribution(batch: ListBatch, temperature: float) -> Tensor:
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    return torch.exp(_masked_log_softmax(batch.labels / temperature, batch.mask)) * batch.mask
+def _label_distribution(batch: ListBatch, label_temperature: float) -> Tensor:
+    target = _masked_log_softmax(batch.labels / label_temperature, batch.mask)
+    return torch.exp(target) * batch.mask
 
 
 def listnet_loss(
@@ -96,22 +97,25 @@ def listnet_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
-    temperature: float = 1.0,
+    reduction: Reduction = "mean",
+    label_temperature: float = 1.0,
 ) -> Tensor:
     r"""ListNet (top-one): cross-entropy between softmax(labels / T) and softmax(scores).
 
     .. math:: \ell = -\sum_i \mathrm{softmax}(y / T)_i \, \log \mathrm{softmax}(s)_i
 
-    Any real labels work (the target is a softmax). Every list with a real item counts, even a
+    :math:`T` is ``label_temperature``: it divides the labels, not the scores (the word
+    ``temperature`` in rankloss always divides logits). Any real labels work (the target is a
+    softmax). Every list with a real item counts, even a
     list of equal labels (its target is uniform). The per-list value is the cross-entropy;
     ``"mean"`` averages over lists. Cost: :math:`O(n)` per list.
 
     Reference: Cao et al., "Learning to Rank: From Pairwise Approach to Listwise Approach",
     ICML 2007.
     """
-    batch = check_lists(scores, labels, mask, weights, where="listnet_loss")
-    target = _label_distribution(batch, temperature)
+    label_temperature = params.positive("listnet_loss", "label_temperature", label_temperature)
+    batch = check_lists(scores, labels, mask, weights, where="listnet_loss", reduction=reduction)
+    target = _label_distribution(batch, label_temperature)
     return reduce_lists(_cross_entropy(target, batch), batch.mask.any(-1), batch, reduction)
 
 
@@ -121,24 +125,24 @@ def kl_div_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
-    temperature: float = 1.0,
+    reduction: Reduction = "mean",
+    label_temperature: float = 1.0,
 ) -> Tensor:
     r"""KL divergence from softmax(labels / T) to softmax(scores) (listwise distillation).
 
     .. math:: \ell = \sum_i p_i (\log p_i - \log q_i), \quad p = \mathrm{softmax}(y / T),\;
         q = \mathrm{softmax}(s)
 
-    It has the gradient of :func:`listnet_loss` but is 0 when the distributions match, which
+    :math:`T` is ``label_temperature`` (it divides the teacher's scores, the labels). It has
+    the gradient of :func:`listnet_loss` but is 0 when the distributions match, which
     suits distillation, where the labels are a teacher's scores. Per-list value as ListNet.
     Cost: :math:`O(n)` per list.
 
     Reference: Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network", 2015.
     """
-    batch = check_lists(scores, labels, mask, weights, where="kl_div_loss")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    log_p = _masked_log_softmax(batch.labels / temperature, batch.mask)
+    label_temperature = params.positive("kl_div_loss", "label_temperature", label_temperature)
+    batch = check_lists(scores, labels, mask, weights, where="kl_div_loss", reduction=reduction)
+    log_p = _masked_log_softmax(batch.labels / label_temperature, batch.mask)
     log_q = _masked_log_softmax(batch.scores, batch.mask)
     per_list = _item_weighted(torch.exp(log_p) * (log_p - log_q), batch).sum(-1)
     return reduce_lists(per_list, batch.mask.any(-1), batch, reduction)
@@ -154,7 +158,7 @@ def listmle_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""ListMLE: negative Plackett-Luce log-likelihood of the order given by the labels.
@@ -172,7 +176,7 @@ def listmle_loss(
     Reference: Xia et al., "Listwise Approach to Learning to Rank: Theory and Algorithm",
     ICML 2008.
     """
-    batch = check_lists(scores, labels, mask, weights, where="listmle_loss")
+    batch = check_lists(scores, labels, mask, weights, where="listmle_loss", reduction=reduction)
     b, n = batch.scores.shape
     if generator is not None:
         shuffle = torch.rand(b, n, generator=generator, device=generator.device)
@@ -208,9 +212,9 @@ def approx_ndcg_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     alpha: float = 10.0,
-    gain: str = "exp2",
+    gain: Literal["exp2", "linear"] = "exp2",
 ) -> Tensor:
     r"""ApproxNDCG: one minus NDCG computed with smooth (sigmoid) ranks.
 
@@ -227,8 +231,11 @@ def approx_ndcg_loss(
     Reference: Qin, Liu and Li, "A General Approximation Framework for Direct Optimization of
     Information Retrieval Measures", Information Retrieval 2010.
     """
-    check_choice("gain", gain, GAINS)
-    batch = check_lists(scores, labels, mask, weights, where="approx_ndcg_loss")
+    alpha = params.positive("approx_ndcg_loss", "alpha", alpha)
+    params.choice("approx_ndcg_loss", "gain", gain, GAINS)
+    batch = check_lists(
+        scores, labels, mask, weights, where="approx_ndcg_loss", reduction=reduction
+    )
     diff = batch.scores.unsqueeze(-2) - batch.scores.unsqueeze(-1)  # [b, i, j] = s_j - s_i
     others = batch.mask.unsqueeze(-2) & batch.mask.unsqueeze(-1)
     others = others & ~torch.eye(batch.num_items, dtype=torch.bool, device=diff.device)
@@ -241,7 +248,7 @@ def approx_ndcg_loss(
     return reduce_lists(1.0 - dcg / safe, valid, batch, reduction)
 
 
-def _neural_sort_log(scores: Tensor, mask: Tensor, temperature: float) -> Tensor:
+def _neural_sort_log(scores: Tensor, mask: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
     r"""Log of the NeuralSort relaxation :math:`\log \hat P` per list, ``[B, n, n]``.
 
     Row :math:`t` (rank position, :math:`1 \le t \le n_b`) and column :math:`j` (item):
@@ -256,7 +263,7 @@ def _neural_sort_log(scores: Tensor, mask: Tensor, temperature: float) -> Tensor
     row_sums = torch.where(pair_real, abs_diff, abs_diff.new_zeros(())).sum(-1)  # [b, n]
     positions = torch.arange(1, n + 1, device=scores.device, dtype=scores.dtype)
     coefficient = lengths + 1.0 - 2.0 * positions  # [b, n] one per rank position
-    logits = (coefficient.unsqueeze(-1) * scores.unsqueeze(-2) - row_sums.unsqueeze(-2))
+    logits = coefficient.unsqueeze(-1) * scores.unsqueeze(-2) - row_sums.unsqueeze(-2)
     logits = logits / temperature
     rows_real = positions.unsqueeze(0) <= lengths  # [b, n]
     valid = rows_real.unsqueeze(-1) & mask.unsqueeze(-2)
@@ -269,11 +276,11 @@ def neural_ndcg_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     temperature: float = 1.0,
     sinkhorn_iterations: int = 50,
     k: int | None = None,
-    gain: str = "exp2",
+    gain: Literal["exp2", "linear"] = "exp2",
 ) -> Tensor:
     r"""NeuralNDCG: one minus NDCG computed with a NeuralSort permutation matrix.
 
@@ -297,14 +304,14 @@ def neural_ndcg_loss(
     via Differentiable Relaxation of Sorting", 2021; Grover et al., "Stochastic Optimization of
     Sorting Networks via Continuous Relaxations" (NeuralSort), ICLR 2019.
     """
-    check_choice("gain", gain, GAINS)
-    if temperature <= 0:
-        raise ValueError(f"neural_ndcg_loss: temperature must be > 0, got {temperature}")
-    if sinkhorn_iterations < 0:
-        raise ValueError("neural_ndcg_loss: sinkhorn_iterations must be >= 0")
-    if k is not None and k < 1:
-        raise ValueError(f"neural_ndcg_loss: k must be a positive integer or None, got {k!r}")
-    batch = check_lists(scores, labels, mask, weights, where="neural_ndcg_loss")
+    where = "neural_ndcg_loss"
+    temperature = params.positive(where, "temperature", temperature)
+    sinkhorn_iterations = params.nonnegative_int(where, "sinkhorn_iterations", sinkhorn_iterations)
+    k = params.cutoff(where, "k", k)
+    params.choice(where, "gain", gain, GAINS)
+    batch = check_lists(
+        scores, labels, mask, weights, where="neural_ndcg_loss", reduction=reduction
+    )
     log_p, valid = _neural_sort_log(batch.scores, batch.mask, temperature)
     log_p = torch.log_softmax(log_p, dim=-1)
     log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
@@ -315,13 +322,8 @@ def neural_ndcg_loss(
         log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
     p_hat = torch.where(valid, torch.exp(log_p), log_p.new_zeros(()))
     gains, idcg = _ndcg_inputs(batch, gain, k)
-    sorted_gains = (p_hat * gains.unsqueeze(-2)).sum(-1)  # [b, t]
-    n = batch.num_items
-    positions = torch.arange(1, n + 1, device=gains.device, dtype=gains.dtype)
-    disc = discount(positions)
-    if k is not None:
-        disc = torch.where(positions <= k, disc, torch.zeros_like(disc))
-    dcg = (sorted_gains * disc).sum(-1)
+    sorted_gains = (p_hat * gains.unsqueeze(-2)).sum(-1)  # [b, t], expected gain at rank t
+    dcg = dcg_at_k(sorted_gains, k)
     ok = idcg > 0
     safe = torch.where(ok, idcg, torch.ones_like(idcg))
     return reduce_lists(1.0 - dcg / safe, ok, batch, reduction)

@@ -1,27 +1,45 @@
-"""Pairwise ranking losses over pairs :math:`(i, j)` with :math:`y_i > y_j`.
+r"""Pairwise ranking losses: a pair term times a pair weight, over a list's pairs.
 
-Every function takes ``scores`` and ``labels`` of shape ``[..., n]``, an optional bool ``mask``
-(True = real item) and optional ``weights`` per list ``[...]`` or per item ``[..., n]``; a
-per-item weight weights each pair by the weight of its more relevant item :math:`w_i`.
+.. math::
+    \ell = \frac{1}{Z} \sum_{(i, j) \in P} w_i\, \lambda_{ij}\, \phi(s_i - s_j)
 
-A pair exists only between two real items with different labels; tied labels form no pair. A
-list with no pair has nothing to learn from: it counts as 0 and is left out of the mean.
+* the pair term :math:`\phi` (:data:`PAIR_TERMS`): ``"logistic"``
+  :math:`\log(1 + e^{-\sigma d})` or ``"hinge"`` :math:`\max(0, m - d)`;
+* the pair weight :math:`\lambda_{ij}` (:mod:`rankloss.functional.lambdaweights`): ``"uniform"``,
+  ``"lambdarank"`` (ΔNDCG swap), ``"ndcg_loss1"``, ``"ndcg_loss2"``, ``"ndcg_loss2pp"``,
+  ``"label_diff"`` (ARP), or any callable, computed from detached scores (no gradient);
+* the pairs :math:`P`: the real items with :math:`y_i > y_j` (tied labels form no pair), or,
+  with ``relevance_threshold`` :math:`t`, positives :math:`y_i \ge t` against negatives
+  :math:`y_j < t`;
+* :math:`w_i` the per-item weight of the more relevant item (1 without per-item weights);
+* :math:`Z` the number of pairs (``pair_reduction="mean"``) or 1 (``"sum"``).
+
+:func:`ranknet_loss`, :func:`pairwise_hinge_loss`, :func:`bpr_loss`, :func:`lambdarank_loss` and
+:func:`lambdaloss_loss` are presets of :func:`pairwise_loss`. A list with no pair (or, for a
+weight normalised by the ideal DCG, no positive ideal DCG) has nothing to learn from: it
+counts as 0 and is left out of the mean.
+
+Every term uses the natural logarithm (RankNet's convention). The LambdaLoss paper and allRank
+write the logistic term in base 2, which multiplies the loss by the constant
+:math:`1/\ln 2`.
 
 Cost: every function builds ``[..., n, n]`` pair matrices, so time and memory are
-:math:`O(n^2)` per list. ``k`` (where offered) keeps only pairs that touch the top ``k`` of the
-current ranking (by detached scores, ties in input order); it does not reduce the cost.
+:math:`O(n^2)` per list. ``k`` keeps only pairs that touch the top ``k`` of the current
+ranking (the top-k rule of :mod:`rankloss.functional.lambdaweights`); it does not reduce the
+cost.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rankloss._validation import ListBatch, check_choice, check_lists
-from rankloss.functional._ranking import (
+from rankloss._core import params
+from rankloss._core.ranking import (
     GAINS,
     discount,
     gain,
@@ -30,45 +48,217 @@ from rankloss.functional._ranking import (
     ranks_from_scores,
     topk_pair_mask,
 )
-from rankloss.functional._reduce import reduce_lists
+from rankloss._core.reduce import Reduction, reduce_lists
+from rankloss._core.validation import ListBatch, check_lists
+from rankloss.functional.lambdaweights import PAIR_WEIGHTS, PairContext, PairWeight
 
 __all__ = [
+    "pairwise_loss",
     "ranknet_loss",
     "pairwise_hinge_loss",
     "lambdarank_loss",
     "lambdaloss_loss",
     "bpr_loss",
+    "PAIR_TERMS",
     "LAMBDALOSS_WEIGHTINGS",
 ]
 
-LAMBDALOSS_WEIGHTINGS = ("ndcg_loss2", "ndcg_loss2pp", "lambdarank")
+GainKind = Literal["exp2", "linear"]
+PairTerm = Literal["logistic", "hinge"]
 
 
-def _pairs(batch: ListBatch, k: int | None = None) -> Tensor:
-    pairs = pair_mask(batch.labels, batch.mask)
+def _logistic(diff: Tensor, sigma: float, margin: float) -> Tensor:
+    return F.softplus(-sigma * diff)
+
+
+def _hinge(diff: Tensor, sigma: float, margin: float) -> Tensor:
+    return torch.relu(margin - diff)
+
+
+#: Pair terms :math:`\phi(d)` of a score difference :math:`d = s_i - s_j`, by name.
+PAIR_TERMS: dict[str, Callable[[Tensor, float, float], Tensor]] = {
+    "logistic": _logistic,
+    "hinge": _hinge,
+}
+
+#: The pair weights :func:`lambdaloss_loss` offers as ``weighting``.
+LAMBDALOSS_WEIGHTINGS = ("ndcg_loss2pp", "ndcg_loss2", "ndcg_loss1", "lambdarank", "label_diff")
+
+
+def _pair_weight(
+    weight: str | PairWeight | Callable[[PairContext], Tensor], where: str
+) -> PairWeight:
+    if isinstance(weight, PairWeight):
+        return weight
+    if isinstance(weight, str):
+        return PAIR_WEIGHTS[params.choice(where, "weight", weight, tuple(PAIR_WEIGHTS))]
+    if callable(weight):
+        return PairWeight(weight)
+    raise TypeError(
+        f"{where}: weight must be a name of {sorted(PAIR_WEIGHTS)}, a PairWeight or a "
+        f"callable, got {type(weight).__name__}"
+    )
+
+
+def _context(
+    batch: ListBatch, gain_kind: str, k: int | None, mu: float
+) -> tuple[PairContext, Tensor]:
+    """The detached :class:`PairContext` and which lists have a positive ideal DCG at ``k``."""
+    labels = batch.labels.detach()
+    zero = labels.new_zeros(())
+    gains = torch.where(batch.mask, gain(labels, gain_kind), zero)
+    idcg = ideal_dcg(gains, batch.mask, k)
+    positive = idcg > 0
+    normalised = gains / torch.where(positive, idcg, torch.ones_like(idcg)).unsqueeze(-1)
+    normalised = torch.where(positive.unsqueeze(-1), normalised, zero)
+    ranks = ranks_from_scores(batch.scores, batch.mask)
+    discounts = discount(ranks.to(labels.dtype))
+    keep = batch.mask if k is None else batch.mask & (ranks <= k)
+    discounts = torch.where(keep, discounts, zero)
+    ctx = PairContext(labels, batch.mask, ranks.to(labels.dtype), normalised, discounts, k, mu)
+    return ctx, positive
+
+
+def _pairs(batch: ListBatch, which: str, threshold: float | None, k: int | None) -> Tensor:
+    if which == "all":
+        both = batch.mask.unsqueeze(-1) & batch.mask.unsqueeze(-2)
+        n = batch.num_items
+        pairs = both & ~torch.eye(n, dtype=torch.bool, device=both.device)
+    elif threshold is not None:
+        positive = (batch.labels >= threshold) & batch.mask
+        negative = (batch.labels < threshold) & batch.mask
+        pairs = positive.unsqueeze(-1) & negative.unsqueeze(-2)
+    else:
+        pairs = pair_mask(batch.labels, batch.mask)
     top = topk_pair_mask(batch.scores, batch.mask, k)
     return pairs if top is None else pairs & top
 
 
-def _differences(batch: ListBatch) -> Tensor:
-    """``[B, n, n]`` score differences :math:`s_i - s_j`."""
-    return batch.scores.unsqueeze(-1) - batch.scores.unsqueeze(-2)
+def pairwise_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
+    term: PairTerm = "logistic",
+    weight: str | PairWeight | Callable[[PairContext], Tensor] = "uniform",
+    pair_reduction: Literal["mean", "sum"] = "mean",
+    sigma: float = 1.0,
+    margin: float = 1.0,
+    mu: float = 10.0,
+    k: int | None = None,
+    gain: GainKind = "exp2",
+    relevance_threshold: float | None = None,
+) -> Tensor:
+    r"""A pair term times a pair weight over each list's pairs (formula in the module doc).
+
+    .. math::
+        \ell = \frac{1}{Z} \sum_{(i, j) \in P} w_i\, \lambda_{ij}\, \phi(s_i - s_j)
+
+    Args:
+        scores: ``[..., n]`` floating point.
+        labels: ``[..., n]`` graded relevance.
+        mask: ``[..., n]`` bool (True = real item) or ``None``.
+        weights: ``None``, per list ``[...]`` or per item ``[..., n]`` (a pair takes the
+            weight of its more relevant item).
+        reduction: ``"mean"`` over lists with something to learn from, ``"sum"`` or ``"none"``.
+        term: ``"logistic"`` :math:`\log(1 + e^{-\sigma d})` or ``"hinge"``
+            :math:`\max(0, m - d)`.
+        weight: a name of :data:`rankloss.functional.lambdaweights.PAIR_WEIGHTS`, a
+            :class:`~rankloss.functional.lambdaweights.PairWeight` or a callable
+            ``PairContext -> [B, n, n]``; computed without gradient.
+        pair_reduction: ``"mean"`` divides each list's sum by its number of pairs;
+            ``"sum"`` does not (the lambda weights are already normalised by the ideal DCG).
+        sigma: slope of the logistic term, > 0.
+        margin: margin of the hinge term, >= 0.
+        mu: NDCG-Loss2++'s weight of the NDCG-Loss2 part, >= 0.
+        k: cut-off of the top-k rule, or ``None``.
+        gain: ``"exp2"`` :math:`2^y - 1` or ``"linear"`` :math:`y`, for gain-based weights.
+        relevance_threshold: ``None`` for graded pairs :math:`y_i > y_j`; a number :math:`t`
+            for binary pairs :math:`y_i \ge t > y_j` (BPR).
+
+    Returns:
+        A scalar, or ``[...]`` with ``reduction="none"``.
+
+    Cost: :math:`O(n^2)` time and memory per list, plus a sort for rank-based weights.
+
+    Reference: Burges et al., "Learning to Rank using Gradient Descent", ICML 2005; Wang et al.,
+    "The LambdaLoss Framework for Ranking Metric Optimization", CIKM 2018; Jagerman et al.,
+    "On Optimizing Top-K Metrics for Neural Ranking Models", SIGIR 2022 (pair weights as a
+    library abstraction, as in rax).
+
+    >>> import torch
+    >>> s, y = torch.tensor([[0.2, 0.1]]), torch.tensor([[1.0, 0.0]])
+    >>> pairwise_loss(s, y, term="hinge", margin=1.0)
+    tensor(0.9000)
+    """
+    return _pairwise_loss(
+        scores,
+        labels,
+        mask,
+        weights=weights,
+        reduction=reduction,
+        term=term,
+        weight=weight,
+        pair_reduction=pair_reduction,
+        sigma=sigma,
+        margin=margin,
+        mu=mu,
+        k=k,
+        gain=gain,
+        relevance_threshold=relevance_threshold,
+        where="pairwise_loss",
+    )
 
 
-def _pair_weights(batch: ListBatch, pairs: Tensor) -> Tensor:
-    weights = pairs.to(batch.scores.dtype)
+def _pairwise_loss(
+    scores: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
+    term: PairTerm = "logistic",
+    weight: str | PairWeight | Callable[[PairContext], Tensor] = "uniform",
+    pair_reduction: Literal["mean", "sum"] = "mean",
+    sigma: float = 1.0,
+    margin: float = 1.0,
+    mu: float = 10.0,
+    k: int | None = None,
+    gain: GainKind = "exp2",
+    relevance_threshold: float | None = None,
+    where: str,
+) -> Tensor:
+    params.choice(where, "term", term, tuple(PAIR_TERMS))
+    spec = _pair_weight(weight, where)
+    params.choice(where, "pair_reduction", pair_reduction, ("mean", "sum"))
+    sigma = params.positive(where, "sigma", sigma)
+    margin = params.nonnegative(where, "margin", margin)
+    mu = params.nonnegative(where, "mu", mu)
+    k = params.cutoff(where, "k", k)
+    params.choice(where, "gain", gain, GAINS)
+    if relevance_threshold is not None:
+        relevance_threshold = params.number(where, "relevance_threshold", relevance_threshold)
+    batch = check_lists(scores, labels, mask, weights, where=where, reduction=reduction)
+    pairs = _pairs(batch, spec.pairs, relevance_threshold, k)
+    valid = pairs.flatten(1).any(-1)
+    per_pair = PAIR_TERMS[term](
+        batch.scores.unsqueeze(-1) - batch.scores.unsqueeze(-2), sigma, margin
+    )
+    if spec.fn is not PAIR_WEIGHTS["uniform"].fn:
+        with torch.no_grad():
+            ctx, positive = _context(batch, gain, k, mu)
+            lambdas = spec.fn(ctx)
+        per_pair = per_pair * lambdas
+        if spec.uses_gains:
+            valid = valid & positive
     if batch.item_weights is not None:
-        weights = weights * batch.item_weights.unsqueeze(-1)
-    return weights
-
-
-def _mean_over_pairs(per_pair: Tensor, pairs: Tensor, batch: ListBatch, reduction: str) -> Tensor:
-    weights = _pair_weights(batch, pairs)
-    count = pairs.sum((-1, -2))
-    zero = per_pair.new_zeros(())
-    per_list = (torch.where(pairs, per_pair, zero) * weights).sum((-1, -2))
-    per_list = per_list / count.clamp(min=1).to(per_list.dtype)
-    return reduce_lists(per_list, count > 0, batch, reduction)
+        per_pair = per_pair * batch.item_weights.unsqueeze(-1)
+    per_list = torch.where(pairs, per_pair, per_pair.new_zeros(())).sum((-1, -2))
+    if pair_reduction == "mean":
+        per_list = per_list / pairs.sum((-1, -2)).clamp(min=1).to(per_list.dtype)
+    return reduce_lists(per_list, valid, batch, reduction)
 
 
 def ranknet_loss(
@@ -77,7 +267,7 @@ def ranknet_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     sigma: float = 1.0,
     k: int | None = None,
 ) -> Tensor:
@@ -88,15 +278,23 @@ def ranknet_loss(
     The per-list value is the mean of :math:`w_i \ell_{ij}` over the list's pairs; ``"mean"``
     then averages over lists that have a pair. With ``sigma=1`` this is the pairwise logistic
     loss. Computed with ``softplus``, finite for score gaps of :math:`10^4` and beyond.
+    :func:`pairwise_loss` with ``term="logistic"``, ``weight="uniform"``.
 
     Shapes: ``scores``, ``labels``, ``mask``: ``[..., n]``; returns ``[...]`` for
     ``reduction="none"``. Cost: :math:`O(n^2)` time and memory per list.
 
     Reference: Burges et al., "Learning to Rank using Gradient Descent", ICML 2005.
     """
-    batch = check_lists(scores, labels, mask, weights, where="ranknet_loss")
-    per_pair = F.softplus(-sigma * _differences(batch))
-    return _mean_over_pairs(per_pair, _pairs(batch, k), batch, reduction)
+    return _pairwise_loss(
+        scores,
+        labels,
+        mask,
+        weights=weights,
+        reduction=reduction,
+        sigma=sigma,
+        k=k,
+        where="ranknet_loss",
+    )
 
 
 def pairwise_hinge_loss(
@@ -105,7 +303,7 @@ def pairwise_hinge_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     margin: float = 1.0,
     k: int | None = None,
 ) -> Tensor:
@@ -114,14 +312,23 @@ def pairwise_hinge_loss(
     .. math:: \ell_{ij} = \max\bigl(0, m - (s_i - s_j)\bigr)
 
     The per-list value is the mean over the list's pairs (padding never enters the count);
-    ``"mean"`` averages over lists that have a pair. Cost: :math:`O(n^2)` per list.
+    ``"mean"`` averages over lists that have a pair. :func:`pairwise_loss` with
+    ``term="hinge"``. Cost: :math:`O(n^2)` per list.
 
     Reference: Herbrich, Graepel and Obermayer, "Large Margin Rank Boundaries for Ordinal
     Regression", 2000; Joachims, "Optimizing Search Engines using Clickthrough Data", KDD 2002.
     """
-    batch = check_lists(scores, labels, mask, weights, where="pairwise_hinge_loss")
-    per_pair = torch.relu(margin - _differences(batch))
-    return _mean_over_pairs(per_pair, _pairs(batch, k), batch, reduction)
+    return _pairwise_loss(
+        scores,
+        labels,
+        mask,
+        weights=weights,
+        reduction=reduction,
+        term="hinge",
+        margin=margin,
+        k=k,
+        where="pairwise_hinge_loss",
+    )
 
 
 def bpr_loss(
@@ -130,60 +337,36 @@ def bpr_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
-    threshold: float = 0.0,
+    reduction: Reduction = "mean",
+    relevance_threshold: float = 1.0,
     k: int | None = None,
 ) -> Tensor:
     r"""Bayesian personalised ranking: every positive against every negative of a list.
 
-    .. math:: \ell_{ij} = -\log \sigma(s_i - s_j), \quad y_i > \text{threshold} \ge y_j
+    .. math:: \ell_{ij} = -\log \sigma(s_i - s_j), \quad y_i \ge t > y_j
 
-    Items are binarised at ``threshold`` (default: label > 0 is positive), unlike
+    Items are binarised at ``relevance_threshold`` :math:`t` (default 1: with integer
+    grades, every label > 0 is positive), unlike
     :func:`ranknet_loss`, which uses every pair of different grades. The per-list value is the
     mean over positive-negative pairs; a list without a positive or without a negative counts as
     0 and is left out of the mean. With ``k``, only pairs touching the current top ``k`` count.
     Regularisation of the parameters belongs to the optimiser (weight decay).
+    :func:`pairwise_loss` with ``term="logistic"`` and ``relevance_threshold``.
     Cost: :math:`O(n^2)` per list.
 
     Reference: Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback",
     UAI 2009.
     """
-    batch = check_lists(scores, labels, mask, weights, where="bpr_loss")
-    positive = (batch.labels > threshold) & batch.mask
-    negative = (batch.labels <= threshold) & batch.mask
-    pairs = positive.unsqueeze(-1) & negative.unsqueeze(-2)
-    top = topk_pair_mask(batch.scores, batch.mask, k)
-    if top is not None:
-        pairs = pairs & top
-    per_pair = F.softplus(-_differences(batch))
-    return _mean_over_pairs(per_pair, pairs, batch, reduction)
-
-
-def _normalised_gains(batch: ListBatch, gain_kind: str, k: int | None) -> tuple[Tensor, Tensor]:
-    """Gains divided by the ideal DCG, and which lists have a positive ideal DCG."""
-    gains = torch.where(batch.mask, gain(batch.labels, gain_kind), batch.scores.new_zeros(()))
-    idcg = ideal_dcg(gains, batch.mask, k)
-    positive = idcg > 0
-    safe = torch.where(positive, idcg, torch.ones_like(idcg))
-    return gains / safe.unsqueeze(-1), positive
-
-
-def _swap_delta(ranks: Tensor, normalised_gains: Tensor, k: int | None) -> Tensor:
-    r""":math:`|\Delta\mathrm{NDCG}_{ij}|` of swapping items i and j in the current ranking."""
-    disc = discount(ranks.to(normalised_gains.dtype))
-    if k is not None:
-        disc = torch.where(ranks <= k, disc, torch.zeros_like(disc))
-    gain_gap = (normalised_gains.unsqueeze(-1) - normalised_gains.unsqueeze(-2)).abs()
-    return gain_gap * (disc.unsqueeze(-1) - disc.unsqueeze(-2)).abs()
-
-
-def _sum_over_pairs(
-    per_pair: Tensor, pairs: Tensor, valid: Tensor, batch: ListBatch, reduction: str
-) -> Tensor:
-    weights = _pair_weights(batch, pairs)
-    per_list = (torch.where(pairs, per_pair, per_pair.new_zeros(())) * weights).sum((-1, -2))
-    valid = valid & pairs.flatten(1).any(-1)
-    return reduce_lists(per_list, valid, batch, reduction)
+    return _pairwise_loss(
+        scores,
+        labels,
+        mask,
+        weights=weights,
+        reduction=reduction,
+        relevance_threshold=relevance_threshold,
+        k=k,
+        where="bpr_loss",
+    )
 
 
 def lambdarank_loss(
@@ -192,10 +375,10 @@ def lambdarank_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     sigma: float = 1.0,
     k: int | None = None,
-    gain: str = "exp2",
+    gain: GainKind = "exp2",
 ) -> Tensor:
     r"""LambdaRank: RankNet weighted by the NDCG change of swapping each pair.
 
@@ -210,20 +393,27 @@ def lambdarank_loss(
     gradient), so the gradient of this loss is the LambdaRank lambda.
 
     The per-list value is the *sum* over pairs (the weights are already normalised by the ideal
-    DCG); ``"mean"`` averages over lists that have a pair and a positive ideal DCG. A list whose
-    ideal DCG is not positive (e.g. all labels 0) has nothing to learn from. With ``k``, only
-    pairs touching the current top ``k`` count. Cost: :math:`O(n^2)` plus a sort, per list.
+    DCG); ``"mean"`` averages over lists that have a pair and a positive ideal DCG. With ``k``,
+    the top-k rule of :mod:`rankloss.functional.lambdaweights` applies. :func:`pairwise_loss`
+    with ``weight="lambdarank"``, ``pair_reduction="sum"``; equal to
+    ``lambdaloss_loss(weighting="lambdarank")``. Cost: :math:`O(n^2)` plus a sort, per list.
 
     Reference: Burges, Ragno and Le, "Learning to Rank with Nonsmooth Cost Functions",
     NIPS 2006; Burges, "From RankNet to LambdaRank to LambdaMART: An Overview", 2010.
     """
-    check_choice("gain", gain, GAINS)
-    batch = check_lists(scores, labels, mask, weights, where="lambdarank_loss")
-    normalised, positive = _normalised_gains(batch, gain, k)
-    ranks = ranks_from_scores(batch.scores, batch.mask)
-    delta = _swap_delta(ranks, normalised, k).detach()
-    per_pair = delta * F.softplus(-sigma * _differences(batch))
-    return _sum_over_pairs(per_pair, _pairs(batch, k), positive, batch, reduction)
+    return _pairwise_loss(
+        scores,
+        labels,
+        mask,
+        weights=weights,
+        reduction=reduction,
+        weight="lambdarank",
+        pair_reduction="sum",
+        sigma=sigma,
+        k=k,
+        gain=gain,
+        where="lambdarank_loss",
+    )
 
 
 def lambdaloss_loss(
@@ -232,52 +422,51 @@ def lambdaloss_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     weighting: str = "ndcg_loss2pp",
     sigma: float = 1.0,
     mu: float = 10.0,
     k: int | None = None,
-    gain: str = "exp2",
+    gain: GainKind = "exp2",
 ) -> Tensor:
-    r"""LambdaLoss: a bound on an NDCG-based cost, from the LambdaLoss framework.
+    r"""LambdaLoss: the logistic pair term under a metric-driven pair weight.
 
     .. math::
-        \ell = \sum_{y_i > y_j} w_{ij} \log_2\bigl(1 + e^{-\sigma (s_i - s_j)}\bigr)
+        \ell = \sum_{(i, j)} w_{ij} \log\bigl(1 + e^{-\sigma (s_i - s_j)}\bigr)
 
-    with :math:`G_i = (2^{y_i} - 1)/\mathrm{IDCG}` (or :math:`y_i/\mathrm{IDCG}` for
-    ``gain="linear"``), current 1-based ranks :math:`r_i` (detached), :math:`D(r) =
-    \log_2(1 + r)` and the weightings
+    with :math:`G_i = \mathrm{gain}(y_i)/\mathrm{IDCG@k}`, current 1-based ranks
+    :math:`r_i` (detached), :math:`D_i = 1/\log_2(1 + r_i)` (0 beyond ``k``) and the
+    weightings of :mod:`rankloss.functional.lambdaweights`:
 
-    * ``"ndcg_loss2"``: :math:`w_{ij} = \delta_{ij} |G_i - G_j|`, with
-      :math:`\delta_{ij} = \bigl|\frac{1}{D(|r_i - r_j|)} - \frac{1}{D(|r_i - r_j| + 1)}\bigr|`;
-    * ``"ndcg_loss2pp"`` (NDCG-Loss2++): :math:`w_{ij} = (\rho_{ij} + \mu\,\delta_{ij})
-      |G_i - G_j|`, with :math:`\rho_{ij} = \bigl|\frac{1}{D(r_i)} - \frac{1}{D(r_j)}\bigr|`;
-    * ``"lambdarank"``: :math:`w_{ij} = \rho_{ij} |G_i - G_j|`.
+    * ``"ndcg_loss2pp"`` (NDCG-Loss2++): :math:`w_{ij} = (|D_i - D_j| + \mu\,\delta_{ij})
+      |G_i - G_j|`, with :math:`\delta_{ij} = \bigl|\frac{1}{\log_2(1 + |r_i - r_j|)} -
+      \frac{1}{\log_2(2 + |r_i - r_j|)}\bigr|`;
+    * ``"ndcg_loss2"``: :math:`w_{ij} = \delta_{ij} |G_i - G_j|`;
+    * ``"ndcg_loss1"``: :math:`w_{ij} = G_i D_i` over every ordered pair of real items;
+    * ``"lambdarank"``: :math:`w_{ij} = |D_i - D_j|\,|G_i - G_j|` (:func:`lambdarank_loss`);
+    * ``"label_diff"`` (ARP): :math:`w_{ij} = |y_i - y_j|`.
 
-    With ``k``, only pairs where one item is in the current top ``k`` count, and IDCG is cut at
-    ``k``. The per-list value is the sum over pairs; ``"mean"`` averages over lists with a pair
-    and a positive ideal DCG. Cost: :math:`O(n^2)` plus a sort, per list.
+    Pairs are :math:`y_i > y_j` (every ordered pair for ``"ndcg_loss1"``). The per-list value is
+    the sum over pairs; ``"mean"`` averages over lists with a pair (and, for gain-based
+    weightings, a positive ideal DCG). The paper writes the logistic term in base 2: its value
+    (and allRank's) is this one divided by :math:`\ln 2`. Cost: :math:`O(n^2)` plus a sort, per
+    list.
 
     Reference: Wang et al., "The LambdaLoss Framework for Ranking Metric Optimization",
     CIKM 2018.
     """
-    check_choice("weighting", weighting, LAMBDALOSS_WEIGHTINGS)
-    check_choice("gain", gain, GAINS)
-    batch = check_lists(scores, labels, mask, weights, where="lambdaloss_loss")
-    normalised, positive = _normalised_gains(batch, gain, k)
-    ranks = ranks_from_scores(batch.scores, batch.mask).to(batch.scores.dtype)
-    gain_gap = (normalised.unsqueeze(-1) - normalised.unsqueeze(-2)).abs()
-    inv_d = discount(ranks)
-    rho = (inv_d.unsqueeze(-1) - inv_d.unsqueeze(-2)).abs()
-    distance = (ranks.unsqueeze(-1) - ranks.unsqueeze(-2)).abs()
-    # For i == j distance is 0 and discount(0) is inf; those entries are never pairs.
-    distance = distance.clamp(min=1.0)
-    delta = (discount(distance) - discount(distance + 1.0)).abs()
-    if weighting == "ndcg_loss2":
-        pair_weight = delta * gain_gap
-    elif weighting == "ndcg_loss2pp":
-        pair_weight = (rho + mu * delta) * gain_gap
-    else:
-        pair_weight = rho * gain_gap
-    per_pair = pair_weight.detach() * F.softplus(-sigma * _differences(batch)) / math.log(2.0)
-    return _sum_over_pairs(per_pair, _pairs(batch, k), positive, batch, reduction)
+    params.choice("lambdaloss_loss", "weighting", weighting, LAMBDALOSS_WEIGHTINGS)
+    return _pairwise_loss(
+        scores,
+        labels,
+        mask,
+        weights=weights,
+        reduction=reduction,
+        weight=weighting,
+        pair_reduction="sum",
+        sigma=sigma,
+        mu=mu,
+        k=k,
+        gain=gain,
+        where="lambdaloss_loss",
+    )

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rankloss._validation import ListBatch, check_lists
-from rankloss.functional._reduce import masked_mean, reduce_lists
+from rankloss._core import params
+from rankloss._core.reduce import Reduction, masked_mean, reduce_lists
+from rankloss._core.validation import ListBatch, check_lists
 
 __all__ = [
     "mse_loss",
@@ -41,7 +42,7 @@ def mse_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Mean squared error between scores and labels (regression on relevance).
 
@@ -60,7 +61,7 @@ def mse_loss(
         >>> RF.mse_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]))
         tensor(0.5000)
     """
-    batch = check_lists(scores, labels, mask, weights, where="mse_loss")
+    batch = check_lists(scores, labels, mask, weights, where="mse_loss", reduction=reduction)
     return _reduce_items((batch.scores - batch.labels) ** 2, batch, reduction)
 
 
@@ -70,7 +71,7 @@ def mae_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Mean absolute error between scores and labels.
 
@@ -83,7 +84,7 @@ def mae_loss(
 
     Reference: pointwise regression baseline (Cossock and Zhang, COLT 2006).
     """
-    batch = check_lists(scores, labels, mask, weights, where="mae_loss")
+    batch = check_lists(scores, labels, mask, weights, where="mae_loss", reduction=reduction)
     return _reduce_items((batch.scores - batch.labels).abs(), batch, reduction)
 
 
@@ -93,7 +94,7 @@ def smooth_l1_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     beta: float = 1.0,
 ) -> Tensor:
     r"""Smooth L1 (Huber-like) loss between scores and labels.
@@ -108,22 +109,21 @@ def smooth_l1_loss(
 
     Reference: Girshick, "Fast R-CNN", ICCV 2015.
     """
-    if beta <= 0:
-        raise ValueError(f"smooth_l1_loss: beta must be > 0, got {beta}")
-    batch = check_lists(scores, labels, mask, weights, where="smooth_l1_loss")
+    beta = params.positive("smooth_l1_loss", "beta", beta)
+    batch = check_lists(scores, labels, mask, weights, where="smooth_l1_loss", reduction=reduction)
     per_item = F.smooth_l1_loss(batch.scores, batch.labels, reduction="none", beta=beta)
     return _reduce_items(per_item, batch, reduction)
 
 
 def _binary_targets(batch: ListBatch, threshold: float | None, where: str) -> Tensor:
     if threshold is not None:
-        return (batch.labels > threshold).to(batch.scores.dtype)
+        return (batch.labels >= threshold).to(batch.scores.dtype)
     real = batch.labels[batch.mask]
     if real.numel() and bool(((real < 0) | (real > 1)).any()):
         raise ValueError(
-            f"{where}: labels must lie in [0, 1] when threshold is None "
-            f"(found values in [{real.min().item()}, {real.max().item()}]); pass threshold= "
-            "to binarise graded labels"
+            f"{where}: labels must lie in [0, 1] when relevance_threshold is None "
+            f"(found values in [{real.min().item()}, {real.max().item()}]); pass "
+            "relevance_threshold= to binarise graded labels"
         )
     return batch.labels
 
@@ -134,16 +134,17 @@ def sigmoid_ce_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
-    threshold: float | None = None,
+    reduction: Reduction = "mean",
+    relevance_threshold: float | None = None,
 ) -> Tensor:
     r"""Binary cross-entropy on logits, each item on its own.
 
     .. math:: \ell_i = -t_i \log \sigma(s_i) - (1 - t_i) \log (1 - \sigma(s_i))
 
-    where :math:`t_i = y_i \in [0, 1]`, or :math:`t_i = [y_i > \text{threshold}]` when
-    ``threshold`` is given (graded labels binarised). Computed with ``softplus`` so logits of
-    :math:`\pm 10^4` stay finite. Labels outside [0, 1] without a threshold raise ``ValueError``.
+    where :math:`t_i = y_i \in [0, 1]`, or :math:`t_i = [y_i \ge t]` when
+    ``relevance_threshold`` :math:`t` is given (graded labels binarised). Computed with
+    ``softplus`` so logits of :math:`\pm 10^4` stay finite. Labels outside [0, 1] without a
+    threshold raise ``ValueError``.
 
     Shapes as :func:`mse_loss`; averages over real items, then lists.
     Ties in labels need no special case; an all-masked list counts as 0 and is left out of the
@@ -151,8 +152,12 @@ def sigmoid_ce_loss(
 
     Reference: pointwise classification for ranking, e.g. Li, Burges and Wu, "McRank", NIPS 2007.
     """
-    batch = check_lists(scores, labels, mask, weights, where="sigmoid_ce_loss")
-    targets = _binary_targets(batch, threshold, "sigmoid_ce_loss")
+    if relevance_threshold is not None:
+        relevance_threshold = params.number(
+            "sigmoid_ce_loss", "relevance_threshold", relevance_threshold
+        )
+    batch = check_lists(scores, labels, mask, weights, where="sigmoid_ce_loss", reduction=reduction)
+    targets = _binary_targets(batch, relevance_threshold, "sigmoid_ce_loss")
     per_item = F.binary_cross_entropy_with_logits(batch.scores, targets, reduction="none")
     return _reduce_items(per_item, batch, reduction)
 
@@ -163,14 +168,16 @@ def hinge_loss(
     mask: Tensor | None = None,
     *,
     weights: Tensor | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     margin: float = 1.0,
-    threshold: float = 0.0,
+    relevance_threshold: float = 1.0,
 ) -> Tensor:
-    r"""Pointwise hinge loss on labels binarised at ``threshold``.
+    r"""Pointwise hinge loss on labels binarised at ``relevance_threshold`` :math:`t`.
 
-    .. math:: \ell_i = \max(0, m - t_i s_i), \quad t_i = +1 \text{ if } y_i > \text{threshold}
+    .. math:: \ell_i = \max(0, m - c_i s_i), \quad c_i = +1 \text{ if } y_i \ge t
         \text{ else } -1
+
+    The default :math:`t = 1` makes every label > 0 positive for integer grades.
 
     Shapes as :func:`mse_loss`; averages over real items, then lists.
     Ties in labels need no special case; an all-masked list counts as 0 and is left out of the
@@ -178,7 +185,9 @@ def hinge_loss(
 
     Reference: Cortes and Vapnik, "Support-Vector Networks", Machine Learning 1995.
     """
-    batch = check_lists(scores, labels, mask, weights, where="hinge_loss")
-    signs = torch.where(batch.labels > threshold, 1.0, -1.0).to(batch.scores.dtype)
+    margin = params.nonnegative("hinge_loss", "margin", margin)
+    relevance_threshold = params.number("hinge_loss", "relevance_threshold", relevance_threshold)
+    batch = check_lists(scores, labels, mask, weights, where="hinge_loss", reduction=reduction)
+    signs = torch.where(batch.labels >= relevance_threshold, 1.0, -1.0).to(batch.scores.dtype)
     per_item = torch.relu(margin - signs * batch.scores)
     return _reduce_items(per_item, batch, reduction)

@@ -1,85 +1,116 @@
-"""``nn.Module`` wrappers: a module holds hyper-parameters and calls its functional loss.
+"""The loss-module layer: typed base classes, the registry and :class:`CombinedLoss`.
 
-``loss_module(function, "ClassName")`` makes the wrapper class for a pure loss function: the
-function's keyword-only parameters, except the per-call ones (``weights``, ``generator``, ...),
-become the module's hyper-parameters, validated when the module is built. Modules combine with
-``+`` and ``*`` into a :class:`CombinedLoss`.
+Two kinds of loss, each with its own base class and call signature:
+
+* :class:`ListLoss` (``kind = "list"``): ``loss(scores, labels, mask=None, *, weights=None)``
+  on ``[..., n]`` lists (pointwise, pairwise and listwise families).
+* :class:`EmbeddingLoss` (``kind = "embedding"``): ``loss(embeddings, labels, *, keys=None,
+  ref_embeddings=None, ref_labels=None, hard_negatives=None, indices=None, weights=None)``
+  on ``[N, d]`` embeddings; the ``(queries, keys)`` form is chosen by the ``keys`` keyword.
+
+A third, :class:`AdversarialLoss` (``kind = "adversarial"``), takes discriminator logits.
+
+Every module is a class written out in the source with a typed ``__init__`` that checks its
+hyper-parameters (``"<Class>: <parameter> must be ..., got ..."``) and stores each under its
+own name; :meth:`Loss.hyper_parameters` reads them back from the signature. Classes are
+registered with :func:`register_loss`, which also records what the registry-wide tests need
+(family, label range, tie order). Modules combine with ``+`` and ``*`` into a
+:class:`CombinedLoss` of one kind.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
 
 from torch import Tensor, nn
 
-__all__ = ["LossModule", "CombinedLoss", "loss_module", "PER_CALL_ARGUMENTS"]
+from rankloss._core import params
+from rankloss._core.reduce import REDUCTIONS, Reduction
+from rankloss._core.registry import Registry
 
-#: Keyword arguments that are data, passed on each call, never fixed in the module.
-PER_CALL_ARGUMENTS = frozenset(
-    {"weights", "generator", "ref_embeddings", "ref_labels", "hard_negatives", "indices"}
-)
+__all__ = [
+    "Loss",
+    "ListLoss",
+    "EmbeddingLoss",
+    "AdversarialLoss",
+    "CombinedLoss",
+    "LossInfo",
+    "LOSSES",
+    "register_loss",
+    "get",
+    "available",
+    "LossKind",
+]
+
+LossKind = Literal["list", "embedding", "adversarial"]
+
+#: How a loss reads labels: any real value, only values >= 0, or values in [0, 1].
+LabelRange = Literal["real", "nonnegative", "unit"]
+
+#: Which input ties change the value when items are permuted (ties broken in input order).
+TieOrder = Literal["none", "labels", "scores"]
 
 
-def _split_parameters(function: Callable) -> tuple[list[inspect.Parameter], list[str]]:
-    """Return (hyper-parameters, per-call keyword names) of a functional loss."""
-    hyper, per_call = [], []
-    for p in inspect.signature(function).parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
-            continue
-        (per_call.append(p.name) if p.name in PER_CALL_ARGUMENTS else hyper.append(p))
-    return hyper, per_call
+@dataclass(frozen=True)
+class LossInfo:
+    """What the registry knows about a loss, beyond its class.
 
-
-class LossModule(nn.Module):
-    """Base class of the loss modules: holds hyper-parameters, calls :attr:`function`.
-
-    Subclasses set ``function``; :func:`loss_module` does that for you.
+    Attributes:
+        name: the registered name.
+        family: ``pointwise``, ``pairwise``, ``listwise``, ``embedding`` or ``adversarial``.
+        kind: the call form, from the class (``list``, ``embedding``, ``adversarial``).
+        function: the functional loss the module calls.
+        label_range: labels the loss accepts with its default hyper-parameters.
+        tie_order: ``"labels"`` (``"scores"``) when the value depends on the input order of
+            tied labels (scores), so permuting items is invariant only without such ties.
+        soft_labels: labels are soft targets with a gradient (regression, distillation).
     """
 
-    function: ClassVar[Callable[..., Tensor]]
+    name: str
+    family: str
+    kind: LossKind
+    function: Callable[..., Tensor]
+    label_range: LabelRange = "real"
+    tie_order: TieOrder = "none"
+    soft_labels: bool = False
+
+
+class Loss(nn.Module):
+    """Common base of every loss module: hyper-parameters, ``+``/``*``, registry name.
+
+    Subclasses store every ``__init__`` argument as an attribute of the same name.
+    """
+
+    kind: ClassVar[LossKind]
     registered_name: ClassVar[str | None] = None
 
-    def __init__(self, **hyper: Any) -> None:
+    def __init__(self, *, reduction: Reduction = "mean") -> None:
         super().__init__()
-        params, per_call = _split_parameters(type(self).function)
-        allowed = {p.name for p in params}
-        for name in hyper:
-            if name in per_call:
-                raise TypeError(
-                    f"{type(self).__name__}: {name!r} is data passed on each call, not a "
-                    "hyper-parameter"
-                )
-            if name not in allowed:
-                raise TypeError(
-                    f"{type(self).__name__} got an unknown hyper-parameter {name!r}; "
-                    f"valid: {sorted(allowed)}"
-                )
-        self.hyper: dict[str, Any] = dict(hyper)
-        self._per_call = frozenset(per_call)
+        self.reduction: Reduction = params.choice(
+            type(self).__name__, "reduction", reduction, REDUCTIONS
+        )
 
     @classmethod
-    def hyper_parameters(cls) -> dict[str, Any]:
+    def hyper_parameter_defaults(cls) -> dict[str, Any]:
         """The hyper-parameters this loss accepts, with their defaults."""
-        params, _ = _split_parameters(cls.function)
-        return {p.name: p.default for p in params}
+        signature = inspect.signature(cls.__init__)
+        return {
+            p.name: p.default
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
 
-    def accepts(self, name: str) -> bool:
-        """Whether ``forward`` takes the per-call keyword ``name``."""
-        return name in self._per_call
-
-    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
-        for name in kwargs:
-            if name in self.hyper or name in type(self).hyper_parameters():
-                raise TypeError(
-                    f"{type(self).__name__}: {name!r} is a hyper-parameter; set it when "
-                    "building the module"
-                )
-        return type(self).function(*args, **kwargs, **self.hyper)
+    def hyper_parameters(self) -> dict[str, Any]:
+        """This module's hyper-parameters by name, as built (``reduction`` included)."""
+        return {name: getattr(self, name) for name in type(self).hyper_parameter_defaults()}
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        defaults = type(self).hyper_parameter_defaults()
+        shown = {k: v for k, v in self.hyper_parameters().items() if v is not defaults[k]}
+        return ", ".join(f"{k}={v!r}" for k, v in shown.items() if not isinstance(v, nn.Module))
 
     def __add__(self, other: nn.Module) -> CombinedLoss:
         return CombinedLoss([(1.0, self)]) + other
@@ -90,29 +121,117 @@ class LossModule(nn.Module):
     __rmul__ = __mul__
 
 
-def loss_module(function: Callable[..., Tensor], class_name: str) -> type[LossModule]:
-    """Make the ``nn.Module`` wrapper class for a functional loss."""
-    params, _ = _split_parameters(function)
-    doc = (
-        f"Module form of :func:`{function.__module__}.{function.__name__}`.\n\n"
-        f"Hyper-parameters (set when building): "
-        f"{', '.join(f'{p.name}={p.default!r}' for p in params) or 'none'}.\n\n"
-        + inspect.cleandoc(function.__doc__ or "")
-    )
+class ListLoss(Loss):
+    """Base of the list losses: ``loss(scores, labels, mask=None, *, weights=None)``.
 
-    # Each class gets its own __init__: setting __signature__ on the inherited
-    # LossModule.__init__ would give every loss the signature of the last one made.
-    def __init__(self: LossModule, **hyper: Any) -> None:
-        LossModule.__init__(self, **hyper)
+    Subclasses set :attr:`function` (a loss of :mod:`rankloss.functional`) and write a typed
+    ``__init__``; ``forward`` calls ``function(scores, labels, mask, weights=weights,
+    **hyper_parameters)``.
 
-    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)] + params
-    )
-    __init__.__qualname__ = f"{class_name}.__init__"
-    namespace = {"function": staticmethod(function), "__doc__": doc, "__init__": __init__}
-    cls = type(class_name, (LossModule,), namespace)
-    cls.__module__ = "rankloss.losses"
-    return cls
+    Args (forward):
+        scores: ``[..., n]`` floating point.
+        labels: ``[..., n]`` graded relevance.
+        mask: ``[..., n]`` bool, True marks a real item; ``None``: every item is real.
+        weights: ``None``, per list ``[...]`` or per item ``[..., n]``.
+
+    Returns:
+        A scalar, or ``[...]`` one value per list with ``reduction="none"``.
+    """
+
+    kind: ClassVar[LossKind] = "list"
+    function: ClassVar[Callable[..., Tensor]]
+
+    def forward(
+        self,
+        scores: Tensor,
+        labels: Tensor,
+        mask: Tensor | None = None,
+        *,
+        weights: Tensor | None = None,
+    ) -> Tensor:
+        return type(self).function(scores, labels, mask, weights=weights, **self.hyper_parameters())
+
+
+class EmbeddingLoss(Loss):
+    """Base of the embedding losses (the forward is defined in :mod:`rankloss.losses.embedding`).
+
+    Call forms:
+
+    * ``loss(embeddings [N, d], labels [N])``: every other row is a candidate; equal labels
+      make a positive pair.
+    * ``loss(queries [N, d], keys=keys [N, d])``: key ``i`` is the positive of query ``i``;
+      ``labels [N]`` may be given too (pairs of one class are then not negatives).
+    """
+
+    kind: ClassVar[LossKind] = "embedding"
+
+
+class AdversarialLoss(Loss):
+    """Base of the adversarial losses on discriminator logits."""
+
+    kind: ClassVar[LossKind] = "adversarial"
+
+
+L = TypeVar("L", bound=Loss)
+
+LOSSES: Registry[type[Loss]] = Registry("loss")
+
+
+def register_loss(
+    name: str,
+    *,
+    family: str,
+    function: Callable[..., Tensor],
+    label_range: LabelRange = "real",
+    tie_order: TieOrder = "none",
+    soft_labels: bool = False,
+) -> Callable[[type[L]], type[L]]:
+    """Class decorator: register a loss module under ``name`` with what tests need to know.
+
+    >>> from rankloss.losses import LOSSES
+    >>> LOSSES.entry("ranknet").meta["info"].family
+    'pairwise'
+    """
+
+    def wrap(cls: type[L]) -> type[L]:
+        if not isinstance(cls, type) or not issubclass(cls, Loss):
+            raise TypeError(f"register_loss({name!r}): expected a Loss subclass, got {cls!r}")
+        info = LossInfo(name, family, cls.kind, function, label_range, tie_order, soft_labels)
+        cls.registered_name = name
+        defaults = cls.hyper_parameter_defaults()
+        listed = ", ".join(f"{k}={v!r}" for k, v in defaults.items()) or "none"
+        cls.__doc__ = (
+            f"Registered as ``{name!r}`` (family ``{family}``, kind ``{cls.kind}``).\n\n"
+            f"Hyper-parameters (checked when built): {listed}.\n\n"
+            + inspect.cleandoc(cls.__doc__ or "")
+        )
+        LOSSES.register(name, cls, family=family, info=info, function=function)
+        return cls
+
+    return wrap
+
+
+def available(family: str | None = None, *, kind: LossKind | None = None) -> list[str]:
+    """Registered loss names, optionally of one family or one kind."""
+    names = LOSSES.names(family)
+    if kind is None:
+        return names
+    return [n for n in names if LOSSES.get(n).kind == kind]
+
+
+def get(name: str, **hyper: Any) -> Loss:
+    """Build the loss module registered as ``name`` with hyper-parameters ``hyper``.
+
+    Raises ``KeyError`` for an unknown name and ``TypeError`` for an unknown hyper-parameter.
+    """
+    cls = LOSSES.get(name)
+    allowed = cls.hyper_parameter_defaults()
+    for key in hyper:
+        if key not in allowed:
+            raise TypeError(
+                f"{cls.__name__} got an unknown hyper-parameter {key!r}; valid: {sorted(allowed)}"
+            )
+    return cls(**hyper)
 
 
 def _part_name(module: nn.Module) -> str:
@@ -120,36 +239,57 @@ def _part_name(module: nn.Module) -> str:
 
 
 class CombinedLoss(nn.Module):
-    r"""A weighted sum of losses: :math:`\ell = \sum_k \lambda_k \ell_k`.
+    r"""A weighted sum of losses of one kind: :math:`\ell = \sum_k \lambda_k \ell_k`.
 
-    Every part is called with the same arguments; per-call keywords (``weights``,
-    ``generator``, ...) go only to the parts that take them. ``forward(...,
+    Every part is called with the same arguments. Parts must share their :attr:`kind` and
+    their ``reduction`` (else ``TypeError``/``ValueError`` when built: a sum of a list loss
+    and an embedding loss, or of a mean and a sum, has no meaning). ``forward(...,
     return_parts=True)`` also returns each part's (unweighted, detached) value by name.
 
     >>> from rankloss.losses import RankNetLoss, ListNetLoss
-    >>> loss = RankNetLoss() + 0.5 * ListNetLoss(temperature=2.0)
-    >>> [name for name, _ in loss.named_terms()]
-    ['ranknet', 'listnet']
+    >>> loss = RankNetLoss() + 0.5 * ListNetLoss(label_temperature=2.0)
+    >>> [name for name, _ in loss.named_terms()], loss.kind
+    (['ranknet', 'listnet'], 'list')
     """
 
     def __init__(self, terms: Iterable[tuple[float, nn.Module]]) -> None:
         super().__init__()
-        weights, modules = [], []
+        weights: list[float] = []
+        modules: list[Loss] = []
         for weight, module in terms:
-            if not isinstance(module, nn.Module):
-                raise TypeError(f"CombinedLoss: expected nn.Module, got {type(module).__name__}")
-            weights.append(float(weight))
+            if not isinstance(module, Loss):
+                raise TypeError(
+                    "CombinedLoss: every part must be a rankloss loss module (ListLoss, "
+                    f"EmbeddingLoss or AdversarialLoss), got {type(module).__name__}"
+                )
+            weights.append(params.number("CombinedLoss", "weight", weight))
             modules.append(module)
         if not modules:
-            raise ValueError("CombinedLoss needs at least one loss")
+            raise ValueError("CombinedLoss: needs at least one loss")
+        kinds = {m.kind for m in modules}
+        if len(kinds) > 1:
+            described = ", ".join(f"{_part_name(m)} ({m.kind})" for m in modules)
+            raise TypeError(
+                f"CombinedLoss: parts must be of one kind, got {described}; a list loss takes "
+                "(scores, labels, mask) and an embedding loss (embeddings, labels)"
+            )
+        if modules[0].kind == "adversarial" and len({type(m) for m in modules}) > 1:
+            raise TypeError(
+                "CombinedLoss: the discriminator and generator losses take different inputs "
+                "and cannot be summed"
+            )
+        reductions = {m.reduction for m in modules}
+        if len(reductions) > 1:
+            described = ", ".join(f"{_part_name(m)} ({m.reduction!r})" for m in modules)
+            raise ValueError(f"CombinedLoss: parts must share one reduction, got {described}")
         self.weights = weights
         self.parts = nn.ModuleList(modules)
+        self.kind: LossKind = modules[0].kind
+        self.reduction: Reduction = modules[0].reduction
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, float | Mapping[str, Any]]) -> CombinedLoss:
         """Build from ``{name: weight}`` or ``{name: {"weight": w, **hyper}}``."""
-        from rankloss.losses import get
-
         terms = []
         for name, value in spec.items():
             if isinstance(value, Mapping):
@@ -161,6 +301,7 @@ class CombinedLoss(nn.Module):
         return cls(terms)
 
     def named_terms(self) -> list[tuple[str, float]]:
+        """``(name, weight)`` of each part; repeated names get ``_2``, ``_3``, ..."""
         names: list[tuple[str, float]] = []
         seen: dict[str, int] = {}
         for weight, module in zip(self.weights, self.parts):
@@ -174,12 +315,12 @@ class CombinedLoss(nn.Module):
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         total: Tensor | None = None
         parts: dict[str, Tensor] = {}
-        for (name, weight), module in zip(self.named_terms(), self.parts):
-            own = {
-                key: value
-                for key, value in kwargs.items()
-                if not isinstance(module, LossModule) or module.accepts(key)
-            }
+        accepted = [set(inspect.signature(m.forward).parameters) for m in self.parts]
+        for key in kwargs:
+            if not any(key in names for names in accepted):
+                raise TypeError(f"CombinedLoss: no part takes the keyword argument {key!r}")
+        for (name, weight), module, names in zip(self.named_terms(), self.parts, accepted):
+            own = {key: value for key, value in kwargs.items() if key in names}
             value = module(*args, **own)
             parts[name] = value.detach()
             total = weight * value if total is None else total + weight * value

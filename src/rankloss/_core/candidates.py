@@ -1,8 +1,9 @@
 """The two input forms of the embedding losses, turned into one description of candidates.
 
 ``(embeddings, labels)``: every other row of the batch is a candidate; equal labels make a
-positive pair. ``(queries, keys)``: key ``i`` is the positive of query ``i`` and every other key
-is an in-batch negative. In both forms ``ref_embeddings`` (with ``ref_labels``: labelled
+positive pair. ``(queries, keys=keys)``: key ``i`` is the positive of query ``i`` and every
+other key is an in-batch negative; the form is chosen by the ``keys`` keyword, never by a
+tensor's dtype. In both forms ``ref_embeddings`` (with ``ref_labels``: labelled
 candidates; without: extra negatives) and ``hard_negatives`` (always negatives) are appended
 to the candidates. Masks are built per block of candidate columns, so that a chunked loss never
 holds an ``[N, M]`` mask.
@@ -15,16 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rankloss._validation import check_choice
-from rankloss.functional.similarity import check_embeddings
+from rankloss._core.validation import check_choice, check_embeddings, shape_str
 
-__all__ = ["Candidates", "prepare_candidates", "FALSE_NEGATIVES"]
+__all__ = ["Candidates", "build_candidates", "FALSE_NEGATIVES"]
 
 FALSE_NEGATIVES = ("mask", "positive")
-
-
-def _shape(t: Tensor) -> str:
-    return "[" + ", ".join(str(s) for s in t.shape) + "]"
 
 
 @dataclass(frozen=True)
@@ -80,65 +76,77 @@ def _check_int_labels(labels: object, name: str, n: int, where: str) -> Tensor:
     if not isinstance(labels, Tensor):
         raise ValueError(f"{where}: {name} must be a torch.Tensor, got {type(labels).__name__}")
     if labels.dim() != 1 or labels.shape[0] != n:
-        raise ValueError(f"{where}: {name} has shape {_shape(labels)} but expected [{n}]")
+        raise ValueError(f"{where}: {name} has shape {shape_str(labels)} but expected [{n}]")
     if labels.dtype.is_floating_point or labels.is_complex():
         raise ValueError(f"{where}: {name} must be integer class labels, got dtype {labels.dtype}")
     return labels.long()
 
 
-def prepare_candidates(
+def build_candidates(
     embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None,
-    ref_embeddings: Tensor | None,
-    ref_labels: Tensor | None,
-    hard_negatives: Tensor | None,
+    labels: Tensor | None = None,
     *,
-    where: str,
-    false_negatives: str = "positive",
+    keys: Tensor | None = None,
+    ref_embeddings: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    hard_negatives: Tensor | None = None,
+    false_negatives: str = "mask",
+    where: str = "build_candidates",
 ) -> Candidates:
-    """Validate either input form and describe its candidates (see the module docstring)."""
-    check_choice("false_negatives", false_negatives, FALSE_NEGATIVES)
+    """Validate either input form and describe its candidates (see the module docstring).
+
+    Args:
+        embeddings: ``[N, d]`` the anchors (queries).
+        labels: ``[N]`` integer class labels. Required without ``keys``; with ``keys`` optional
+            (a class per pair, so that other pairs of the class are not negatives).
+        keys: ``[N, d]`` or ``None``: with keys, key ``i`` is the positive of query ``i``.
+        ref_embeddings: ``[M, d]`` extra candidates (a memory, a gallery).
+        ref_labels: ``[M]`` their labels; without, references are negatives of every anchor.
+        hard_negatives: ``[N, d]`` or ``[N, h, d]`` extra negatives of every anchor.
+        false_negatives: ``(queries, keys=..)`` form with ``labels``: keys of a query's class
+            other than its own are ``"mask"`` (neither positive nor negative) or
+            ``"positive"``.
+        where: the caller's name, for error messages.
+
+    Returns:
+        :class:`Candidates`, queries ``[N, d]`` against keys ``[M', d]``. Cost: :math:`O(M'd)`.
+    """
+    check_choice("false_negatives", false_negatives, FALSE_NEGATIVES, where)
     queries = check_embeddings(embeddings, "embeddings", where)
     n, d = queries.shape
-    if not isinstance(labels_or_keys, Tensor):
-        raise ValueError(
-            f"{where}: the second argument must be labels [N] or keys [N, d], got "
-            f"{type(labels_or_keys).__name__}"
-        )
     device = queries.device
-    pair_form = labels_or_keys.dtype.is_floating_point
+    pair_form = keys is not None
     parts_keys: list[Tensor] = []
     parts_labels: list[Tensor] = []
     parts_forced: list[Tensor] = []
-    if pair_form and labels_or_keys.dim() == 1:
+    if labels is not None and isinstance(labels, Tensor) and labels.dtype.is_floating_point:
+        hint = " (to pass keys paired by row, use keys=...)" if labels.dim() == 2 else ""
         raise ValueError(
-            f"{where}: labels must be integer class labels, got dtype {labels_or_keys.dtype} "
-            "(a floating point second argument is read as keys [N, d])"
+            f"{where}: labels must be integer class labels [N], got dtype {labels.dtype} and "
+            f"shape {shape_str(labels)}{hint}"
         )
-    if pair_form:
-        keys = check_embeddings(labels_or_keys, "keys", where)
-        if keys.shape != queries.shape:
+    if keys is not None:
+        key_rows = check_embeddings(keys, "keys", where)
+        if key_rows.shape != queries.shape:
             raise ValueError(
-                f"{where}: keys has shape {_shape(keys)} but embeddings (queries) has shape "
-                f"{_shape(queries)}; in the (queries, keys) form row i of each is a pair"
+                f"{where}: keys has shape {shape_str(key_rows)} but embeddings (queries) has "
+                f"shape {shape_str(queries)}; in the (queries, keys) form row i of each is a pair"
             )
-        if pair_labels is None:
+        if labels is None:
             query_labels = torch.arange(n, device=device)
             diagonal_only = False
         else:
-            query_labels = _check_int_labels(pair_labels, "pair_labels", n, where).to(device)
+            query_labels = _check_int_labels(labels, "labels", n, where).to(device)
             diagonal_only = false_negatives == "mask"
-        parts_keys.append(keys)
+        parts_keys.append(key_rows)
         parts_labels.append(query_labels)
         exclude_self = False
     else:
-        if pair_labels is not None:
+        if labels is None:
             raise ValueError(
-                f"{where}: pair_labels applies to the (queries, keys) form; in the "
-                "(embeddings, labels) form the labels already say which rows are pairs"
+                f"{where}: labels [N] are required, or keys=[N, d] for the (queries, keys) form"
             )
-        query_labels = _check_int_labels(labels_or_keys, "labels", n, where).to(device)
+        query_labels = _check_int_labels(labels, "labels", n, where).to(device)
         parts_keys.append(queries)
         parts_labels.append(query_labels)
         exclude_self, diagonal_only = True, False
@@ -148,8 +156,8 @@ def prepare_candidates(
         ref = check_embeddings(ref_embeddings, "ref_embeddings", where)
         if ref.shape[1] != d:
             raise ValueError(
-                f"{where}: ref_embeddings has shape {_shape(ref)} but embeddings has shape "
-                f"{_shape(queries)} (the embedding sizes differ)"
+                f"{where}: ref_embeddings has shape {shape_str(ref)} but embeddings has shape "
+                f"{shape_str(queries)} (the embedding sizes differ)"
             )
         m = ref.shape[0]
         parts_keys.append(ref)
@@ -157,9 +165,9 @@ def prepare_candidates(
             parts_labels.append(torch.zeros(m, dtype=torch.long, device=device))
             parts_forced.append(torch.ones(m, dtype=torch.bool, device=device))
         else:
-            if pair_form and pair_labels is None:
+            if pair_form and labels is None:
                 raise ValueError(
-                    f"{where}: ref_labels in the (queries, keys) form needs pair_labels to "
+                    f"{where}: ref_labels in the (queries, keys) form needs labels to "
                     "compare with; without ref_labels the references are extra negatives"
                 )
             parts_labels.append(_check_int_labels(ref_labels, "ref_labels", m, where).to(device))
@@ -170,15 +178,15 @@ def prepare_candidates(
     if hard_negatives is not None:
         if not isinstance(hard_negatives, Tensor) or hard_negatives.dim() not in (2, 3):
             shape = (
-                _shape(hard_negatives)
+                shape_str(hard_negatives)
                 if isinstance(hard_negatives, Tensor)
                 else type(hard_negatives).__name__
             )
             raise ValueError(f"{where}: hard_negatives must be [N, d] or [N, h, d], got {shape}")
         if hard_negatives.shape[0] != n or hard_negatives.shape[-1] != d:
             raise ValueError(
-                f"{where}: hard_negatives has shape {_shape(hard_negatives)} but embeddings has "
-                f"shape {_shape(queries)}; expected [{n}, {d}] or [{n}, h, {d}]"
+                f"{where}: hard_negatives has shape {shape_str(hard_negatives)} but embeddings has "
+                f"shape {shape_str(queries)}; expected [{n}, {d}] or [{n}, h, {d}]"
             )
         flat = check_embeddings(hard_negatives.reshape(-1, d), "hard_negatives", where)
         parts_keys.append(flat)

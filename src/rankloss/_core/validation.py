@@ -19,7 +19,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ListBatch", "check_lists", "compute_dtype", "check_choice"]
+__all__ = [
+    "ListBatch",
+    "check_lists",
+    "check_embeddings",
+    "compute_dtype",
+    "check_choice",
+    "shape_str",
+]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -31,10 +38,22 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype
 
 
-def check_choice(name: str, value: object, choices: tuple) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+def shape_str(t: Tensor) -> str:
+    """``[2, 5]``: a tensor's shape as error messages print it."""
+    return "[" + ", ".join(str(s) for s in t.shape) + "]"
+
+
+def check_choice(name: str, value: object, choices: tuple, where: str | None = None) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``.
+
+    The message reads ``"<where>: <name> must be one of [...], got ..."``.
+    """
+    if not isinstance(value, str) and any(isinstance(c, str) for c in choices):
+        prefix = f"{where}: " if where else ""
+        raise TypeError(f"{prefix}{name} must be a str, got {type(value).__name__}")
     if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+        prefix = f"{where}: " if where else ""
+        raise ValueError(f"{prefix}{name} must be one of {list(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -66,10 +85,6 @@ class ListBatch:
         return per_list.reshape(self.batch_shape)
 
 
-def _shape(t: Tensor) -> str:
-    return "[" + ", ".join(str(s) for s in t.shape) + "]"
-
-
 def check_lists(
     scores: Tensor,
     labels: Tensor | None,
@@ -77,6 +92,7 @@ def check_lists(
     weights: Tensor | None = None,
     *,
     where: str = "loss",
+    reduction: str | None = None,
 ) -> ListBatch:
     """Validate and normalise ``(scores, labels, mask, weights)``.
 
@@ -86,6 +102,7 @@ def check_lists(
         mask: ``[..., n]`` bool or ``None``.
         weights: ``None``, ``[...]`` (per list) or ``[..., n]`` (per item).
         where: the caller's name, used in error messages.
+        reduction: checked to be ``"mean"``, ``"sum"`` or ``"none"`` when given.
 
     Returns:
         A :class:`ListBatch` with every tensor flattened to ``[B, n]`` and padded positions
@@ -95,6 +112,8 @@ def check_lists(
     Raises:
         ValueError: naming the argument and the shapes when the contract is broken.
     """
+    if reduction is not None:
+        check_choice("reduction", reduction, ("mean", "sum", "none"), where)
     if not isinstance(scores, Tensor):
         raise ValueError(f"{where}: scores must be a torch.Tensor, got {type(scores).__name__}")
     if scores.dim() < 1:
@@ -105,12 +124,11 @@ def check_lists(
     shape = scores.shape
     if labels is not None:
         if not isinstance(labels, Tensor):
-            raise ValueError(
-                f"{where}: labels must be a torch.Tensor, got {type(labels).__name__}"
-            )
+            raise ValueError(f"{where}: labels must be a torch.Tensor, got {type(labels).__name__}")
         if labels.shape != shape:
             raise ValueError(
-                f"{where}: labels has shape {_shape(labels)} but scores has shape {_shape(scores)}"
+                f"{where}: labels has shape {shape_str(labels)} but scores has shape "
+                f"{shape_str(scores)}"
             )
         if labels.is_complex():
             raise ValueError(f"{where}: labels must be real, got dtype {labels.dtype}")
@@ -128,7 +146,8 @@ def check_lists(
             )
         if mask.shape != shape:
             raise ValueError(
-                f"{where}: mask has shape {_shape(mask)} but scores has shape {_shape(scores)}"
+                f"{where}: mask has shape {shape_str(mask)} but scores has shape "
+                f"{shape_str(scores)}"
             )
     n = shape[-1]
     batch_shape = shape[:-1]
@@ -159,7 +178,18 @@ def check_lists(
             list_weights = weights.reshape(-1).to(dtype)
         else:
             raise ValueError(
-                f"{where}: weights has shape {_shape(weights)}; expected per-list "
-                f"{_shape(scores[..., 0])} or per-item {_shape(scores)}"
+                f"{where}: weights has shape {shape_str(weights)}; expected per-list "
+                f"{shape_str(scores[..., 0])} or per-item {shape_str(scores)}"
             )
     return ListBatch(flat_scores, flat_labels, flat_mask, list_weights, item_weights, batch_shape)
+
+
+def check_embeddings(x: object, name: str, where: str) -> Tensor:
+    """Check that ``x`` is a floating ``[N, d]`` tensor and return it in the compute dtype."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{where}: {name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{where}: {name} must have shape [N, d], got {shape_str(x)}")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"{where}: {name} must be floating point, got dtype {x.dtype}")
+    return x.to(compute_dtype(x.dtype))

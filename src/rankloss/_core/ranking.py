@@ -10,12 +10,14 @@ import math
 import torch
 from torch import Tensor
 
-from rankloss._validation import check_choice
+from rankloss._core.validation import check_choice
 
 __all__ = [
     "GAINS",
     "gain",
     "discount",
+    "position_discounts",
+    "dcg_at_k",
     "ranks_from_scores",
     "ideal_dcg",
     "pair_mask",
@@ -36,6 +38,48 @@ def gain(labels: Tensor, kind: str = "exp2") -> Tensor:
 def discount(ranks: Tensor) -> Tensor:
     """Position discount :math:`1 / \\log_2(1 + r)` for 1-based ranks ``r``."""
     return 1.0 / torch.log2(1.0 + ranks)
+
+
+def position_discounts(
+    n: int,
+    k: int | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """``[n]`` discounts of the positions ``1..n``: :func:`discount` up to ``k``, 0 after it.
+
+    Args:
+        n: number of positions.
+        k: cut-off, or ``None`` for every position.
+        dtype, device: of the result.
+
+    >>> position_discounts(4, k=2, dtype=torch.float64)
+    tensor([1.0000, 0.6309, 0.0000, 0.0000], dtype=torch.float64)
+    """
+    positions = torch.arange(1, n + 1, device=device, dtype=dtype)
+    weights = discount(positions)
+    if k is not None:
+        weights = torch.where(positions <= k, weights, torch.zeros_like(weights))
+    return weights
+
+
+def dcg_at_k(gains: Tensor, k: int | None = None) -> Tensor:
+    r"""DCG at ``k`` of gains already in rank order: :math:`\sum_{r \le k} g_r / \log_2(1 + r)`.
+
+    Args:
+        gains: ``[..., n]`` gains, position 1 first; padding must hold 0 (its discount is not
+            zeroed).
+        k: cut-off, or ``None`` for the whole list.
+
+    Returns:
+        ``[...]``.
+
+    >>> dcg_at_k(torch.tensor([3.0, 0.0, 1.0]), k=2)
+    tensor(3.)
+    """
+    weights = position_discounts(gains.shape[-1], k, dtype=gains.dtype, device=gains.device)
+    return (gains * weights).sum(-1)
 
 
 def ranks_from_scores(scores: Tensor, mask: Tensor) -> Tensor:
@@ -69,14 +113,8 @@ def ideal_dcg(gains: Tensor, mask: Tensor, k: int | None = None) -> Tensor:
     """
     keyed = torch.where(mask, gains, torch.full_like(gains, -math.inf))
     sorted_gains = torch.sort(keyed, dim=-1, descending=True).values
-    n = gains.shape[-1]
-    positions = torch.arange(1, n + 1, device=gains.device, dtype=gains.dtype)
-    weights = discount(positions)
-    if k is not None:
-        weights = torch.where(positions <= k, weights, torch.zeros_like(weights))
     real = torch.isfinite(sorted_gains)
-    contrib = torch.where(real, sorted_gains, torch.zeros_like(sorted_gains)) * weights
-    return contrib.sum(-1)
+    return dcg_at_k(torch.where(real, sorted_gains, torch.zeros_like(sorted_gains)), k)
 
 
 def pair_mask(labels: Tensor, mask: Tensor) -> Tensor:

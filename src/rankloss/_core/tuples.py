@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rankloss._core.validation import shape_str
+
 __all__ = [
     "Pairs",
     "Triplets",
@@ -25,10 +27,6 @@ __all__ = [
     "triplets_to_pairs",
     "keep_top_per_anchor",
 ]
-
-
-def _shape(t: Tensor) -> str:
-    return "[" + ", ".join(str(s) for s in t.shape) + "]"
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,7 @@ def _check_labels(labels: object, name: str, where: str) -> Tensor:
     if not isinstance(labels, Tensor):
         raise ValueError(f"{where}: {name} must be a torch.Tensor, got {type(labels).__name__}")
     if labels.dim() != 1:
-        raise ValueError(f"{where}: {name} must have shape [N], got {_shape(labels)}")
+        raise ValueError(f"{where}: {name} must have shape [N], got {shape_str(labels)}")
     if labels.dtype.is_floating_point or labels.is_complex():
         raise ValueError(f"{where}: {name} must be integer class labels, got dtype {labels.dtype}")
     return labels
@@ -283,7 +281,7 @@ def graded_pairs(
     Cost: :math:`O(Bn^2)` time and memory.
     """
     if not isinstance(labels, Tensor) or labels.dim() not in (1, 2):
-        shape = _shape(labels) if isinstance(labels, Tensor) else type(labels).__name__
+        shape = shape_str(labels) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"graded_pairs: labels must have shape [n] or [B, n], got {shape}")
     flat = labels.reshape(-1, labels.shape[-1])
     if mask is None:
@@ -291,8 +289,8 @@ def graded_pairs(
     else:
         if mask.shape != labels.shape or mask.dtype != torch.bool:
             raise ValueError(
-                f"graded_pairs: mask must be bool with shape {_shape(labels)}, got "
-                f"{_shape(mask)} {mask.dtype}"
+                f"graded_pairs: mask must be bool with shape {shape_str(labels)}, got "
+                f"{shape_str(mask)} {mask.dtype}"
             )
         real = mask.reshape(flat.shape)
     better = (flat.unsqueeze(2) > flat.unsqueeze(1)) & real.unsqueeze(2) & real.unsqueeze(1)

@@ -1,0 +1,78 @@
+"""Pairwise similarities between embeddings: one polarity, higher means closer.
+
+Every matrix that rankloss passes between its parts (losses, miners, memories) is a
+*similarity*. Distances appear only negated (``neg_euclidean``, ``neg_sq_euclidean``), so a
+margin always reads the same way: a positive should have a *higher* similarity than a negative.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rankloss._core.validation import check_choice, check_embeddings, shape_str
+
+__all__ = ["SIMILARITIES", "Similarity", "pairwise_similarity"]
+
+#: The similarity kinds :func:`pairwise_similarity` computes.
+SIMILARITIES = ("dot", "cosine", "neg_euclidean", "neg_sq_euclidean")
+
+#: The type of every ``similarity`` argument.
+Similarity = Literal["dot", "cosine", "neg_euclidean", "neg_sq_euclidean"]
+
+
+def pairwise_similarity(
+    x: Tensor, y: Tensor | None = None, kind: str = "cosine", *, eps: float = 1e-12
+) -> Tensor:
+    r"""Similarity of every row of ``x`` with every row of ``y`` (higher = closer).
+
+    ============================  ===========================================================
+    ``kind``                      :math:`s(x_i, y_j)`
+    ============================  ===========================================================
+    ``"dot"``                     :math:`x_i^\top y_j`
+    ``"cosine"``                  :math:`x_i^\top y_j / (\lVert x_i\rVert \lVert y_j\rVert)`
+    ``"neg_euclidean"``           :math:`-\lVert x_i - y_j\rVert_2`
+    ``"neg_sq_euclidean"``        :math:`-\lVert x_i - y_j\rVert_2^2`
+    ============================  ===========================================================
+
+    Args:
+        x: ``[N, d]`` embeddings.
+        y: ``[M, d]`` embeddings; ``None`` means ``x`` (an ``[N, N]`` self-similarity).
+        kind: one of :data:`SIMILARITIES`.
+        eps: floor of the norms (cosine) and of positive squared distances before the square
+            root (``neg_euclidean``), so that gradients stay finite near zero distance.
+
+    Returns:
+        ``[N, M]``; float16/bfloat16 inputs are computed and returned in float32.
+
+    Cost: one ``[N, d] x [d, M]`` matrix product, :math:`O(NMd)` time, :math:`O(NM)` memory.
+
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    >>> pairwise_similarity(x, kind="cosine")
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
+    check_choice("kind", kind, SIMILARITIES)
+    x = check_embeddings(x, "x", "pairwise_similarity")
+    y = x if y is None else check_embeddings(y, "y", "pairwise_similarity")
+    if y.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"pairwise_similarity: y has shape {shape_str(y)} but x has shape {shape_str(x)} "
+            "(the embedding sizes differ)"
+        )
+    dtype = torch.promote_types(x.dtype, y.dtype)
+    x, y = x.to(dtype), y.to(dtype)
+    if kind == "dot":
+        return x @ y.T
+    if kind == "cosine":
+        return F.normalize(x, dim=1, eps=eps) @ F.normalize(y, dim=1, eps=eps).T
+    squared = (
+        x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * (x @ y.T)
+    ).clamp(min=0.0)
+    if kind == "neg_sq_euclidean":
+        return -squared
+    # Zero distance gives exactly 0 with a zero (not infinite) gradient.
+    return -torch.where(squared > 0, squared.clamp(min=eps).sqrt(), torch.zeros_like(squared))
