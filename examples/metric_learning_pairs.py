@@ -22,7 +22,7 @@ from rankloss import mining
 from rankloss.functional import pairwise_similarity
 
 
-def recall_at_1(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def hit_at_1(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
         sim = pairwise_similarity(model(x), kind="cosine")
         sim.fill_diagonal_(-float("inf"))
@@ -57,13 +57,13 @@ def main() -> None:
     print(f"semi-hard miner: {len(mined)} triplets kept of {mined.num_found} found")
 
     # --- 3. the loss: mined tuples, or the miner by name ------------------------------------
-    by_indices = rankloss.functional.triplet_loss(embeddings, labels, indices=mined, margin=0.2)
+    by_indices = rankloss.losses.TripletLoss(margin=0.2)(embeddings, labels, indices=mined)
     by_name = rankloss.losses.get("triplet", margin=0.2, miner="semi_hard")(embeddings, labels)
     assert torch.allclose(by_indices, by_name)
     print(f"triplet loss on the mined triplets: {by_name.detach().item():.4f}")
 
     # --- training: batch-hard triplets, plus a cross-batch memory of past embeddings --------
-    print(f"recall@1 before training: {recall_at_1(model, x_test, y_test):.3f}")
+    print(f"hit@1 before training: {hit_at_1(model, x_test, y_test):.3f}")
     loss_fn = rankloss.losses.get("triplet", margin=0.2, miner="batch_hard")
     memory = mining.CrossBatchMemory(size=256, dim=32)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -77,7 +77,7 @@ def main() -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    print(f"recall@1 after training:  {recall_at_1(model, x_test, y_test):.3f}")
+    print(f"hit@1 after training:  {hit_at_1(model, x_test, y_test):.3f}")
 
 
 if __name__ == "__main__":

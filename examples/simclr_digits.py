@@ -2,7 +2,7 @@
 
 Each training image is turned into two random views by a ``rankloss.augment`` pipeline
 (crop, small rotation, colour jitter, blur, noise); a small CNN is trained with
-``rankloss.functional.nt_xent_loss`` so that the two views of an image are closer than the
+``rankloss.losses.NTXentLoss`` so that the two views of an image are closer than the
 views of every other image of the batch. No label is used for training. The held-out digits are
 then retrieved by cosine similarity (kNN precision@1, the label of the nearest training image)
 and classified by a linear probe, for the trained encoder, the same encoder untrained, and raw
@@ -25,7 +25,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 import rankloss.augment as A
-from rankloss.functional import nt_xent_loss
+from rankloss.losses import NTXentLoss
 
 SIZE = 16
 
@@ -44,10 +44,18 @@ class Encoder(nn.Module):
     def __init__(self, dim: int = 128, proj_dim: int = 64) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, dim),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(64, dim),
         )
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(dim, proj_dim))
 
@@ -110,6 +118,7 @@ def main() -> None:
     encoder = Encoder()
     untrained = Encoder()
     untrained.load_state_dict(encoder.state_dict())
+    nt_xent = NTXentLoss(temperature=args.temperature)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=2e-3, weight_decay=1e-5)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
 
@@ -121,7 +130,7 @@ def main() -> None:
         for i in range(0, len(perm) - args.batch_size + 1, args.batch_size):
             batch = x_train[perm[i : i + args.batch_size]]
             view1, view2, _ = views(batch)
-            loss = nt_xent_loss(encoder(view1), encoder(view2), temperature=args.temperature)
+            loss = nt_xent(encoder(view1), keys=encoder(view2))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -133,8 +142,11 @@ def main() -> None:
 
     print(f"\ntrained {args.epochs} epochs in {train_s:.1f} s; held-out digits: {len(y_test)}")
     print(f"{'features':<22}{'kNN precision@1':>16}{'linear probe':>14}")
-    for name, model in [("raw pixels", None), ("untrained encoder", untrained),
-                        ("SimCLR encoder", encoder)]:
+    for name, model in [
+        ("raw pixels", None),
+        ("untrained encoder", untrained),
+        ("SimCLR encoder", encoder),
+    ]:
         p1, acc = evaluate(embed(model, x_train), y_train, embed(model, x_test), y_test)
         print(f"{name:<22}{p1:>16.3f}{acc:>14.3f}")
 

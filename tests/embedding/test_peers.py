@@ -7,7 +7,15 @@ pairs or triplets; cosine similarity on both sides.
 import pytest
 import torch
 
-from rankloss import functional as F
+from rankloss.losses import (
+    CircleLoss,
+    ContrastiveLoss,
+    InfoNCELoss,
+    MultiSimilarityLoss,
+    NTXentLoss,
+    SupConLoss,
+    TripletLoss,
+)
 
 pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
 from pytorch_metric_learning.distances import CosineSimilarity  # noqa: E402
@@ -32,34 +40,34 @@ PAIRS = [
         lambda: pml_losses.ContrastiveLoss(
             pos_margin=0.9, neg_margin=0.1, distance=CosineSimilarity(), reducer=MeanReducer()
         ),
-        lambda x, y: F.contrastive_loss(x, y, pos_margin=0.9, neg_margin=0.1),
+        lambda x, y: ContrastiveLoss(pos_margin=0.9, neg_margin=0.1)(x, y),
     ),
     (
         "triplet",
         lambda: pml_losses.TripletMarginLoss(
             margin=0.3, distance=CosineSimilarity(), reducer=MeanReducer()
         ),
-        lambda x, y: F.triplet_loss(x, y, margin=0.3),
+        lambda x, y: TripletLoss(margin=0.3)(x, y),
     ),
     (
         "info_nce (NTXentLoss)",
         lambda: pml_losses.NTXentLoss(temperature=0.2),
-        lambda x, y: F.info_nce_loss(x, y, temperature=0.2),
+        lambda x, y: InfoNCELoss(temperature=0.2)(x, y),
     ),
     (
         "supcon",
         lambda: pml_losses.SupConLoss(temperature=0.1),
-        lambda x, y: F.supcon_loss(x, y, temperature=0.1),
+        lambda x, y: SupConLoss(temperature=0.1)(x, y),
     ),
     (
         "multi_similarity",
         lambda: pml_losses.MultiSimilarityLoss(alpha=2.0, beta=50.0, base=0.5),
-        lambda x, y: F.multi_similarity_loss(x, y, alpha=2.0, beta=50.0, base=0.5),
+        lambda x, y: MultiSimilarityLoss(alpha=2.0, beta=50.0, base=0.5)(x, y),
     ),
     (
         "circle",
         lambda: pml_losses.CircleLoss(m=0.4, gamma=80),
-        lambda x, y: F.circle_loss(x, y, margin=0.4, gamma=80.0),
+        lambda x, y: CircleLoss(margin=0.4, gamma=80.0)(x, y),
     ),
 ]
 
@@ -87,6 +95,6 @@ def test_nt_xent_views_matches_pytorch_metric_learning():
     v1, v2 = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
     ids = torch.arange(8)
     theirs = pml_losses.NTXentLoss(temperature=0.5)(torch.cat([v1, v2]), torch.cat([ids, ids]))
-    mine = F.nt_xent_loss(v1, v2, temperature=0.5)
+    mine = NTXentLoss(temperature=0.5)(v1, keys=v2)
     torch.testing.assert_close(mine, theirs)
     print(f"nt_xent views: max |ours - pml| = {float((mine - theirs).detach().abs()):.2e}")

@@ -115,3 +115,27 @@ def test_cross_batch_memory_is_a_fifo_queue():
         memory.enqueue(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
     memory.reset()
     assert len(memory) == 0
+
+
+def test_memory_and_sampler_arguments_are_checked_when_built():
+    with pytest.raises(ValueError, match="CrossBatchMemory: size must be a positive integer"):
+        CrossBatchMemory(size=0, dim=2)
+    with pytest.raises(TypeError, match="CrossBatchMemory: dim must be an int"):
+        CrossBatchMemory(size=4, dim=2.0)
+    with pytest.raises(TypeError, match="CrossBatchMemory: use_labels must be a bool"):
+        CrossBatchMemory(size=4, dim=2, use_labels=1)
+    memory = CrossBatchMemory(size=4, dim=2)
+    with pytest.raises(ValueError, match="labels must be integer class labels"):
+        memory.enqueue(torch.zeros(2, 2), torch.zeros(2))
+    with pytest.raises(TypeError, match="MPerClassSampler: m must be an int"):
+        MPerClassSampler([0, 1], m=2.0, batch_size=4)
+    with pytest.raises(ValueError, match="MPerClassSampler: num_batches must be"):
+        MPerClassSampler([0, 1], m=1, batch_size=2, num_batches=0)
+    with pytest.raises(ValueError, match="ClassBalancedSampler: batch_size must be a positive"):
+        ClassBalancedSampler([0, 1], batch_size=0)
+    with pytest.raises(ValueError, match="ClassBalancedSampler: power must be finite"):
+        ClassBalancedSampler([0, 1], batch_size=1, power=float("nan"))
+    with pytest.raises(ValueError, match="ListSampler: items_per_list must be"):
+        ListSampler([0, 0], [1.0, 0.0], items_per_list=0, lists_per_batch=1)
+    with pytest.raises(TypeError, match="ListSampler: shuffle must be a bool"):
+        ListSampler([0, 0], [1.0, 0.0], items_per_list=1, lists_per_batch=1, shuffle=1)

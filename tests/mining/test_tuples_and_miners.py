@@ -217,3 +217,69 @@ def test_miner_outputs_respect_labels(seed, name, cap, with_ref):
         counts = torch.bincount(out.anchor, minlength=10)
         limit = 2 * cap if isinstance(out, Pairs) else cap
         assert counts.max() <= limit
+
+
+# miner, hyper-parameter, bad values (ValueError), wrong types (TypeError)
+MINER_HYPER = [
+    (mining.BatchHardMiner, "max_per_anchor", [0, -2], [1.5, "3"]),
+    (mining.BatchSemiHardMiner, "margin", [-0.1, float("nan")], ["0.2"]),
+    (mining.MarginMiner, "margin", [-0.2, float("inf")], [None, "0.2"]),
+    (mining.MarginMiner, "kind", ["medium"], [1]),
+    (mining.PairMarginMiner, "pos_margin", [float("nan")], ["0.8"]),
+    (mining.PairMarginMiner, "neg_margin", [float("inf")], [None]),
+    (mining.PairMarginMiner, "kind", ["violating"], [None]),
+    (mining.MultiSimilarityMiner, "epsilon", [-0.1], ["0.1"]),
+    (mining.DistanceWeightedMiner, "cutoff", [0.0, -1.0, 2.0], ["0.5"]),  # 2.0 >= 1.4
+    (mining.DistanceWeightedMiner, "nonzero_loss_cutoff", [0.0, 0.3], [None]),  # 0.3 <= 0.5
+    (mining.DistanceWeightedMiner, "dim", [0, 2], [3.0]),
+    (mining.DistanceWeightedMiner, "seed", [-1], [0.5]),
+    (mining.DistanceWeightedMiner, "max_per_anchor", [0], [True]),
+]
+
+
+@pytest.mark.parametrize(
+    "cls,name,bad,wrong", MINER_HYPER, ids=[f"{c.__name__}-{n}" for c, n, *_ in MINER_HYPER]
+)
+def test_miner_hyper_parameters_fail_at_construction(cls, name, bad, wrong):
+    for value in bad:
+        with pytest.raises(ValueError, match=rf"^{cls.__name__}: (\w+) must be"):
+            cls(**{name: value})
+    for value in wrong:
+        with pytest.raises(TypeError, match=rf"^{cls.__name__}: {name} must be"):
+            cls(**{name: value})
+    # The registry builds with the same checks.
+    with pytest.raises(ValueError, match="MarginMiner: margin must be >= 0"):
+        mining.get("hard", margin=-1.0)
+
+
+def test_every_miner_hyper_parameter_is_covered():
+    import inspect
+
+    covered = {(cls, name) for cls, name, *_ in MINER_HYPER}
+    for cls in (
+        mining.BatchHardMiner,
+        mining.BatchSemiHardMiner,
+        mining.MarginMiner,
+        mining.PairMarginMiner,
+        mining.MultiSimilarityMiner,
+        mining.DistanceWeightedMiner,
+    ):
+        for name in list(inspect.signature(cls.__init__).parameters)[1:]:
+            assert (cls, name) in covered or name == "max_per_anchor", (cls.__name__, name)
+
+
+def test_mining_imports_only_the_core_and_itself():
+    import ast
+    from pathlib import Path
+
+    package = Path(mining.__file__).parent
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.startswith("rankloss"):
+                    assert name.startswith(("rankloss._core", "rankloss.mining")), (path, name)

@@ -19,17 +19,19 @@ Positive terms are evaluated only at the positive entries (gathered), not over w
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rankloss.functional._candidates import Candidates
+from rankloss._core.candidates import Candidates
 
 __all__ = ["chunked_info_nce"]
 
 
-def _blocks(cand: Candidates, chunk: int):
+def _blocks(cand: Candidates, chunk: int) -> Iterator[tuple[int, int]]:
     for start in range(0, cand.num_keys, chunk):
         yield start, min(start + chunk, cand.num_keys)
 
@@ -53,7 +55,9 @@ def _logsumexp_negatives(queries: Tensor, keys: Tensor, cand: Candidates, chunk:
 
 class _ChunkedInfoNCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, queries: Tensor, keys: Tensor, cand: Candidates, chunk: int):  # type: ignore[override]
+    def forward(
+        ctx: Any, queries: Tensor, keys: Tensor, cand: Candidates, chunk: int
+    ) -> tuple[Tensor, Tensor]:
         n = queries.shape[0]
         lse = _logsumexp_negatives(queries, keys, cand, chunk)
         total = queries.new_zeros(n)
@@ -79,7 +83,9 @@ class _ChunkedInfoNCE(torch.autograd.Function):
         return loss, valid
 
     @staticmethod
-    def backward(ctx, grad_loss: Tensor, _grad_valid: Tensor | None):  # type: ignore[override]
+    def backward(
+        ctx: Any, grad_loss: Tensor, _grad_valid: Tensor | None
+    ) -> tuple[Tensor, Tensor, None, None]:
         queries, keys, lse, neg_weight, pos_scale, valid = ctx.saved_tensors
         cand: Candidates = ctx.cand
         grad = torch.where(valid, grad_loss, torch.zeros_like(grad_loss))
@@ -108,11 +114,16 @@ class _ChunkedInfoNCE(torch.autograd.Function):
         return grad_queries, grad_keys, None, None
 
 
-def chunked_info_nce(queries: Tensor, keys: Tensor, cand: Candidates, chunk: int):
+def chunked_info_nce(
+    queries: Tensor, keys: Tensor, cand: Candidates, chunk: int
+) -> tuple[Tensor, Tensor]:
     """Per-query InfoNCE ``[N]`` and validity ``[N]`` of scaled ``queries`` against ``keys``.
 
-    ``queries`` should already be divided by the temperature (and normalised for cosine).
+    ``queries`` should already be divided by the temperature (and normalised for cosine);
+    the public entry point, which checks its arguments, is
+    :func:`rankloss.functional.embedding.chunked_info_nce_loss`.
     """
     if chunk < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk}")
-    return _ChunkedInfoNCE.apply(queries, keys, cand, chunk)
+        raise ValueError(f"chunked_info_nce: chunk_size must be a positive integer, got {chunk}")
+    values, valid = _ChunkedInfoNCE.apply(queries, keys, cand, chunk)
+    return values, valid

@@ -1,96 +1,109 @@
-r"""Embedding losses for metric learning and retrieval.
+r"""Embedding losses for metric learning and retrieval, on a similarity core.
 
-Two input forms, shared by every function here:
+Every loss here is a pure function of a **similarity matrix** and two bool masks::
 
-* ``loss(embeddings, labels)``: ``embeddings [N, d]``, integer ``labels [N]``. Every other row
-  is a candidate; equal labels make a positive pair, different labels a negative pair.
-* ``loss(queries, keys)``: two ``[N, d]`` tensors paired by row, as for retrieval: key ``i``
-  is the positive of query ``i`` and the other keys are in-batch negatives. An optional third
-  argument ``pair_labels [N]`` gives each row a class: keys of the query's class (other than
-  its own) then count as positives too (the default) or, for :func:`info_nce_loss` with
-  ``false_negatives="mask"``, are left out (masked false negatives).
+    loss(similarity [N, M], positive [N, M], negative [N, M], *, <hyper-parameters>,
+         weights=None, reduction="mean")
 
-The form is told by the second argument's dtype: integer = labels, floating point = keys.
+Row ``a`` is an anchor (a query); column ``j`` a candidate. ``similarity`` is higher for
+closer pairs (cosine, dot, or a negated distance: one polarity, so margins always read the
+same way); ``positive[a, j]`` marks a positive pair and ``negative[a, j]`` a negative pair.
+An entry in neither mask is not a pair at all (the anchor itself, a masked false negative):
+it is replaced by 0 *before* any arithmetic, so even NaN or inf there changes neither the
+value nor the gradients.
 
-In both forms ``ref_embeddings [M, d]`` (a queue, a gallery) are appended to the candidates:
-with ``ref_labels [M]`` they pair by label; without, they are extra negatives.
-``hard_negatives`` (``[N, d]`` or ``[N, h, d]``, where taken) are appended as negatives of every
-query, as in-batch retrieval does.
+Each loss computes **one value per anchor** and whether the anchor has something to learn from
+(``valid``: a positive, and for most losses a negative), then reduces with
+:func:`rankloss._core.reduce.reduce_values`: ``reduction="none"`` returns ``[N]`` (0 where not
+valid), ``"sum"`` is :math:`\sum_a w_a \ell_a` and ``"mean"`` the weighted mean over valid
+anchors, with per-anchor ``weights [N]``. A batch with nothing to learn from returns a finite 0
+connected to the graph. float16/bfloat16 similarities are computed in float32.
 
-Every pairwise matrix is a similarity (higher = closer, ``similarity=`` one of
-:data:`rankloss.functional.similarity.SIMILARITIES`). Each loss first computes **one value per
-anchor** (query row); ``reduction="none"`` returns those ``[N]``, ``"sum"`` sums them (times
-per-anchor ``weights [N]``) and ``"mean"`` is their weighted mean over the anchors that have
-something to learn from (a positive, and for most losses a negative). A batch with nothing to
-learn from returns a finite 0 connected to the graph. float16/bfloat16 compute in float32.
-
-Losses built on pairs (contrastive, multi-similarity, circle) and on triplets (triplet,
-margin ranking) take a ``miner`` (a name from :func:`rankloss.mining.available` or a miner
-object) or the per-call ``indices`` (:class:`~rankloss.mining.Pairs` or
-:class:`~rankloss.mining.Triplets`) to restrict the tuples; a pair miner feeds a triplet loss
-(its positive and negative pairs of one anchor are combined) and a triplet miner feeds a pair
-loss (its distinct pairs are used).
+These functions neither mine nor build candidates:
+:func:`rankloss._core.candidates.build_candidates` turns embeddings and labels (or queries and
+keys) into the matrices, a miner of
+:mod:`rankloss.mining` restricts the masks or gives ``triplets``, and the modules of
+:mod:`rankloss.losses.embedding` compose the three. :func:`chunked_info_nce_loss` takes the
+candidates themselves, so that no ``[N, M]`` matrix is ever held.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rankloss._validation import check_choice
-from rankloss.functional._candidates import Candidates, prepare_candidates
+from rankloss._core import params
+from rankloss._core.candidates import Candidates
+from rankloss._core.reduce import REDUCTIONS, Reduction, masked_mean, reduce_values
+from rankloss._core.similarity import Similarity
+from rankloss._core.tuples import Triplets
+from rankloss._core.validation import compute_dtype, shape_str
 from rankloss.functional._chunked import chunked_info_nce
-from rankloss.functional._reduce import REDUCTIONS, masked_mean
-from rankloss.functional.similarity import SIMILARITIES, pairwise_similarity
-from rankloss.mining.tuples import Pairs, Triplets, pairs_to_triplets, triplets_to_pairs
 
 __all__ = [
     "contrastive_loss",
+    "multi_similarity_loss",
+    "circle_loss",
     "triplet_loss",
+    "margin_ranking_loss",
     "info_nce_loss",
     "nt_xent_loss",
     "supcon_loss",
-    "multi_similarity_loss",
-    "circle_loss",
-    "margin_ranking_loss",
+    "chunked_info_nce_loss",
+    "info_nce_per_anchor",
+    "chunked_info_nce_per_anchor",
+    "mean_of_views",
+    "CHUNKED_SIMILARITIES",
 ]
+
+#: The similarities :func:`chunked_info_nce_loss` can compute block by block.
+CHUNKED_SIMILARITIES = ("dot", "cosine")
 
 
 # --------------------------------------------------------------------------------------------
 # Shared parts
 
 
-def _reduce_anchors(
-    per_anchor: Tensor, valid: Tensor, weights: Tensor | None, reduction: str, where: str
-) -> Tensor:
-    """One value per anchor -> the reduction asked for (see the module docstring)."""
-    check_choice("reduction", reduction, REDUCTIONS)
-    zero = per_anchor.new_zeros(())
-    values = torch.where(valid, per_anchor, zero)
-    if weights is not None:
-        if not isinstance(weights, Tensor):
-            weights = torch.as_tensor(weights, device=per_anchor.device)
-        if weights.shape != per_anchor.shape:
+def _check_inputs(
+    similarity: object, positive: object, negative: object, reduction: str, where: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Validate ``(similarity, positive, negative)`` and sanitise the entries that are no pair.
+
+    Returns the similarity in the compute dtype with 0 wherever neither mask is set.
+    """
+    params.choice(where, "reduction", reduction, REDUCTIONS)
+    if not isinstance(similarity, Tensor):
+        raise ValueError(
+            f"{where}: similarity must be a torch.Tensor, got {type(similarity).__name__}"
+        )
+    if similarity.dim() != 2:
+        raise ValueError(f"{where}: similarity must have shape [N, M], got {shape_str(similarity)}")
+    if not similarity.dtype.is_floating_point:
+        raise ValueError(
+            f"{where}: similarity must be floating point, got dtype {similarity.dtype}"
+        )
+    for name, mask in (("positive", positive), ("negative", negative)):
+        if not isinstance(mask, Tensor):
+            raise ValueError(f"{where}: {name} must be a torch.Tensor, got {type(mask).__name__}")
+        if mask.dtype != torch.bool:
+            raise ValueError(f"{where}: {name} must be a bool mask, got dtype {mask.dtype}")
+        if mask.shape != similarity.shape:
             raise ValueError(
-                f"{where}: weights has shape {list(weights.shape)} but there are "
-                f"{per_anchor.shape[0]} anchors; expected [{per_anchor.shape[0]}]"
+                f"{where}: {name} has shape {shape_str(mask)} but similarity has shape "
+                f"{shape_str(similarity)}"
             )
-        if weights.is_complex() or weights.dtype == torch.bool:
-            raise ValueError(f"{where}: weights must be real numbers, got dtype {weights.dtype}")
-    if reduction == "none":
-        return values
-    scale = valid.to(per_anchor.dtype)
-    if weights is not None:
-        scale = scale * weights.to(per_anchor.dtype)
-    total = (values * scale).sum()
-    if reduction == "sum":
-        return total
-    denominator = scale.sum()
-    return total / torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+        if mask.device != similarity.device:
+            raise ValueError(
+                f"{where}: {name} is on {mask.device} but similarity is on {similarity.device}"
+            )
+    assert isinstance(positive, Tensor) and isinstance(negative, Tensor)
+    sim = similarity.to(compute_dtype(similarity.dtype))
+    sim = torch.where(positive | negative, sim, sim.new_zeros(()))
+    return sim, positive, negative
 
 
 def _masked_logsumexp(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -99,6 +112,8 @@ def _masked_logsumexp(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     Masked entries are replaced *before* ``exp``, so they leak neither NaN nor gradient.
     """
     has_any = mask.any(1)
+    if x.shape[1] == 0:  # no candidates: amax has nothing to reduce over
+        return x.sum(1), has_any
     row_max = torch.where(mask, x, -math.inf).amax(1, keepdim=True).detach()
     row_max = torch.where(has_any.unsqueeze(1), row_max, torch.zeros_like(row_max))
     shifted = torch.where(mask, x - row_max, torch.zeros_like(x))
@@ -107,98 +122,52 @@ def _masked_logsumexp(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return row_max[:, 0] + total.log(), has_any
 
 
-def _similarity(cand: Candidates, kind: str) -> Tensor:
-    check_choice("similarity", kind, SIMILARITIES)
-    return pairwise_similarity(cand.queries, cand.keys, kind)
-
-
-def _resolve_miner(miner: Any) -> Any:
-    if miner is None or callable(miner):
-        return miner
-    if isinstance(miner, str):
-        from rankloss import mining
-
-        return mining.get(miner)
-    raise ValueError(f"miner must be None, a miner name or a miner object, got {miner!r}")
-
-
-def _tuples(
-    miner: Any,
-    indices: Pairs | Triplets | None,
-    sim: Tensor,
-    positive: Tensor,
-    negative: Tensor,
-    generator: torch.Generator | None,
-    where: str,
-    dim: int | None = None,
-) -> Pairs | Triplets | None:
-    if miner is not None and indices is not None:
-        raise ValueError(f"{where}: pass either a miner or indices, not both")
-    if indices is not None:
-        if not isinstance(indices, (Pairs, Triplets)):
-            raise ValueError(
-                f"{where}: indices must be rankloss.mining.Pairs or Triplets, got "
-                f"{type(indices).__name__}"
-            )
-        return indices
-    miner = _resolve_miner(miner)
-    if miner is None:
-        return None
-    return miner(sim.detach(), positive, negative, generator=generator, embedding_dim=dim)
-
-
-def _restrict_pairs(
-    tuples: Pairs | Triplets | None, positive: Tensor, negative: Tensor
-) -> tuple[Tensor, Tensor]:
-    if tuples is None:
-        return positive, negative
-    pairs = triplets_to_pairs(tuples) if isinstance(tuples, Triplets) else tuples
-    mined_pos, mined_neg = pairs.to_masks(*positive.shape)
-    return positive & mined_pos, negative & mined_neg
-
-
-def _candidates(
-    embeddings,
-    labels_or_keys,
-    pair_labels,
-    ref_embeddings,
-    ref_labels,
-    hard_negatives,
-    where,
-    false_negatives="positive",
-) -> tuple[Candidates, Tensor, Tensor]:
-    cand = prepare_candidates(
-        embeddings,
-        labels_or_keys,
-        pair_labels,
-        ref_embeddings,
-        ref_labels,
-        hard_negatives,
-        where=where,
-        false_negatives=false_negatives,
-    )
-    positive, negative = cand.masks()
-    return cand, positive, negative
+def _check_triplets(triplets: object, shape: torch.Size, where: str) -> Triplets:
+    if not isinstance(triplets, Triplets):
+        hint = (
+            " (convert Pairs with rankloss.mining.pairs_to_triplets)"
+            if type(triplets).__name__ == "Pairs"
+            else ""
+        )
+        raise TypeError(
+            f"{where}: triplets must be rankloss.mining.Triplets or None, got "
+            f"{type(triplets).__name__}{hint}"
+        )
+    n, m = shape
+    if len(triplets):
+        for name, index, bound in (
+            ("anchor", triplets.anchor, n),
+            ("positive", triplets.positive, m),
+            ("negative", triplets.negative, m),
+        ):
+            low, high = int(index.min()), int(index.max())
+            if low < 0 or high >= bound:
+                raise ValueError(
+                    f"{where}: triplets.{name} must index [0, {bound}), got values in "
+                    f"[{low}, {high}] for a similarity of shape [{n}, {m}]"
+                )
+    return triplets
 
 
 def _triplet_per_anchor(
     sim: Tensor,
     positive: Tensor,
     negative: Tensor,
-    tuples: Pairs | Triplets | None,
-    value,
+    triplets: Triplets | None,
+    value: Callable[[Tensor, Tensor], Tensor],
 ) -> tuple[Tensor, Tensor]:
     """Mean of ``value(s_ap, s_an)`` over each anchor's triplets, and which anchors have one."""
     n = sim.shape[0]
-    if tuples is None:
+    if triplets is None:
         # Every triplet, as an [N, M, M] block.
         mask = positive.unsqueeze(2) & negative.unsqueeze(1)
         per = value(sim.unsqueeze(2), sim.unsqueeze(1))
         total = torch.where(mask, per, per.new_zeros(())).sum((1, 2))
         count = positive.sum(1) * negative.sum(1)
     else:
-        triplets = pairs_to_triplets(tuples) if isinstance(tuples, Pairs) else tuples
-        a, p, q = triplets.anchor, triplets.positive, triplets.negative
+        a = triplets.anchor.to(sim.device)
+        p = triplets.positive.to(sim.device)
+        q = triplets.negative.to(sim.device)
         ok = positive[a, p] & negative[a, q] & (p != q)
         a, p, q = a[ok], p[ok], q[ok]
         per = value(sim[a, p], sim[a, q])
@@ -216,138 +185,154 @@ def _triplet_per_anchor(
 
 
 def contrastive_loss(
-    embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None = None,
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
     *,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-    indices: Pairs | Triplets | None = None,
-    weights: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    reduction: str = "mean",
-    similarity: str = "cosine",
     pos_margin: float = 1.0,
     neg_margin: float = 0.0,
     squared: bool = False,
-    miner: Any = None,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Contrastive loss (Hadsell, Chopra and LeCun, CVPR 2006), on similarities.
 
     .. math::
-        \ell_a = \frac{1}{|\mathcal P_a|}\sum_{p} [m_+ - s_{ap}]_+^{q}
-               + \frac{1}{|\mathcal N_a|}\sum_{n} [s_{an} - m_-]_+^{q},
+        \ell_a = \frac{1}{|\mathcal P_a|}\sum_{p \in \mathcal P_a} [m_+ - s_{ap}]_+^{q}
+               + \frac{1}{|\mathcal N_a|}\sum_{n \in \mathcal N_a} [s_{an} - m_-]_+^{q},
         \qquad q = 2 \text{ if squared else } 1
 
-    Positives are pulled above ``pos_margin``, negatives pushed below ``neg_margin``. With
-    ``similarity="neg_euclidean"``, ``pos_margin=0``, ``neg_margin=-m`` and ``squared=True``
-    this is Hadsell's :math:`D^2` / :math:`[m - D]_+^2` form (without the factor 1/2). An
-    anchor with either kind of pair counts. ``miner``/``indices`` restrict the pairs.
+    Positives are pulled above ``pos_margin``, negatives pushed below ``neg_margin`` (a term
+    without pairs is 0). With a negated Euclidean similarity, ``pos_margin=0``,
+    ``neg_margin=-m`` and ``squared=True`` this is Hadsell's :math:`D^2` / :math:`[m - D]_+^2`
+    form (without the factor 1/2).
 
-    Shapes: see the module docstring; returns ``[N]`` for ``reduction="none"``.
-    Cost: :math:`O(NMd)` time, :math:`O(NM)` memory.
+    Args:
+        similarity: ``[N, M]`` similarity of each anchor with each candidate (higher = closer).
+        positive: ``[N, M]`` bool, the positive pairs :math:`\mathcal P_a`.
+        negative: ``[N, M]`` bool, the negative pairs :math:`\mathcal N_a`.
+        pos_margin: :math:`m_+`; must be ``>= neg_margin``.
+        neg_margin: :math:`m_-`.
+        squared: square the hinges.
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a pair of either kind), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Cost: :math:`O(NM)` time and memory.
+
+    >>> s = torch.tensor([[0.0, 0.9, -0.2]])
+    >>> positive = torch.tensor([[False, True, False]])
+    >>> contrastive_loss(s, positive, ~positive & torch.tensor([[False, True, True]]))
+    tensor(0.1000)
     """
     where = "contrastive_loss"
-    cand, positive, negative = _candidates(
-        embeddings, labels_or_keys, pair_labels, ref_embeddings, ref_labels, None, where
-    )
-    sim = _similarity(cand, similarity)
-    tuples = _tuples(
-        miner, indices, sim, positive, negative, generator, where, cand.queries.shape[1]
-    )
-    positive, negative = _restrict_pairs(tuples, positive, negative)
-    power = 2 if squared else 1
+    pos_margin = params.number(where, "pos_margin", pos_margin)
+    neg_margin = params.number(where, "neg_margin", neg_margin)
+    if pos_margin < neg_margin:
+        raise ValueError(
+            f"{where}: pos_margin must be >= neg_margin ({neg_margin!r}), got {pos_margin!r}; "
+            "margins are on similarities (higher = closer), not distances"
+        )
+    power = 2 if params.boolean(where, "squared", squared) else 1
+    sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
     pos_term, has_pos = masked_mean(torch.relu(pos_margin - sim).pow(power), positive)
     neg_term, has_neg = masked_mean(torch.relu(sim - neg_margin).pow(power), negative)
-    return _reduce_anchors(pos_term + neg_term, has_pos | has_neg, weights, reduction, where)
+    return reduce_values(pos_term + neg_term, has_pos | has_neg, weights, reduction, where=where)
 
 
 def multi_similarity_loss(
-    embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None = None,
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
     *,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-    indices: Pairs | Triplets | None = None,
-    weights: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    reduction: str = "mean",
-    similarity: str = "cosine",
     alpha: float = 2.0,
     beta: float = 50.0,
     base: float = 0.5,
-    miner: Any = None,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Multi-similarity loss (Wang et al., CVPR 2019).
 
     .. math::
-        \ell_a = \frac{1}{\alpha}\log\Bigl(1 + \sum_{p} e^{-\alpha(s_{ap} - \lambda)}\Bigr)
-               + \frac{1}{\beta}\log\Bigl(1 + \sum_{n} e^{\beta(s_{an} - \lambda)}\Bigr)
+        \ell_a = \frac{1}{\alpha}\log\Bigl(1 + \sum_{p \in \mathcal P_a}
+                 e^{-\alpha(s_{ap} - \lambda)}\Bigr)
+               + \frac{1}{\beta}\log\Bigl(1 + \sum_{n \in \mathcal N_a}
+                 e^{\beta(s_{an} - \lambda)}\Bigr)
 
-    with :math:`\lambda` = ``base``. Usually paired with ``miner="multi_similarity"``. An anchor
-    with either kind of pair counts; a missing kind contributes 0.
+    with :math:`\lambda` = ``base``. Usually paired with the ``"multi_similarity"`` miner. An
+    anchor with either kind of pair counts; a missing kind contributes 0.
+
+    Args:
+        similarity, positive, negative: ``[N, M]``, as in :func:`contrastive_loss`.
+        alpha: :math:`\alpha > 0`, the positive scale.
+        beta: :math:`\beta > 0`, the negative scale.
+        base: :math:`\lambda`, the similarity the scales are centred on.
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a pair), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
 
     Reference: Wang, Han, Huang, Dong and Scott, "Multi-Similarity Loss with General Pair
-    Weighting for Deep Metric Learning", CVPR 2019. Cost: :math:`O(NMd)`, :math:`O(NM)` memory.
+    Weighting for Deep Metric Learning", CVPR 2019. Cost: :math:`O(NM)` time and memory.
     """
     where = "multi_similarity_loss"
-    cand, positive, negative = _candidates(
-        embeddings, labels_or_keys, pair_labels, ref_embeddings, ref_labels, None, where
-    )
-    sim = _similarity(cand, similarity)
-    tuples = _tuples(
-        miner, indices, sim, positive, negative, generator, where, cand.queries.shape[1]
-    )
-    positive, negative = _restrict_pairs(tuples, positive, negative)
+    alpha = params.positive(where, "alpha", alpha)
+    beta = params.positive(where, "beta", beta)
+    base = params.number(where, "base", base)
+    sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
     pos_lse, has_pos = _masked_logsumexp(-alpha * (sim - base), positive)
     neg_lse, has_neg = _masked_logsumexp(beta * (sim - base), negative)
     zero = sim.new_zeros(())
     per_anchor = torch.where(has_pos, F.softplus(pos_lse) / alpha, zero) + torch.where(
         has_neg, F.softplus(neg_lse) / beta, zero
     )
-    return _reduce_anchors(per_anchor, has_pos | has_neg, weights, reduction, where)
+    return reduce_values(per_anchor, has_pos | has_neg, weights, reduction, where=where)
 
 
 def circle_loss(
-    embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None = None,
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
     *,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-    indices: Pairs | Triplets | None = None,
-    weights: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    reduction: str = "mean",
-    similarity: str = "cosine",
     margin: float = 0.4,
     gamma: float = 80.0,
-    miner: Any = None,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Circle loss (Sun et al., CVPR 2020).
 
     .. math::
         \ell_a = \operatorname{softplus}\Bigl(
-            \log\sum_{n} e^{\gamma \alpha_n (s_{an} - \Delta_n)}
-          + \log\sum_{p} e^{-\gamma \alpha_p (s_{ap} - \Delta_p)}\Bigr)
+            \log\sum_{n \in \mathcal N_a} e^{\gamma \alpha_n (s_{an} - \Delta_n)}
+          + \log\sum_{p \in \mathcal P_a} e^{-\gamma \alpha_p (s_{ap} - \Delta_p)}\Bigr)
 
     with :math:`\alpha_p = [1 + m - s_{ap}]_+`, :math:`\alpha_n = [s_{an} + m]_+` (treated as
-    constants), :math:`\Delta_p = 1 - m`, :math:`\Delta_n = m`. An anchor needs a positive and
-    a negative. Defaults ``margin=0.4, gamma=80`` (the paper's fine-grained retrieval setting).
+    constants: no gradient flows through them), :math:`\Delta_p = 1 - m`,
+    :math:`\Delta_n = m`. Defined for similarities in :math:`[-1, 1]` (cosine). An anchor
+    needs a positive and a negative. Defaults ``margin=0.4, gamma=80`` (the paper's
+    fine-grained retrieval setting).
+
+    Args:
+        similarity, positive, negative: ``[N, M]``, as in :func:`contrastive_loss`.
+        margin: :math:`m \in [0, 1]`, the relaxation.
+        gamma: :math:`\gamma > 0`, the scale.
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a positive and a negative), ``"sum"`` or
+            ``"none"``.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
 
     Reference: Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
-    Optimization", CVPR 2020. Cost: :math:`O(NMd)`, :math:`O(NM)` memory.
+    Optimization", CVPR 2020. Cost: :math:`O(NM)` time and memory.
     """
     where = "circle_loss"
-    cand, positive, negative = _candidates(
-        embeddings, labels_or_keys, pair_labels, ref_embeddings, ref_labels, None, where
-    )
-    sim = _similarity(cand, similarity)
-    tuples = _tuples(
-        miner, indices, sim, positive, negative, generator, where, cand.queries.shape[1]
-    )
-    positive, negative = _restrict_pairs(tuples, positive, negative)
+    margin = params.in_range(where, "margin", margin, 0.0, 1.0)
+    gamma = params.positive(where, "gamma", gamma)
+    sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
     detached = sim.detach()
     alpha_p = torch.relu(1.0 + margin - detached)
     alpha_n = torch.relu(detached + margin)
@@ -355,7 +340,7 @@ def circle_loss(
     neg_lse, has_neg = _masked_logsumexp(gamma * alpha_n * (sim - margin), negative)
     valid = has_pos & has_neg
     per_anchor = F.softplus(torch.where(valid, pos_lse + neg_lse, sim.new_zeros(())))
-    return _reduce_anchors(per_anchor, valid, weights, reduction, where)
+    return reduce_values(per_anchor, valid, weights, reduction, where=where)
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,20 +348,15 @@ def circle_loss(
 
 
 def triplet_loss(
-    embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None = None,
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
     *,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-    indices: Pairs | Triplets | None = None,
-    weights: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    reduction: str = "mean",
-    similarity: str = "cosine",
+    triplets: Triplets | None = None,
     margin: float = 0.1,
     soft_margin: bool = False,
-    miner: Any = None,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Triplet margin loss (Weinberger and Saul 2009; Schroff et al. 2015), on similarities.
 
@@ -384,172 +364,132 @@ def triplet_loss(
         \log(1 + e^{s_{an} - s_{ap}})
 
     (the soft margin of Hermans et al. 2017 replaces the hinge and does not use ``margin``).
-    The per-anchor value is the mean over the anchor's triplets. Without a miner every
-    triplet is used: :math:`O(NM^2)` time and memory; with ``miner="batch_hard"`` (one triplet
-    per anchor) or ``"semi_hard"`` it is :math:`O(NM)`.
+    The per-anchor value is the mean over the anchor's triplets: every
+    :math:`(p, n) \in \mathcal P_a \times \mathcal N_a` when ``triplets`` is ``None``, else the
+    given triplets with ``positive[a, p]`` and ``negative[a, n]`` (others are dropped).
+
+    Args:
+        similarity, positive, negative: ``[N, M]``, as in :func:`contrastive_loss`.
+        triplets: :class:`~rankloss.mining.Triplets` ``(anchor [T], positive [T], negative
+            [T])`` indexing rows and columns of ``similarity`` (e.g. from a miner), or ``None``.
+        margin: :math:`m \ge 0`.
+        soft_margin: use :math:`\log(1 + e^{s_{an} - s_{ap}})` instead of the hinge.
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a triplet), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Cost: every triplet is :math:`O(NM^2)` time and memory; ``T`` given triplets
+    :math:`O(NM + T)` (the ``"batch_hard"`` miner gives one per anchor).
     """
     where = "triplet_loss"
-    cand, positive, negative = _candidates(
-        embeddings, labels_or_keys, pair_labels, ref_embeddings, ref_labels, None, where
-    )
-    sim = _similarity(cand, similarity)
-    tuples = _tuples(
-        miner, indices, sim, positive, negative, generator, where, cand.queries.shape[1]
-    )
+    margin = params.nonnegative(where, "margin", margin)
+    soft = params.boolean(where, "soft_margin", soft_margin)
+    sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
+    if triplets is not None:
+        triplets = _check_triplets(triplets, sim.shape, where)
 
     def value(s_ap: Tensor, s_an: Tensor) -> Tensor:
-        return F.softplus(s_an - s_ap) if soft_margin else torch.relu(s_an - s_ap + margin)
+        return F.softplus(s_an - s_ap) if soft else torch.relu(s_an - s_ap + margin)
 
-    per_anchor, valid = _triplet_per_anchor(sim, positive, negative, tuples, value)
-    return _reduce_anchors(per_anchor, valid, weights, reduction, where)
+    per_anchor, valid = _triplet_per_anchor(sim, positive, negative, triplets, value)
+    return reduce_values(per_anchor, valid, weights, reduction, where=where)
 
 
 def margin_ranking_loss(
-    embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None = None,
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
     *,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-    hard_negatives: Tensor | None = None,
-    indices: Pairs | Triplets | None = None,
-    weights: Tensor | None = None,
-    reduction: str = "mean",
-    similarity: str = "cosine",
+    triplets: Triplets | None = None,
     margin: float = 0.1,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
 ) -> Tensor:
-    r"""Pairwise margin ranking on given pairs: each positive above each negative of its anchor.
+    r"""Pairwise margin ranking (Herbrich et al. 2000, on similarities): each positive of an
+    anchor above each of its negatives by a margin.
 
     .. math:: \ell_{apn} = [m - (s_{ap} - s_{an})]_+
 
-    The retrieval form of the hinge: with ``(queries, keys)`` every query's key is ranked above
-    the other keys, the references and its ``hard_negatives``; ``indices`` (``Triplets``, or
-    ``Pairs`` whose positive and negative pairs of one anchor are combined) gives the pairs
-    explicitly. The per-anchor value is the mean over its (positive, negative) combinations.
-    Cost: :math:`O(NM^2)` without ``indices``, :math:`O(NM + T)` with ``T`` given tuples.
+    The retrieval form of the pairwise hinge: with a query's key as its positive, the key is
+    ranked above the other keys, the references and the query's hard negatives. The per-anchor
+    value is the mean over its (positive, negative) combinations, or over the given
+    ``triplets`` (those with ``positive[a, p]`` and ``negative[a, n]``).
+
+    Args:
+        similarity, positive, negative: ``[N, M]``, as in :func:`contrastive_loss`.
+        triplets: :class:`~rankloss.mining.Triplets` indexing ``similarity``, or ``None``.
+        margin: :math:`m \ge 0`.
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a combination), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Reference: Herbrich, Graepel and Obermayer, "Large Margin Rank Boundaries for Ordinal
+    Regression", 2000. Cost: :math:`O(NM^2)` without ``triplets``, :math:`O(NM + T)` with
+    ``T`` of them.
     """
     where = "margin_ranking_loss"
-    cand, positive, negative = _candidates(
-        embeddings, labels_or_keys, pair_labels, ref_embeddings, ref_labels, hard_negatives, where
-    )
-    sim = _similarity(cand, similarity)
-    tuples = _tuples(None, indices, sim, positive, negative, None, where)
+    margin = params.nonnegative(where, "margin", margin)
+    sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
+    if triplets is not None:
+        triplets = _check_triplets(triplets, sim.shape, where)
     per_anchor, valid = _triplet_per_anchor(
-        sim, positive, negative, tuples, lambda s_ap, s_an: torch.relu(margin - s_ap + s_an)
+        sim, positive, negative, triplets, lambda s_ap, s_an: torch.relu(margin - s_ap + s_an)
     )
-    return _reduce_anchors(per_anchor, valid, weights, reduction, where)
+    return reduce_values(per_anchor, valid, weights, reduction, where=where)
 
 
 # --------------------------------------------------------------------------------------------
 # Softmax (InfoNCE family)
 
 
-def _check_temperature(temperature: float | Tensor, where: str) -> None:
-    if isinstance(temperature, Tensor):
-        if temperature.numel() != 1:
-            raise ValueError(
-                f"{where}: temperature must be a scalar, got {list(temperature.shape)}"
-            )
-        return
-    if not temperature > 0:
-        raise ValueError(f"{where}: temperature must be positive, got {temperature}")
+def info_nce_per_anchor(
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    *,
+    temperature: float | Tensor = 0.07,
+) -> tuple[Tensor, Tensor]:
+    r"""The unreduced :func:`info_nce_loss`: ``(values [N], valid [N])``.
+
+    ``valid`` is ``True`` for an anchor with a positive and a negative; ``values`` is 0 where
+    not valid. Used to combine two directions or two views before one reduction
+    (:func:`mean_of_views`).
+    """
+    return _info_nce_values(similarity, positive, negative, temperature, "info_nce_loss")
 
 
-def _info_nce_direct(cand: Candidates, similarity: str, temperature) -> tuple[Tensor, Tensor]:
-    positive, negative = cand.masks()
-    logits = _similarity(cand, similarity) / temperature
+def _info_nce_values(
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    temperature: float | Tensor,
+    where: str,
+) -> tuple[Tensor, Tensor]:
+    temperature = params.temperature(where, "temperature", temperature)
+    sim, positive, negative = _check_inputs(similarity, positive, negative, "none", where)
+    logits = sim / temperature
     lse, has_neg = _masked_logsumexp(logits, negative)
     per_positive = F.softplus(lse.unsqueeze(1) - logits)
     per_anchor, has_pos = masked_mean(per_positive, positive)
-    return per_anchor, has_pos & has_neg
-
-
-def _info_nce_one_way(
-    cand: Candidates, similarity: str, temperature, chunk_size: int | None, where: str
-) -> tuple[Tensor, Tensor]:
-    if chunk_size is None:
-        return _info_nce_direct(cand, similarity, temperature)
-    if similarity not in ("dot", "cosine"):
-        raise ValueError(
-            f"{where}: chunk_size supports similarity 'dot' or 'cosine', got {similarity!r}"
-        )
-    queries, keys = cand.queries, cand.keys
-    if similarity == "cosine":
-        queries, keys = F.normalize(queries, dim=1, eps=1e-12), F.normalize(keys, dim=1, eps=1e-12)
-    return chunked_info_nce(queries / temperature, keys, cand, int(chunk_size))
-
-
-def _info_nce_parts(
-    embeddings,
-    labels_or_keys,
-    pair_labels,
-    ref_embeddings,
-    ref_labels,
-    hard_negatives,
-    temperature,
-    similarity,
-    symmetric,
-    false_negatives,
-    chunk_size,
-    where,
-) -> tuple[Tensor, Tensor]:
-    _check_temperature(temperature, where)
-    check_choice("similarity", similarity, SIMILARITIES)
-    cand = prepare_candidates(
-        embeddings,
-        labels_or_keys,
-        pair_labels,
-        ref_embeddings,
-        ref_labels,
-        hard_negatives,
-        where=where,
-        false_negatives=false_negatives,
-    )
-    per_anchor, valid = _info_nce_one_way(cand, similarity, temperature, chunk_size, where)
-    if symmetric:
-        if not cand.pair_form:
-            raise ValueError(
-                f"{where}: symmetric applies to the (queries, keys) form; the "
-                "(embeddings, labels) form is already symmetric"
-            )
-        n = cand.num_queries
-        reverse = Candidates(
-            queries=cand.keys[:n],
-            keys=cand.queries,
-            query_labels=cand.query_labels,
-            key_labels=cand.query_labels,
-            forced_negative=torch.zeros(n, dtype=torch.bool, device=cand.queries.device),
-            exclude_self=False,
-            diagonal_only=cand.diagonal_only,
-            pair_form=True,
-        )
-        back, back_valid = _info_nce_one_way(reverse, similarity, temperature, chunk_size, where)
-        zero = per_anchor.new_zeros(())
-        both = valid.to(per_anchor.dtype) + back_valid.to(per_anchor.dtype)
-        per_anchor = torch.where(valid, per_anchor, zero) + torch.where(back_valid, back, zero)
-        per_anchor = per_anchor / both.clamp(min=1)
-        valid = valid | back_valid
-    return per_anchor, valid
+    valid = has_pos & has_neg
+    return torch.where(valid, per_anchor, per_anchor.new_zeros(())), valid
 
 
 def info_nce_loss(
-    embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None = None,
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
     *,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-    hard_negatives: Tensor | None = None,
-    weights: Tensor | None = None,
-    reduction: str = "mean",
     temperature: float | Tensor = 0.07,
-    similarity: str = "cosine",
-    symmetric: bool = False,
-    false_negatives: str = "mask",
-    chunk_size: int | None = None,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
 ) -> Tensor:
-    r"""InfoNCE (van den Oord et al. 2018): softmax cross-entropy of each positive against the
-    anchor's negatives.
+    r"""InfoNCE (van den Oord, Li and Vinyals 2018): softmax cross-entropy of each positive
+    against the anchor's negatives.
 
     With logits :math:`z_{aj} = s_{aj} / \tau`,
 
@@ -557,134 +497,112 @@ def info_nce_loss(
         \ell_a = \frac{1}{|\mathcal P_a|} \sum_{p \in \mathcal P_a}
         -\log \frac{e^{z_{ap}}}{e^{z_{ap}} + \sum_{n \in \mathcal N_a} e^{z_{an}}}
 
-    One positive per anchor in the ``(queries, keys)`` form; many in the
-    ``(embeddings, labels)`` form (every same-label row), each against the negatives only.
-    ``temperature`` may be a tensor (e.g. ``log_t.exp()`` of a learnable parameter, as
-    :class:`rankloss.losses.InfoNCELoss` does with ``learnable_temperature=True``).
+    One positive per anchor in retrieval (a query and its key); several in the labels form
+    (every same-label row), each against the negatives only (the other positives are not in
+    the denominator; compare :func:`supcon_loss`).
 
-    Options:
-        symmetric: ``(queries, keys)`` form only: average with the keys->queries direction
-            (CLIP style; the reverse direction's candidates are the queries).
-        hard_negatives: ``[N, d]`` or ``[N, h, d]`` extra negatives shared by every query.
-        false_negatives: with ``pair_labels``, keys of the query's class other than its own
-            are ``"mask"`` (left out of the denominator) or ``"positive"`` (extra positives).
-        chunk_size: compute in blocks of ``chunk_size`` candidates and recompute them in
-            backward: memory :math:`O(Nd + N\cdot\text{chunk})` instead of :math:`O(NM)`;
-            ``similarity`` must be ``"dot"`` or ``"cosine"``. Equal to the direct path
-            within float32 rounding.
+    Args:
+        similarity, positive, negative: ``[N, M]``, as in :func:`contrastive_loss`.
+        temperature: :math:`\tau > 0`; a scalar tensor is accepted too (e.g.
+            ``log_t.exp()`` of a learnable parameter, as
+            ``rankloss.losses.InfoNCELoss(learnable_temperature=True)`` does).
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a positive and a negative), ``"sum"`` or
+            ``"none"``.
 
-    An anchor needs a positive and a negative. Cost: :math:`O(NMd)` time.
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Reference: van den Oord, Li and Vinyals, "Representation Learning with Contrastive
+    Predictive Coding", 2018. Cost: :math:`O(NM)` time and memory
+    (:func:`chunked_info_nce_loss`: :math:`O(N \cdot \text{chunk})` memory).
+
+    >>> s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> eye = torch.eye(2, dtype=torch.bool)
+    >>> info_nce_loss(s, eye, ~eye, temperature=1.0)
+    tensor(0.3133)
     """
     where = "info_nce_loss"
-    per_anchor, valid = _info_nce_parts(
-        embeddings,
-        labels_or_keys,
-        pair_labels,
-        ref_embeddings,
-        ref_labels,
-        hard_negatives,
-        temperature,
-        similarity,
-        symmetric,
-        false_negatives,
-        chunk_size,
-        where,
-    )
-    return _reduce_anchors(per_anchor, valid, weights, reduction, where)
+    params.choice(where, "reduction", reduction, REDUCTIONS)
+    values, valid = info_nce_per_anchor(similarity, positive, negative, temperature=temperature)
+    return reduce_values(values, valid, weights, reduction, where=where)
+
+
+def mean_of_views(values: Tensor, valid: Tensor, views: int = 2) -> tuple[Tensor, Tensor]:
+    r"""Average ``views`` blocks of per-anchor values into one value per sample.
+
+    ``values [V N]`` and ``valid [V N]`` hold ``V`` blocks of ``N`` rows, row ``v N + i`` being
+    view ``v`` of sample ``i`` (or direction ``v`` of pair ``i``). Returns ``([N], [N])``: the
+    mean over the valid views of each sample, and whether it had one.
+    """
+    if values.shape != valid.shape or values.dim() != 1 or values.shape[0] % views:
+        raise ValueError(
+            f"mean_of_views: values {shape_str(values)} and valid {shape_str(valid)} must be "
+            f"[V * N] with V = {views}"
+        )
+    per_view = torch.where(valid, values, values.new_zeros(())).reshape(views, -1)
+    count = valid.reshape(views, -1).sum(0)
+    return per_view.sum(0) / count.clamp(min=1).to(values.dtype), count > 0
 
 
 def nt_xent_loss(
-    embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None = None,
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
     *,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-    hard_negatives: Tensor | None = None,
-    weights: Tensor | None = None,
-    reduction: str = "mean",
     temperature: float | Tensor = 0.5,
-    similarity: str = "cosine",
-    chunk_size: int | None = None,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen et al. 2020).
 
-    ``nt_xent_loss(view1, view2)`` with two ``[N, d]`` views: row ``i`` of ``view1`` and row
-    ``i`` of ``view2`` are positives and each of the :math:`2N` embeddings is an anchor whose
-    negatives are the other :math:`2N-2`:
+    The rows of ``similarity`` are the :math:`2N` embeddings :math:`w = [u; v]` of two views:
+    row :math:`i` is view :math:`u_i` and row :math:`N + i` view :math:`v_i` of sample
+    :math:`i`. Each row is an anchor of :func:`info_nce_loss`; the value of a sample is the
+    mean over its two views:
 
     .. math::
-        \ell_i = -\log\frac{e^{s(u_i, v_i)/\tau}}{\sum_{k \ne i} e^{s(w_i, w_k)/\tau}}
-        \quad\text{over } w = [u; v]
+        \ell_i = \tfrac12\bigl(\ell^{\text{InfoNCE}}_{u_i} + \ell^{\text{InfoNCE}}_{v_i}\bigr),
+        \qquad
+        \ell^{\text{InfoNCE}}_{u_i} = -\log\frac{e^{s(u_i, v_i)/\tau}}
+        {\sum_{k \ne i} e^{s(w_i, w_k)/\tau}}
 
-    This is :func:`info_nce_loss` on ``(cat(view1, view2), cat(ids, ids))``; with
-    ``pair_labels`` the ids are those labels. ``nt_xent_loss(embeddings, labels)`` is the same
-    as :func:`info_nce_loss` in the labels form. In the views form ``reduction="none"`` returns
-    ``[N]``, the mean of the two views' values, and ``weights`` are per sample ``[N]``.
+    (with one positive, the other view, and every other embedding a negative, as SimCLR).
+
+    Args:
+        similarity: ``[2N, M]``, rows ``[view1; view2]``.
+        positive, negative: ``[2N, M]`` bool.
+        temperature: :math:`\tau > 0` (or a scalar tensor).
+        weights: ``[N]`` per-sample weights, or ``None``.
+        reduction: ``"mean"`` (over samples with a valid view), ``"sum"`` or ``"none"``
+            (``[N]``).
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Reference: Chen, Kornblith, Norouzi and Hinton, "A Simple Framework for Contrastive
+    Learning of Visual Representations", ICML 2020. Cost: :math:`O(NM)` time and memory.
     """
     where = "nt_xent_loss"
-    if not (isinstance(labels_or_keys, Tensor) and labels_or_keys.dtype.is_floating_point):
-        return info_nce_loss(
-            embeddings,
-            labels_or_keys,
-            pair_labels,
-            ref_embeddings=ref_embeddings,
-            ref_labels=ref_labels,
-            hard_negatives=hard_negatives,
-            weights=weights,
-            reduction=reduction,
-            temperature=temperature,
-            similarity=similarity,
-            chunk_size=chunk_size,
-        )
-    if not isinstance(embeddings, Tensor) or embeddings.shape != labels_or_keys.shape:
-        shape = list(embeddings.shape) if isinstance(embeddings, Tensor) else None
+    params.choice(where, "reduction", reduction, REDUCTIONS)
+    if isinstance(similarity, Tensor) and similarity.dim() == 2 and similarity.shape[0] % 2:
         raise ValueError(
-            f"{where}: view2 has shape {list(labels_or_keys.shape)} but view1 has shape {shape}"
+            f"{where}: similarity must have 2N rows (two views of N samples), got "
+            f"{shape_str(similarity)}"
         )
-    n = embeddings.shape[0]
-    if pair_labels is None:
-        ids = torch.arange(n, device=embeddings.device)
-    else:
-        if not isinstance(pair_labels, Tensor) or pair_labels.shape != (n,):
-            raise ValueError(f"{where}: pair_labels must have shape [{n}]")
-        ids = pair_labels.to(embeddings.device)
-    if hard_negatives is not None:
-        hard_negatives = torch.cat([hard_negatives, hard_negatives])
-    per, ok = _info_nce_parts(
-        torch.cat([embeddings, labels_or_keys]),
-        torch.cat([ids, ids]),
-        None,
-        ref_embeddings,
-        ref_labels,
-        hard_negatives,
-        temperature,
-        similarity,
-        False,
-        "mask",
-        chunk_size,
-        where,
-    )
-    zero = per.new_zeros(())
-    total = torch.where(ok[:n], per[:n], zero) + torch.where(ok[n:], per[n:], zero)
-    count = ok[:n].to(per.dtype) + ok[n:].to(per.dtype)
-    per_sample = total / count.clamp(min=1)
-    valid = ok[:n] | ok[n:]
-    return _reduce_anchors(per_sample, valid, weights, reduction, where)
+    values, valid = _info_nce_values(similarity, positive, negative, temperature, where)
+    values, valid = mean_of_views(values, valid, 2)
+    return reduce_values(values, valid, weights, reduction, where=where)
 
 
 def supcon_loss(
-    embeddings: Tensor,
-    labels_or_keys: Tensor,
-    pair_labels: Tensor | None = None,
+    similarity: Tensor,
+    positive: Tensor,
+    negative: Tensor,
     *,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-    hard_negatives: Tensor | None = None,
-    weights: Tensor | None = None,
-    reduction: str = "mean",
     temperature: float | Tensor = 0.1,
-    similarity: str = "cosine",
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Supervised contrastive loss (Khosla et al., NeurIPS 2020), the :math:`L^{sup}_{out}` form.
 
@@ -692,16 +610,104 @@ def supcon_loss(
         \ell_a = -\frac{1}{|\mathcal P_a|}\sum_{p \in \mathcal P_a}
         \log\frac{e^{z_{ap}}}{\sum_{j \in \mathcal A_a} e^{z_{aj}}}, \qquad z = s/\tau
 
-    where :math:`\mathcal A_a` is every candidate but the anchor itself (positives and
-    negatives). Unlike :func:`info_nce_loss`, the other positives stay in the denominator.
-    An anchor needs a positive. Cost: :math:`O(NMd)` time, :math:`O(NM)` memory.
+    where :math:`\mathcal A_a = \mathcal P_a \cup \mathcal N_a` (every candidate but the anchor
+    itself). Unlike :func:`info_nce_loss`, the other positives stay in the denominator.
+
+    Args:
+        similarity, positive, negative: ``[N, M]``, as in :func:`contrastive_loss`.
+        temperature: :math:`\tau > 0` (or a scalar tensor).
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a positive), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Reference: Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020.
+    Cost: :math:`O(NM)` time and memory.
     """
     where = "supcon_loss"
-    _check_temperature(temperature, where)
-    cand, positive, negative = _candidates(
-        embeddings, labels_or_keys, pair_labels, ref_embeddings, ref_labels, hard_negatives, where
-    )
-    logits = _similarity(cand, similarity) / temperature
+    temperature = params.temperature(where, "temperature", temperature)
+    sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
+    logits = sim / temperature
     lse, _ = _masked_logsumexp(logits, positive | negative)
     mean_pos, has_pos = masked_mean(logits, positive)
-    return _reduce_anchors(lse - mean_pos, has_pos, weights, reduction, where)
+    return reduce_values(lse - mean_pos, has_pos, weights, reduction, where=where)
+
+
+# --------------------------------------------------------------------------------------------
+# Memory-bounded InfoNCE on candidates
+
+
+def chunked_info_nce_per_anchor(
+    candidates: Candidates,
+    *,
+    similarity: Similarity = "cosine",
+    temperature: float | Tensor = 0.07,
+    chunk_size: int = 1024,
+) -> tuple[Tensor, Tensor]:
+    """The unreduced :func:`chunked_info_nce_loss`: ``(values [N], valid [N])``."""
+    where = "chunked_info_nce_loss"
+    if not isinstance(candidates, Candidates):
+        raise TypeError(
+            f"{where}: candidates must be rankloss._core.candidates.Candidates (from "
+            f"build_candidates), got {type(candidates).__name__}"
+        )
+    params.choice(where, "similarity", similarity, CHUNKED_SIMILARITIES)
+    temperature = params.temperature(where, "temperature", temperature)
+    chunk = params.positive_int(where, "chunk_size", chunk_size)
+    queries, keys = candidates.queries, candidates.keys
+    if similarity == "cosine":
+        queries = F.normalize(queries, dim=1, eps=1e-12)
+        keys = F.normalize(keys, dim=1, eps=1e-12)
+    values, valid = chunked_info_nce(queries / temperature, keys, candidates, chunk)
+    return values, valid
+
+
+def chunked_info_nce_loss(
+    candidates: Candidates,
+    *,
+    similarity: Similarity = "cosine",
+    temperature: float | Tensor = 0.07,
+    chunk_size: int = 1024,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r""":func:`info_nce_loss` computed in blocks of candidates: memory
+    :math:`O(Nd + N \cdot \text{chunk})` instead of :math:`O(NM)`.
+
+    Same value as :func:`info_nce_loss` on ``pairwise_similarity(queries, keys)`` and
+    ``candidates.masks()`` (within float32 rounding):
+
+    .. math::
+        \ell_a = \frac{1}{|\mathcal P_a|} \sum_{p \in \mathcal P_a}
+        \operatorname{softplus}\Bigl(\log\sum_{n \in \mathcal N_a} e^{z_{an}} - z_{ap}\Bigr),
+        \qquad z = s / \tau
+
+    Forward runs twice over blocks of ``chunk_size`` candidates (a running log-sum-exp over the
+    negatives, then the positive terms, gathered at the positive entries only); backward
+    recomputes each block's logits and accumulates the gradient in closed form, so no
+    ``[N, M]`` tensor is ever held.
+
+    Args:
+        candidates: queries ``[N, d]`` against keys ``[M, d]`` with what makes a pair, from
+            :func:`rankloss._core.candidates.build_candidates`.
+        similarity: ``"dot"`` or ``"cosine"`` (the blocks are matrix products).
+        temperature: :math:`\tau > 0` (or a scalar tensor, which gets a gradient).
+        chunk_size: candidates per block (an int >= 1).
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a positive and a negative), ``"sum"`` or
+            ``"none"``.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Reference: van den Oord, Li and Vinyals, "Representation Learning with Contrastive
+    Predictive Coding", 2018. Cost: :math:`O(NMd)` time (forward twice, backward once more),
+    :math:`O(Nd + N \cdot \text{chunk})` memory.
+    """
+    where = "chunked_info_nce_loss"
+    params.choice(where, "reduction", reduction, REDUCTIONS)
+    values, valid = chunked_info_nce_per_anchor(
+        candidates, similarity=similarity, temperature=temperature, chunk_size=chunk_size
+    )
+    return reduce_values(values, valid, weights, reduction, where=where)

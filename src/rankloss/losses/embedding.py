@@ -1,28 +1,57 @@
-"""Embedding-loss modules (contrastive, triplet, InfoNCE, ...), registered in family "embedding".
+r"""Embedding-loss modules: a similarity, a miner and a loss of
+:mod:`rankloss.functional.embedding`, composed.
 
-Each module holds hyper-parameters and calls its function in
-:mod:`rankloss.functional.embedding`; both input forms work:
-``module(embeddings, labels)`` and ``module(queries, keys)``. ``InfoNCELoss`` and ``NTXentLoss``
-also take ``learnable_temperature=True``, which makes the temperature an ``nn.Parameter``
-(stored as its logarithm, initialised at ``temperature``).
+Every module is an :class:`~rankloss.losses.base.EmbeddingLoss` (``kind = "embedding"``),
+registered in family ``"embedding"``, and is called in one of two forms:
 
-Losses built on pairs or triplets take ``miner=`` (a name of :func:`rankloss.mining.available`
-or a miner object): ``rankloss.losses.get("triplet", margin=0.2, miner="batch_hard")``.
+* ``loss(embeddings [N, d], labels [N])``: every other row is a candidate; equal integer labels
+  make a positive pair, different labels a negative pair.
+* ``loss(queries [N, d], keys=keys [N, d])``: key ``i`` is the positive of query ``i`` and the
+  other keys are in-batch negatives; ``labels [N]`` may be given too (other keys of a query's
+  class are then positives as well, or for :class:`InfoNCELoss` with
+  ``false_negatives="mask"`` left out). The form is chosen by the ``keys`` keyword, never by a
+  tensor's dtype.
+
+Per call, ``ref_embeddings [M, d]`` (a queue, a gallery) are appended to the candidates (paired
+by ``ref_labels [M]`` when given, else extra negatives), ``hard_negatives [N, d]`` or
+``[N, h, d]`` (where a loss takes them) are negatives of every query, ``indices``
+(:class:`~rankloss.mining.Pairs` or :class:`~rankloss.mining.Triplets`, for the pair and triplet
+losses) restrict the tuples, and ``weights [N]`` weight the anchors.
+
+The forward pass is the same for every loss: build the candidates
+(:func:`rankloss._core.candidates.build_candidates`), compute their similarity
+(:func:`rankloss._core.similarity.pairwise_similarity`, higher = closer), apply the miner (on the
+detached similarity) or the given ``indices``, and call the functional loss. Every
+hyper-parameter is checked when the module is built: ``"<Class>: <name> must be ..., got ..."``;
+a value of the wrong type is a ``TypeError``.
+
+>>> import torch
+>>> from rankloss.losses.embedding import ContrastiveLoss, TripletLoss
+>>> embeddings, labels = torch.randn(8, 4), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+>>> loss = ContrastiveLoss() + 0.5 * TripletLoss(margin=0.2, miner="batch_hard")
+>>> loss(embeddings, labels).shape
+torch.Size([])
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from rankloss import functional as F
-from rankloss.losses import LOSSES, register_loss
-from rankloss.losses.base import LossModule, loss_module
+from rankloss import mining
+from rankloss._core import params
+from rankloss._core.candidates import FALSE_NEGATIVES, Candidates, build_candidates
+from rankloss._core.reduce import Reduction, reduce_values
+from rankloss._core.similarity import SIMILARITIES, Similarity, pairwise_similarity
+from rankloss._core.tuples import Pairs, Triplets, pairs_to_triplets, triplets_to_pairs
+from rankloss._core.validation import check_embeddings, shape_str
+from rankloss.functional import embedding as F
+from rankloss.losses.base import EmbeddingLoss, register_loss
+from rankloss.mining import Miner
 
 __all__ = [
     "ContrastiveLoss",
@@ -35,69 +64,778 @@ __all__ = [
     "MarginRankingLoss",
 ]
 
+#: A miner as the pair and triplet losses call it (a :class:`~rankloss.mining.Miner`).
+MinerFn = Callable[..., "Pairs | Triplets"]
 
-def _learnable_temperature_module(function: Callable[..., Tensor], class_name: str) -> type:
-    base = loss_module(function, class_name)
+FalseNegatives = Literal["mask", "positive"]
 
-    def __init__(self, *, learnable_temperature: bool = False, **hyper: Any) -> None:
-        LossModule.__init__(self, **hyper)
-        self.learnable_temperature = bool(learnable_temperature)
+_TAKE_HARD_NEGATIVES = "InfoNCELoss, NTXentLoss, SupConLoss and MarginRankingLoss"
+
+
+def _resolve_miner(miner: object, where: str) -> MinerFn | None:
+    """A miner name (built with :func:`rankloss.mining.get`), a miner object, or ``None``."""
+    if miner is None:
+        return None
+    if isinstance(miner, str):
+        return mining.get(miner)
+    if callable(miner):
+        return miner
+    raise TypeError(
+        f"{where}: miner must be a miner name (rankloss.mining.available()), a miner object "
+        f"or None, got {type(miner).__name__}"
+    )
+
+
+def _check_pairs(pairs: Pairs, n: int, m: int, where: str) -> None:
+    if len(pairs):
+        for name, index, bound in (("anchor", pairs.anchor, n), ("other", pairs.other, m)):
+            low, high = int(index.min()), int(index.max())
+            if low < 0 or high >= bound:
+                raise ValueError(
+                    f"{where}: indices.{name} must index [0, {bound}), got values in "
+                    f"[{low}, {high}] for {n} anchors and {m} candidates"
+                )
+
+
+def _restrict_pairs(
+    tuples: Pairs | Triplets, positive: Tensor, negative: Tensor, where: str
+) -> tuple[Tensor, Tensor]:
+    """Keep only the pairs of ``tuples`` (a triplet gives its positive and negative pair)."""
+    pairs = triplets_to_pairs(tuples) if isinstance(tuples, Triplets) else tuples
+    n, m = positive.shape
+    _check_pairs(pairs, n, m, where)
+    pairs = Pairs(
+        pairs.anchor.to(positive.device),
+        pairs.other.to(positive.device),
+        pairs.is_positive.to(positive.device),
+        pairs.found,
+    )
+    mined_positive, mined_negative = pairs.to_masks(*positive.shape)
+    return positive & mined_positive, negative & mined_negative
+
+
+def _reverse(candidates: Candidates) -> Candidates:
+    """The keys -> queries direction of the ``(queries, keys)`` form (candidates: the queries)."""
+    n = candidates.num_queries
+    return Candidates(
+        queries=candidates.keys[:n],
+        keys=candidates.queries,
+        query_labels=candidates.query_labels,
+        key_labels=candidates.query_labels,
+        forced_negative=torch.zeros(n, dtype=torch.bool, device=candidates.queries.device),
+        exclude_self=False,
+        diagonal_only=candidates.diagonal_only,
+        pair_form=True,
+    )
+
+
+class SimilarityLoss(EmbeddingLoss):
+    """The shared forward of the embedding losses: candidates -> similarity -> tuples -> loss.
+
+    Subclasses write a typed ``__init__`` and :meth:`_compute` (one call of their function),
+    and say which parts of a call they take:
+
+    * :attr:`tuple_kind`: ``"pairs"`` or ``"triplets"`` for a loss that takes a ``miner`` and
+      ``indices``; ``None`` for one that refuses them.
+    * :attr:`takes_hard_negatives`: whether ``hard_negatives`` are accepted.
+    """
+
+    tuple_kind: ClassVar[Literal["pairs", "triplets"] | None] = None
+    takes_hard_negatives: ClassVar[bool] = False
+
+    similarity: Similarity
+
+    def __init__(self, *, similarity: Similarity = "cosine", reduction: Reduction = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.similarity = params.choice(type(self).__name__, "similarity", similarity, SIMILARITIES)
+        self._miner: MinerFn | None = None
+
+    def _set_miner(self, miner: Miner | str | None) -> None:
+        self.miner = miner
+        self._miner = _resolve_miner(miner, type(self).__name__)
+
+    def _false_negatives(self) -> FalseNegatives:
+        """How the ``(queries, keys)`` form with ``labels`` treats other keys of a class."""
+        return "positive"
+
+    def _check_parts(self, hard_negatives: Tensor | None, indices: object) -> None:
+        where = type(self).__name__
+        if hard_negatives is not None and not self.takes_hard_negatives:
+            raise TypeError(
+                f"{where} does not take hard_negatives (the losses that do: "
+                f"{_TAKE_HARD_NEGATIVES}); pass them as ref_embeddings without ref_labels to "
+                "make them negatives of every anchor"
+            )
+        if indices is None:
+            return
+        if self.tuple_kind is None:
+            raise TypeError(
+                f"{where} does not take indices; the pair and triplet losses (contrastive, "
+                "triplet, multi_similarity, circle, margin_ranking) do"
+            )
+        if not isinstance(indices, (Pairs, Triplets)):
+            raise TypeError(
+                f"{where}: indices must be rankloss.mining.Pairs or Triplets, got "
+                f"{type(indices).__name__}"
+            )
+        if self._miner is not None:
+            raise ValueError(
+                f"{where}: pass either a miner (given at construction: {self.miner!r}) or "
+                "indices, not both"
+            )
+
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor | None = None,
+        *,
+        keys: Tensor | None = None,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        hard_negatives: Tensor | None = None,
+        indices: Pairs | Triplets | None = None,
+        weights: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The loss of a batch of embeddings.
+
+        Args:
+            embeddings: ``[N, d]`` the anchors (the queries with ``keys``).
+            labels: ``[N]`` integer class labels; required without ``keys``.
+            keys: ``[N, d]``: key ``i`` is the positive of query ``i``.
+            ref_embeddings: ``[M, d]`` extra candidates; ``ref_labels [M]`` pair them by label,
+                without it they are negatives of every anchor.
+            ref_labels: ``[M]`` integer labels of ``ref_embeddings``.
+            hard_negatives: ``[N, d]`` or ``[N, h, d]`` extra negatives of every anchor (only
+                the losses that take them).
+            indices: :class:`~rankloss.mining.Pairs` or :class:`~rankloss.mining.Triplets`
+                indexing anchors and candidates (the batch, or the keys, then the references,
+                then the hard negatives): use these tuples only (pair and triplet losses, and
+                not with a ``miner``).
+            weights: ``[N]`` per-anchor weights.
+            generator: the random source of a random miner (ignored otherwise).
+
+        Returns:
+            A scalar, or ``[N]`` with ``reduction="none"``.
+        """
+        where = type(self).__name__
+        self._check_parts(hard_negatives, indices)
+        candidates = build_candidates(
+            embeddings,
+            labels,
+            keys=keys,
+            ref_embeddings=ref_embeddings,
+            ref_labels=ref_labels,
+            hard_negatives=hard_negatives,
+            false_negatives=self._false_negatives(),
+            where=where,
+        )
+        return self._loss(candidates, indices=indices, weights=weights, generator=generator)
+
+    def _loss(
+        self,
+        candidates: Candidates,
+        *,
+        indices: Pairs | Triplets | None,
+        weights: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        where = type(self).__name__
+        similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
+        positive, negative = candidates.masks()
+        tuples = indices
+        if self._miner is not None:
+            tuples = self._miner(
+                similarity.detach(),
+                positive,
+                negative,
+                generator=generator,
+                embedding_dim=candidates.queries.shape[1],
+            )
+            if not isinstance(tuples, (Pairs, Triplets)):
+                raise TypeError(
+                    f"{where}: the miner returned {type(tuples).__name__}; expected "
+                    "rankloss.mining.Pairs or Triplets"
+                )
+        triplets: Triplets | None = None
+        if tuples is not None:
+            if self.tuple_kind == "pairs":
+                positive, negative = _restrict_pairs(tuples, positive, negative, where)
+            else:
+                triplets = pairs_to_triplets(tuples) if isinstance(tuples, Pairs) else tuples
+        return self._compute(similarity, positive, negative, triplets, weights)
+
+    def _compute(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        triplets: Triplets | None,
+        weights: Tensor | None,
+    ) -> Tensor:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------
+# Pair losses
+
+
+@register_loss("contrastive", family="embedding", function=F.contrastive_loss)
+class ContrastiveLoss(SimilarityLoss):
+    r"""Contrastive loss (Hadsell, Chopra and LeCun, CVPR 2006), on similarities.
+
+    .. math::
+        \ell_a = \operatorname{mean}_{p}\, [m_+ - s_{ap}]_+^{q}
+               + \operatorname{mean}_{n}\, [s_{an} - m_-]_+^{q}
+
+    (:func:`rankloss.functional.contrastive_loss`). A pair miner or a triplet miner (its pairs)
+    restricts the pairs.
+
+    Hyper-parameters: ``similarity='cosine'``, ``pos_margin=1.0``, ``neg_margin=0.0``
+    (``pos_margin >= neg_margin``), ``squared=False``, ``miner=None``, ``reduction='mean'``.
+    """
+
+    tuple_kind = "pairs"
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        pos_margin: float = 1.0,
+        neg_margin: float = 0.0,
+        squared: bool = False,
+        miner: Miner | str | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        where = type(self).__name__
+        self.pos_margin = params.number(where, "pos_margin", pos_margin)
+        self.neg_margin = params.number(where, "neg_margin", neg_margin)
+        if self.pos_margin < self.neg_margin:
+            raise ValueError(
+                f"{where}: pos_margin must be >= neg_margin ({self.neg_margin!r}), got "
+                f"{self.pos_margin!r}; margins are on similarities (higher = closer)"
+            )
+        self.squared = params.boolean(where, "squared", squared)
+        self._set_miner(miner)
+
+    def _compute(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        triplets: Triplets | None,
+        weights: Tensor | None,
+    ) -> Tensor:
+        return F.contrastive_loss(
+            similarity,
+            positive,
+            negative,
+            pos_margin=self.pos_margin,
+            neg_margin=self.neg_margin,
+            squared=self.squared,
+            weights=weights,
+            reduction=self.reduction,
+        )
+
+
+@register_loss("multi_similarity", family="embedding", function=F.multi_similarity_loss)
+class MultiSimilarityLoss(SimilarityLoss):
+    r"""Multi-similarity loss (Wang et al., CVPR 2019).
+
+    .. math::
+        \ell_a = \tfrac{1}{\alpha}\log\bigl(1 + \textstyle\sum_p e^{-\alpha(s_{ap} - \lambda)}\bigr)
+               + \tfrac{1}{\beta}\log\bigl(1 + \textstyle\sum_n e^{\beta(s_{an} - \lambda)}\bigr)
+
+    (:func:`rankloss.functional.multi_similarity_loss`); usually with
+    ``miner="multi_similarity"``.
+
+    Hyper-parameters: ``similarity='cosine'``, ``alpha=2.0``, ``beta=50.0``, ``base=0.5``
+    (:math:`\lambda`), ``miner=None``, ``reduction='mean'``.
+    """
+
+    tuple_kind = "pairs"
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        alpha: float = 2.0,
+        beta: float = 50.0,
+        base: float = 0.5,
+        miner: Miner | str | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        where = type(self).__name__
+        self.alpha = params.positive(where, "alpha", alpha)
+        self.beta = params.positive(where, "beta", beta)
+        self.base = params.number(where, "base", base)
+        self._set_miner(miner)
+
+    def _compute(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        triplets: Triplets | None,
+        weights: Tensor | None,
+    ) -> Tensor:
+        return F.multi_similarity_loss(
+            similarity,
+            positive,
+            negative,
+            alpha=self.alpha,
+            beta=self.beta,
+            base=self.base,
+            weights=weights,
+            reduction=self.reduction,
+        )
+
+
+@register_loss("circle", family="embedding", function=F.circle_loss)
+class CircleLoss(SimilarityLoss):
+    r"""Circle loss (Sun et al., CVPR 2020).
+
+    .. math::
+        \ell_a = \operatorname{softplus}\Bigl(\log\sum_n e^{\gamma\alpha_n(s_{an} - m)}
+               + \log\sum_p e^{-\gamma\alpha_p(s_{ap} - 1 + m)}\Bigr)
+
+    with :math:`\alpha_p = [1 + m - s_{ap}]_+`, :math:`\alpha_n = [s_{an} + m]_+` held constant
+    (:func:`rankloss.functional.circle_loss`). Meant for cosine similarities.
+
+    Hyper-parameters: ``similarity='cosine'``, ``margin=0.4`` (in [0, 1]), ``gamma=80.0``,
+    ``miner=None``, ``reduction='mean'``.
+    """
+
+    tuple_kind = "pairs"
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        margin: float = 0.4,
+        gamma: float = 80.0,
+        miner: Miner | str | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        where = type(self).__name__
+        self.margin = params.in_range(where, "margin", margin, 0.0, 1.0)
+        self.gamma = params.positive(where, "gamma", gamma)
+        self._set_miner(miner)
+
+    def _compute(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        triplets: Triplets | None,
+        weights: Tensor | None,
+    ) -> Tensor:
+        return F.circle_loss(
+            similarity,
+            positive,
+            negative,
+            margin=self.margin,
+            gamma=self.gamma,
+            weights=weights,
+            reduction=self.reduction,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Triplet losses
+
+
+@register_loss("triplet", family="embedding", function=F.triplet_loss)
+class TripletLoss(SimilarityLoss):
+    r"""Triplet margin loss (Weinberger and Saul 2009; Schroff et al. 2015), on similarities.
+
+    .. math:: \ell_{apn} = [s_{an} - s_{ap} + m]_+ \quad\text{or}\quad
+        \log(1 + e^{s_{an} - s_{ap}}) \text{ with soft\_margin (Hermans et al. 2017)}
+
+    averaged over each anchor's triplets (:func:`rankloss.functional.triplet_loss`): all of
+    them (:math:`O(NM^2)`) without a miner, the mined ones with one
+    (``miner="batch_hard"``: one per anchor). A pair miner's positive and negative pairs of one
+    anchor are combined.
+
+    Hyper-parameters: ``similarity='cosine'``, ``margin=0.1``, ``soft_margin=False``,
+    ``miner=None``, ``reduction='mean'``.
+    """
+
+    tuple_kind = "triplets"
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        margin: float = 0.1,
+        soft_margin: bool = False,
+        miner: Miner | str | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        where = type(self).__name__
+        self.margin = params.nonnegative(where, "margin", margin)
+        self.soft_margin = params.boolean(where, "soft_margin", soft_margin)
+        self._set_miner(miner)
+
+    def _compute(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        triplets: Triplets | None,
+        weights: Tensor | None,
+    ) -> Tensor:
+        return F.triplet_loss(
+            similarity,
+            positive,
+            negative,
+            triplets=triplets,
+            margin=self.margin,
+            soft_margin=self.soft_margin,
+            weights=weights,
+            reduction=self.reduction,
+        )
+
+
+@register_loss("margin_ranking", family="embedding", function=F.margin_ranking_loss)
+class MarginRankingLoss(SimilarityLoss):
+    r"""Pairwise margin ranking of each positive above each negative (Herbrich et al. 2000).
+
+    .. math:: \ell_{apn} = [m - (s_{ap} - s_{an})]_+
+
+    (:func:`rankloss.functional.margin_ranking_loss`): the retrieval hinge; with ``keys`` each
+    query's key is ranked above the other keys, the references and the query's
+    ``hard_negatives``. ``indices`` or a miner give the triplets explicitly.
+
+    Hyper-parameters: ``similarity='cosine'``, ``margin=0.1``, ``miner=None``,
+    ``reduction='mean'``.
+    """
+
+    tuple_kind = "triplets"
+    takes_hard_negatives = True
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        margin: float = 0.1,
+        miner: Miner | str | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        self.margin = params.nonnegative(type(self).__name__, "margin", margin)
+        self._set_miner(miner)
+
+    def _compute(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        triplets: Triplets | None,
+        weights: Tensor | None,
+    ) -> Tensor:
+        return F.margin_ranking_loss(
+            similarity,
+            positive,
+            negative,
+            triplets=triplets,
+            margin=self.margin,
+            weights=weights,
+            reduction=self.reduction,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Softmax losses
+
+
+@register_loss("supcon", family="embedding", function=F.supcon_loss)
+class SupConLoss(SimilarityLoss):
+    r"""Supervised contrastive loss (Khosla et al., NeurIPS 2020), :math:`L^{sup}_{out}`.
+
+    .. math::
+        \ell_a = -\operatorname{mean}_{p}\log\frac{e^{z_{ap}}}{\sum_{j \ne a} e^{z_{aj}}},
+        \qquad z = s/\tau
+
+    (:func:`rankloss.functional.supcon_loss`): the other positives stay in the denominator.
+
+    Hyper-parameters: ``similarity='cosine'``, ``temperature=0.1``, ``reduction='mean'``.
+    """
+
+    takes_hard_negatives = True
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        temperature: float = 0.1,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        self.temperature = params.positive(type(self).__name__, "temperature", temperature)
+
+    def _compute(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        triplets: Triplets | None,
+        weights: Tensor | None,
+    ) -> Tensor:
+        return F.supcon_loss(
+            similarity,
+            positive,
+            negative,
+            temperature=self.temperature,
+            weights=weights,
+            reduction=self.reduction,
+        )
+
+
+class _SoftmaxLoss(SimilarityLoss):
+    """InfoNCE and NT-Xent: a temperature that may be learned, and the chunked path."""
+
+    takes_hard_negatives = True
+
+    temperature: float
+    learnable_temperature: bool
+    chunk_size: int | None
+    log_temperature: nn.Parameter | None
+
+    def _init_softmax(
+        self, temperature: float, learnable_temperature: bool, chunk_size: int | None
+    ) -> None:
+        where = type(self).__name__
+        self.temperature = params.positive(where, "temperature", temperature)
+        self.learnable_temperature = params.boolean(
+            where, "learnable_temperature", learnable_temperature
+        )
+        if chunk_size is not None:
+            params.positive_int(where, "chunk_size", chunk_size)
+            if self.similarity not in F.CHUNKED_SIMILARITIES:
+                raise ValueError(
+                    f"{where}: similarity must be one of {list(F.CHUNKED_SIMILARITIES)} with "
+                    f"chunk_size, got {self.similarity!r}"
+                )
+        self.chunk_size = chunk_size
         if self.learnable_temperature:
-            start = hyper.get("temperature", type(self).hyper_parameters()["temperature"])
-            self.log_temperature = nn.Parameter(torch.tensor(math.log(float(start))))
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(self.temperature)))
+        else:
+            self.register_parameter("log_temperature", None)
 
-    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
-        if not self.learnable_temperature:
-            return LossModule.forward(self, *args, **kwargs)
-        if "temperature" in kwargs:
-            raise TypeError(f"{class_name}: 'temperature' is a hyper-parameter")
-        hyper = dict(self.hyper, temperature=self.log_temperature.exp())
-        return type(self).function(*args, **kwargs, **hyper)
+    def current_temperature(self) -> float | Tensor:
+        """The temperature in use: ``exp(log_temperature)`` when learnable, else ``temperature``."""
+        if self.log_temperature is not None:
+            return self.log_temperature.exp()
+        return self.temperature
 
-    def extra_repr(self) -> str:
-        text = LossModule.extra_repr(self)
-        if not self.learnable_temperature:
-            return text
-        return f"{text}, learnable_temperature=True" if text else "learnable_temperature=True"
-
-    cls = type(
-        class_name,
-        (base,),
-        {
-            "__init__": __init__,
-            "forward": forward,
-            "extra_repr": extra_repr,
-            "__doc__": base.__doc__
-            + "\n\nlearnable_temperature=True makes the temperature an nn.Parameter.",
-        },
-    )
-    cls.__module__ = "rankloss.losses"
-    signature = inspect.signature(base.__init__)
-    extra = inspect.Parameter(
-        "learnable_temperature", inspect.Parameter.KEYWORD_ONLY, default=False
-    )
-    params = list(signature.parameters.values())
-    cls.__init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=params + [extra]
-    )
-    return cls
+    def _per_anchor(self, candidates: Candidates) -> tuple[Tensor, Tensor]:
+        temperature = self.current_temperature()
+        if self.chunk_size is None:
+            similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
+            positive, negative = candidates.masks()
+            return F.info_nce_per_anchor(similarity, positive, negative, temperature=temperature)
+        return F.chunked_info_nce_per_anchor(
+            candidates,
+            similarity=self.similarity,
+            temperature=temperature,
+            chunk_size=self.chunk_size,
+        )
 
 
-def _register_learnable(name: str, function: Callable[..., Tensor], class_name: str) -> type:
-    cls = _learnable_temperature_module(function, class_name)
-    cls.registered_name = name
-    return LOSSES.register(name, cls, family="embedding", function=function)
+@register_loss("info_nce", family="embedding", function=F.info_nce_loss)
+class InfoNCELoss(_SoftmaxLoss):
+    r"""InfoNCE (van den Oord, Li and Vinyals 2018): each positive against the anchor's
+    negatives.
+
+    .. math::
+        \ell_a = \operatorname{mean}_{p}
+        -\log\frac{e^{z_{ap}}}{e^{z_{ap}} + \sum_n e^{z_{an}}}, \qquad z = s/\tau
+
+    (:func:`rankloss.functional.info_nce_loss`). In retrieval, ``loss(queries, keys=keys,
+    hard_negatives=...)``.
+
+    Hyper-parameters: ``similarity='cosine'``, ``temperature=0.07``,
+    ``learnable_temperature=False`` (an ``nn.Parameter`` holding the temperature's logarithm,
+    initialised at ``temperature``), ``symmetric=False`` (``keys`` form: the mean of the
+    query->key and key->query directions, CLIP style), ``false_negatives='mask'`` (``keys``
+    form with ``labels``: other keys of the query's class are left out, or with
+    ``"positive"`` are positives), ``chunk_size=None`` (an int: the memory-bounded path of
+    :func:`rankloss.functional.chunked_info_nce_loss`, similarity ``"dot"`` or ``"cosine"``),
+    ``reduction='mean'``.
+    """
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        temperature: float = 0.07,
+        learnable_temperature: bool = False,
+        symmetric: bool = False,
+        false_negatives: FalseNegatives = "mask",
+        chunk_size: int | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        where = type(self).__name__
+        self.symmetric = params.boolean(where, "symmetric", symmetric)
+        self.false_negatives = params.choice(
+            where, "false_negatives", false_negatives, FALSE_NEGATIVES
+        )
+        self._init_softmax(temperature, learnable_temperature, chunk_size)
+
+    def _false_negatives(self) -> FalseNegatives:
+        return self.false_negatives
+
+    def _loss(
+        self,
+        candidates: Candidates,
+        *,
+        indices: Pairs | Triplets | None,
+        weights: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        where = type(self).__name__
+        if not self.symmetric:
+            values, valid = self._per_anchor(candidates)
+            return reduce_values(values, valid, weights, self.reduction, where=where)
+        if not candidates.pair_form:
+            raise ValueError(
+                f"{where}: symmetric applies to the (queries, keys=...) form; the "
+                "(embeddings, labels) form is already symmetric"
+            )
+        forward_values, forward_valid = self._per_anchor(candidates)
+        backward_values, backward_valid = self._per_anchor(_reverse(candidates))
+        values, valid = F.mean_of_views(
+            torch.cat([forward_values, backward_values]),
+            torch.cat([forward_valid, backward_valid]),
+            2,
+        )
+        return reduce_values(values, valid, weights, self.reduction, where=where)
 
 
-ContrastiveLoss = register_loss("contrastive", F.contrastive_loss, "ContrastiveLoss", "embedding")
-TripletLoss = register_loss("triplet", F.triplet_loss, "TripletLoss", "embedding")
-InfoNCELoss = _register_learnable("info_nce", F.info_nce_loss, "InfoNCELoss")
-NTXentLoss = _register_learnable("nt_xent", F.nt_xent_loss, "NTXentLoss")
-SupConLoss = register_loss("supcon", F.supcon_loss, "SupConLoss", "embedding")
-MultiSimilarityLoss = register_loss(
-    "multi_similarity", F.multi_similarity_loss, "MultiSimilarityLoss", "embedding"
-)
-CircleLoss = register_loss("circle", F.circle_loss, "CircleLoss", "embedding")
-MarginRankingLoss = register_loss(
-    "margin_ranking", F.margin_ranking_loss, "MarginRankingLoss", "embedding"
-)
+@register_loss("nt_xent", family="embedding", function=F.nt_xent_loss)
+class NTXentLoss(_SoftmaxLoss):
+    r"""NT-Xent, the loss of SimCLR (Chen et al. 2020): InfoNCE over two views.
+
+    ``loss(view1 [N, d], keys=view2 [N, d])``: each of the :math:`2N` embeddings
+    :math:`w = [u; v]` is an anchor whose positive is its other view and whose negatives are
+    the other :math:`2N - 2`:
+
+    .. math::
+        \ell_i = \tfrac12\bigl(\ell_{u_i} + \ell_{v_i}\bigr), \qquad
+        \ell_{u_i} = -\log\frac{e^{s(u_i, v_i)/\tau}}{\sum_{k \ne i} e^{s(w_i, w_k)/\tau}}
+
+    (:func:`rankloss.functional.nt_xent_loss`); ``weights`` and ``reduction="none"`` are per
+    sample ``[N]``. With ``labels [N]`` every view of the same class is a positive;
+    ``ref_embeddings`` and ``hard_negatives [N, ...]`` are candidates of both views.
+    ``loss(embeddings, labels)`` is :class:`InfoNCELoss` with this temperature.
+
+    Hyper-parameters: ``similarity='cosine'``, ``temperature=0.5``,
+    ``learnable_temperature=False``, ``chunk_size=None``, ``reduction='mean'``.
+    """
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        temperature: float = 0.5,
+        learnable_temperature: bool = False,
+        chunk_size: int | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        self._init_softmax(temperature, learnable_temperature, chunk_size)
+
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor | None = None,
+        *,
+        keys: Tensor | None = None,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        hard_negatives: Tensor | None = None,
+        indices: Pairs | Triplets | None = None,
+        weights: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``loss(view1, keys=view2)`` (two views) or ``loss(embeddings, labels)``."""
+        if keys is None:
+            return super().forward(
+                embeddings,
+                labels,
+                ref_embeddings=ref_embeddings,
+                ref_labels=ref_labels,
+                hard_negatives=hard_negatives,
+                indices=indices,
+                weights=weights,
+                generator=generator,
+            )
+        where = type(self).__name__
+        self._check_parts(hard_negatives, indices)
+        view1 = check_embeddings(embeddings, "embeddings", where)
+        view2 = check_embeddings(keys, "keys", where)
+        if view2.shape != view1.shape:
+            raise ValueError(
+                f"{where}: keys (the second view) has shape {shape_str(view2)} but embeddings "
+                f"(the first view) has shape {shape_str(view1)}"
+            )
+        n = view1.shape[0]
+        if labels is None:
+            ids = torch.arange(n, device=view1.device)
+        elif not isinstance(labels, Tensor) or labels.shape != (n,):
+            shape = shape_str(labels) if isinstance(labels, Tensor) else type(labels).__name__
+            raise ValueError(
+                f"{where}: labels has shape {shape} but expected [{n}], one per pair of views"
+            )
+        else:
+            ids = labels
+        if hard_negatives is not None:
+            if not isinstance(hard_negatives, Tensor) or hard_negatives.shape[:1] != (n,):
+                shape = (
+                    shape_str(hard_negatives)
+                    if isinstance(hard_negatives, Tensor)
+                    else type(hard_negatives).__name__
+                )
+                raise ValueError(
+                    f"{where}: hard_negatives has shape {shape}; expected [{n}, d] or "
+                    f"[{n}, h, d], the negatives of each pair of views"
+                )
+            hard_negatives = torch.cat([hard_negatives, hard_negatives])
+        candidates = build_candidates(
+            torch.cat([view1, view2.to(view1.dtype)]),
+            torch.cat([ids, ids]),
+            ref_embeddings=ref_embeddings,
+            ref_labels=ref_labels,
+            hard_negatives=hard_negatives,
+            where=where,
+        )
+        if self.chunk_size is None:
+            similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
+            positive, negative = candidates.masks()
+            return F.nt_xent_loss(
+                similarity,
+                positive,
+                negative,
+                temperature=self.current_temperature(),
+                weights=weights,
+                reduction=self.reduction,
+            )
+        values, valid = F.mean_of_views(*self._per_anchor(candidates), 2)
+        return reduce_values(values, valid, weights, self.reduction, where=where)
+
+    def _loss(
+        self,
+        candidates: Candidates,
+        *,
+        indices: Pairs | Triplets | None,
+        weights: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        values, valid = self._per_anchor(candidates)
+        return reduce_values(values, valid, weights, self.reduction, where=type(self).__name__)

@@ -1,6 +1,6 @@
 """Pairs, triplets, miners, balanced batch samplers and a cross-batch memory.
 
-* :mod:`~rankloss.mining.tuples`: typed :class:`Pairs` / :class:`Triplets` and their
+* :mod:`~rankloss._core.tuples`: typed :class:`Pairs` / :class:`Triplets` and their
   construction from labels (:func:`all_pairs`, :func:`all_triplets`, :func:`graded_pairs`).
 * :mod:`~rankloss.mining.miners`: miners on a detached similarity matrix, by name through
   :func:`get` (``"batch_hard"``, ``"semi_hard"``, ``"margin"``, ``"hard"``, ``"easy"``,
@@ -12,6 +12,18 @@
 See ``docs/mining.md``.
 """
 
+from rankloss._core.tuples import (
+    GradedPairs,
+    Pairs,
+    Triplets,
+    all_pairs,
+    all_triplets,
+    graded_pairs,
+    keep_top_per_anchor,
+    label_masks,
+    pairs_to_triplets,
+    triplets_to_pairs,
+)
 from rankloss.mining.memory import CrossBatchMemory
 from rankloss.mining.miners import (
     MINERS,
@@ -26,18 +38,6 @@ from rankloss.mining.miners import (
     get,
 )
 from rankloss.mining.samplers import ClassBalancedSampler, ListSampler, MPerClassSampler
-from rankloss.mining.tuples import (
-    GradedPairs,
-    Pairs,
-    Triplets,
-    all_pairs,
-    all_triplets,
-    graded_pairs,
-    keep_top_per_anchor,
-    label_masks,
-    pairs_to_triplets,
-    triplets_to_pairs,
-)
 
 __all__ = [
     "Pairs",

@@ -8,6 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rankloss._core import params
+from rankloss._core.validation import shape_str
+
 __all__ = ["CrossBatchMemory"]
 
 
@@ -30,13 +33,19 @@ class CrossBatchMemory(nn.Module):
     negative (the MoCo use).
     """
 
+    queue: Tensor
+    queue_labels: Tensor
+    filled: Tensor
+    pointer: Tensor
+
     def __init__(
         self, size: int, dim: int, *, dtype: torch.dtype = torch.float32, use_labels: bool = True
     ) -> None:
         super().__init__()
-        if size < 1 or dim < 1:
-            raise ValueError(f"CrossBatchMemory: size and dim must be positive, got {size}, {dim}")
-        self.size, self.dim, self.use_labels = size, dim, use_labels
+        where = "CrossBatchMemory"
+        self.size = params.positive_int(where, "size", size)
+        self.dim = params.positive_int(where, "dim", dim)
+        self.use_labels = params.boolean(where, "use_labels", use_labels)
         self.register_buffer("queue", torch.zeros(size, dim, dtype=dtype))
         self.register_buffer("queue_labels", torch.zeros(size, dtype=torch.long))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
@@ -64,13 +73,17 @@ class CrossBatchMemory(nn.Module):
         """Append a batch (detached), overwriting the oldest entries when full."""
         if embeddings.dim() != 2 or embeddings.shape[1] != self.dim:
             raise ValueError(
-                f"CrossBatchMemory: embeddings has shape {list(embeddings.shape)}, expected "
+                f"CrossBatchMemory: embeddings has shape {shape_str(embeddings)}, expected "
                 f"[n, {self.dim}]"
             )
         if labels.shape != embeddings.shape[:1]:
             raise ValueError(
-                f"CrossBatchMemory: labels has shape {list(labels.shape)} but embeddings has "
-                f"shape {list(embeddings.shape)}"
+                f"CrossBatchMemory: labels has shape {shape_str(labels)} but embeddings has "
+                f"shape {shape_str(embeddings)}"
+            )
+        if labels.dtype.is_floating_point or labels.is_complex():
+            raise ValueError(
+                f"CrossBatchMemory: labels must be integer class labels, got dtype {labels.dtype}"
             )
         embeddings, labels = embeddings.detach()[-self.size :], labels[-self.size :]
         n = embeddings.shape[0]
@@ -85,7 +98,9 @@ class CrossBatchMemory(nn.Module):
     ) -> Tensor:
         """``loss_fn(embeddings, labels, ref_embeddings=queue, ref_labels=...)``, then enqueue.
 
-        The queue is read before the batch is added, so a batch never meets its own copy.
+        ``loss_fn`` is an embedding-loss module of :mod:`rankloss.losses` (or any callable
+        with that call form); ``kwargs`` (``weights``, ``generator``, ...) are passed on. The
+        queue is read before the batch is added, so a batch never meets its own copy.
         """
         if len(self):
             kwargs["ref_embeddings"] = self.embeddings

@@ -1,24 +1,32 @@
 """Miners: choose informative pairs or triplets from a detached similarity matrix.
 
-A miner is called as ``miner(similarity, positive, negative, *, generator=None)`` where
-``similarity [N, M]`` is a similarity (higher = closer; it is detached first) and
-``positive``/``negative`` are ``[N, M]`` bool masks of the candidate pairs (see
-:func:`rankloss.mining.label_masks`). It returns :class:`Pairs` or :class:`Triplets`, whose
-``found`` says how many tuples qualified before the per-anchor cap ``max_per_anchor``.
-``miner.mine(embeddings, labels)`` does the same from embeddings and labels.
+A miner is called as ``miner(similarity, positive, negative, *, generator=None,
+embedding_dim=None)`` where ``similarity [N, M]`` is a similarity (higher = closer; it is
+detached first) and ``positive``/``negative`` are ``[N, M]`` bool masks of the candidate pairs
+(see :func:`rankloss.mining.label_masks`). It returns :class:`Pairs` or :class:`Triplets`,
+whose ``found`` says how many tuples qualified before the per-anchor cap ``max_per_anchor``.
+``miner.mine(embeddings, labels)`` does the same from embeddings and labels. The embedding
+losses of :mod:`rankloss.losses` call a miner exactly so, on the similarity they compute.
+
+Every hyper-parameter is checked when the miner is built, with the message form
+``"<Miner>: <name> must be ..., got ..."`` (a value of the wrong type is a ``TypeError``).
+This module imports only the core layer.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from rankloss._validation import check_choice
-from rankloss.mining.tuples import Pairs, Triplets, keep_top_per_anchor, label_masks
-from rankloss.registry import Registry
+from rankloss._core import params
+from rankloss._core.registry import Registry
+from rankloss._core.similarity import SIMILARITIES, Similarity, pairwise_similarity
+from rankloss._core.tuples import Pairs, Triplets, keep_top_per_anchor, label_masks
+from rankloss._core.validation import shape_str
 
 __all__ = [
     "Miner",
@@ -36,10 +44,6 @@ __all__ = [
 MINERS: Registry[Any] = Registry("miner")
 
 
-def _shape(t: Tensor) -> str:
-    return "[" + ", ".join(str(s) for s in t.shape) + "]"
-
-
 def _empty_triplets(device: torch.device, found: int = 0) -> Triplets:
     empty = torch.zeros(0, dtype=torch.long, device=device)
     return Triplets(empty, empty, empty, found)
@@ -52,11 +56,7 @@ class Miner:
     output: str = "triplets"
 
     def __init__(self, max_per_anchor: int | None = None) -> None:
-        if max_per_anchor is not None and max_per_anchor < 1:
-            raise ValueError(
-                f"max_per_anchor must be a positive integer or None, got {max_per_anchor}"
-            )
-        self.max_per_anchor = max_per_anchor
+        self.max_per_anchor = params.cutoff(type(self).__name__, "max_per_anchor", max_per_anchor)
 
     def __call__(
         self,
@@ -73,8 +73,8 @@ class Miner:
         for label, mask in (("positive", positive), ("negative", negative)):
             if mask.shape != similarity.shape or mask.dtype != torch.bool:
                 raise ValueError(
-                    f"{name}: {label} must be a bool mask of shape {_shape(similarity)}, got "
-                    f"{_shape(mask)} {mask.dtype}"
+                    f"{name}: {label} must be a bool mask of shape {shape_str(similarity)}, got "
+                    f"{shape_str(mask)} {mask.dtype}"
                 )
         with torch.no_grad():
             return self.select(
@@ -88,12 +88,11 @@ class Miner:
         ref_embeddings: Tensor | None = None,
         ref_labels: Tensor | None = None,
         *,
-        similarity: str = "cosine",
+        similarity: Similarity = "cosine",
         generator: torch.Generator | None = None,
     ) -> Pairs | Triplets:
         """Mine from embeddings and class labels (candidates: the reference set, else the batch)."""
-        from rankloss.functional.similarity import pairwise_similarity
-
+        params.choice(f"{type(self).__name__}.mine", "similarity", similarity, SIMILARITIES)
         if (ref_embeddings is None) != (ref_labels is None):
             raise ValueError(f"{type(self).__name__}.mine: pass both ref_embeddings and ref_labels")
         sim = pairwise_similarity(
@@ -131,7 +130,15 @@ class BatchHardMiner(Miner):
     Re-Identification", 2017.
     """
 
-    def select(self, similarity, positive, negative, *, generator, dim):
+    def select(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        *,
+        generator: torch.Generator | None,
+        dim: int | None,
+    ) -> Pairs | Triplets:
         inf = torch.finfo(similarity.dtype).max
         pos_sim = torch.where(positive, similarity, inf)
         neg_sim = torch.where(negative, similarity, -inf)
@@ -154,9 +161,19 @@ class BatchSemiHardMiner(Miner):
 
     def __init__(self, margin: float | None = None, max_per_anchor: int | None = None) -> None:
         super().__init__(max_per_anchor)
-        self.margin = margin
+        self.margin = (
+            None if margin is None else params.nonnegative(type(self).__name__, "margin", margin)
+        )
 
-    def select(self, similarity, positive, negative, *, generator, dim):
+    def select(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        *,
+        generator: torch.Generator | None,
+        dim: int | None,
+    ) -> Pairs | Triplets:
         neg_sim = torch.where(negative, similarity, -math.inf)
         sorted_neg, order = torch.sort(neg_sim, dim=1)
         # Index of the largest negative similarity strictly below each s_ap.
@@ -200,9 +217,9 @@ class MarginMiner(Miner):
         self, margin: float = 0.2, kind: str = "violating", max_per_anchor: int | None = None
     ) -> None:
         super().__init__(max_per_anchor)
-        check_choice("kind", kind, _MARGIN_KINDS)
-        self.margin = margin
-        self.kind = kind
+        where = type(self).__name__
+        self.margin = params.nonnegative(where, "margin", margin)
+        self.kind = params.choice(where, "kind", kind, _MARGIN_KINDS)
 
     def _condition(self, delta: Tensor) -> Tensor:
         m = self.margin
@@ -214,7 +231,15 @@ class MarginMiner(Miner):
             return (delta >= 0) & (delta < m)
         return delta >= m
 
-    def select(self, similarity, positive, negative, *, generator, dim):
+    def select(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        *,
+        generator: torch.Generator | None,
+        dim: int | None,
+    ) -> Pairs | Triplets:
         n, m = similarity.shape
         block = max(1, (1 << 22) // max(1, m * m))
         parts = []
@@ -252,10 +277,20 @@ class PairMarginMiner(Miner):
         max_per_anchor: int | None = None,
     ) -> None:
         super().__init__(max_per_anchor)
-        check_choice("kind", kind, ("hard", "easy"))
-        self.pos_margin, self.neg_margin, self.kind = pos_margin, neg_margin, kind
+        where = type(self).__name__
+        self.pos_margin = params.number(where, "pos_margin", pos_margin)
+        self.neg_margin = params.number(where, "neg_margin", neg_margin)
+        self.kind = params.choice(where, "kind", kind, ("hard", "easy"))
 
-    def select(self, similarity, positive, negative, *, generator, dim):
+    def select(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        *,
+        generator: torch.Generator | None,
+        dim: int | None,
+    ) -> Pairs | Triplets:
         hard_pos = similarity < self.pos_margin
         hard_neg = similarity > self.neg_margin
         if self.kind == "easy":
@@ -302,9 +337,17 @@ class MultiSimilarityMiner(Miner):
 
     def __init__(self, epsilon: float = 0.1, max_per_anchor: int | None = None) -> None:
         super().__init__(max_per_anchor)
-        self.epsilon = epsilon
+        self.epsilon = params.nonnegative(type(self).__name__, "epsilon", epsilon)
 
-    def select(self, similarity, positive, negative, *, generator, dim):
+    def select(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        *,
+        generator: torch.Generator | None,
+        dim: int | None,
+    ) -> Pairs | Triplets:
         inf = math.inf
         min_pos = torch.where(positive, similarity, inf).amin(1, keepdim=True)
         max_neg = torch.where(negative, similarity, -inf).amax(1, keepdim=True)
@@ -339,12 +382,22 @@ class DistanceWeightedMiner(Miner):
         seed: int = 0,
     ) -> None:
         super().__init__(max_per_anchor)
-        self.cutoff, self.nonzero_loss_cutoff, self.dim, self.seed = (
-            cutoff,
-            nonzero_loss_cutoff,
-            dim,
-            seed,
+        where = type(self).__name__
+        self.cutoff = params.positive(where, "cutoff", cutoff)
+        self.nonzero_loss_cutoff = params.positive(
+            where, "nonzero_loss_cutoff", nonzero_loss_cutoff
         )
+        if self.nonzero_loss_cutoff <= self.cutoff:
+            raise ValueError(
+                f"{where}: nonzero_loss_cutoff must be > cutoff ({self.cutoff!r}), got "
+                f"{nonzero_loss_cutoff!r}"
+            )
+        if dim is not None:
+            params.positive_int(where, "dim", dim)
+            if dim < 3:
+                raise ValueError(f"{where}: dim must be >= 3 or None, got {dim!r}")
+        self.dim = dim
+        self.seed = params.nonnegative_int(where, "seed", seed)
 
     def weights(self, similarity: Tensor, negative: Tensor, dim: int) -> Tensor:
         """``[N, M]`` sampling weights (rows sum to 1 where an anchor has a negative)."""
@@ -365,7 +418,15 @@ class DistanceWeightedMiner(Miner):
         weight = torch.where(empty, negative.to(weight.dtype), weight)
         return weight / weight.sum(1, keepdim=True).clamp(min=1e-30)
 
-    def select(self, similarity, positive, negative, *, generator, dim):
+    def select(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        *,
+        generator: torch.Generator | None,
+        dim: int | None,
+    ) -> Pairs | Triplets:
         dim = self.dim or dim
         if dim is None:
             raise ValueError("DistanceWeightedMiner: pass dim= (the embedding size)")
@@ -396,7 +457,7 @@ def available() -> list[str]:
     return MINERS.names()
 
 
-def _margin(kind: str):
+def _margin(kind: str) -> Callable[..., MarginMiner]:
     def build(margin: float = 0.2, max_per_anchor: int | None = None) -> MarginMiner:
         return MarginMiner(margin, kind, max_per_anchor)
 

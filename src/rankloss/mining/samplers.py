@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
+from rankloss._core import params
+
 __all__ = ["MPerClassSampler", "ClassBalancedSampler", "ListSampler"]
 
 
@@ -128,8 +130,12 @@ class MPerClassSampler(_SeededBatchSampler):
         world_size: int | None = None,
     ) -> None:
         super().__init__(seed, generator, rank, world_size)
-        self.labels = _as_long(labels, "labels", "MPerClassSampler")
-        if m < 1 or batch_size < 1 or batch_size % m:
+        where = "MPerClassSampler"
+        self.labels = _as_long(labels, "labels", where)
+        m = params.positive_int(where, "m", m)
+        batch_size = params.positive_int(where, "batch_size", batch_size)
+        num_batches = params.cutoff(where, "num_batches", num_batches)
+        if batch_size % m:
             raise ValueError(
                 f"MPerClassSampler: batch_size ({batch_size}) must be a positive multiple of "
                 f"m ({m})"
@@ -193,9 +199,11 @@ class ClassBalancedSampler(_SeededBatchSampler):
         world_size: int | None = None,
     ) -> None:
         super().__init__(seed, generator, rank, world_size)
-        self.labels = _as_long(labels, "labels", "ClassBalancedSampler")
-        if batch_size < 1:
-            raise ValueError(f"ClassBalancedSampler: batch_size must be positive, got {batch_size}")
+        where = "ClassBalancedSampler"
+        self.labels = _as_long(labels, "labels", where)
+        batch_size = params.positive_int(where, "batch_size", batch_size)
+        num_batches = params.cutoff(where, "num_batches", num_batches)
+        power = params.number(where, "power", power)
         _, inverse, counts = torch.unique(self.labels, return_inverse=True, return_counts=True)
         self.item_weights = counts[inverse].double().pow(-power)
         self.batch_size = batch_size
@@ -218,11 +226,11 @@ class ListSampler(_SeededBatchSampler):
     """Batches of ranking lists with ``items_per_list`` items of each list, relevant ones kept.
 
     Items are grouped into lists by ``query_ids``. For each list the sampler keeps every
-    relevant item (label > ``relevance_threshold``) and fills up to ``items_per_list`` with
-    non-relevant items drawn at random; a list with more relevant items than that keeps a
-    random ``items_per_list`` of them, and a shorter list is taken whole. A batch holds
-    ``lists_per_batch`` lists (the last may hold fewer), flattened to one index list, list by
-    list, items of a list in dataset order.
+    relevant item (label >= ``relevance_threshold``, default 1: integer grades > 0) and fills
+    up to ``items_per_list`` with non-relevant items drawn at random; a list with more
+    relevant items than that keeps a random ``items_per_list`` of them, and a shorter list is
+    taken whole. A batch holds ``lists_per_batch`` lists (the last may hold fewer), flattened
+    to one index list, list by list, items of a list in dataset order.
 
     Args:
         query_ids: ``[n]`` list (query) id of each item.
@@ -239,7 +247,7 @@ class ListSampler(_SeededBatchSampler):
         *,
         items_per_list: int,
         lists_per_batch: int,
-        relevance_threshold: float = 0.0,
+        relevance_threshold: float = 1.0,
         shuffle: bool = True,
         seed: int = 0,
         generator: torch.Generator | None = None,
@@ -254,11 +262,15 @@ class ListSampler(_SeededBatchSampler):
                 f"ListSampler: labels has shape {list(relevance.shape)} but query_ids has shape "
                 f"{list(ids.shape)}"
             )
-        if items_per_list < 1 or lists_per_batch < 1:
-            raise ValueError("ListSampler: items_per_list and lists_per_batch must be positive")
+        items_per_list = params.positive_int("ListSampler", "items_per_list", items_per_list)
+        lists_per_batch = params.positive_int("ListSampler", "lists_per_batch", lists_per_batch)
+        relevance_threshold = params.number(
+            "ListSampler", "relevance_threshold", relevance_threshold
+        )
+        shuffle = params.boolean("ListSampler", "shuffle", shuffle)
         _, inverse = torch.unique(ids, return_inverse=True)
         self.lists = [torch.nonzero(inverse == q)[:, 0] for q in range(int(inverse.max()) + 1)]
-        self.relevant = [relevance[members] > relevance_threshold for members in self.lists]
+        self.relevant = [relevance[members] >= relevance_threshold for members in self.lists]
         self.items_per_list, self.lists_per_batch = items_per_list, lists_per_batch
         self.shuffle = shuffle
 
