@@ -79,8 +79,10 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads\n"
     )
-    print(f"batch of {args.batch} images 1x28x28; pipeline: crop + flip + colour jitter (p=0.8) "
-          "+ grey (p=0.2) + blur (p=0.5) + noise\n")
+    print(
+        f"batch of {args.batch} images 1x28x28; pipeline: crop + flip + colour jitter (p=0.8) "
+        "+ grey (p=0.2) + blur (p=0.5) + noise\n"
+    )
     print("| mode | ms per batch | images/s |")
     print("|---|---:|---:|")
     for name, seconds, rate in rows:

@@ -100,3 +100,48 @@ def test_two_views_dataset():
 def test_repr_mentions_parameters():
     assert "p=0.3" in repr(A.RandomHorizontalFlip(0.3))
     assert "Compose" in repr(A.simclr_image_pipeline(None))
+
+
+def _rankloss_imports(module):
+    """Modules of rankloss that ``module``'s source imports, anywhere in the file."""
+    import ast
+    import inspect
+
+    found = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rankloss"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("rankloss"))
+    return found
+
+
+def test_augment_imports_run_one_way():
+    """geometry -> base -> image/text/features: no circle, not even inside a function."""
+    from rankloss.augment import base, features, geometry, image, text
+
+    assert _rankloss_imports(geometry) == set()
+    assert _rankloss_imports(base) == {"rankloss.augment.geometry"}
+    for module in (image, text, features):
+        assert "rankloss.augment.base" in _rankloss_imports(module)
+    assert A.image.warp_fused is geometry.warp_fused  # still importable where it was
+
+
+def test_compose_fuses_geometric_runs_into_one_resampling(monkeypatch):
+    from rankloss.augment import geometry
+
+    calls = []
+    real_warp = geometry.warp
+
+    def counting_warp(*args, **kwargs):
+        calls.append(1)
+        return real_warp(*args, **kwargs)
+
+    monkeypatch.setattr(geometry, "warp", counting_warp)
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    pipeline = A.Compose(
+        [A.RandomResizedCrop(8), A.RandomApply(A.RandomAffine(20), 0.5), A.Grayscale()]
+    )
+    out = pipeline(x, generator=0)
+    assert out.shape == (4, 3, 8, 8)
+    assert len(calls) == 1

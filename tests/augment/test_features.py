@@ -56,9 +56,7 @@ def test_dropout_rate_and_columns():
 def test_mixup_partners_are_real_other_items():
     x, mask = lists()
     x = torch.arange(4 * 6, dtype=torch.float32).view(4, 6, 1).expand(4, 6, 2).contiguous()
-    out, labels = A.ItemMixup(1.0).mix(
-        x, torch.arange(24.0).view(4, 6), mask=mask, generator=0
-    )
+    out, labels = A.ItemMixup(1.0).mix(x, torch.arange(24.0).view(4, 6), mask=mask, generator=0)
     lam_ok = (out - x)[..., 0]
     assert torch.equal(out[1, 0], x[1, 0])  # a list of one real item is unchanged
     assert torch.allclose(out[..., 0], labels)  # labels mixed with the same weights

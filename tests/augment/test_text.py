@@ -111,8 +111,14 @@ def test_insertion_lengths():
 
 @pytest.mark.parametrize(
     "transform",
-    [A.WordDropout(0.0), A.SpanDeletion(0.0), A.LocalShuffle(0.0), A.RandomInsertion(0),
-     A.RandomSwap(0), A.RandomApply(A.RandomSwap(3), p=0.0)],
+    [
+        A.WordDropout(0.0),
+        A.SpanDeletion(0.0),
+        A.LocalShuffle(0.0),
+        A.RandomInsertion(0),
+        A.RandomSwap(0),
+        A.RandomApply(A.RandomSwap(3), p=0.0),
+    ],
     ids=repr,
 )
 def test_probability_zero_is_identity(transform):

@@ -164,6 +164,20 @@ def list_metric(name, scores, labels, *, k=None, ties="index", empty="skip", **o
     return value
 
 
+def similarity_of(q, r, kind):
+    """One similarity (higher = closer), as named in ``rankloss._core.similarity``."""
+    dot = sum(a * b for a, b in zip(q, r))
+    if kind == "dot":
+        return dot
+    if kind == "cosine":
+        return dot / (math.sqrt(sum(a * a for a in q)) * math.sqrt(sum(b * b for b in r)))
+    squared = sum((a - b) ** 2 for a, b in zip(q, r))
+    if kind == "neg_sq_euclidean":
+        return -squared
+    assert kind == "neg_euclidean", kind
+    return -math.sqrt(squared)
+
+
 def retrieval(query, query_labels, refs, ref_labels, ks, similarity, exclude_self):
     """Per-query retrieval metrics by loops (lists of floats, no ties assumed)."""
     out = []
@@ -172,13 +186,7 @@ def retrieval(query, query_labels, refs, ref_labels, ks, similarity, exclude_sel
         for j, r in enumerate(refs):
             if exclude_self and i == j:
                 continue
-            if similarity == "cosine":
-                nq = math.sqrt(sum(a * a for a in q))
-                nr = math.sqrt(sum(b * b for b in r))
-                s = sum(a * b for a, b in zip(q, r)) / (nq * nr)
-            else:
-                s = -math.sqrt(sum((a - b) ** 2 for a, b in zip(q, r)))
-            sims.append((s, ref_labels[j] == query_labels[i]))
+            sims.append((similarity_of(q, r, similarity), ref_labels[j] == query_labels[i]))
         sims.sort(key=lambda x: -x[0])
         match = [m for _, m in sims]
         big_r = sum(match)
@@ -195,7 +203,7 @@ def retrieval(query, query_labels, refs, ref_labels, ks, similarity, exclude_sel
                 ap += hits / p
         row["map@r"] = ap / big_r
         for k in ks:
-            row[f"recall@{k}"] = float(any(match[:k]))
+            row[f"hit@{k}"] = float(any(match[:k]))
             dcg_k = sum(1 / math.log2(p + 1) for p, m in enumerate(match[:k], 1) if m)
             ideal = sum(1 / math.log2(p + 1) for p in range(1, min(big_r, k) + 1))
             row[f"ndcg@{k}"] = dcg_k / ideal

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import rankloss.metrics as M
+from rankloss._core.ranking import dcg_at_k, ideal_dcg, position_discounts
+from rankloss._core.ranking import gain as gain_values
 from tests.metrics import reference as ref
 
 BINARY = ["average_precision", "reciprocal_rank", "precision", "recall", "r_precision", "hit_rate"]
@@ -123,6 +125,58 @@ def test_relevance_threshold():
     )
 
 
+def test_relevance_threshold_rule_is_greater_or_equal():
+    """The one rule: an item is relevant when ``label >= relevance_threshold`` (default 1)."""
+    scores = torch.tensor([4.0, 3.0, 2.0, 1.0])
+    labels = torch.tensor([0.0, 1.0, 2.0, 0.5])
+    for name in ["average_precision", "reciprocal_rank", "precision", "recall", "hit_rate"]:
+        function = getattr(M, name)
+        default = function(scores, labels, k=2)
+        assert default.item() == function(scores, labels, k=2, relevance_threshold=1.0).item()
+        # a label equal to the threshold is relevant: 1.0 and 2.0 are, 0.5 and 0.0 are not
+        assert default.item() == function(scores, labels >= 1, k=2).item(), name
+    assert M.recall(scores, labels, k=2).item() == 0.5
+    assert M.recall(scores, labels, k=2, relevance_threshold=2).item() == 0.0
+    assert M.recall(scores, labels, k=3, relevance_threshold=0.5).item() == pytest.approx(2 / 3)
+
+
+def test_hit_at_k_and_recall_at_k_differ_with_several_relevant_items():
+    scores = torch.tensor([[4.0, 3.0, 2.0, 1.0], [4.0, 3.0, 2.0, 1.0]])
+    labels = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    hit = M.hit_rate(scores, labels, k=2)
+    recall = M.recall(scores, labels, k=2)
+    assert hit.tolist() == [1.0, 1.0]
+    assert recall.tolist() == pytest.approx([1 / 3, 1.0])  # equal with one relevant item only
+    torch.testing.assert_close(M.compute("hit@2", scores, labels), hit)
+    torch.testing.assert_close(M.compute("hit_rate@2", scores, labels), hit)
+    torch.testing.assert_close(M.compute("recall@2", scores, labels), recall)
+    torch.testing.assert_close(M.compute("R@2", scores, labels), recall)
+
+
+def test_dcg_primitives_are_the_core_ones():
+    """One DCG: the metrics agree with rankloss._core.ranking on gains in rank order."""
+    g = torch.Generator().manual_seed(21)
+    scores = torch.rand(30, 9, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 4, (30, 9), generator=g).double()
+    order = scores.argsort(-1, descending=True)
+    for kind in ["exp2", "linear"]:
+        in_order = gain_values(labels.gather(-1, order), kind)
+        for k in [None, 1, 4]:
+            core_dcg = dcg_at_k(in_order, k)
+            assert torch.equal(M.dcg(scores, labels, k=k, gain=kind, ties="index"), core_dcg)
+            torch.testing.assert_close(M.dcg(scores, labels, k=k, gain=kind), core_dcg)
+            every = torch.ones_like(labels, dtype=torch.bool)
+            ideal = ideal_dcg(gain_values(labels, kind), every, k)
+            sorted_gains = gain_values(labels.sort(-1, descending=True).values, kind)
+            torch.testing.assert_close(ideal, dcg_at_k(sorted_gains, k), rtol=0, atol=1e-12)
+            wanted = torch.where(ideal > 0, core_dcg / ideal, math.nan)
+            torch.testing.assert_close(
+                M.ndcg(scores, labels, k=k, gain=kind), wanted, equal_nan=True
+            )
+    weights = position_discounts(5, k=3, dtype=torch.float64)
+    assert weights.tolist() == pytest.approx([1.0, 1 / math.log2(3), 0.5, 0.0, 0.0])
+
+
 def test_average_ties_of_constant_scores_is_the_random_expectation():
     scores = torch.zeros(1, 4)
     labels = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
@@ -215,9 +269,19 @@ def test_compute_by_name():
     assert M.parse_metric("mrr@10").canonical == "mrr@10"
     assert M.parse_metric("Rprec").metric == "r_precision"
     assert M.parse_metric("hit_rate@10").k == 10
+    assert M.parse_metric("hit_rate@10").canonical == "hit@10"
+    assert M.parse_metric("hit@10") == M.MetricSpec("hit@10", "hit", 10)
+    assert M.parse_metric("success_5").metric == "hit"
+    assert M.METRIC_FUNCTIONS["hit"] is M.hit_rate
     assert M.parse_metric("recall_100") == M.MetricSpec("recall_100", "recall", 100)
     with pytest.raises(ValueError, match="unknown metric"):
         M.parse_metric("ndgc@10")
+    with pytest.raises(ValueError, match="parse_metric: the cut-off of 'ndcg@0'"):
+        M.parse_metric("ndcg@0")
+    with pytest.raises(TypeError, match="parse_metric: name must be a str"):
+        M.parse_metric(10)
+    with pytest.raises(ValueError, match="compute: reduction must be one of"):
+        M.compute("map", scores, labels, mask, reduction="sum")
 
 
 def test_validation_errors():
@@ -226,14 +290,31 @@ def test_validation_errors():
         M.ndcg(scores, torch.rand(2, 4))
     with pytest.raises(ValueError, match="mask must be a bool"):
         M.ndcg(scores, scores, torch.ones(2, 3))
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ValueError, match="ndcg: k must be a positive integer or None, got 0"):
         M.ndcg(scores, scores, k=0)
-    with pytest.raises(ValueError, match="ties"):
+    with pytest.raises(ValueError, match="ndcg: ties must be one of"):
         M.ndcg(scores, scores, ties="random")
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="ndcg: empty must be one of"):
         M.ndcg(scores, scores, empty="nan")
-    with pytest.raises(ValueError, match="gain"):
+    with pytest.raises(ValueError, match="ndcg: gain must be one of"):
         M.ndcg(scores, scores, gain="cubic")
+    with pytest.raises(ValueError, match="dcg: gain must be one of"):
+        M.dcg(scores, scores, gain="cubic")
+    # wrong types are TypeErrors; the message names the function and the argument
+    with pytest.raises(TypeError, match="recall: k must be an int or None, got float"):
+        M.recall(scores, scores, k=2.0)
+    with pytest.raises(TypeError, match="hit_rate: k must be an int or None, got bool"):
+        M.hit_rate(scores, scores, k=True)
+    with pytest.raises(TypeError, match="precision: relevance_threshold must be a number"):
+        M.precision(scores, scores, relevance_threshold="1")
+    with pytest.raises(ValueError, match="average_precision: relevance_threshold must be finite"):
+        M.average_precision(scores, scores, relevance_threshold=math.nan)
+    with pytest.raises(TypeError, match="reciprocal_rank: relevance_threshold must be a number"):
+        M.reciprocal_rank(scores, scores, relevance_threshold=None)
+    with pytest.raises(ValueError, match="err: max_label must be finite"):
+        M.err(scores, scores, max_label=math.inf)
+    with pytest.raises(ValueError, match="ordered_pair_accuracy: k must be a positive"):
+        M.ordered_pair_accuracy(scores, scores, k=-1)
 
 
 def test_accumulator_streams_per_list_values():

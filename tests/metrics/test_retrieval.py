@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import rankloss.metrics as M
+from rankloss._core.similarity import SIMILARITIES
 from tests.metrics import reference as ref
 
 
@@ -27,7 +28,7 @@ def reference_means(x, y, rx, ry, ks, similarity, exclude_self):
     return {name: sum(r[name] for r in rows) / len(rows) for name in rows[0]}
 
 
-@pytest.mark.parametrize("similarity", ["cosine", "euclidean"])
+@pytest.mark.parametrize("similarity", SIMILARITIES)
 @pytest.mark.parametrize("chunk_size", [7, 1000])
 def test_self_retrieval_matches_reference(similarity, chunk_size):
     x, y = clustered(0)
@@ -38,9 +39,9 @@ def test_self_retrieval_matches_reference(similarity, chunk_size):
     wanted = reference_means(x, y, x, y, (1, 5, 10), similarity, True)
     assert set(ours) == {
         "precision@1",
-        "recall@1",
-        "recall@5",
-        "recall@10",
+        "hit@1",
+        "hit@5",
+        "hit@10",
         "r_precision",
         "map@r",
         "ndcg@1",
@@ -49,7 +50,44 @@ def test_self_retrieval_matches_reference(similarity, chunk_size):
     }
     for name, value in wanted.items():
         assert ours[name] == pytest.approx(value, abs=1e-12), name
-    assert ours["precision@1"] == ours["recall@1"]
+    assert ours["precision@1"] == ours["hit@1"]
+
+
+def test_similarities_are_the_core_list_and_distances_rank_alike():
+    assert M.retrieval.SIMILARITIES is SIMILARITIES
+    x, y = clustered(8)
+    root = M.embedding_retrieval_metrics(x, y, ks=(1, 5), similarity="neg_euclidean")
+    squared = M.embedding_retrieval_metrics(x, y, ks=(1, 5), similarity="neg_sq_euclidean")
+    assert root == pytest.approx(squared, abs=1e-12)
+    # cosine ranks like dot products of unit vectors
+    unit = torch.nn.functional.normalize(x, dim=1)
+    dot = M.embedding_retrieval_metrics(unit, y, ks=(1, 5), similarity="dot")
+    assert M.embedding_retrieval_metrics(x, y, ks=(1, 5)) == pytest.approx(dot, abs=1e-12)
+
+
+def test_hit_at_k_is_not_recall_at_k():
+    """hit@k (any relevant in the top k) and recall@k (the fraction found) differ as soon as a
+    query has several relevant references; hit@k equals rankloss.metrics.hit_rate."""
+    # query 0 has three relevant references (1, 2, 3); only reference 1 is among its 2 nearest
+    x = torch.tensor(
+        [[1.0, 0.0], [0.99, 0.14], [0.0, 1.0], [-0.2, 0.98], [0.95, -0.31], [0.9, 0.44]],
+        dtype=torch.float64,
+    )
+    x = torch.nn.functional.normalize(x, dim=1)  # cosine = dot
+    y = torch.tensor([0, 0, 0, 0, 1, 1])
+    per_query = M.retrieval_per_query(x, y, ks=(2,))
+    assert per_query["hit@2"][0].item() == 1.0
+    assert "recall@2" not in per_query
+    scores = x @ x.T
+    labels = (y[:, None] == y[None, :]).double()
+    mask = ~torch.eye(6, dtype=torch.bool)
+    recall = M.recall(scores, labels, mask, k=2)
+    assert recall[0].item() == pytest.approx(1 / 3)
+    hit = M.hit_rate(scores, labels, mask, k=2)
+    torch.testing.assert_close(hit, per_query["hit@2"])
+    assert not torch.allclose(hit, recall)
+    assert M.compute("hit@2", scores, labels, mask)[0].item() == 1.0
+    assert M.compute("recall@2", scores, labels, mask)[0].item() == pytest.approx(1 / 3)
 
 
 def test_reference_set_and_exclude_self():
@@ -76,8 +114,22 @@ def test_retrieval_errors_and_float32():
         M.embedding_retrieval_metrics(x, y, x)
     with pytest.raises(ValueError, match="dimension"):
         M.embedding_retrieval_metrics(x, y, x[:, :3], y)
-    with pytest.raises(ValueError, match="similarity"):
-        M.embedding_retrieval_metrics(x, y, similarity="dot")
+    with pytest.raises(ValueError, match="similarity must be one of .*renamed 'neg_euclidean'"):
+        M.embedding_retrieval_metrics(x, y, similarity="euclidean")
+    with pytest.raises(ValueError, match="embedding_retrieval_metrics: similarity must be one of"):
+        M.embedding_retrieval_metrics(x, y, similarity="manhattan")
+    with pytest.raises(ValueError, match="embedding_retrieval_metrics: ks must be a positive"):
+        M.embedding_retrieval_metrics(x, y, ks=(0, 5))
+    with pytest.raises(TypeError, match="embedding_retrieval_metrics: ks must be an int"):
+        M.embedding_retrieval_metrics(x, y, ks=(1.5,))
+    with pytest.raises(ValueError, match="retrieval_per_query: chunk_size must be a positive"):
+        M.retrieval_per_query(x, y, chunk_size=0)
+    with pytest.raises(TypeError, match="exclude_self must be a bool"):
+        M.retrieval_per_query(x, y, exclude_self=1)
+    with pytest.raises(ValueError, match="retrieval_per_class_report: k must be a positive"):
+        M.retrieval_per_class_report(x, y, k=0)
+    with pytest.raises(ValueError, match="query_labels must have shape \\[60\\], got \\[59\\]"):
+        M.embedding_retrieval_metrics(x, y[:59])
     single = M.embedding_retrieval_metrics(x.float(), y, chunk_size=16)
     double = M.embedding_retrieval_metrics(x, y)
     for name in double:

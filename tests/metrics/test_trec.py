@@ -163,6 +163,7 @@ def test_every_metric_name_evaluates():
         "recall",
         "r_precision",
         "hit_rate@10",
+        "hit@5",
         "err@20",
         "ordered_pair_accuracy",
     ]

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
+
+from rankloss.augment.geometry import GeometricTransform, warp_fused
 
 __all__ = [
     "Transform",
@@ -66,7 +68,11 @@ def make_generator(generator: GeneratorLike, device: torch.device | str = "cpu")
 
 
 def draw_uniform(
-    shape: Sequence[int], generator: torch.Generator, device: torch.device, low=0.0, high=1.0
+    shape: Sequence[int],
+    generator: torch.Generator,
+    device: torch.device,
+    low: float = 0.0,
+    high: float = 1.0,
 ) -> Tensor:
     """Uniform float32 draws on ``generator``'s device, moved to ``device``."""
     u = torch.rand(tuple(shape), generator=generator, device=generator.device)
@@ -111,9 +117,9 @@ def take(x: Any, index: Tensor) -> Any:
 def put(x: Any, index: Tensor, values: Any) -> Any:
     """A copy of ``x`` whose rows ``index`` are ``values``."""
     if isinstance(x, Tensor):
-        out = x.clone()
-        out[index.to(x.device)] = values.to(x.dtype)
-        return out
+        copy = x.clone()
+        copy[index.to(x.device)] = values.to(x.dtype)
+        return copy
     out = list(x)
     for i, v in zip(index.tolist(), values, strict=True):
         out[i] = v
@@ -133,11 +139,13 @@ class Transform:
     #: whether ``mask`` (``[..., n]`` bool, learning-to-rank lists) is understood
     accepts_mask: bool = False
 
-    def __call__(self, x: Any, *, generator: GeneratorLike = None, mask: Tensor | None = None):
+    def __call__(
+        self, x: Any, *, generator: GeneratorLike = None, mask: Tensor | None = None
+    ) -> Any:
         g = make_generator(generator, _device_of(x))
         return self.apply(x, g, mask=mask)
 
-    def apply(self, x: Any, generator: torch.Generator, *, mask: Tensor | None = None):
+    def apply(self, x: Any, generator: torch.Generator, *, mask: Tensor | None = None) -> Any:
         raise NotImplementedError
 
     def _no_mask(self, mask: Tensor | None) -> None:
@@ -145,9 +153,7 @@ class Transform:
             raise ValueError(f"{type(self).__name__} does not take a mask")
 
     def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_")
-        )
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
 
 
@@ -156,7 +162,7 @@ class Identity(Transform):
 
     accepts_mask = True
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Any, generator: torch.Generator, *, mask: Tensor | None = None) -> Any:
         return x
 
 
@@ -168,16 +174,14 @@ class Compose(Transform):
     single ``grid_sample``, which is faster and blurs less than resampling at each step.
     """
 
-    def __init__(self, transforms: Sequence[Callable]) -> None:
+    def __init__(self, transforms: Sequence[Callable[..., Any]]) -> None:
         self.transforms = list(transforms)
 
     @property
     def accepts_mask(self) -> bool:  # type: ignore[override]
         return all(getattr(t, "accepts_mask", False) for t in self.transforms)
 
-    def apply(self, x, generator, *, mask=None):
-        from rankloss.augment.image import warp_fused
-
+    def apply(self, x: Any, generator: torch.Generator, *, mask: Tensor | None = None) -> Any:
         self._no_mask(mask)
         kwargs = {} if mask is None else {"mask": mask}
         i = 0
@@ -188,9 +192,10 @@ class Compose(Transform):
                 j = i
                 while j < len(transforms) and getattr(transforms[j], "geometric", False):
                     j += 1
-                x = t.apply(x, generator) if j == i + 1 else warp_fused(
-                    transforms[i:j], x, generator
-                )
+                if j == i + 1:
+                    x = cast(Transform, t).apply(x, generator)
+                else:
+                    x = warp_fused(cast(list[GeometricTransform], transforms[i:j]), x, generator)
                 i = j
                 continue
             x = t.apply(x, generator, **kwargs) if isinstance(t, Transform) else t(x)
@@ -228,16 +233,20 @@ class RandomApply(Transform):
         """A ``[n]`` bool tensor (on the generator's device): which samples are transformed."""
         return torch.rand(n, generator=generator, device=generator.device) < self.p
 
-    def matrices(self, n, size, generator, device):
+    def matrices(
+        self, n: int, size: tuple[int, int], generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, tuple[int, int]]:
         """Per-sample matrices of the geometric child; the identity where not chosen."""
         chosen = self.chosen(n, generator).to(device)
-        mats, out_size = self.transform.matrices(n, size, generator, device)
+        mats, out_size = cast(GeometricTransform, self.transform).matrices(
+            n, size, generator, device
+        )
         eye = torch.eye(3, device=device).expand(n, 3, 3)
         if tuple(out_size) != tuple(size):
             raise ValueError("RandomApply cannot wrap a transform that changes the image size")
         return torch.where(chosen[:, None, None], mats, eye), out_size
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Any, generator: torch.Generator, *, mask: Tensor | None = None) -> Any:
         self._no_mask(mask)
         if self.p == 0.0:
             return x
@@ -255,11 +264,17 @@ class RandomApply(Transform):
 class OneOf(Transform):
     """For each sample, apply one of ``transforms``, picked with probabilities ``weights``."""
 
-    def __init__(self, transforms: Sequence[Transform], weights: Sequence[float] | None = None):
+    def __init__(
+        self, transforms: Sequence[Transform], weights: Sequence[float] | None = None
+    ) -> None:
         if len(transforms) == 0:
             raise ValueError("OneOf needs at least one transform")
         self.transforms = list(transforms)
-        w = torch.ones(len(transforms)) if weights is None else torch.tensor(weights, dtype=float)
+        w = (
+            torch.ones(len(transforms))
+            if weights is None
+            else torch.tensor(weights, dtype=torch.float64)
+        )
         if w.shape != (len(transforms),) or (w < 0).any() or w.sum() <= 0:
             raise ValueError("weights must be one non-negative number per transform, not all 0")
         self.weights = (w / w.sum()).float()
@@ -268,7 +283,7 @@ class OneOf(Transform):
     def accepts_mask(self) -> bool:  # type: ignore[override]
         return all(getattr(t, "accepts_mask", False) for t in self.transforms)
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Any, generator: torch.Generator, *, mask: Tensor | None = None) -> Any:
         self._no_mask(mask)
         n = batch_size_of(x)
         pick = torch.multinomial(
@@ -294,7 +309,7 @@ class TwoViews:
     ``TwoViews(transform, seed=0)(x)`` returns ``(view1, view2, labels)``: row ``i`` of
     ``view1`` and row ``i`` of ``view2`` are views of sample ``i``. ``labels`` are the given
     ``labels`` or, when none are given, ``arange(N)`` (every sample its own class), so the views
-    feed a pair loss such as ``nt_xent_loss(f(view1), f(view2))`` directly, or a label-based
+    feed a pair loss such as ``NTXentLoss()(f(view1), keys=f(view2))`` directly, or a label-based
     loss after ``torch.cat``.
 
     The object owns a generator seeded with ``seed`` (``None``: from the operating system),
@@ -316,7 +331,7 @@ class TwoViews:
         self.transform2 = transform if transform2 is None else transform2
         self.generator = generator if generator is not None else make_generator(seed)
 
-    def __call__(self, x: Any, labels: Tensor | None = None):
+    def __call__(self, x: Any, labels: Tensor | None = None) -> tuple[Any, Any, Tensor]:
         view1 = self.transform(x, generator=self.generator)
         view2 = self.transform2(x, generator=self.generator)
         return view1, view2, _default_labels(x) if labels is None else labels
@@ -336,7 +351,7 @@ class TwoViewsDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        dataset,
+        dataset: Any,
         transform: Transform,
         transform2: Transform | None = None,
         *,
@@ -354,16 +369,14 @@ class TwoViewsDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> tuple[Any, Any, Any]:
         item = self.dataset[index]
         if isinstance(item, tuple) and len(item) == 2:
             x, label = item
         else:
             x, label = item, index
         # one seed per (seed, epoch, index); large odd multipliers keep them apart
-        seed = (self.seed * 1_000_003 + self.epoch * 998_244_353 + index * 2_654_435_761) % (
-            2**62
-        )
+        seed = (self.seed * 1_000_003 + self.epoch * 998_244_353 + index * 2_654_435_761) % (2**62)
         g = make_generator(seed, _device_of(x))
         batch = x.unsqueeze(0) if isinstance(x, Tensor) else [x]
         view1 = self.transform.apply(batch, g)

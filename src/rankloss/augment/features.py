@@ -12,7 +12,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rankloss.augment.base import Transform, check_probability, draw_normal, draw_uniform
+from rankloss.augment.base import (
+    Transform,
+    check_probability,
+    draw_normal,
+    draw_uniform,
+    make_generator,
+)
+from rankloss.augment.geometry import to_float
 
 __all__ = ["FeatureNoise", "FeatureDropout", "ItemMixup"]
 
@@ -31,10 +38,6 @@ def _check_features(x: Tensor, mask: Tensor | None, name: str) -> Tensor:
     return mask
 
 
-def _float(x: Tensor) -> Tensor:
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
-
 class FeatureNoise(Transform):
     """Add Gaussian noise scaled per feature: ``x + std * scale[f] * eps``.
 
@@ -51,9 +54,9 @@ class FeatureNoise(Transform):
         self.std = float(std)
         self.scale = scale
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         real = _check_features(x, mask, "FeatureNoise")
-        xf = _float(x)
+        xf = to_float(x)
         if self.scale is None:
             w = real.to(xf.dtype).unsqueeze(-1)
             count = w.flatten(0, -2).sum(0).clamp(min=1)
@@ -86,10 +89,11 @@ class FeatureDropout(Transform):
         self.per = per
         self.fill = float(fill)
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         real = _check_features(x, mask, "FeatureDropout")
+        shape: tuple[int, ...]
         if self.per == "entry":
-            shape = x.shape
+            shape = tuple(x.shape)
         else:
             shape = (*x.shape[:-2], 1, x.shape[-1])
         drop = (draw_uniform(shape, generator, x.device) < self.p) & real.unsqueeze(-1)
@@ -139,14 +143,12 @@ class ItemMixup(Transform):
         generator: torch.Generator | int | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Mixed features and (if given) labels mixed with the same weights."""
-        from rankloss.augment.base import make_generator
-
         g = make_generator(generator, x.device)
         real = _check_features(x, mask, "ItemMixup")
         partner = _partners(real, g)
         seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
         beta = np.random.default_rng(seed).beta(self.alpha, self.alpha, size=tuple(real.shape))
-        xf = _float(x)
+        xf = to_float(x)
         lam = torch.from_numpy(np.maximum(beta, 1.0 - beta)).to(xf.dtype).to(x.device)
         lam = torch.where(real, lam, torch.ones_like(lam))
         other = torch.gather(xf, -2, partner.unsqueeze(-1).expand_as(xf))
@@ -157,5 +159,5 @@ class ItemMixup(Transform):
         mixed = lam.to(lf.dtype) * lf + (1 - lam.to(lf.dtype)) * torch.gather(lf, -1, partner)
         return out, mixed
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         return self.mix(x, mask=mask, generator=generator)[0]

@@ -4,9 +4,9 @@ Every sample gets its own random parameters, drawn as ``[N]`` tensors from the g
 the whole batch is processed in a few tensor operations (no loop over samples):
 
 * geometry (:class:`RandomResizedCrop`, :class:`RandomHorizontalFlip`, :class:`RandomAffine`)
-  is a per-sample 3x3 matrix; one ``affine_grid`` + ``grid_sample`` resamples the batch, and
-  :class:`~rankloss.augment.Compose` multiplies consecutive matrices so that a crop, a flip and
-  a rotation cost one resampling;
+  is a per-sample 3x3 matrix; one ``affine_grid`` + ``grid_sample`` resamples the batch
+  (:mod:`rankloss.augment.geometry`), and :class:`~rankloss.augment.Compose` multiplies
+  consecutive matrices so that a crop, a flip and a rotation cost one resampling;
 * colour (:class:`ColorJitter`, :class:`Grayscale`) uses per-sample factors broadcast over the
   pixels;
 * :class:`GaussianBlur` draws one sigma per sample and runs a separable grouped convolution.
@@ -26,12 +26,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rankloss.augment.base import (
+    Compose,
     RandomApply,
     Transform,
     check_probability,
     draw_normal,
     draw_uniform,
 )
+from rankloss.augment.geometry import check_image, to_float, warp_fused
 
 __all__ = [
     "RandomResizedCrop",
@@ -50,17 +52,7 @@ __all__ = [
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _check_image(x: Tensor, name: str) -> None:
-    if not isinstance(x, Tensor) or x.dim() != 4 or not x.dtype.is_floating_point:
-        got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name}: expected a float tensor [N, C, H, W], got {got}")
-
-
-def _to_float(x: Tensor) -> Tensor:
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
-
-def _pair(value, name: str) -> tuple[float, float]:
+def _pair(value: float | Sequence[float], name: str) -> tuple[float, float]:
     if isinstance(value, (int, float)):
         return (float(value), float(value))
     lo, hi = (float(v) for v in value)
@@ -69,7 +61,7 @@ def _pair(value, name: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _size2(size) -> tuple[int, int] | None:
+def _size2(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
     if isinstance(size, int):
@@ -78,51 +70,24 @@ def _size2(size) -> tuple[int, int] | None:
     return (int(h), int(w))
 
 
-def _pixel_scale(size: tuple[int, int], device) -> Tensor:
+def _pixel_scale(size: tuple[int, int], device: torch.device) -> Tensor:
     """diag(W/2, H/2, 1): normalised [-1, 1] coordinates -> pixel units about the centre."""
     h, w = size
     return torch.diag(torch.tensor([w / 2.0, h / 2.0, 1.0], device=device))
-
-
-def _warp(x: Tensor, theta: Tensor, out_size: tuple[int, int], padding_mode: str) -> Tensor:
-    """Resample ``x`` so that output point p (normalised) reads input point ``theta @ p``."""
-    xf = _to_float(x)
-    n, c = xf.shape[:2]
-    grid = F.affine_grid(
-        theta[:, :2, :].to(xf.dtype), [n, c, out_size[0], out_size[1]], align_corners=False
-    )
-    out = F.grid_sample(xf, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
-    return out.to(x.dtype)
-
-
-def warp_fused(transforms: Sequence[Transform], x: Tensor, generator: torch.Generator) -> Tensor:
-    """Apply consecutive geometric transforms with one ``grid_sample``.
-
-    Each transform gives matrices mapping its output coordinates to its input coordinates;
-    the product maps the final output straight back to ``x``.
-    """
-    _check_image(x, "warp")
-    n = x.shape[0]
-    size = (x.shape[-2], x.shape[-1])
-    theta = torch.eye(3, device=x.device).expand(n, 3, 3)
-    padding_mode = "zeros"
-    for t in transforms:
-        mats, size = t.matrices(n, size, generator, x.device)
-        theta = theta @ mats
-        padding_mode = getattr(t, "padding_mode", padding_mode)
-    return _warp(x, theta, size, padding_mode)
 
 
 class _Geometric(Transform):
     geometric = True
     padding_mode = "zeros"
 
-    def matrices(self, n, size, generator, device) -> tuple[Tensor, tuple[int, int]]:
+    def matrices(
+        self, n: int, size: tuple[int, int], generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, tuple[int, int]]:
         raise NotImplementedError
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         self._no_mask(mask)
-        _check_image(x, type(self).__name__)
+        check_image(x, type(self).__name__)
         return warp_fused([self], x, generator)
 
 
@@ -146,7 +111,9 @@ class RandomResizedCrop(_Geometric):
         if not 0 < self.scale[0] <= self.scale[1] <= 1 or self.ratio[0] <= 0:
             raise ValueError(f"scale must lie in (0, 1] and ratio be positive: {scale}, {ratio}")
 
-    def matrices(self, n, size, generator, device):
+    def matrices(
+        self, n: int, size: tuple[int, int], generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, tuple[int, int]]:
         h, w = size
         area = draw_uniform([n], generator, device, *self.scale)
         log_ratio = draw_uniform(
@@ -173,19 +140,21 @@ class RandomHorizontalFlip(_Geometric):
     def __init__(self, p: float = 0.5) -> None:
         self.p = check_probability("p", p)
 
-    def _flips(self, n, generator, device) -> Tensor:
+    def _flips(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         return draw_uniform([n], generator, device) < self.p
 
-    def matrices(self, n, size, generator, device):
+    def matrices(
+        self, n: int, size: tuple[int, int], generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, tuple[int, int]]:
         sign = 1.0 - 2.0 * self._flips(n, generator, device).float()
         theta = torch.eye(3, device=device).repeat(n, 1, 1)
         theta[:, 0, 0] = sign
         return theta, size
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         # exact and cheaper than resampling when used on its own
         self._no_mask(mask)
-        _check_image(x, "RandomHorizontalFlip")
+        check_image(x, "RandomHorizontalFlip")
         flips = self._flips(x.shape[0], generator, x.device)
         return torch.where(flips[:, None, None, None], x.flip(-1), x)
 
@@ -208,9 +177,11 @@ class RandomAffine(_Geometric):
         shear: float = 0.0,
         padding_mode: str = "zeros",
     ) -> None:
-        self.degrees = (-float(degrees), float(degrees)) if isinstance(
-            degrees, (int, float)
-        ) else _pair(degrees, "degrees")
+        self.degrees = (
+            (-float(degrees), float(degrees))
+            if isinstance(degrees, (int, float))
+            else _pair(degrees, "degrees")
+        )
         self.translate = _pair(translate, "translate")
         self.scale = _pair(scale, "scale")
         self.shear = float(shear)
@@ -220,7 +191,9 @@ class RandomAffine(_Geometric):
             raise ValueError(f"scale must be positive, got {scale}")
         self.padding_mode = padding_mode
 
-    def matrices(self, n, size, generator, device):
+    def matrices(
+        self, n: int, size: tuple[int, int], generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, tuple[int, int]]:
         u = draw_uniform([6, n], generator, device)
         angle = torch.deg2rad(self.degrees[0] + u[0] * (self.degrees[1] - self.degrees[0]))
         zoom = self.scale[0] + u[1] * (self.scale[1] - self.scale[0])
@@ -251,7 +224,7 @@ def _gray(x: Tensor) -> Tensor:
     return x.mean(1, keepdim=True)
 
 
-def _factor_range(value, name: str) -> tuple[float, float]:
+def _factor_range(value: float | Sequence[float], name: str) -> tuple[float, float]:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"{name} must be non-negative, got {value}")
@@ -271,15 +244,20 @@ class ColorJitter(Transform):
     channel). The result is clamped to ``[0, 1]``.
     """
 
-    def __init__(self, brightness=0.4, contrast=0.4, saturation=0.4) -> None:
+    def __init__(
+        self,
+        brightness: float | tuple[float, float] = 0.4,
+        contrast: float | tuple[float, float] = 0.4,
+        saturation: float | tuple[float, float] = 0.4,
+    ) -> None:
         self.brightness = _factor_range(brightness, "brightness")
         self.contrast = _factor_range(contrast, "contrast")
         self.saturation = _factor_range(saturation, "saturation")
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         self._no_mask(mask)
-        _check_image(x, "ColorJitter")
-        xf = _to_float(x)
+        check_image(x, "ColorJitter")
+        xf = to_float(x)
         n = x.shape[0]
         u = draw_uniform([3, n], generator, x.device).to(xf.dtype).view(3, n, 1, 1, 1)
         lo = torch.tensor(
@@ -301,12 +279,12 @@ class ColorJitter(Transform):
 class Grayscale(Transform):
     """Replace every channel by the image's grey level (keeps the number of channels)."""
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         self._no_mask(mask)
-        _check_image(x, "Grayscale")
+        check_image(x, "Grayscale")
         if x.shape[1] == 1:
             return x
-        return _gray(_to_float(x)).expand_as(x).to(x.dtype).contiguous()
+        return _gray(to_float(x)).expand_as(x).to(x.dtype).contiguous()
 
 
 class RandomGrayscale(RandomApply):
@@ -331,7 +309,9 @@ class GaussianBlur(Transform):
     borders are reflected (replicated when the kernel is wider than the image).
     """
 
-    def __init__(self, sigma: float | tuple[float, float] = (0.1, 2.0), kernel_size=None):
+    def __init__(
+        self, sigma: float | tuple[float, float] = (0.1, 2.0), kernel_size: int | None = None
+    ) -> None:
         self.sigma = _pair(sigma, "sigma")
         if self.sigma[0] <= 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
@@ -341,10 +321,10 @@ class GaussianBlur(Transform):
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
         self.kernel_size = int(kernel_size)
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         self._no_mask(mask)
-        _check_image(x, "GaussianBlur")
-        xf = _to_float(x)
+        check_image(x, "GaussianBlur")
+        xf = to_float(x)
         n, c, h, w = xf.shape
         sigma = draw_uniform([n], generator, x.device, *self.sigma).to(xf.dtype)
         k = self.kernel_size
@@ -363,16 +343,16 @@ class GaussianNoise(Transform):
     ``clip=True`` clamps the result to ``[0, 1]``.
     """
 
-    def __init__(self, std: float | tuple[float, float] = (0.0, 0.1), clip: bool = True):
+    def __init__(self, std: float | tuple[float, float] = (0.0, 0.1), clip: bool = True) -> None:
         self.std = _pair(std, "std")
         if self.std[0] < 0:
             raise ValueError(f"std must be non-negative, got {std}")
         self.clip = clip
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         self._no_mask(mask)
-        _check_image(x, "GaussianNoise")
-        xf = _to_float(x)
+        check_image(x, "GaussianNoise")
+        xf = to_float(x)
         std = draw_uniform([x.shape[0]], generator, x.device, *self.std).to(xf.dtype)
         out = xf + std.view(-1, 1, 1, 1) * draw_normal(x.shape, generator, x.device).to(xf.dtype)
         if self.clip:
@@ -402,9 +382,9 @@ class RandomErasing(Transform):
             raise ValueError(f"value must be a number or 'random', got {value!r}")
         self.value = value
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         self._no_mask(mask)
-        _check_image(x, "RandomErasing")
+        check_image(x, "RandomErasing")
         n, c, h, w = x.shape
         dev = x.device
         u = draw_uniform([5, n], generator, dev)
@@ -451,8 +431,6 @@ def simclr_image_pipeline(
     Set a probability or strength to 0 to leave that step out. Returns a
     :class:`~rankloss.augment.Compose`.
     """
-    from rankloss.augment.base import Compose
-
     steps: list[Transform] = [RandomResizedCrop(size, scale=crop_scale)]
     if flip:
         steps.append(RandomHorizontalFlip(0.5))

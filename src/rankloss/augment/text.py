@@ -19,7 +19,7 @@ import math
 import os
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -55,7 +55,13 @@ class _TextTransform(Transform):
 
     pad_id: int = 0
 
-    def apply(self, x, generator, *, mask=None):
+    def apply(
+        self,
+        x: str | Sequence[str] | Tensor,
+        generator: torch.Generator,
+        *,
+        mask: Tensor | None = None,
+    ) -> str | list[str] | Tensor:
         self._no_mask(mask)
         if isinstance(x, Tensor):
             if x.dim() != 2 or x.dtype.is_floating_point or x.dtype == torch.bool:
@@ -106,7 +112,7 @@ def _rank(real: Tensor) -> Tensor:
     return real.long().cumsum(1) - 1
 
 
-def _u(shape, generator, device) -> Tensor:
+def _u(shape: Sequence[int], generator: torch.Generator, device: torch.device) -> Tensor:
     return draw_uniform(shape, generator, device)
 
 
@@ -120,13 +126,13 @@ class WordDropout(_TextTransform):
         self.p = check_probability("p", p)
         self.pad_id = pad_id
 
-    def words(self, words, rng):
+    def words(self, words: list[str], rng: random.Random) -> list[str]:
         kept = [w for w in words if rng.random() >= self.p]
         if words and not kept:
             kept = [words[rng.randrange(len(words))]]
         return kept
 
-    def tokens(self, ids, generator):
+    def tokens(self, ids: Tensor, generator: torch.Generator) -> Tensor:
         real = ids != self.pad_id
         keep = real & (_u(ids.shape, generator, ids.device) >= self.p)
         rescue = (keep.sum(1) == 0) & real.any(1)
@@ -142,7 +148,7 @@ class SpanDeletion(_TextTransform):
         self.max_fraction = check_probability("max_fraction", max_fraction)
         self.pad_id = pad_id
 
-    def words(self, words, rng):
+    def words(self, words: list[str], rng: random.Random) -> list[str]:
         m = len(words)
         if m <= 1 or self.max_fraction == 0:
             return list(words)
@@ -150,7 +156,7 @@ class SpanDeletion(_TextTransform):
         start = rng.randrange(m - span + 1)
         return words[:start] + words[start + span :]
 
-    def tokens(self, ids, generator):
+    def tokens(self, ids: Tensor, generator: torch.Generator) -> Tensor:
         real = ids != self.pad_id
         m = real.sum(1)
         u = _u([2, ids.shape[0]], generator, ids.device)
@@ -177,11 +183,11 @@ class LocalShuffle(_TextTransform):
         self.window = float(window)
         self.pad_id = pad_id
 
-    def words(self, words, rng):
+    def words(self, words: list[str], rng: random.Random) -> list[str]:
         keys = [i + rng.random() * self.window for i in range(len(words))]
         return [w for _, w in sorted(zip(keys, words, strict=True), key=lambda kw: kw[0])]
 
-    def tokens(self, ids, generator):
+    def tokens(self, ids: Tensor, generator: torch.Generator) -> Tensor:
         real = ids != self.pad_id
         key = _rank(real).float() + _u(ids.shape, generator, ids.device) * self.window
         return _by_key(ids, key, real, self.pad_id)
@@ -195,14 +201,20 @@ class RandomInsertion(_TextTransform):
     Token ids: a copy of a random token of the row; a full row drops its last tokens.
     """
 
-    def __init__(self, n: int = 1, *, wordnet=None, pad_id: int = 0) -> None:
+    def __init__(
+        self,
+        n: int = 1,
+        *,
+        wordnet: WordNet | str | os.PathLike[str] | None = None,
+        pad_id: int = 0,
+    ) -> None:
         if n < 0:
             raise ValueError(f"n must be non-negative, got {n}")
         self.n = int(n)
         self.wordnet = _as_wordnet(wordnet)
         self.pad_id = pad_id
 
-    def words(self, words, rng):
+    def words(self, words: list[str], rng: random.Random) -> list[str]:
         out = list(words)
         if not words:
             return out
@@ -215,7 +227,7 @@ class RandomInsertion(_TextTransform):
             out.insert(rng.randint(0, len(out)), word)
         return out
 
-    def tokens(self, ids, generator):
+    def tokens(self, ids: Tensor, generator: torch.Generator) -> Tensor:
         if self.n == 0:
             return _compact(ids, ids != self.pad_id, self.pad_id)
         real = ids != self.pad_id
@@ -247,14 +259,14 @@ class RandomSwap(_TextTransform):
         self.n = int(n)
         self.pad_id = pad_id
 
-    def words(self, words, rng):
+    def words(self, words: list[str], rng: random.Random) -> list[str]:
         out = list(words)
         for _ in range(self.n if len(out) > 1 else 0):
             i, j = rng.randrange(len(out)), rng.randrange(len(out))
             out[i], out[j] = out[j], out[i]
         return out
 
-    def tokens(self, ids, generator):
+    def tokens(self, ids: Tensor, generator: torch.Generator) -> Tensor:
         real = ids != self.pad_id
         out = _compact(ids, real, self.pad_id)
         m = real.sum(1, keepdim=True)
@@ -267,7 +279,7 @@ class RandomSwap(_TextTransform):
         return out
 
 
-def _as_wordnet(wordnet) -> WordNet | None:
+def _as_wordnet(wordnet: WordNet | str | os.PathLike[str] | None) -> WordNet | None:
     if wordnet is None or isinstance(wordnet, WordNet):
         return wordnet
     if isinstance(wordnet, (str, os.PathLike)):
@@ -275,7 +287,9 @@ def _as_wordnet(wordnet) -> WordNet | None:
     raise TypeError(f"wordnet must be a WordNet, a path or None, got {type(wordnet).__name__}")
 
 
-def _synonyms(wordnet: WordNet, token: str, stopwords=DEFAULT_STOPWORDS) -> list[str]:
+def _synonyms(
+    wordnet: WordNet, token: str, stopwords: Collection[str] = DEFAULT_STOPWORDS
+) -> list[str]:
     match = _WORD.match(token)
     if match is None or match.group(2).lower() in stopwords:
         return []
@@ -296,17 +310,17 @@ class SynonymReplacement(_TextTransform):
         self,
         p: float = 0.1,
         *,
-        wordnet=None,
+        wordnet: WordNet | str | os.PathLike[str] | None = None,
         pos: str | None = None,
-        stopwords=DEFAULT_STOPWORDS,
+        stopwords: Iterable[str] = DEFAULT_STOPWORDS,
     ) -> None:
         self.p = check_probability("p", p)
-        self.wordnet = _as_wordnet(wordnet) if wordnet is not None else WordNet()
+        self.wordnet: WordNet = _as_wordnet(wordnet) or WordNet()
         self.pos = pos
         self.stopwords = frozenset(w.lower() for w in stopwords)
 
-    def words(self, words, rng):
-        out = []
+    def words(self, words: list[str], rng: random.Random) -> list[str]:
+        out: list[str] = []
         for token in words:
             if rng.random() >= self.p:
                 out.append(token)
@@ -326,5 +340,5 @@ class SynonymReplacement(_TextTransform):
             out.append(f"{lead}{new}{trail}")
         return out
 
-    def tokens(self, ids, generator):
+    def tokens(self, ids: Tensor, generator: torch.Generator) -> Tensor:
         raise TypeError("SynonymReplacement works on strings, not on token ids")

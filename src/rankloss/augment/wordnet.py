@@ -27,7 +27,7 @@ class WordNetNotFoundError(FileNotFoundError):
     """The WordNet database files are not where they were looked for."""
 
 
-def _resolve(path: str | os.PathLike | None) -> Path:
+def _resolve(path: str | os.PathLike[str] | None) -> Path:
     if path is None:
         path = os.environ.get("RANKLOSS_WORDNET", DEFAULT_WORDNET_PATH)
     return Path(path)
@@ -44,10 +44,11 @@ class WordNet:
     lines are read on demand by seeking to their offsets, and cached.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = _resolve(path)
         present = [
-            pos for pos, name in POS_FILES.items()
+            pos
+            for pos, name in POS_FILES.items()
             if (self.path / f"index.{name}").is_file() and (self.path / f"data.{name}").is_file()
         ]
         if not present:
@@ -87,7 +88,7 @@ class WordNet:
                 f.seek(offset)
                 fields = f.readline().decode("utf-8").split()
             n_words = int(fields[3], 16)
-            words = []
+            words: list[str] = []
             for k in range(n_words):
                 word = fields[4 + 2 * k]
                 if word.endswith(")") and "(" in word:  # adjective markers: word(a), word(p)

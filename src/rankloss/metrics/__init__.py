@@ -3,7 +3,9 @@
 * Batched functions on ``[..., n]`` lists, one value per list: :func:`dcg`, :func:`ndcg`,
   :func:`average_precision`, :func:`reciprocal_rank`, :func:`err`, :func:`precision`,
   :func:`recall`, :func:`r_precision`, :func:`hit_rate`, :func:`ordered_pair_accuracy`;
-  by name with :func:`compute` (``"ndcg@10"``, ``"map"``, ``"mrr"``, ...).
+  by name with :func:`compute` (``"ndcg@10"``, ``"map"``, ``"mrr"``, ``"hit@10"``, ...).
+  ``recall@k`` is always the fraction of the relevant items found in the top ``k``; ``hit@k``
+  is 1 when any is (the "Recall@K" of metric-learning papers).
 * Streaming: :class:`MetricAccumulator`.
 * Runs and qrels (trec_eval-compatible): :func:`evaluate`, :func:`read_run`, :func:`read_qrels`,
   :func:`write_run`, :func:`write_qrels`.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -19,7 +19,7 @@ from rankloss.metrics.names import parse_metric
 __all__ = ["MetricAccumulator"]
 
 
-def _accepts(function, name: str) -> bool:
+def _accepts(function: Callable[..., Tensor], name: str) -> bool:
     return name in inspect.signature(function).parameters
 
 
@@ -43,7 +43,9 @@ class MetricAccumulator:
     {'ndcg@2': 0.8155, 'mrr': 0.75}
     """
 
-    def __init__(self, metrics: Iterable[str], *, keep_per_list: bool = True, **options) -> None:
+    def __init__(
+        self, metrics: Iterable[str], *, keep_per_list: bool = True, **options: object
+    ) -> None:
         self.specs = [parse_metric(name) for name in metrics]
         if not self.specs:
             raise ValueError("MetricAccumulator: give at least one metric")
@@ -64,9 +66,11 @@ class MetricAccumulator:
         self._seen = 0
         self._values: dict[str, list[Tensor]] = {spec.name: [] for spec in self.specs}
 
-    def update(self, scores: Tensor, labels: Tensor, mask: Tensor | None = None) -> dict:
+    def update(
+        self, scores: Tensor, labels: Tensor, mask: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Add a batch ``[..., n]``; returns this batch's per-list values ``{name: [...]}``."""
-        batch_values = {}
+        batch_values: dict[str, Tensor] = {}
         for spec in self.specs:
             values = spec.function(scores, labels, mask, k=spec.k, **self.options[spec.name])
             flat = values.detach().reshape(-1).to("cpu", torch.float64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from typing import TextIO
 
 from rankloss.metrics.trec import CONVENTIONS, evaluate, read_qrels, read_run
 
@@ -13,7 +14,9 @@ __all__ = ["add_parser", "run_eval"]
 DEFAULT_METRICS = ("ndcg@10", "map", "mrr")
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "eval",
         help="evaluate a TREC run against qrels",
@@ -28,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="append",
         dest="metrics",
         help="metric name, repeatable: ndcg@10, map, mrr, p@5, recall@100, r_precision, "
-        f"err@20, hit_rate@10, ... (default: {' '.join(DEFAULT_METRICS)})",
+        f"err@20, hit@10, ... (default: {' '.join(DEFAULT_METRICS)})",
     )
     parser.add_argument("--per-query", action="store_true", help="also print every query")
     parser.add_argument(
@@ -49,19 +52,21 @@ def _format(value: float, digits: int) -> str:
     return "nan" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def run_eval(args: argparse.Namespace, out=None) -> int:
+def run_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     metrics = args.metrics or list(DEFAULT_METRICS)
     try:
         qrels = read_qrels(args.qrels)
         run = read_run(args.run)
-        options = dict(convention=args.convention, include_missing=args.include_missing)
-        per_query = evaluate(run, qrels, metrics, per_query=True, **options)
-        means = evaluate(run, qrels, metrics, **options)
+        convention, missing = args.convention, args.include_missing
+        per_query = evaluate(
+            run, qrels, metrics, per_query=True, convention=convention, include_missing=missing
+        )
+        means = evaluate(run, qrels, metrics, convention=convention, include_missing=missing)
     except (OSError, ValueError) as error:
         print(f"rankloss eval: {error}", file=sys.stderr)
         return 2
-    rows = []
+    rows: list[tuple[str, dict[str, float]]] = []
     if args.per_query:
         rows += [(qid, values) for qid, values in per_query.items()]
     rows.append(("all", means))

@@ -1,8 +1,11 @@
-"""Metric names: ``"ndcg@10"``, ``"map"``, ``"mrr"``, ``"p@5"``, ``"recall@100"``, ...
+"""Metric names: ``"ndcg@10"``, ``"map"``, ``"mrr"``, ``"p@5"``, ``"recall@100"``, ``"hit@10"``...
 
 :func:`parse_metric` turns a name into a :class:`MetricSpec` (which function, which cut-off);
 :func:`compute` computes a metric by name on padded batches. trec_eval's names are accepted
 too (``ndcg_cut_10``, ``P_5``, ``recall_100``, ``recip_rank``, ``Rprec``, ``map_cut_10``).
+
+One vocabulary: ``recall@k`` is the fraction of the relevant items in the top ``k``;
+``hit@k`` is 1 when at least one is (the "Recall@K" of metric-learning papers).
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rankloss._validation import check_choice
-from rankloss.metrics import ranking
+import rankloss.metrics.ranking as ranking
+from rankloss._core.validation import check_choice
 
 __all__ = ["MetricSpec", "parse_metric", "compute", "METRIC_FUNCTIONS", "nanmean"]
 
@@ -29,7 +32,7 @@ METRIC_FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "precision": ranking.precision,
     "recall": ranking.recall,
     "r_precision": ranking.r_precision,
-    "hit_rate": ranking.hit_rate,
+    "hit": ranking.hit_rate,
     "ordered_pair_accuracy": ranking.ordered_pair_accuracy,
 }
 
@@ -53,11 +56,12 @@ _ALIASES = {
     "r_precision": "r_precision",
     "r-precision": "r_precision",
     "rprec": "r_precision",
-    "hit_rate": "hit_rate",
-    "hitrate": "hit_rate",
-    "hits": "hit_rate",
-    "hr": "hit_rate",
-    "success": "hit_rate",
+    "hit": "hit",
+    "hit_rate": "hit",
+    "hitrate": "hit",
+    "hits": "hit",
+    "hr": "hit",
+    "success": "hit",
     "ordered_pair_accuracy": "ordered_pair_accuracy",
     "opa": "ordered_pair_accuracy",
 }
@@ -89,7 +93,7 @@ class MetricSpec:
 
 
 def parse_metric(name: str) -> MetricSpec:
-    """Parse ``"ndcg@10"``, ``"map"``, ``"P_5"``, ``"recall@100"``, ``"hit_rate@10"``, ...
+    """Parse ``"ndcg@10"``, ``"map"``, ``"P_5"``, ``"recall@100"``, ``"hit@10"``, ...
 
     The cut-off follows ``@``, ``_`` or ``.``; names are case-insensitive.
 
@@ -97,19 +101,22 @@ def parse_metric(name: str) -> MetricSpec:
     MetricSpec(name='ndcg_cut_10', metric='ndcg', k=10)
     >>> parse_metric("P@5").canonical
     'precision@5'
+    >>> parse_metric("hit_rate@10").canonical
+    'hit@10'
     """
     if not isinstance(name, str):
-        raise ValueError(f"metric name must be a string, got {type(name).__name__}")
+        raise TypeError(f"parse_metric: name must be a str, got {type(name).__name__}")
     match = _PATTERN.match(name)
-    base = match.group(1).lower() if match else None
-    if base is None or base not in _ALIASES:
+    base = match.group(1).lower() if match is not None else ""
+    if match is None or base not in _ALIASES:
         known = ", ".join(sorted(METRIC_FUNCTIONS))
         raise ValueError(
-            f"unknown metric {name!r}; known: {known} (with an optional cut-off, e.g. 'ndcg@10')"
+            f"parse_metric: unknown metric {name!r}; known: {known} "
+            "(with an optional cut-off, e.g. 'ndcg@10')"
         )
     k = int(match.group(2)) if match.group(2) is not None else None
     if k is not None and k < 1:
-        raise ValueError(f"metric {name!r}: the cut-off must be a positive integer")
+        raise ValueError(f"parse_metric: the cut-off of {name!r} must be a positive integer")
     return MetricSpec(name, _ALIASES[base], k)
 
 
@@ -127,7 +134,7 @@ def compute(
     mask: Tensor | None = None,
     *,
     reduction: str = "none",
-    **options,
+    **options: object,
 ) -> Tensor:
     """Compute a metric by name on padded batches.
 
@@ -141,7 +148,7 @@ def compute(
     >>> compute("ndcg@2", torch.tensor([[2.0, 1.0]]), torch.tensor([[0.0, 1.0]]))
     tensor([0.6309])
     """
-    check_choice("reduction", reduction, ("none", "mean"))
+    check_choice("reduction", reduction, ("none", "mean"), "compute")
     spec = parse_metric(name)
     values = spec.function(scores, labels, mask, k=spec.k, **options)
     return nanmean(values) if reduction == "mean" else values

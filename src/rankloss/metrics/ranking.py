@@ -11,7 +11,13 @@ make libraries disagree are explicit options, documented in ``docs/metrics.md``:
 * ``empty``: the value of a list with nothing relevant in it: ``"skip"`` (default; NaN, which
   the averages of :mod:`rankloss.metrics` leave out), ``"zero"`` or ``"one"``.
 * ``relevance_threshold``: for binary metrics an item is relevant when
-  ``label >= relevance_threshold`` (default 1, trec_eval's ``-l 1``).
+  ``label >= relevance_threshold`` (default 1, trec_eval's ``-l 1``). This is the one rule of
+  rankloss for a threshold on labels: a label *at* the threshold is relevant.
+
+Vocabulary: ``recall@k`` is always the fraction of a list's relevant items found in its top
+``k``; ``hit@k`` (:func:`hit_rate`) is 1 when at least one is (the "Recall@K" of metric-learning
+papers). The gains, discounts and ideal DCG come from :mod:`rankloss._core.ranking`, the one
+implementation the losses use too.
 
 Metrics are not differentiable: inputs are detached.
 """
@@ -19,14 +25,23 @@ Metrics are not differentiable: inputs are detached.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from rankloss._validation import ListBatch, check_choice, check_lists
-from rankloss.functional._ranking import discount, gain, ideal_dcg
-from rankloss.functional._ranking import gain as gain_fn
+from rankloss._core import params
+from rankloss._core.ranking import (
+    GAINS,
+    dcg_at_k,
+    ideal_dcg,
+    pair_mask,
+    position_discounts,
+    ranks_from_scores,
+)
+from rankloss._core.ranking import gain as gain_values
+from rankloss._core.validation import ListBatch, check_choice, check_lists
 
 __all__ = [
     "TIES",
@@ -79,10 +94,38 @@ class Ranked:
         """``[n]`` 0-based positions."""
         return torch.arange(self.num_items, device=self.labels.device)
 
+    def groups(self) -> tuple[Tensor, Tensor] | None:
+        """``(start, end)`` of the tie groups, or ``None`` when each position is its own."""
+        if self.start is None or self.end is None:
+            return None
+        return self.start, self.end
 
-def _check_k(k: int | None) -> None:
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-        raise ValueError(f"k must be a positive integer or None, got {k!r}")
+
+def _check_options(
+    where: str,
+    k: object,
+    *,
+    ties: str | None = None,
+    empty: str | None = None,
+    gain: str | None = None,
+) -> int | None:
+    """Check a metric's arguments (``"<where>: <name> must be ..., got ..."``); returns ``k``.
+
+    A value of the wrong type is a ``TypeError``, one out of range a ``ValueError``.
+    """
+    cut = params.cutoff(where, "k", k)
+    if ties is not None:
+        check_choice("ties", ties, TIES, where)
+    if empty is not None:
+        check_choice("empty", empty, EMPTY, where)
+    if gain is not None:
+        check_choice("gain", gain, GAINS, where)
+    return cut
+
+
+def _threshold(where: str, relevance_threshold: object) -> float:
+    """A relevance threshold: any real number; ``label >= relevance_threshold`` is relevant."""
+    return params.number(where, "relevance_threshold", relevance_threshold)
 
 
 def rank_lists(scores: Tensor, labels: Tensor, mask: Tensor, ties: str) -> Ranked:
@@ -130,7 +173,7 @@ def _run(
     ties: str,
     where: str,
     k: int | None,
-    body,
+    body: Callable[[ListBatch, Ranked], Tensor],
     truncate: bool = True,
 ) -> tuple[ListBatch, Tensor]:
     """Validate, rank, and compute ``body(batch, ranked) -> [B]``.
@@ -187,12 +230,14 @@ def _group_mean(ranked: Ranked, weights: Tensor) -> Tensor:
     An item of a tie group of size ``g`` occupies each of the group's positions with
     probability ``1 / g``, so a metric linear in position weights gets its expected value.
     """
-    if ranked.start is None:
+    groups = ranked.groups()
+    if groups is None:
         return weights
+    start, end = groups
     weights = weights.expand(ranked.labels.shape)
     prefix = _prefix(weights)
-    total = prefix.gather(-1, ranked.end) - prefix.gather(-1, ranked.start)
-    return total / (ranked.end - ranked.start).to(weights.dtype)
+    total = prefix.gather(-1, end) - prefix.gather(-1, start)
+    return total / (end - start).to(weights.dtype)
 
 
 def _cutoff(ranked: Ranked, k: int | Tensor | None, dtype: torch.dtype) -> Tensor:
@@ -239,10 +284,11 @@ def _ratio_comb(a: Tensor, m: Tensor, b: Tensor) -> Tensor:
 
 
 def dcg_ranked(ranked: Ranked, k: int | None, gain_kind: str) -> Tensor:
-    """``[B]`` DCG@k of ranked lists."""
-    gains = torch.where(ranked.mask, gain(ranked.labels, gain_kind), 0.0)
-    pos = ranked.positions().to(gains.dtype)
-    weights = discount(pos + 1) * _cutoff(ranked, k, gains.dtype)
+    """``[B]`` DCG@k of ranked lists (a tie group shares the mean discount of its positions)."""
+    gains = torch.where(ranked.mask, gain_values(ranked.labels, gain_kind), 0.0)
+    if ranked.groups() is None:
+        return dcg_at_k(gains, k)
+    weights = position_discounts(ranked.num_items, k, dtype=gains.dtype, device=gains.device)
     return (gains * _group_mean(ranked, weights)).sum(-1)
 
 
@@ -261,17 +307,19 @@ def ap_ranked(ranked: Ranked, rel: Tensor, k: int | None, num_relevant: Tensor) 
     """``[B]`` average precision (over ``num_relevant``) of the top ``k``."""
     dtype = rel.dtype
     pos = ranked.positions().to(dtype)
-    if ranked.start is None:
+    groups = ranked.groups()
+    if groups is None:
         terms = rel * rel.cumsum(-1) / (pos + 1)
     else:
         # Position j (1-based) of a group at offset s with g items, r of them relevant and c
         # relevant items before it: P(relevant) = r/g and E[#relevant up to j | relevant] =
         # c + 1 + (j - s - 1)(r - 1)/(g - 1).
+        start, end = groups
         prefix = _prefix(rel)
-        before = prefix.gather(-1, ranked.start)
-        r = prefix.gather(-1, ranked.end) - before
-        g = (ranked.end - ranked.start).to(dtype)
-        offset = pos - ranked.start.to(dtype)
+        before = prefix.gather(-1, start)
+        r = prefix.gather(-1, end) - before
+        g = (end - start).to(dtype)
+        offset = pos - start.to(dtype)
         share = _safe_div(r - 1, g - 1)
         terms = (r / g) * (before + 1 + offset * share) / (pos + 1)
         terms = terms * ranked.mask.to(dtype)
@@ -284,16 +332,18 @@ def rr_ranked(ranked: Ranked, rel: Tensor, k: int | None) -> Tensor:
     dtype = rel.dtype
     pos = ranked.positions().to(dtype)
     cut = _cutoff(ranked, k, dtype)
-    if ranked.start is None:
+    groups = ranked.groups()
+    if groups is None:
         first = rel * (rel.cumsum(-1) == 1).to(dtype)
         return (first * cut / (pos + 1)).sum(-1)
     # Expected 1/rank: the first relevant item lies in the first group with r > 0 relevant
     # items; it sits at offset j (1-based) of that group with probability C(g-j, r-1)/C(g, r).
+    start, end = groups
     prefix = _prefix(rel)
-    before = prefix.gather(-1, ranked.start)
-    r = prefix.gather(-1, ranked.end) - before
-    g = (ranked.end - ranked.start).to(dtype)
-    j = pos - ranked.start.to(dtype) + 1
+    before = prefix.gather(-1, start)
+    r = prefix.gather(-1, end) - before
+    g = (end - start).to(dtype)
+    j = pos - start.to(dtype) + 1
     in_first = (before == 0) & (r > 0) & ranked.mask
     r_safe = torch.where(in_first, r, torch.ones_like(r))
     # C(g-j, r-1)/C(g, r) = [C(g-j, r-1)/C(g, r-1)] * [C(g, r-1)/C(g, r)]; the second factor
@@ -310,16 +360,18 @@ def hit_ranked(ranked: Ranked, rel: Tensor, k: int | None) -> Tensor:
     if k is None or k >= n:
         return (rel.sum(-1) > 0).to(dtype)
     top = rel[..., :k]
-    if ranked.start is None:
+    groups = ranked.groups()
+    if groups is None:
         return (top.sum(-1) > 0).to(dtype)
     # Relevant items in groups that end inside the top k are certain hits; the group that
     # straddles position k has m = k - s of its g places inside; it misses with probability
     # C(g - r, m) / C(g, m).
-    end_k = ranked.end[..., :k]
+    start, end = groups
+    end_k = end[..., :k]
     certain = ((top > 0) & (end_k <= k)).any(-1)
     prefix = _prefix(rel)
-    s = ranked.start[..., k - 1 : k]
-    e = ranked.end[..., k - 1 : k]
+    s = start[..., k - 1 : k]
+    e = end[..., k - 1 : k]
     r = (prefix.gather(-1, e) - prefix.gather(-1, s)).squeeze(-1)
     g = (e - s).squeeze(-1).to(dtype)
     m = (k - s).squeeze(-1).to(dtype)
@@ -338,7 +390,7 @@ def err_ranked(ranked: Ranked, k: int | None, max_label: float | Tensor | None) 
         max_label = max_label.amax(-1, keepdim=True).clamp(min=0)
     elif isinstance(max_label, Tensor):
         max_label = max_label.to(dtype).reshape(-1, 1)
-    stop = (torch.exp2(labels) - 1) / torch.exp2(torch.as_tensor(max_label, dtype=dtype))
+    stop = gain_values(labels, "exp2") / torch.exp2(torch.as_tensor(max_label, dtype=dtype))
     stop = torch.where(ranked.mask, stop.clamp(min=0), torch.zeros_like(stop))
     pos = ranked.positions().to(dtype)
     go_on = torch.cumprod(1 - stop, dim=-1)
@@ -382,7 +434,7 @@ def dcg(
         >>> dcg(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 0.0, 1.0]))
         tensor(1.5000)
     """
-    _check_k(k)
+    k = _check_options("dcg", k, ties=ties, gain=gain)
     batch, values = _run(scores, labels, mask, ties, "dcg", k, lambda b, r: dcg_ranked(r, k, gain))
     return values.reshape(batch.batch_shape)
 
@@ -416,17 +468,16 @@ def ndcg(
         >>> ndcg(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([0.0, 0.0, 1.0]), k=3)
         tensor(0.5000)
     """
-    _check_k(k)
-    check_choice("empty", empty, EMPTY)
+    k = _check_options("ndcg", k, ties=ties, empty=empty, gain=gain)
     batch, values = _run(scores, labels, mask, ties, "ndcg", k, lambda b, r: dcg_ranked(r, k, gain))
     if k is not None and k < batch.num_items:
         # Only the k largest labels enter the ideal DCG@k (the gain grows with the label).
         top = torch.topk(torch.where(batch.mask, batch.labels, -math.inf), k, dim=-1).values
         real = top > -math.inf
-        top_gains = torch.where(real, gain_fn(torch.where(real, top, 0.0), gain), 0.0)
+        top_gains = torch.where(real, gain_values(torch.where(real, top, 0.0), gain), 0.0)
         ideal = ideal_dcg(top_gains, real, k)
     else:
-        gains = torch.where(batch.mask, gain_fn(batch.labels, gain), 0.0)
+        gains = torch.where(batch.mask, gain_values(batch.labels, gain), 0.0)
         ideal = ideal_dcg(gains, batch.mask, k)
     return _finish(_safe_div(values, ideal), ideal > 0, empty, batch)
 
@@ -457,15 +508,15 @@ def average_precision(
         >>> average_precision(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 0.0, 1.0]))
         tensor(0.8333)
     """
-    _check_k(k)
-    check_choice("empty", empty, EMPTY)
-    t = relevance_threshold
+    where = "average_precision"
+    k = _check_options(where, k, ties=ties, empty=empty)
+    t = _threshold(where, relevance_threshold)
     batch, values = _run(
         scores,
         labels,
         mask,
         ties,
-        "average_precision",
+        where,
         k,
         lambda b, r: ap_ranked(r, _binary(r, t), k, _relevant(b, t)),
     )
@@ -493,18 +544,18 @@ def reciprocal_rank(
         >>> reciprocal_rank(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([0.0, 1.0, 1.0]))
         tensor(0.5000)
     """
-    _check_k(k)
-    check_choice("ties", ties, TIES)
-    batch = check_lists(scores.detach(), labels.detach(), mask, where="reciprocal_rank")
-    rel = batch.mask & (batch.labels >= relevance_threshold)
+    where = "reciprocal_rank"
+    k = _check_options(where, k, ties=ties, empty=empty)
+    t = _threshold(where, relevance_threshold)
+    batch = check_lists(scores.detach(), labels.detach(), mask, where=where)
+    rel = batch.mask & (batch.labels >= t)
     values = _first_relevant_rr(_key(batch.scores, batch.mask), rel, batch.mask, ties, k)
-    check_choice("empty", empty, EMPTY)
     fill = {"skip": math.nan, "zero": 0.0, "one": 1.0}[empty]
     values = torch.where(rel.any(-1), values, torch.full_like(values, fill))
     return values.reshape(batch.batch_shape)
 
 
-def _first_relevant_rr(key: Tensor, rel: Tensor, mask: Tensor, ties: str, k: int | None):
+def _first_relevant_rr(key: Tensor, rel: Tensor, mask: Tensor, ties: str, k: int | None) -> Tensor:
     """Reciprocal rank without sorting: the first relevant item is the best-scored one.
 
     With ``a`` items scored above it, a tie group of ``g`` items of which ``r`` are relevant
@@ -567,12 +618,13 @@ def err(
         >>> err(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 1.0]))
         tensor(0.6250)
     """
-    _check_k(k)
+    k = _check_options("err", k, ties=ties, empty=empty)
     if ties == "average":
         raise ValueError(
             "err: ties='average' is not supported; use 'pessimistic', 'optimistic' or 'index'"
         )
-    check_choice("empty", empty, EMPTY)
+    if max_label is not None:
+        max_label = params.number("err", "max_label", max_label)
     batch, values = _run(
         scores,
         labels,
@@ -610,9 +662,8 @@ def precision(
         >>> precision(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 0.0, 1.0]), k=2)
         tensor(0.5000)
     """
-    _check_k(k)
-    check_choice("empty", empty, EMPTY)
-    t = relevance_threshold
+    k = _check_options("precision", k, ties=ties, empty=empty)
+    t = _threshold("precision", relevance_threshold)
 
     def body(b: ListBatch, r: Ranked) -> Tensor:
         den = b.mask.sum(-1).to(b.scores.dtype) if k is None else b.scores.new_tensor(float(k))
@@ -632,9 +683,14 @@ def recall(
     ties: str = "average",
     empty: str = "skip",
 ) -> Tensor:
-    r"""Recall at ``k``: the fraction of the relevant items that are in the top ``k``.
+    r"""Recall at ``k`` (``"recall@k"``): the fraction of the relevant items that are in the
+    top ``k``.
 
     .. math:: \mathrm{R@k} = \frac{1}{R} \sum_{r=1}^{k} \mathrm{rel}(r)
+
+    Not the "Recall@K" of metric-learning papers, which is 1 when *any* relevant item is in
+    the top ``k``: that is :func:`hit_rate` (``"hit@k"``). The two agree when a list has one
+    relevant item.
 
     Args: as in :func:`average_precision`.
 
@@ -642,9 +698,8 @@ def recall(
         >>> recall(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 0.0, 1.0]), k=2)
         tensor(0.5000)
     """
-    _check_k(k)
-    check_choice("empty", empty, EMPTY)
-    t = relevance_threshold
+    k = _check_options("recall", k, ties=ties, empty=empty)
+    t = _threshold("recall", relevance_threshold)
     batch, values = _run(
         scores,
         labels,
@@ -679,9 +734,8 @@ def r_precision(
         >>> r_precision(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 0.0, 1.0]))
         tensor(0.5000)
     """
-    _check_k(k)
-    check_choice("empty", empty, EMPTY)
-    t = relevance_threshold
+    k = _check_options("r_precision", k, ties=ties, empty=empty)
+    t = _threshold("r_precision", relevance_threshold)
 
     def body(b: ListBatch, r: Ranked) -> Tensor:
         total = _relevant(b, t)
@@ -702,9 +756,13 @@ def hit_rate(
     ties: str = "average",
     empty: str = "skip",
 ) -> Tensor:
-    r"""Hit rate at ``k``: 1 if a relevant item is in the top ``k``, else 0.
+    r"""Hit rate at ``k`` (``"hit@k"``): 1 if a relevant item is in the top ``k``, else 0.
 
-    With ``ties="average"`` it is the probability of a hit over the tied orders.
+    .. math:: \mathrm{hit@k} = [\exists r \le k : \mathrm{rel}(r)]
+
+    The "Recall@K" of metric-learning papers; :func:`recall` (``"recall@k"``) is the fraction
+    of the relevant items in the top ``k`` instead. With ``ties="average"`` it is the
+    probability of a hit over the tied orders.
 
     Args: as in :func:`average_precision`.
 
@@ -712,9 +770,8 @@ def hit_rate(
         >>> hit_rate(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([0.0, 0.0, 1.0]), k=2)
         tensor(0.)
     """
-    _check_k(k)
-    check_choice("empty", empty, EMPTY)
-    t = relevance_threshold
+    k = _check_options("hit_rate", k, ties=ties, empty=empty)
+    t = _threshold("hit_rate", relevance_threshold)
     batch, values = _run(
         scores, labels, mask, ties, "hit_rate", k, lambda b, r: hit_ranked(r, _binary(r, t), k)
     )
@@ -749,15 +806,13 @@ def ordered_pair_accuracy(
         >>> ordered_pair_accuracy(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 2.0, 0.0]))
         tensor(0.6667)
     """
-    _check_k(k)
-    check_choice("ties", ties, TIES)
-    batch = check_lists(scores.detach(), labels.detach(), mask, where="ordered_pair_accuracy")
+    where = "ordered_pair_accuracy"
+    k = _check_options(where, k, ties=ties, empty=empty)
+    batch = check_lists(scores.detach(), labels.detach(), mask, where=where)
     s, y, m = batch.scores, batch.labels, batch.mask
     n = s.shape[-1]
     in_top = None
     if k is not None:
-        from rankloss.functional._ranking import ranks_from_scores
-
         in_top = ranks_from_scores(s, m) <= k
     tie_value = {"average": 0.5, "pessimistic": 0.0, "optimistic": 1.0, "index": None}[ties]
     index_correct = torch.ones(n, n, dtype=torch.bool, device=s.device).triu(1)
@@ -765,7 +820,7 @@ def ordered_pair_accuracy(
     correct_parts, count_parts = [], []
     for lo in range(0, s.shape[0], chunk):
         sc, yc, mc = s[lo : lo + chunk], y[lo : lo + chunk], m[lo : lo + chunk]
-        pairs = mc.unsqueeze(-1) & mc.unsqueeze(-2) & (yc.unsqueeze(-1) > yc.unsqueeze(-2))
+        pairs = pair_mask(yc, mc)
         if in_top is not None:
             top = in_top[lo : lo + chunk]
             pairs = pairs & (top.unsqueeze(-1) | top.unsqueeze(-2))
@@ -779,7 +834,6 @@ def ordered_pair_accuracy(
         count_parts.append(pairs.sum((-1, -2)))
     correct = torch.cat(correct_parts)
     count = torch.cat(count_parts).to(s.dtype)
-    check_choice("empty", empty, EMPTY)
     fill = {"skip": math.nan, "zero": 0.0, "one": 1.0}[empty]
     values = torch.where(count > 0, _safe_div(correct, count), torch.full_like(count, fill))
     return values.reshape(batch.batch_shape)

@@ -2,9 +2,14 @@
 
 Queries ``[N, d]`` with labels ``[N]`` search a reference set ``[M, d]`` with labels ``[M]``
 (or the queries themselves, self-matches excluded). A reference is relevant to a query when
-their labels are equal. Similarity is cosine or negative euclidean distance (higher = closer);
-the ``[N, M]`` similarity matrix is never held at once: ``chunk_size`` queries at a time, so
-memory is ``O(chunk_size * M)``.
+their labels are equal. References are ranked by a similarity of
+:data:`rankloss._core.similarity.SIMILARITIES` (higher = closer; the one list every part of
+rankloss uses); the ``[N, M]`` similarity matrix is never held at once: ``chunk_size``
+queries at a time, so memory is ``O(chunk_size * M)``.
+
+Vocabulary: ``hit@K`` is 1 when a relevant reference is among the ``K`` nearest (the
+"Recall@K" of metric-learning papers); ``recall@k`` in :mod:`rankloss.metrics` is always the
+fraction of the relevant items found, which is not reported here.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rankloss._validation import check_choice
+from rankloss._core import params
+from rankloss._core.ranking import dcg_at_k, ideal_dcg
+from rankloss._core.similarity import SIMILARITIES, pairwise_similarity
+from rankloss._core.validation import check_choice, check_embeddings, shape_str
 from rankloss.metrics.classification import per_class_report
 
 __all__ = [
@@ -25,30 +33,158 @@ __all__ = [
     "retrieval_per_class_report",
 ]
 
-SIMILARITIES = ("cosine", "euclidean")
 
-
-def _check(query_embeddings, query_labels, ref_embeddings, ref_labels):
-    where = "embedding_retrieval_metrics"
-    if not isinstance(query_embeddings, Tensor) or query_embeddings.dim() != 2:
-        raise ValueError(f"{where}: query_embeddings must be a [N, d] tensor")
-    if not isinstance(query_labels, Tensor) or query_labels.shape != query_embeddings.shape[:1]:
-        raise ValueError(
-            f"{where}: query_labels must have shape [{query_embeddings.shape[0]}], got "
-            f"{list(getattr(query_labels, 'shape', []))}"
-        )
+def _check_inputs(
+    where: str,
+    query_embeddings: object,
+    query_labels: object,
+    ref_embeddings: object,
+    ref_labels: object,
+) -> None:
+    queries = check_embeddings(query_embeddings, "query_embeddings", where)
+    if not isinstance(query_labels, Tensor) or query_labels.shape != queries.shape[:1]:
+        got = shape_str(query_labels) if isinstance(query_labels, Tensor) else type(query_labels)
+        raise ValueError(f"{where}: query_labels must have shape [{queries.shape[0]}], got {got}")
     if (ref_embeddings is None) != (ref_labels is None):
         raise ValueError(f"{where}: give both ref_embeddings and ref_labels, or neither")
-    if ref_embeddings is not None:
-        if not isinstance(ref_embeddings, Tensor) or ref_embeddings.dim() != 2:
-            raise ValueError(f"{where}: ref_embeddings must be a [M, d] tensor")
-        if ref_embeddings.shape[1] != query_embeddings.shape[1]:
-            raise ValueError(
-                f"{where}: ref_embeddings has dimension {ref_embeddings.shape[1]} but "
-                f"query_embeddings has {query_embeddings.shape[1]}"
-            )
-        if not isinstance(ref_labels, Tensor) or ref_labels.shape != ref_embeddings.shape[:1]:
-            raise ValueError(f"{where}: ref_labels must have shape [{ref_embeddings.shape[0]}]")
+    if ref_embeddings is None:
+        return
+    refs = check_embeddings(ref_embeddings, "ref_embeddings", where)
+    if refs.shape[1] != queries.shape[1]:
+        raise ValueError(
+            f"{where}: ref_embeddings has dimension {refs.shape[1]} but query_embeddings has "
+            f"{queries.shape[1]}"
+        )
+    if not isinstance(ref_labels, Tensor) or ref_labels.shape != refs.shape[:1]:
+        got = shape_str(ref_labels) if isinstance(ref_labels, Tensor) else type(ref_labels)
+        raise ValueError(f"{where}: ref_labels must have shape [{refs.shape[0]}], got {got}")
+
+
+def _check_similarity(where: str, similarity: str) -> None:
+    if similarity == "euclidean":
+        raise ValueError(
+            f"{where}: similarity must be one of {list(SIMILARITIES)}, got 'euclidean' "
+            "(renamed 'neg_euclidean': every similarity in rankloss is higher-is-closer)"
+        )
+    check_choice("similarity", similarity, SIMILARITIES, where)
+
+
+# One function per per-query metric, on ``match`` ``[q, depth]`` (1.0 where the i-th nearest
+# reference is relevant, nearest first) and ``num_relevant`` ``[q]`` (float64).
+
+
+def _hit_at_k(match: Tensor, k: int) -> Tensor:
+    """1 if a relevant reference is among the ``k`` nearest."""
+    return (match[:, :k].sum(-1) > 0).to(match.dtype)
+
+
+def _ndcg_at_k(match: Tensor, num_relevant: Tensor, k: int) -> Tensor:
+    """Binary-gain NDCG@k; the ideal ranking puts the ``min(R, k)`` relevant ones first."""
+    top = match[:, :k]
+    positions = torch.arange(top.shape[1], device=match.device)
+    ideal_first = positions < num_relevant[:, None]
+    ideal = ideal_dcg(ideal_first.to(match.dtype), ideal_first, k)
+    return dcg_at_k(top, k) / ideal.clamp(min=1e-300)
+
+
+def _r_precision(match: Tensor, num_relevant: Tensor) -> Tensor:
+    """Fraction of the ``R`` nearest that are relevant."""
+    positions = torch.arange(1, match.shape[1] + 1, device=match.device, dtype=match.dtype)
+    within = positions <= num_relevant[:, None]
+    return (match * within).sum(-1) / num_relevant.clamp(min=1)
+
+
+def _map_at_r(match: Tensor, num_relevant: Tensor) -> Tensor:
+    """Average precision over the ``R`` nearest, divided by ``R`` (Musgrave et al. 2020)."""
+    positions = torch.arange(1, match.shape[1] + 1, device=match.device, dtype=match.dtype)
+    within = positions <= num_relevant[:, None]
+    precision_at = match.cumsum(-1) / positions
+    return (match * precision_at * within).sum(-1) / num_relevant.clamp(min=1)
+
+
+def _per_query(
+    where: str,
+    query_embeddings: Tensor,
+    query_labels: Tensor,
+    ref_embeddings: Tensor | None,
+    ref_labels: Tensor | None,
+    ks: Sequence[int],
+    similarity: str,
+    chunk_size: int,
+    exclude_self: bool | None,
+    neighbors: int,
+) -> dict[str, Tensor]:
+    _check_inputs(where, query_embeddings, query_labels, ref_embeddings, ref_labels)
+    _check_similarity(where, similarity)
+    cutoffs = sorted({params.positive_int(where, "ks", k) for k in ks} | {1})
+    chunk_size = params.positive_int(where, "chunk_size", chunk_size)
+    if exclude_self is not None:
+        exclude_self = params.boolean(where, "exclude_self", exclude_self)
+    neighbors = params.nonnegative_int(where, "neighbors", neighbors)
+    if exclude_self is None:
+        exclude_self = ref_embeddings is None
+    if ref_embeddings is None or ref_labels is None:
+        ref_embeddings, ref_labels = query_embeddings, query_labels
+    num_queries, num_refs = query_embeddings.shape[0], ref_embeddings.shape[0]
+    if exclude_self and num_refs < num_queries:
+        raise ValueError(
+            f"{where}: exclude_self=True pairs query i with reference i, so it needs at least as "
+            f"many references as queries; got {num_refs} < {num_queries}"
+        )
+    dtype = torch.float64 if query_embeddings.dtype == torch.float64 else torch.float32
+    device = query_embeddings.device
+    queries = query_embeddings.detach().to(dtype)
+    refs = ref_embeddings.detach().to(device, dtype)
+    classes, inverse = torch.unique(
+        torch.cat([query_labels.reshape(-1).to(device), ref_labels.reshape(-1).to(device)]),
+        return_inverse=True,
+    )
+    q_cls, r_cls = inverse[:num_queries], inverse[num_queries:]
+    num_relevant = torch.bincount(r_cls, minlength=len(classes))[q_cls] - int(exclude_self)
+    num_relevant = num_relevant.clamp(min=0)
+    available = num_refs - int(exclude_self)
+    top_k = max(cutoffs)
+    # Only the order of the references matters, and the square root keeps it: skip it.
+    kind = "neg_sq_euclidean" if similarity == "neg_euclidean" else similarity
+
+    out: dict[str, list[Tensor]] = {name: [] for name in ["precision@1", "r_precision", "map@r"]}
+    out.update({f"hit@{k}": [] for k in cutoffs})
+    out.update({f"ndcg@{k}": [] for k in cutoffs})
+    nearest = []
+    for lo in range(0, num_queries, chunk_size):
+        hi = min(lo + chunk_size, num_queries)
+        sims = pairwise_similarity(queries[lo:hi], refs, kind)
+        if exclude_self:
+            rows = torch.arange(hi - lo, device=device)
+            sims[rows, rows + lo] = -math.inf
+        rel_count = num_relevant[lo:hi]
+        depth = min(max(top_k, neighbors, int(rel_count.max())), available)
+        if depth == 0:
+            index = torch.zeros(hi - lo, 0, dtype=torch.long, device=device)
+        else:
+            index = torch.topk(sims, depth, dim=-1, sorted=True).indices
+        if neighbors:
+            nearest.append(r_cls[index[:, :neighbors]])
+        match = (r_cls[index] == q_cls[lo:hi, None]).to(torch.float64)
+        r = rel_count.to(torch.float64)
+        has = rel_count > 0
+        nan = torch.full_like(r, math.nan)
+
+        def keep(values: Tensor, has: Tensor = has, nan: Tensor = nan) -> Tensor:
+            return torch.where(has, values, nan)
+
+        out["precision@1"].append(keep(_hit_at_k(match, 1)))
+        out["r_precision"].append(keep(_r_precision(match, r)))
+        out["map@r"].append(keep(_map_at_r(match, r)))
+        for k in cutoffs:
+            out[f"hit@{k}"].append(keep(_hit_at_k(match, k)))
+            out[f"ndcg@{k}"].append(keep(_ndcg_at_k(match, r, k)))
+    result = {name: torch.cat(parts).cpu() for name, parts in out.items()}
+    result["num_relevant"] = num_relevant.cpu()
+    if neighbors:
+        result["neighbor_labels"] = torch.cat(nearest).cpu()
+        result["classes"] = classes.cpu()
+    return result
 
 
 def retrieval_per_query(
@@ -66,98 +202,24 @@ def retrieval_per_query(
     """Per-query retrieval metrics; see :func:`embedding_retrieval_metrics`.
 
     Returns:
-        ``{name: [N]}`` float64 tensors (NaN for a query without any relevant reference),
-        plus ``"num_relevant"`` ``[N]`` and, when ``neighbors > 0``, ``"neighbor_labels"``
-        ``[N, neighbors]`` (class ids into ``"classes"``, nearest first) and ``"classes"``.
+        ``{name: [N]}`` float64 tensors (NaN for a query without any relevant reference) for
+        ``"precision@1"``, ``"r_precision"``, ``"map@r"`` and ``"hit@K"``, ``"ndcg@K"`` for
+        each ``K`` in ``ks`` (and ``K = 1``); plus ``"num_relevant"`` ``[N]`` and, when
+        ``neighbors > 0``, ``"neighbor_labels"`` ``[N, neighbors]`` (class ids into
+        ``"classes"``, nearest first) and ``"classes"``.
     """
-    _check(query_embeddings, query_labels, ref_embeddings, ref_labels)
-    check_choice("similarity", similarity, SIMILARITIES)
-    ks = sorted({int(k) for k in ks} | {1})
-    if ks[0] < 1:
-        raise ValueError(f"ks must be positive integers, got {ks}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    if exclude_self is None:
-        exclude_self = ref_embeddings is None
-    if ref_embeddings is None:
-        ref_embeddings, ref_labels = query_embeddings, query_labels
-    num_queries, num_refs = query_embeddings.shape[0], ref_embeddings.shape[0]
-    if exclude_self and num_refs < num_queries:
-        raise ValueError(
-            "exclude_self=True pairs query i with reference i, so it needs at least as many "
-            f"references as queries; got {num_refs} < {num_queries}"
-        )
-    dtype = torch.float64 if query_embeddings.dtype == torch.float64 else torch.float32
-    device = query_embeddings.device
-    queries = query_embeddings.detach().to(dtype)
-    refs = ref_embeddings.detach().to(device, dtype)
-    if similarity == "cosine":
-        queries = torch.nn.functional.normalize(queries, dim=-1)
-        refs = torch.nn.functional.normalize(refs, dim=-1)
-        ref_bias = None
-    else:
-        # -|q - r|^2 = 2 q.r - |r|^2 - |q|^2; the last term does not change a query's order.
-        ref_bias = -(refs * refs).sum(-1)
-    classes, inverse = torch.unique(
-        torch.cat([query_labels.reshape(-1).to(device), ref_labels.reshape(-1).to(device)]),
-        return_inverse=True,
+    return _per_query(
+        "retrieval_per_query",
+        query_embeddings,
+        query_labels,
+        ref_embeddings,
+        ref_labels,
+        ks,
+        similarity,
+        chunk_size,
+        exclude_self,
+        neighbors,
     )
-    q_cls, r_cls = inverse[:num_queries], inverse[num_queries:]
-    num_relevant = torch.bincount(r_cls, minlength=len(classes))[q_cls] - int(exclude_self)
-    num_relevant = num_relevant.clamp(min=0)
-    available = num_refs - int(exclude_self)
-    top_k = max(ks)
-    discounts = 1.0 / torch.log2(torch.arange(2, available + 2, device=device, dtype=torch.float64))
-    ideal_prefix = torch.nn.functional.pad(discounts.cumsum(0), (1, 0))
-
-    out = {name: [] for name in ["precision@1", "r_precision", "map@r"]}
-    out.update({f"recall@{k}": [] for k in ks})
-    out.update({f"ndcg@{k}": [] for k in ks})
-    nearest = []
-    for lo in range(0, num_queries, chunk_size):
-        hi = min(lo + chunk_size, num_queries)
-        sims = queries[lo:hi] @ refs.T
-        if ref_bias is not None:
-            sims = 2 * sims + ref_bias
-        if exclude_self:
-            rows = torch.arange(hi - lo, device=device)
-            sims[rows, rows + lo] = -math.inf
-        rel_count = num_relevant[lo:hi]
-        depth = min(max(top_k, neighbors, int(rel_count.max())), available)
-        if depth == 0:
-            index = torch.zeros(hi - lo, 0, dtype=torch.long, device=device)
-        else:
-            index = torch.topk(sims, depth, dim=-1, sorted=True).indices
-        if neighbors:
-            nearest.append(r_cls[index[:, :neighbors]])
-        match = (r_cls[index] == q_cls[lo:hi, None]).to(torch.float64)
-        pos = torch.arange(1, depth + 1, device=device, dtype=torch.float64)
-        r = rel_count.to(torch.float64)
-        within = pos <= r[:, None]
-        safe_r = r.clamp(min=1)
-        nan = torch.full_like(r, math.nan)
-        has = rel_count > 0
-
-        def keep(values: Tensor, has: Tensor = has, nan: Tensor = nan) -> Tensor:
-            return torch.where(has, values, nan)
-
-        first = match[:, 0] if depth else torch.zeros_like(r)
-        out["precision@1"].append(keep(first))
-        out["r_precision"].append(keep((match * within).sum(-1) / safe_r))
-        precision_at = match.cumsum(-1) / pos
-        out["map@r"].append(keep((match * precision_at * within).sum(-1) / safe_r))
-        for k in ks:
-            top = match[:, :k]
-            out[f"recall@{k}"].append(keep((top.sum(-1) > 0).to(torch.float64)))
-            dcg = (top * discounts[: top.shape[1]]).sum(-1)
-            ideal = ideal_prefix[rel_count.clamp(max=k).clamp(max=available)]
-            out[f"ndcg@{k}"].append(keep(dcg / ideal.clamp(min=1e-300)))
-    result = {name: torch.cat(parts).cpu() for name, parts in out.items()}
-    result["num_relevant"] = num_relevant.cpu()
-    if neighbors:
-        result["neighbor_labels"] = torch.cat(nearest).cpu()
-        result["classes"] = classes.cpu()
-    return result
 
 
 def _nanmean(values: Tensor) -> float:
@@ -182,9 +244,10 @@ def embedding_retrieval_metrics(
     :math:`\mathrm{rel}(i)` marking the :math:`i`-th nearest reference:
 
     * ``"precision@1"``: :math:`\mathrm{rel}(1)`.
-    * ``"recall@K"`` (for each ``K`` in ``ks``): 1 if a relevant reference is among the
-      :math:`K` nearest (the metric-learning Recall@K of image retrieval papers; Recall@1 =
-      Precision@1).
+    * ``"hit@K"`` (for each ``K`` in ``ks``): 1 if a relevant reference is among the
+      :math:`K` nearest. This is the "Recall@K" of image-retrieval papers (hit@1 =
+      precision@1), called ``hit@K`` here because ``recall@k`` in rankloss always means the
+      fraction of the relevant items found (:func:`rankloss.metrics.recall`).
     * ``"r_precision"``: :math:`\frac{1}{R}\sum_{i \le R} \mathrm{rel}(i)`.
     * ``"map@r"``: :math:`\frac{1}{R}\sum_{i \le R} \mathrm{rel}(i)\, P@i` (Musgrave et al. 2020).
     * ``"ndcg@K"``: binary-gain NDCG of the :math:`K` nearest, ideal
@@ -198,33 +261,38 @@ def embedding_retrieval_metrics(
         query_labels: ``[N]`` integer classes.
         ref_embeddings: ``[M, d]`` reference set, or ``None`` to search the queries.
         ref_labels: ``[M]`` (with ``ref_embeddings``).
-        ks: cut-offs of ``recall@`` and ``ndcg@`` (default ``(1, 10)``).
-        similarity: ``"cosine"`` (default) or ``"euclidean"`` (negative distance).
+        ks: cut-offs of ``hit@`` and ``ndcg@`` (positive ints; default ``(1, 10)``).
+        similarity: how references are ranked, one of
+            :data:`~rankloss._core.similarity.SIMILARITIES`: ``"cosine"`` (default),
+            ``"dot"``, ``"neg_euclidean"`` or ``"neg_sq_euclidean"`` (the last two rank
+            alike).
         chunk_size: queries per chunk (memory ``O(chunk_size * M)``).
         exclude_self: drop reference ``i`` from query ``i``'s results; ``None`` (default)
             means ``True`` exactly when ``ref_embeddings`` is ``None``. With a reference set
             it assumes its first ``N`` rows are the queries.
 
     Returns:
-        ``{"precision@1", "recall@K"..., "r_precision", "map@r", "ndcg@K"...}`` floats.
+        ``{"precision@1", "hit@K"..., "r_precision", "map@r", "ndcg@K"...}`` floats.
 
     >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     >>> m = embedding_retrieval_metrics(x, torch.tensor([0, 0, 1, 1]), ks=(1,))
-    >>> m["precision@1"], m["map@r"]
-    (1.0, 1.0)
+    >>> m["precision@1"], m["hit@1"], m["map@r"]
+    (1.0, 1.0, 1.0)
     """
-    per_query = retrieval_per_query(
+    per_query = _per_query(
+        "embedding_retrieval_metrics",
         query_embeddings,
         query_labels,
         ref_embeddings,
         ref_labels,
-        ks=ks,
-        similarity=similarity,
-        chunk_size=chunk_size,
-        exclude_self=exclude_self,
+        ks,
+        similarity,
+        chunk_size,
+        exclude_self,
+        0,
     )
-    ks_sorted = sorted({int(k) for k in ks})
-    names = ["precision@1", *(f"recall@{k}" for k in ks_sorted), "r_precision", "map@r"]
+    ks_sorted = sorted(set(ks))
+    names = ["precision@1", *(f"hit@{k}" for k in ks_sorted), "r_precision", "map@r"]
     names += [f"ndcg@{k}" for k in ks_sorted]
     return {name: _nanmean(per_query[name]) for name in names}
 
@@ -248,18 +316,19 @@ def retrieval_per_class_report(
     report adds per-class means of ``"precision@1"``, ``"r_precision"`` and ``"map@r"`` (NaN
     for a class without queries) and ``"classes"``, the label value of each row.
     """
-    if k < 1:
-        raise ValueError(f"k must be a positive integer, got {k}")
-    per_query = retrieval_per_query(
+    where = "retrieval_per_class_report"
+    k = params.positive_int(where, "k", k)
+    per_query = _per_query(
+        where,
         query_embeddings,
         query_labels,
         ref_embeddings,
         ref_labels,
-        ks=(1,),
-        similarity=similarity,
-        chunk_size=chunk_size,
-        exclude_self=exclude_self,
-        neighbors=k,
+        (1,),
+        similarity,
+        chunk_size,
+        exclude_self,
+        k,
     )
     classes = per_query["classes"]
     num_classes = len(classes)
@@ -272,7 +341,7 @@ def retrieval_per_class_report(
     votes.scatter_add_(1, neighbors, (1 + bonus).expand(neighbors.shape).contiguous())
     predicted = votes.argmax(-1)
     targets = torch.searchsorted(classes, query_labels.reshape(-1).cpu())
-    report = per_class_report(predicted, targets, num_classes)
+    report: dict[str, Tensor | float] = per_class_report(predicted, targets, num_classes)
     for name in ("precision@1", "r_precision", "map@r"):
         values = per_query[name]
         keep = ~torch.isnan(values)

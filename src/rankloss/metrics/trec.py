@@ -13,7 +13,7 @@ pytrec_eval's):
 * NDCG uses the relevance itself as gain (``gain="linear"``), a negative relevance has gain 0,
   and the ideal DCG comes from all judged documents of the query, retrieved or not;
 * recall, MAP and R-precision divide by the number of relevant judged documents (relevance
-  ``>= 1``), retrieved or not;
+  ``>= relevance_threshold``, default 1), retrieved or not;
 * a query whose qrels hold no relevant document scores 0;
 * only queries present in both the run and the qrels (with at least one judgment) are
   evaluated; ``include_missing=True``
@@ -33,15 +33,17 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO, Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from rankloss._validation import check_choice
-from rankloss.functional._ranking import gain as gain_fn
-from rankloss.functional._ranking import ideal_dcg
-from rankloss.metrics import ranking
+import rankloss.metrics.ranking as ranking
+from rankloss._core import params
+from rankloss._core.ranking import GAINS, ideal_dcg
+from rankloss._core.ranking import gain as gain_values
+from rankloss._core.validation import check_choice
 from rankloss.metrics.names import MetricSpec, parse_metric
 
 __all__ = [
@@ -65,11 +67,13 @@ Qrels = Mapping[str, Mapping[str, float]]
 # --------------------------------------------------------------------------------------------
 
 
-def _open(path: str | os.PathLike, mode: str):
+def _open(path: str | os.PathLike[str], mode: Literal["r", "w"]) -> IO[str]:
     path = os.fspath(path)
-    if path.endswith(".gz"):
-        return gzip.open(path, mode + "t", encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+    if not path.endswith(".gz"):
+        return open(path, mode, encoding="utf-8")
+    if mode == "r":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return gzip.open(path, "wt", encoding="utf-8")
 
 
 def _number(text: str) -> float | int:
@@ -79,7 +83,7 @@ def _number(text: str) -> float | int:
         return float(text)
 
 
-def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int | float]]:
+def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int | float]]:
     """Read a TREC qrels file: ``qid iteration docid relevance`` per line (``.gz`` allowed).
 
     Returns:
@@ -101,7 +105,7 @@ def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int | float]]:
     return qrels
 
 
-def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
     """Read a TREC run file: ``qid Q0 docid rank score tag`` per line (``.gz`` allowed).
 
     The rank column is ignored (as trec_eval does): the score orders the documents.
@@ -125,7 +129,7 @@ def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     return run
 
 
-def write_qrels(qrels: Qrels, path: str | os.PathLike) -> None:
+def write_qrels(qrels: Qrels, path: str | os.PathLike[str]) -> None:
     """Write ``{qid: {docid: relevance}}`` as a TREC qrels file (iteration column 0)."""
     with _open(path, "w") as handle:
         for qid in sorted(qrels):
@@ -133,7 +137,7 @@ def write_qrels(qrels: Qrels, path: str | os.PathLike) -> None:
                 handle.write(f"{qid} 0 {docid} {rel}\n")
 
 
-def write_run(run: Run, path: str | os.PathLike, *, tag: str = "rankloss") -> None:
+def write_run(run: Run, path: str | os.PathLike[str], *, tag: str = "rankloss") -> None:
     """Write ``{qid: {docid: score}}`` as a TREC run file.
 
     Documents are written in trec_eval's order (descending score, ties by descending docid)
@@ -202,21 +206,34 @@ def to_batches(run: Run, qrels: Qrels, qids: Sequence[str]) -> RunBatch:
     return RunBatch(list(qids), s, y, m, p, pm)
 
 
-def _options(convention: str, gain, ties, empty, relevance_threshold) -> dict:
-    check_choice("convention", convention, CONVENTIONS)
+def _options(
+    convention: str,
+    gain: str | None,
+    ties: str | None,
+    empty: str | None,
+    relevance_threshold: float | None,
+) -> dict[str, Any]:
+    where = "evaluate"
+    check_choice("convention", convention, CONVENTIONS, where)
     trec = convention == "trec_eval"
-    return {
+    options = {
         "gain": gain if gain is not None else ("linear" if trec else "exp2"),
         "ties": ties if ties is not None else ("index" if trec else "average"),
         "empty": empty if empty is not None else ("zero" if trec else "skip"),
-        "threshold": 1.0 if relevance_threshold is None else float(relevance_threshold),
+        "threshold": 1.0
+        if relevance_threshold is None
+        else params.number(where, "relevance_threshold", relevance_threshold),
         "clamp_gain": trec,
         "float32_scores": trec,
     }
+    check_choice("gain", options["gain"], GAINS, where)
+    check_choice("ties", options["ties"], ranking.TIES, where)
+    check_choice("empty", options["empty"], ranking.EMPTY, where)
+    return options
 
 
 def evaluate_batches(
-    batch: RunBatch, specs: Sequence[MetricSpec], options: dict
+    batch: RunBatch, specs: Sequence[MetricSpec], options: Mapping[str, Any]
 ) -> dict[str, Tensor]:
     """Per-query values ``{name: [Q]}`` of each metric on a :class:`RunBatch`."""
     ties, empty, threshold = options["ties"], options["empty"], options["threshold"]
@@ -244,7 +261,7 @@ def evaluate_batches(
         if metric in ("dcg", "ndcg"):
             values = ranking.dcg_ranked(gain_ranked, k, options["gain"])
             if metric == "ndcg":
-                pool_gain = gain_fn(pool_labels, options["gain"])
+                pool_gain = gain_values(pool_labels, options["gain"])
                 pool_gain = torch.where(batch.pool_mask, pool_gain, 0.0)
                 ideal = ideal_dcg(pool_gain, batch.pool_mask, k)
                 values, valid = ranking._safe_div(values, ideal), ideal > 0
@@ -261,7 +278,7 @@ def evaluate_batches(
         elif metric == "r_precision":
             cut = num_rel if k is None else num_rel.clamp(max=k)
             values = ranking._safe_div(ranking.hits_ranked(ranked, rel, cut), cut)
-        elif metric == "hit_rate":
+        elif metric == "hit":
             values = ranking.hit_ranked(ranked, rel, k)
         elif metric == "err":
             if ties == "average":
@@ -300,7 +317,7 @@ def evaluate(
     ties: str | None = None,
     empty: str | None = None,
     relevance_threshold: float | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Evaluate a run against qrels, per query and on average.
 
     Args:
@@ -309,7 +326,8 @@ def evaluate(
             from the run still count in the denominators (recall, MAP, R-precision, IDCG);
             documents of the run absent from the qrels are not relevant.
         metrics: names such as ``"ndcg@10"``, ``"map"``, ``"mrr"``, ``"p@5"``,
-            ``"recall@100"``, or trec_eval's ``"ndcg_cut_10"``, ``"P_5"``, ``"recip_rank"``.
+            ``"recall@100"``, ``"hit@10"``, or trec_eval's ``"ndcg_cut_10"``, ``"P_5"``,
+            ``"recip_rank"``.
         convention: ``"trec_eval"`` (default) or ``"rankloss"``; see the module docstring.
         per_query: return ``{qid: {metric: value}}`` (pytrec_eval's shape) instead of the
             means ``{metric: value}`` (ranx's shape).
@@ -330,7 +348,7 @@ def evaluate(
         metrics = [metrics]
     specs = [parse_metric(name) for name in metrics]
     if not specs:
-        raise ValueError("evaluate: give at least one metric")
+        raise ValueError("evaluate: metrics must name at least one metric, got none")
     options = _options(convention, gain, ties, empty, relevance_threshold)
     qids = _query_ids(run, qrels, include_missing)
     batch = to_batches(run, qrels, qids)
@@ -338,7 +356,7 @@ def evaluate(
     if per_query:
         columns = {name: v.tolist() for name, v in values.items()}
         return {qid: {name: col[i] for name, col in columns.items()} for i, qid in enumerate(qids)}
-    means = {}
+    means: dict[str, Any] = {}
     for name, v in values.items():
         keep = ~torch.isnan(v)
         means[name] = float(v[keep].mean()) if bool(keep.any()) else math.nan
