@@ -80,20 +80,26 @@ def main() -> None:
     parser.add_argument("--losses", nargs="+", default=["softmax_ce", "approx_ndcg"])
     parser.add_argument("--pairs", type=int, default=4000, help="title/review pairs used")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=None,
-                        help="default 3e-4 (MiniLM adapter), 1e-3 (bag of words)")
+    parser.add_argument(
+        "--lr", type=float, default=None, help="default 3e-4 (MiniLM adapter), 1e-3 (bag of words)"
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="in-batch negatives + 1")
     parser.add_argument("--encoder", choices=["minilm", "hash"], default="minilm")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1 is fastest for these small models, and on a "
-                        "shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is fastest for these small models, and on a shared machine)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     dataset = data.load("clothing-reviews", max_pairs=args.pairs, seed=args.seed)
-    print(f"clothing-reviews: corpus {len(dataset.corpus)} reviews; train/validation/test "
-          f"{len(dataset.train)}/{len(dataset.validation)}/{len(dataset.test)} titles")
+    print(
+        f"clothing-reviews: corpus {len(dataset.corpus)} reviews; train/validation/test "
+        f"{len(dataset.train)}/{len(dataset.validation)}/{len(dataset.test)} titles"
+    )
     start = time.perf_counter()
     featurize, dim = sentence_featurizer() if args.encoder == "minilm" else (None, None)
     if featurize is None:
@@ -109,17 +115,28 @@ def main() -> None:
     for loss in args.losses:
         start = time.perf_counter()
         seed_everything(args.seed)
-        model = ResidualAdapter(dim) if name.startswith("all-MiniLM") else nn.Sequential(
-            nn.Linear(dim, 256), nn.ReLU(), nn.Linear(256, 128))
+        model = (
+            ResidualAdapter(dim)
+            if name.startswith("all-MiniLM")
+            else nn.Sequential(nn.Linear(dim, 256), nn.ReLU(), nn.Linear(256, 128))
+        )
         trainer = Trainer(
-            model, task, loss, lr=lr, weight_decay=1e-4, epochs=args.epochs, seed=args.seed,
+            model,
+            task,
+            loss,
+            lr=lr,
+            weight_decay=1e-4,
+            epochs=args.epochs,
+            seed=args.seed,
             early_stopping=EarlyStopping("mrr@10", "max", patience=3),
         )
         result = trainer.fit()
         test = trainer.evaluate("test")
-        print(f"[{loss}] best epoch {result.best_epoch}/{result.epochs_run}, "
-              f"{time.perf_counter() - start:.1f}s; test "
-              + ", ".join(f"{k}={v:.4f}" for k, v in test.items()))
+        print(
+            f"[{loss}] best epoch {result.best_epoch}/{result.epochs_run}, "
+            f"{time.perf_counter() - start:.1f}s; test "
+            + ", ".join(f"{k}={v:.4f}" for k, v in test.items())
+        )
 
 
 if __name__ == "__main__":

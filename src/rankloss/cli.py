@@ -22,7 +22,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rankloss import __version__
+    from rankloss._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="rankloss", description="Train and compare models with ranking losses."

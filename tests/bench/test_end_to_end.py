@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from rankloss.bench.runner import RunContext
+from rankloss.bench.suites import SUITES, LossSpec, check_suite
+from rankloss.bench.tasks import TASKS
 from rankloss.cli import main
 
 TINY = """
@@ -41,8 +45,9 @@ name = "softmax_ce"
 def _bench(tmp_path: Path, *extra: str) -> int:
     config = tmp_path / "bench.toml"
     config.write_text(TINY)
-    return main(["bench", "--config", str(config), "--out", str(tmp_path / "out"),
-                 "--no-progress", *extra])
+    return main(
+        ["bench", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress", *extra]
+    )
 
 
 def test_tiny_suite_writes_every_file_and_the_table(tmp_path: Path, capsys) -> None:
@@ -65,8 +70,11 @@ def test_tiny_suite_writes_every_file_and_the_table(tmp_path: Path, capsys) -> N
     assert all(f"recall/{c}" in r["extra_metrics"] for r in imbalanced for c in range(10))
     csv_rows = (out / "results.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + 2 * 3 + 1 * 4
-    for name in ("tiny-retrieval_metrics.png", "tiny-retrieval_curves.png",
-                 "tiny-imbalanced_metrics.png"):
+    for name in (
+        "tiny-retrieval_metrics.png",
+        "tiny-retrieval_curves.png",
+        "tiny-imbalanced_metrics.png",
+    ):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "6 runs in" in printed and "| contrastive |" in printed
@@ -99,3 +107,60 @@ def test_list_shows_suites_losses_and_data(capsys) -> None:
     text = capsys.readouterr().out
     for word in ("quick-ltr", "retrieval-fashion", "mslr10k-sample", "lambdaloss", "supcon"):
         assert word in text
+
+
+def test_list_groups_losses_by_kind_then_family(capsys) -> None:
+    from rankloss.losses import LOSSES, available
+
+    assert main(["list"]) == 0
+    losses = capsys.readouterr().out.split("Losses")[1].split("\n\n")[0].splitlines()
+    kinds = [line.split(":")[0].strip() for line in losses if not line.startswith("    ")][1:]
+    assert kinds == ["list", "embedding", "adversarial"]
+    assert "  list: loss(scores, labels, mask)" in losses
+    assert "  embedding: loss(embeddings, labels) or loss(queries, keys=keys)" in losses
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in losses if line.startswith("    ")}
+    assert set(rows) == set(LOSSES.families())
+    assert rows["listwise"].split(", ") == available("listwise")
+    assert "softmax_ce" in rows["listwise"] and "kl_div" in rows["listwise"]
+    listed = [name for row in rows.values() for name in row.split(", ")]
+    assert sorted(listed) == sorted(available())
+    current = None
+    for line in losses[1:]:
+        if not line.startswith("    "):
+            current = line.split(":")[0].strip()
+            continue
+        for name in line.split(None, 1)[1].split(", "):
+            assert LOSSES.get(name).kind == current
+
+
+def _context(tmp_path: Path, suite_name: str, loss: LossSpec, **budget: object) -> RunContext:
+    suite = SUITES[suite_name].with_budget(**budget)
+    suite = replace(suite, losses=(loss,))
+    check_suite(suite)
+    return RunContext(suite, loss, "digits", 0, "cpu", tmp_path / "work")
+
+
+def test_retrieval_views_row_calls_the_loss_with_keys(tmp_path: Path) -> None:
+    """nt_xent on two augmented views: the (queries, keys) form."""
+    loss = LossSpec("nt_xent (views)", "nt_xent", {"temperature": 0.5}, {"views": True})
+    ctx = _context(tmp_path, "quick-retrieval", loss, epochs=1, max_per_split=300)
+    result = TASKS["retrieval"](ctx)
+    assert set(result.metrics) == {"precision@1", "r_precision", "map@r"}
+    assert len(result.history) == 1
+
+
+def test_retrieval_list_loss_and_imbalanced_embedding_loss(tmp_path: Path) -> None:
+    """Tasks dispatch on the loss kind: a list loss trains the retrieval task on in-batch
+    similarities, an embedding loss trains the imbalanced task by nearest centroid."""
+    ctx = _context(
+        tmp_path / "a",
+        "quick-retrieval",
+        LossSpec("listnet", "listnet"),
+        epochs=1,
+        max_per_split=300,
+    )
+    assert len(TASKS["retrieval"](ctx).history) == 1
+    loss = LossSpec("triplet", "triplet", {"margin": 0.2, "miner": "batch_hard"})
+    ctx = _context(tmp_path / "b", "imbalanced", loss, epochs=1)
+    result = TASKS["imbalanced"](ctx)
+    assert 0.0 <= result.metrics["macro_recall"] <= 1.0

@@ -39,8 +39,9 @@ def _fake_task(calls: list):
 
 def test_runner_writes_results_and_resumes(tmp_path: Path) -> None:
     calls: list = []
-    runner = BenchmarkRunner(tmp_path, {"fake": _fake_task(calls)}, seeds=(0, 1),
-                             progress=False, log=lambda _: None)
+    runner = BenchmarkRunner(
+        tmp_path, {"fake": _fake_task(calls)}, seeds=(0, 1), progress=False, log=lambda _: None
+    )
     runs = runner.run([SUITE])
     assert len(runs) == 4  # the skipped row records nothing
     assert len(calls) == 6
@@ -49,8 +50,9 @@ def test_runner_writes_results_and_resumes(tmp_path: Path) -> None:
     assert stored[0]["environment"]["torch"]
     # Resume: a new runner over the same folder runs only what is missing (the skipped row).
     calls.clear()
-    again = BenchmarkRunner(tmp_path, {"fake": _fake_task(calls)}, seeds=(0, 1),
-                            progress=False, log=lambda _: None)
+    again = BenchmarkRunner(
+        tmp_path, {"fake": _fake_task(calls)}, seeds=(0, 1), progress=False, log=lambda _: None
+    )
     again.run([SUITE])
     assert calls == [("skip me", 0), ("skip me", 1)]
     # A changed budget is a different configuration: it runs again, and only the new runs
@@ -68,8 +70,9 @@ def test_interrupted_run_keeps_finished_runs(tmp_path: Path) -> None:
             raise KeyboardInterrupt
         return RunResult({"m1": 1.0, "m2": 0.0})
 
-    runner = BenchmarkRunner(tmp_path, {"fake": task}, seeds=(0,), progress=False,
-                             log=lambda _: None)
+    runner = BenchmarkRunner(
+        tmp_path, {"fake": task}, seeds=(0,), progress=False, log=lambda _: None
+    )
     with pytest.raises(KeyboardInterrupt):
         runner.run([SUITE])
     stored = json.loads((tmp_path / "results.json").read_text())["runs"]
@@ -79,8 +82,9 @@ def test_interrupted_run_keeps_finished_runs(tmp_path: Path) -> None:
 
 def test_table_marks_best_and_reports_std(tmp_path: Path) -> None:
     calls: list = []
-    runner = BenchmarkRunner(tmp_path, {"fake": _fake_task(calls)}, seeds=(0, 1),
-                             progress=False, log=lambda _: None)
+    runner = BenchmarkRunner(
+        tmp_path, {"fake": _fake_task(calls)}, seeds=(0, 1), progress=False, log=lambda _: None
+    )
     runs = runner.run([SUITE])
     (table,) = summarise(runs)
     assert table.rows == ["a", "b"]

@@ -36,8 +36,14 @@ class _Failing(Source):
 
 def test_available_and_cards():
     names = data.available()
-    for name in ("mslr10k-sample", "movielens-100k", "digits", "mnist-5k", "fashion-mnist",
-                 "clothing-reviews"):
+    for name in (
+        "mslr10k-sample",
+        "movielens-100k",
+        "digits",
+        "mnist-5k",
+        "fashion-mnist",
+        "clothing-reviews",
+    ):
         assert name in names
         card = data.card(name)
         assert card.license and card.source and card.split and card.size
@@ -51,9 +57,16 @@ def test_fetch_chain_lists_every_source(tmp_path):
     (tmp_path / "local").mkdir()
     (tmp_path / "local" / "f.txt").write_text("other bytes")
     with pytest.raises(DataUnavailableError) as info:
-        fetch("thing", [DataFile("f.txt", "0" * 64)],
-              [LocalPath(tmp_path / "local"), LocalPath(tmp_path / "nowhere"),
-               URLSource({"f.txt": "http://unreachable.invalid/f.txt"}, timeout=1), _Failing()])
+        fetch(
+            "thing",
+            [DataFile("f.txt", "0" * 64)],
+            [
+                LocalPath(tmp_path / "local"),
+                LocalPath(tmp_path / "nowhere"),
+                URLSource({"f.txt": "http://unreachable.invalid/f.txt"}, timeout=1),
+                _Failing(),
+            ],
+        )
     text = str(info.value)
     assert "tried 4 source(s)" in text and "checksum mismatch" in text
     assert "nowhere" in text and "unreachable.invalid" in text and "registry unreachable" in text
@@ -84,16 +97,24 @@ def _mslr_files(folder):
 
 def test_mslr_from_local_path(tmp_path):
     _mslr_files(tmp_path / "m")
-    ds = data.load("mslr10k-sample", path=tmp_path / "m", verify=False, validation_fraction=0.2,
-                   normalize="standardize")
+    ds = data.load(
+        "mslr10k-sample",
+        path=tmp_path / "m",
+        verify=False,
+        validation_fraction=0.2,
+        normalize="standardize",
+    )
     assert ds.train.features.shape == (8, 5, 136) and len(ds.validation) == 2
     assert len(ds.test) == 4 and ds.train.mask.dtype == torch.bool
     assert set(ds.train.query_ids.tolist()).isdisjoint(ds.validation.query_ids.tolist())
     again = data.load("mslr10k-sample", path=tmp_path / "m", verify=False)
     assert torch.equal(again.validation.query_ids, ds.validation.query_ids)
     with pytest.raises(DataUnavailableError, match="checksum mismatch"):
-        fetch("mslr10k-sample", [DataFile("msn1.fold1.train.5k.txt", "0" * 64)],
-              [LocalPath(tmp_path / "m")])
+        fetch(
+            "mslr10k-sample",
+            [DataFile("msn1.fold1.train.5k.txt", "0" * 64)],
+            [LocalPath(tmp_path / "m")],
+        )
 
 
 def _movielens(folder):
@@ -111,10 +132,19 @@ def test_movielens_splits(tmp_path):
     implicit = data.load("movielens-100k", path=tmp_path / "ml", verify=False)
     assert (implicit.train.rating >= 4).all() and implicit.num_users == 20
     assert len(implicit.train) + len(implicit.validation) + len(implicit.test) == int(
-        sum(1 for line in (tmp_path / "ml" / "ml-100k.inter").read_text().splitlines()[1:]
-            if float(line.split("\t")[2]) >= 4))
-    graded = data.load("movielens-100k", path=tmp_path / "ml", verify=False, feedback="graded",
-                       split="leave-last-out")
+        sum(
+            1
+            for line in (tmp_path / "ml" / "ml-100k.inter").read_text().splitlines()[1:]
+            if float(line.split("\t")[2]) >= 4
+        )
+    )
+    graded = data.load(
+        "movielens-100k",
+        path=tmp_path / "ml",
+        verify=False,
+        feedback="graded",
+        split="leave-last-out",
+    )
     assert len(graded.test) == 20 and len(graded.validation) == 20
     # the test item of each user is their latest interaction
     latest = graded.train.per_user(20, "time")
@@ -160,11 +190,13 @@ def test_mnist5k_and_fashion_from_local_files(tmp_path):
 
 
 def test_reviews_to_retrieval():
-    frame = pd.DataFrame({
-        "Title": ["Nice", None, "Bad fit", "Love", "Great"],
-        "Review Text": ["soft fabric", "no title", "too small", "wear it daily", None],
-        "Class Name": ["Knits", "Knits", "Dresses", "Knits", "Pants"],
-    })
+    frame = pd.DataFrame(
+        {
+            "Title": ["Nice", None, "Bad fit", "Love", "Great"],
+            "Review Text": ["soft fabric", "no title", "too small", "wear it daily", None],
+            "Class Name": ["Knits", "Knits", "Dresses", "Knits", "Pants"],
+        }
+    )
     ds = data.reviews_to_retrieval(frame, test_fraction=1 / 3, validation_fraction=0.0)
     assert sorted(ds.corpus) == ["d0", "d2", "d3"]
     assert len(ds.train) == 2 and len(ds.test) == 1
@@ -184,9 +216,10 @@ def test_batching_helpers():
     z = data.normalize_lists(features, mask, "standardize")
     assert torch.allclose(z[0, :, 0].mean(), torch.tensor(0.0), atol=1e-6)
     assert (z[1, 2:] == 0).all()
-    assert torch.allclose(data.normalize_lists(torch.tensor([[[np.e - 1]]]),
-                                               torch.tensor([[True]]), "log1p"),
-                          torch.tensor([[[1.0]]]))
+    assert torch.allclose(
+        data.normalize_lists(torch.tensor([[[np.e - 1]]]), torch.tensor([[True]]), "log1p"),
+        torch.tensor([[[1.0]]]),
+    )
     with pytest.raises(ValueError, match="unknown method"):
         data.normalize_lists(features, mask, "zscore")
     padded, pmask = data.pad_lists([torch.ones(2), torch.ones(3)])

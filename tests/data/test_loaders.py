@@ -69,8 +69,9 @@ def test_interactions_recbole_tsv(tmp_path):
 
 
 def test_interactions_csv_and_parquet_agree(tmp_path):
-    frame = pd.DataFrame({"user": ["a", "b", "a"], "item": [3, 1, 1], "rating": [1.0, 2, 3],
-                          "time": [1, 2, 3]})
+    frame = pd.DataFrame(
+        {"user": ["a", "b", "a"], "item": [3, 1, 1], "rating": [1.0, 2, 3], "time": [1, 2, 3]}
+    )
     frame.to_csv(tmp_path / "log.csv", index=False)
     frame.to_parquet(tmp_path / "log.parquet")
     a, ua, ia = read_interactions(tmp_path / "log.csv")
@@ -134,11 +135,16 @@ def test_idx_roundtrip_and_errors(tmp_path):
 def _beir(folder, qrels_lines, corpus_extra=""):
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text(
-        json.dumps({"_id": "d1", "title": "Red", "text": "a red dress"}) + "\n"
-        + json.dumps({"_id": "d2", "text": "blue jeans"}) + "\n" + corpus_extra
+        json.dumps({"_id": "d1", "title": "Red", "text": "a red dress"})
+        + "\n"
+        + json.dumps({"_id": "d2", "text": "blue jeans"})
+        + "\n"
+        + corpus_extra
     )
     (folder / "queries.jsonl").write_text(
-        json.dumps({"_id": "q1", "text": "red"}) + "\n" + json.dumps({"_id": "q2", "text": "jeans"})
+        json.dumps({"_id": "q1", "text": "red"})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "jeans"})
         + "\n"
     )
     (folder / "qrels" / "test.tsv").write_text(qrels_lines)

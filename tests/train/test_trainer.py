@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ from rankloss.data import (
     reviews_to_retrieval,
     split_interactions,
 )
+from rankloss.losses import get
 from rankloss.models import EmbeddingMLP, ListAttentionScorer, MatrixFactorization, MLPScorer
 from rankloss.train import (
     EarlyStopping,
@@ -27,6 +29,8 @@ from rankloss.train import (
     RecsysTask,
     TextRetrievalTask,
     Trainer,
+    check_loss_kind,
+    loss_kind,
     seed_everything,
 )
 
@@ -48,9 +52,17 @@ def _run(tmp_path, epochs, *, resume=False, model_seed=0, name="run", **kwargs):
     seed_everything(model_seed)
     model = MLPScorer(6, hidden=(16,), dropout=0.3)
     trainer = Trainer(
-        model, LTRTask(_ltr(), batch_size=5, max_items=8), "listnet", epochs=epochs, seed=7,
-        lr=1e-2, log_dir=tmp_path / name / "logs", checkpoint_dir=tmp_path / name / "ckpt",
-        resume=resume, progress=False, **kwargs,
+        model,
+        LTRTask(_ltr(), batch_size=5, max_items=8),
+        "listnet",
+        epochs=epochs,
+        seed=7,
+        lr=1e-2,
+        log_dir=tmp_path / name / "logs",
+        checkpoint_dir=tmp_path / name / "ckpt",
+        resume=resume,
+        progress=False,
+        **kwargs,
     )
     return trainer, trainer.fit()
 
@@ -60,15 +72,17 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     _run(tmp_path, 2, name="split")  # "interrupted" after 2 epochs
     resumed_trainer, resumed = _run(tmp_path, 4, resume=True, name="split", model_seed=123)
     assert resumed.resumed_from == 2 and resumed.epochs_run == 4
-    for a, b in zip(full_trainer.model.state_dict().values(),
-                    resumed_trainer.model.state_dict().values()):
+    for a, b in zip(
+        full_trainer.model.state_dict().values(), resumed_trainer.model.state_dict().values()
+    ):
         assert torch.equal(a, b)
     assert [h["train_loss"] for h in full.history] == [h["train_loss"] for h in resumed.history]
     assert full_trainer.evaluate("test") == resumed_trainer.evaluate("test")
     steps = [json.loads(x) for x in (tmp_path / "split/logs/steps.jsonl").read_text().splitlines()]
     full_steps = (tmp_path / "full/logs/steps.jsonl").read_text().splitlines()
     assert len(steps) == len(full_steps) and [s["global_step"] for s in steps] == list(
-        range(1, len(steps) + 1))
+        range(1, len(steps) + 1)
+    )
 
 
 def test_resume_after_crash_mid_epoch(tmp_path):
@@ -100,22 +114,42 @@ def test_logs_checkpoint_and_grad_clip(tmp_path):
 def test_early_stopping_restores_best(tmp_path):
     seed_everything(0)
     model = MLPScorer(6, hidden=(8,), dropout=0.0)
-    trainer = Trainer(model, LTRTask(_ltr(), batch_size=8), "ranknet", lr=0.5, optimizer="sgd",
-                      epochs=30, early_stopping={"metric": "ndcg@10", "patience": 2},
-                      progress=False)
+    trainer = Trainer(
+        model,
+        LTRTask(_ltr(), batch_size=8),
+        "ranknet",
+        lr=0.5,
+        optimizer="sgd",
+        epochs=30,
+        early_stopping={"metric": "ndcg@10", "patience": 2},
+        progress=False,
+    )
     result = trainer.fit()
     assert result.stopped_early and result.epochs_run < 30
     assert result.best_value == pytest.approx(trainer.evaluate("validation")["ndcg@10"], abs=1e-6)
     with pytest.raises(KeyError, match="not among validation metrics"):
-        Trainer(MLPScorer(6), LTRTask(_ltr()), "ranknet", epochs=1, progress=False,
-                early_stopping=EarlyStopping("ndcg@3")).fit()
+        Trainer(
+            MLPScorer(6),
+            LTRTask(_ltr()),
+            "ranknet",
+            epochs=1,
+            progress=False,
+            early_stopping=EarlyStopping("ndcg@3"),
+        ).fit()
 
 
 def test_learning_with_attention_and_amp(tmp_path):
     seed_everything(0)
     model = ListAttentionScorer(6, d_model=16, num_heads=2, num_layers=1, dim_feedforward=32)
-    trainer = Trainer(model, LTRTask(_ltr(), batch_size=6), "approx_ndcg", epochs=6, lr=3e-3,
-                      amp=True, progress=False)
+    trainer = Trainer(
+        model,
+        LTRTask(_ltr(), batch_size=6),
+        "approx_ndcg",
+        epochs=6,
+        lr=3e-3,
+        amp=True,
+        progress=False,
+    )
     before = trainer.evaluate("test")["ndcg@10"]
     trainer.fit()
     assert trainer.evaluate("test")["ndcg@10"] > before
@@ -145,56 +179,226 @@ class _CenterLoss(nn.Module):
 def test_embedding_task(loss, form):
     seed_everything(0)
     task = EmbeddingTask(_labelled(), batch_size=20, per_class=4, form=form)
-    trainer = Trainer(EmbeddingMLP(8, 4, hidden=(16,)), task, loss, epochs=3, lr=1e-2,
-                      progress=False)
+    trainer = Trainer(
+        EmbeddingMLP(8, 4, hidden=(16,)), task, loss, epochs=3, lr=1e-2, progress=False
+    )
     trainer.fit()
     metrics = trainer.evaluate("test")
-    assert {"precision@1", "recall@10", "map@r", "r_precision"} <= set(metrics)
+    # The metric-learning hit rate is hit@k (rankloss.metrics); recall@k is a fraction.
+    assert {"precision@1", "hit@1", "hit@10", "map@r", "r_precision"} <= set(metrics)
+    assert "recall@10" not in metrics
     assert metrics["precision@1"] > 0.5
 
 
-def test_recsys_task():
+def test_combined_embedding_loss_trains_in_embedding_task():
+    """Issue 10: a CombinedLoss of embedding losses failed with a pair_labels shape error."""
+    loss = get("contrastive") + 0.5 * get("triplet")
+    assert loss.kind == "embedding"
+    seed_everything(0)
+    task = EmbeddingTask(_labelled(), batch_size=20, per_class=4)
+    trainer = Trainer(
+        EmbeddingMLP(8, 4, hidden=(16,)), task, loss, epochs=1, lr=1e-2, progress=False
+    )
+    result = trainer.fit()
+    assert result.epochs_run == 1 and math.isfinite(result.history[0]["train_loss"])
+    assert result.history[0]["steps"] > 0
+    assert 0.0 <= trainer.evaluate("test")["precision@1"] <= 1.0
+
+
+def test_combined_list_loss_trains_in_ltr_task():
+    loss = get("ranknet") + 0.5 * get("listnet", label_temperature=2.0)
+    assert loss.kind == "list"
+    seed_everything(0)
+    trainer = Trainer(
+        MLPScorer(6, hidden=(8,)),
+        LTRTask(_ltr(), batch_size=8),
+        loss,
+        epochs=2,
+        lr=1e-2,
+        progress=False,
+    )
+    result = trainer.fit()
+    assert result.epochs_run == 2 and all(math.isfinite(h["train_loss"]) for h in result.history)
+    assert 0.0 <= trainer.evaluate("test")["ndcg@10"] <= 1.0
+
+
+def test_list_loss_in_embedding_task_ranks_the_batch():
+    seed_everything(0)
+    task = EmbeddingTask(_labelled(), batch_size=20, per_class=4)
+    seen = []
+
+    def spy(scores, labels, mask):
+        seen.append((scores.shape, labels.shape, mask.shape, bool(mask.diagonal().any())))
+        return get("listnet")(scores, labels, mask)
+
+    spy.kind = "list"  # a callable that says its kind is dispatched like a loss module
+    trainer = Trainer(
+        EmbeddingMLP(8, 4, hidden=(16,)), task, spy, epochs=1, progress=False, validation_split=None
+    )
+    trainer.fit()
+    assert seen and seen[0] == ((20, 20), (20, 20), (20, 20), False)
+
+
+@pytest.mark.parametrize(
+    ("make_task", "loss", "message"),
+    [
+        (
+            lambda: LTRTask(_ltr()),
+            "triplet",
+            r"LTRTask: the loss 'triplet' \(TripletLoss\) is of kind 'embedding'; this task "
+            r"needs a loss of kind 'list'",
+        ),
+        (
+            lambda: LTRTask(_ltr()),
+            get("contrastive") + get("triplet"),
+            r"LTRTask: the loss CombinedLoss\(1 \* contrastive \+ 1 \* triplet\) is of kind "
+            r"'embedding'",
+        ),
+        (lambda: RecsysTask(_recsys()), "info_nce", r"RecsysTask: .*'info_nce'.*kind 'list'"),
+        (
+            lambda: EmbeddingTask(_labelled()),
+            "gan_generator",
+            r"EmbeddingTask\(form='auto'\): the loss 'gan_generator' \(GeneratorLoss\) is of "
+            r"kind 'adversarial'; this task needs a loss of kind 'embedding' or 'list'",
+        ),
+        (
+            lambda: EmbeddingTask(_labelled(), form="lists"),
+            "triplet",
+            r"EmbeddingTask\(form='lists'\): .* kind 'embedding'; .* kind 'list'",
+        ),
+        (
+            lambda: EmbeddingTask(_labelled(), form="embedding"),
+            "listnet",
+            r"EmbeddingTask\(form='embedding'\): .*'listnet'.* kind 'list'; .* kind 'embedding'",
+        ),
+        (
+            lambda: EmbeddingTask(_labelled()),
+            _CenterLoss(),
+            r"form='auto' needs a rankloss loss module.*_CenterLoss.*form='embedding'",
+        ),
+    ],
+)
+def test_a_loss_of_the_wrong_kind_fails_when_the_trainer_is_built(make_task, loss, message):
+    with pytest.raises(TypeError, match=message):
+        Trainer(EmbeddingMLP(8, 4), make_task(), loss, epochs=1, progress=False)
+    task = make_task()
+    module = get(loss) if isinstance(loss, str) else loss
+    with pytest.raises(TypeError, match=message):  # and when a step is taken by hand
+        task.training_step(nn.Identity(), next(iter(task.train_batches(torch.Generator()))), module)
+
+
+def test_check_loss_kind_and_loss_kind():
+    assert loss_kind(get("ranknet")) == "list" and loss_kind(get("supcon")) == "embedding"
+    assert loss_kind(_CenterLoss()) is None
+    assert check_loss_kind("mine", _CenterLoss(), ("list",)) is None
+    with pytest.raises(TypeError, match="mine: the loss 'supcon'"):
+        check_loss_kind("mine", get("supcon"), ("list",))
+    with pytest.raises(ValueError, match="form must be 'auto', 'embedding' or 'lists'"):
+        EmbeddingTask(_labelled(), form="pairs")
+
+
+def _recsys():
     g = torch.Generator().manual_seed(0)
     users = torch.arange(30).repeat_interleave(6)
     items = (users % 5) * 4 + torch.randint(0, 4, (180,), generator=g)
     inter = Interactions(users, items, torch.full((180,), 5.0), torch.arange(180.0))
-    data = split_interactions(inter, 30, 20, split="leave-last-out")
+    return split_interactions(inter, 30, 20, split="leave-last-out")
+
+
+def test_recsys_task():
     seed_everything(0)
-    trainer = Trainer(MatrixFactorization(30, 20, 8), RecsysTask(data, batch_size=8, positives=4,
-                      negatives=8), "bpr", epochs=8, lr=0.05, progress=False)
+    trainer = Trainer(
+        MatrixFactorization(30, 20, 8),
+        RecsysTask(_recsys(), batch_size=8, positives=4, negatives=8),
+        "bpr",
+        epochs=8,
+        lr=0.05,
+        progress=False,
+    )
     trainer.fit()
     metrics = trainer.evaluate("test")
+    # recall@k: the fraction of held-out items in the top k; hit@k: any of them (one held-out
+    # item per user here, so the two agree).
     assert set(metrics) == {"recall@10", "ndcg@10", "hit@10"}
     assert metrics["recall@10"] > 0.6
+    assert metrics["hit@10"] == pytest.approx(metrics["recall@10"])
 
 
-def test_text_retrieval_task():
+def _reviews():
     words = ["red", "blue", "green", "wool", "silk", "denim", "long", "short"]
-    frame = pd.DataFrame({
-        "Title": [f"{a} {b}" for a in words for b in words],
-        "Review Text": [f"it is {b} and {a}" for a in words for b in words],
-        "Class Name": ["x"] * 64,
-    })
+    frame = pd.DataFrame(
+        {
+            "Title": [f"{a} {b}" for a in words for b in words],
+            "Review Text": [f"it is {b} and {a}" for a in words for b in words],
+            "Class Name": ["x"] * 64,
+        }
+    )
     data = reviews_to_retrieval(frame, test_fraction=0.25, validation_fraction=0.0)
 
     def featurize(texts):
         return torch.tensor([[float(w in t.split()) for w in words] for t in texts])
 
+    return data, featurize
+
+
+@pytest.mark.parametrize("loss", ["softmax_ce", "info_nce", "triplet"])
+def test_text_retrieval_task(loss):
     seed_everything(0)
-    task = TextRetrievalTask(data, featurize, batch_size=16)
-    trainer = Trainer(EmbeddingMLP(8, 8, hidden=(16,)), task, "softmax_ce", epochs=2,
-                      validation_split=None, progress=False)
-    trainer.fit()
+    task = TextRetrievalTask(*_reviews(), batch_size=16)
+    trainer = Trainer(
+        EmbeddingMLP(8, 8, hidden=(16,)),
+        task,
+        loss,
+        epochs=2,
+        validation_split=None,
+        progress=False,
+    )
+    result = trainer.fit()
+    assert all(math.isfinite(h["train_loss"]) for h in result.history)
     metrics = trainer.evaluate("test")
     assert {"mrr@10", "recall@1", "recall@10", "ndcg@10"} <= set(metrics)
     assert 0.0 <= metrics["recall@10"] <= 1.0
 
 
+def test_text_retrieval_calls_an_embedding_loss_with_keys():
+    calls = []
+
+    class Spy(nn.Module):
+        kind = "embedding"
+
+        def forward(self, queries, labels=None, *, keys=None):
+            calls.append((queries.shape, labels, None if keys is None else keys.shape))
+            return get("info_nce")(queries, labels, keys=keys)
+
+    task = TextRetrievalTask(*_reviews(), batch_size=16)
+    Trainer(
+        EmbeddingMLP(8, 8, hidden=(16,)),
+        task,
+        Spy(),
+        epochs=1,
+        validation_split=None,
+        progress=False,
+    ).fit()
+    shape, labels, keys = calls[0]
+    assert shape == keys == (16, 8) and labels.dtype == torch.long and labels.shape == (16,)
+
+
 def test_loss_by_name_with_options_and_errors():
-    trainer = Trainer(MLPScorer(6), LTRTask(_ltr()), "listnet", loss_options={"temperature": 2.0},
-                      epochs=1, progress=False)
-    assert trainer.loss.hyper == {"temperature": 2.0}
+    trainer = Trainer(
+        MLPScorer(6),
+        LTRTask(_ltr()),
+        "listnet",
+        loss_options={"label_temperature": 2.0},
+        epochs=1,
+        progress=False,
+    )
+    assert trainer.loss.hyper_parameters() == {"label_temperature": 2.0, "reduction": "mean"}
     with pytest.raises(KeyError):
         Trainer(MLPScorer(6), LTRTask(_ltr()), "no-such-loss")
+    # Hyper-parameters are checked when the trainer builds the loss, before any training.
+    with pytest.raises(TypeError, match="unknown hyper-parameter 'temperature'"):
+        Trainer(MLPScorer(6), LTRTask(_ltr()), "listnet", loss_options={"temperature": 2.0})
+    with pytest.raises(ValueError, match="RankNetLoss: sigma must be"):
+        Trainer(MLPScorer(6), LTRTask(_ltr()), "ranknet", loss_options={"sigma": -1.0})
     with pytest.raises(ValueError, match="unknown optimizer"):
         Trainer(MLPScorer(6), LTRTask(_ltr()), "listnet", optimizer="lbfgs2")

@@ -7,8 +7,20 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rankloss.bench.suites import SuiteSpec
+    from rankloss.losses import LossKind
 
 __all__ = ["add_parser"]
+
+#: How a task calls a loss of each kind (``rankloss list``).
+_KIND_CALLS: dict[LossKind, str] = {
+    "list": "loss(scores, labels, mask)",
+    "embedding": "loss(embeddings, labels) or loss(queries, keys=keys)",
+    "adversarial": "loss(real_logits, fake_logits) or loss(fake_logits)",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,16 +30,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Train the same model with each loss of a suite, over several seeds, and "
         "write results.md/csv/json and plots to --out. Re-running skips finished runs.",
     )
-    bench.add_argument("suites", nargs="*", metavar="SUITE",
-                       help="suites or groups to run (default: quick); see 'rankloss list'")
+    bench.add_argument(
+        "suites",
+        nargs="*",
+        metavar="SUITE",
+        help="suites or groups to run (default: quick); see 'rankloss list'",
+    )
     bench.add_argument("--config", type=Path, help="a TOML file describing suites")
     bench.add_argument("--losses", help="comma-separated loss labels or names to keep")
     bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1); default 3")
     bench.add_argument("--epochs", type=int, help="override every suite's epochs")
     bench.add_argument("--device", choices=["cpu", "cuda", "auto"], help="default: auto")
     bench.add_argument("--out", type=Path, help="output folder (default: bench-out)")
-    bench.add_argument("--threads", type=int,
-                       help="CPU threads for torch (default: torch's own choice)")
+    bench.add_argument(
+        "--threads", type=int, help="CPU threads for torch (default: torch's own choice)"
+    )
     bench.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.set_defaults(func=_run_bench)
@@ -46,11 +63,12 @@ def _device(choice: str | None) -> str:
     return choice
 
 
-def _filter_losses(suites: list, wanted: str | None) -> list:
+def _filter_losses(suites: list[SuiteSpec], wanted: str | None) -> list[SuiteSpec]:
     if not wanted:
         return suites
     keep = {w.strip() for w in wanted.split(",") if w.strip()}
-    out, matched = [], set()
+    out: list[SuiteSpec] = []
+    matched: set[str] = set()
     for suite in suites:
         losses = tuple(l for l in suite.losses if l.label in keep or l.name in keep)
         matched |= {l.label for l in losses} | {l.name for l in losses}
@@ -58,8 +76,9 @@ def _filter_losses(suites: list, wanted: str | None) -> list:
             out.append(replace(suite, losses=losses))
     missing = keep - matched
     if missing:
-        raise SystemExit(f"rankloss bench: --losses names no row of these suites: "
-                         f"{', '.join(sorted(missing))}")
+        raise SystemExit(
+            f"rankloss bench: --losses names no row of these suites: {', '.join(sorted(missing))}"
+        )
     return out
 
 
@@ -72,7 +91,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         write_reports,
     )
     from rankloss.bench.runner import BenchmarkRunner
-    from rankloss.bench.suites import resolve_suites
+    from rankloss.bench.suites import check_suite, resolve_suites
     from rankloss.bench.tasks import TASKS, resolve_dataset
 
     if args.threads:
@@ -97,12 +116,24 @@ def _run_bench(args: argparse.Namespace) -> int:
     suites = _filter_losses(suites, args.losses)
     if args.epochs:
         suites = [s.with_budget(epochs=args.epochs) for s in suites]
+    for suite in suites:
+        # Every loss is built (and every key checked) before anything trains.
+        try:
+            check_suite(suite)
+        except (TypeError, ValueError) as error:
+            raise SystemExit(f"rankloss bench: {error}") from None
     seed_list = list(range(args.seeds)) if args.seeds else list(seeds or [0, 1, 2])
     out_dir = args.out or Path(out or "bench-out")
     device = _device(args.device or device)
     progress = not args.no_progress and sys.stderr.isatty()
-    runner = BenchmarkRunner(out_dir, TASKS, seeds=seed_list, device=device,
-                             progress=progress, dataset_resolver=resolve_dataset)
+    runner = BenchmarkRunner(
+        out_dir,
+        TASKS,
+        seeds=seed_list,
+        device=device,
+        progress=progress,
+        dataset_resolver=resolve_dataset,
+    )
     start = time.perf_counter()
     wanted = runner.run(suites)
     paths = write_reports(out_dir, wanted, plots=not args.no_plots)
@@ -110,9 +141,18 @@ def _run_bench(args: argparse.Namespace) -> int:
     per_class = per_class_tables(wanted)
     if per_class:
         print(per_class)
-    print(f"{len(wanted)} runs in {time.perf_counter() - start:.0f} s on {device}; wrote "
-          + ", ".join(str(p) for p in paths) + f", {runner.results_path}")
+    print(
+        f"{len(wanted)} runs in {time.perf_counter() - start:.0f} s on {device}; wrote "
+        + ", ".join(str(p) for p in paths)
+        + f", {runner.results_path}"
+    )
     return 0
+
+
+def _family_order(family: str) -> tuple[int, str]:
+    """Pointwise, pairwise, listwise first (the order of docs/losses.md), then by name."""
+    known = ("pointwise", "pairwise", "listwise")
+    return (known.index(family) if family in known else len(known), family)
 
 
 def _run_list(args: argparse.Namespace) -> int:
@@ -130,9 +170,17 @@ def _run_list(args: argparse.Namespace) -> int:
         print("\nData sets:\n  " + ", ".join(data.available()))
     except ImportError:
         pass
-    print("\nLosses:")
-    for family in losses.LOSSES.families():
-        print(f"  {family:<12} {', '.join(losses.available(family))}")
+    print("\nLosses (rankloss.losses.get(name, **hyper)), by kind and family:")
+    for kind, call in _KIND_CALLS.items():
+        of_kind = losses.available(kind=kind)
+        if not of_kind:
+            continue
+        print(f"  {kind}: {call}")
+        families = sorted(losses.LOSSES.families(), key=_family_order)
+        for family in families:
+            in_family = [n for n in losses.available(family) if n in of_kind]
+            if in_family:
+                print(f"    {family:<12} {', '.join(in_family)}")
     try:
         from rankloss import metrics
 

@@ -21,17 +21,23 @@ Example (``bench.toml``)::
     hyper = { sigma = 2.0 }
 
 A suite without ``base`` must give ``task``, ``dataset``, ``metrics`` and at least one loss.
-Every key is checked: an unknown key is an error that names the file and the suite.
+Every key is checked, the ``budget`` and ``model`` tables and each loss's ``options`` against
+what the suite's task reads (:data:`rankloss.bench.suites.TASK_SETTINGS`): an unknown key is an
+error that names the file, the suite, the table and the valid keys. Every loss is built with
+its ``hyper`` table when the file is read, so a bad hyper-parameter fails before anything
+trains, in the loss's own words (``"RankNetLoss: sigma must be > 0, got -1.0"``), with the
+file named.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Set
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rankloss.bench.suites import SUITES, LossSpec, SuiteSpec
+from rankloss.bench.suites import SUITES, TASK_SETTINGS, LossSpec, SuiteSpec, check_suite
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,8 +46,19 @@ else:  # pragma: no cover
 
 __all__ = ["BenchConfig", "load_config"]
 
-_SUITE_KEYS = {"name", "base", "task", "dataset", "fallbacks", "metrics", "budget", "model",
-               "loss", "primary", "description"}
+_SUITE_KEYS = {
+    "name",
+    "base",
+    "task",
+    "dataset",
+    "fallbacks",
+    "metrics",
+    "budget",
+    "model",
+    "loss",
+    "primary",
+    "description",
+}
 _LOSS_KEYS = {"label", "name", "hyper", "options"}
 _BENCH_KEYS = {"seeds", "device", "out", "suites"}
 
@@ -54,10 +71,18 @@ class BenchConfig:
     out: str | None = None
 
 
-def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
+def _check_keys(where: str, table: dict[str, Any], allowed: Set[str]) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def _table(where: str, table: dict[str, Any], key: str) -> dict[str, Any]:
+    """``table[key]`` (default empty), which must be a TOML table."""
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: '{key}' must be a table, got {value!r}")
+    return value
 
 
 def _loss(where: str, table: dict[str, Any]) -> LossSpec:
@@ -67,9 +92,18 @@ def _loss(where: str, table: dict[str, Any]) -> LossSpec:
     return LossSpec(
         label=str(table.get("label", table["name"])),
         name=str(table["name"]),
-        hyper=dict(table.get("hyper", {})),
-        options=dict(table.get("options", {})),
+        hyper=dict(_table(where, table, "hyper")),
+        options=dict(_table(where, table, "options")),
     )
+
+
+def _task(where: str, table: dict[str, Any], base: SuiteSpec | None) -> str:
+    task = table.get("task", base.task if base is not None else None)
+    if task is None:
+        raise ValueError(f"{where}: needs 'task' (or a 'base' suite)")
+    if task not in TASK_SETTINGS:
+        raise ValueError(f"{where}: unknown task {task!r}; known: {', '.join(TASK_SETTINGS)}")
+    return str(task)
 
 
 def _suite(path: Path, index: int, table: dict[str, Any]) -> SuiteSpec:
@@ -77,46 +111,64 @@ def _suite(path: Path, index: int, table: dict[str, Any]) -> SuiteSpec:
     where = f"{path}: [[suite]] {name!r}"
     _check_keys(where, table, _SUITE_KEYS)
     base_name = table.get("base")
-    losses = tuple(_loss(f"{where} loss {i}", t) for i, t in enumerate(table.get("loss", [])))
+    base: SuiteSpec | None = None
     if base_name is not None:
         if base_name not in SUITES:
-            raise ValueError(f"{where}: unknown base suite {base_name!r}; known: "
-                             f"{', '.join(SUITES)}")
+            raise ValueError(
+                f"{where}: unknown base suite {base_name!r}; known: {', '.join(SUITES)}"
+            )
         base = SUITES[base_name]
-        return replace(
+    task = _task(where, table, base)
+    settings = TASK_SETTINGS[task]
+    budget = _table(where, table, "budget")
+    model = _table(where, table, "model")
+    _check_keys(f"{where} budget", budget, settings.budget)
+    _check_keys(f"{where} model", model, settings.model)
+    losses = tuple(_loss(f"{where} loss {i}", t) for i, t in enumerate(table.get("loss", [])))
+    for i, loss in enumerate(losses):
+        _check_keys(f"{where} loss {i} options", loss.options, settings.options)
+    if base is not None:
+        suite = replace(
             base,
             name=name,
-            task=table.get("task", base.task),
+            task=task,
             dataset=table.get("dataset", base.dataset),
             fallbacks=tuple(table.get("fallbacks", base.fallbacks)),
             losses=losses or base.losses,
             metrics=tuple(table.get("metrics", base.metrics)),
-            budget={**base.budget, **table.get("budget", {})},
-            model={**base.model, **table.get("model", {})},
+            budget={**base.budget, **budget},
+            model={**base.model, **model},
             primary=table.get("primary", base.primary),
             description=table.get("description", base.description),
         )
-    for key in ("task", "dataset", "metrics"):
-        if key not in table:
-            raise ValueError(f"{where}: needs '{key}' (or a 'base' suite)")
-    if not losses:
-        raise ValueError(f"{where}: needs at least one [[suite.loss]]")
-    return SuiteSpec(
-        name=name,
-        task=table["task"],
-        dataset=table["dataset"],
-        fallbacks=tuple(table.get("fallbacks", ())),
-        losses=losses,
-        metrics=tuple(table["metrics"]),
-        budget=dict(table.get("budget", {})),
-        model=dict(table.get("model", {})),
-        primary=table.get("primary", table["metrics"][0]),
-        description=table.get("description", ""),
-    )
+    else:
+        for key in ("dataset", "metrics"):
+            if key not in table:
+                raise ValueError(f"{where}: needs '{key}' (or a 'base' suite)")
+        if not losses:
+            raise ValueError(f"{where}: needs at least one [[suite.loss]]")
+        suite = SuiteSpec(
+            name=name,
+            task=task,
+            dataset=table["dataset"],
+            fallbacks=tuple(table.get("fallbacks", ())),
+            losses=losses,
+            metrics=tuple(table["metrics"]),
+            budget=dict(budget),
+            model=dict(model),
+            primary=table.get("primary", table["metrics"][0]),
+            description=table.get("description", ""),
+        )
+    try:
+        check_suite(suite)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
+    return suite
 
 
 def load_config(path: str | Path) -> BenchConfig:
-    """Parse ``path``; errors name the file, the suite and the key."""
+    """Parse and check ``path``; every error is a ``ValueError`` that names the file, the
+    suite and the key (or the loss, in its own words)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())

@@ -118,14 +118,24 @@ def per_class_tables(runs: Sequence[dict[str, Any]]) -> str:
             by_suite[run["suite"]].append(run)
     parts = []
     for suite, suite_runs in by_suite.items():
-        classes = sorted({k.split("/", 1)[1] for r in suite_runs for k in r["extra_metrics"]
-                          if k.startswith("recall/")}, key=lambda c: (len(c), c))
+        classes = sorted(
+            {
+                k.split("/", 1)[1]
+                for r in suite_runs
+                for k in r["extra_metrics"]
+                if k.startswith("recall/")
+            },
+            key=lambda c: (len(c), c),
+        )
         rows: dict[str, list[dict[str, float]]] = defaultdict(list)
         for run in suite_runs:
             rows[run["loss"]].append(run["extra_metrics"])
-        lines = [f"### {suite}: per-class recall / precision (mean over seeds)", "",
-                 "| loss | " + " | ".join(f"class {c}" for c in classes) + " |",
-                 "|---|" + "---:|" * len(classes)]
+        lines = [
+            f"### {suite}: per-class recall / precision (mean over seeds)",
+            "",
+            "| loss | " + " | ".join(f"class {c}" for c in classes) + " |",
+            "|---|" + "---:|" * len(classes),
+        ]
         for loss, extras in rows.items():
             cells = []
             for c in classes:
@@ -145,11 +155,18 @@ def _csv_text(tables: Sequence[SuiteTable]) -> str:
         for row in table.rows:
             for metric in table.metrics:
                 if (row, metric) in table.mean:
-                    writer.writerow([
-                        table.suite, table.dataset, row, metric,
-                        f"{table.mean[(row, metric)]:.6f}", f"{table.std[(row, metric)]:.6f}",
-                        table.seeds[row], f"{table.seconds[row]:.3f}",
-                    ])
+                    writer.writerow(
+                        [
+                            table.suite,
+                            table.dataset,
+                            row,
+                            metric,
+                            f"{table.mean[(row, metric)]:.6f}",
+                            f"{table.std[(row, metric)]:.6f}",
+                            table.seeds[row],
+                            f"{table.seconds[row]:.3f}",
+                        ]
+                    )
     return buffer.getvalue()
 
 
@@ -160,8 +177,9 @@ def _plot_bars(table: SuiteTable, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cols = len(table.metrics)
-    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 0.45 * len(table.rows) + 1.6),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, cols, figsize=(3.2 * cols, 0.45 * len(table.rows) + 1.6), squeeze=False, sharey=True
+    )
     positions = list(range(len(table.rows)))
     for ax, metric in zip(axes[0], table.metrics):
         means = [table.mean.get((row, metric), float("nan")) for row in table.rows]
@@ -231,15 +249,20 @@ def _primary_of(suite: str) -> str | None:
     return spec.primary if spec is not None else None
 
 
-def write_reports(out: str | Path, runs: Sequence[dict[str, Any]], *, plots: bool = True
-                  ) -> list[Path]:
+def write_reports(
+    out: str | Path, runs: Sequence[dict[str, Any]], *, plots: bool = True
+) -> list[Path]:
     """Write ``results.md``, ``results.csv`` and PNG plots into ``out``; return the paths."""
     out = Path(out)
     tables = summarise(runs)
     per_class = per_class_tables(runs)
     written = [
-        atomic_write_text(out / "results.md", "# rankloss bench results\n\n"
-                          + markdown_tables(tables) + ("\n" + per_class if per_class else "")),
+        atomic_write_text(
+            out / "results.md",
+            "# rankloss bench results\n\n"
+            + markdown_tables(tables)
+            + ("\n" + per_class if per_class else ""),
+        ),
         atomic_write_text(out / "results.csv", _csv_text(tables)),
     ]
     if plots:

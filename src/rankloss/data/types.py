@@ -238,10 +238,12 @@ class RecDataset:
         each the held-out items and their gains (for Recall@k / NDCG@k)."""
         split = self.split(name)
         items = split.per_user(self.num_users, "item")
-        gains = list(torch.split(
-            self.gains(split)[torch.argsort(split.user, stable=True)],
-            [len(i) for i in items],
-        ))
+        gains = list(
+            torch.split(
+                self.gains(split)[torch.argsort(split.user, stable=True)],
+                [len(i) for i in items],
+            )
+        )
         users = torch.tensor([u for u, i in enumerate(items) if len(i)], dtype=torch.long)
         return users, [items[u] for u in users.tolist()], [gains[u] for u in users.tolist()]
 

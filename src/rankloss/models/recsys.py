@@ -14,6 +14,8 @@ __all__ = ["MatrixFactorization", "TwoTower"]
 
 
 class _UserItemModel(nn.Module):
+    num_items: int
+
     def user_vectors(self, users: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -41,7 +43,12 @@ class MatrixFactorization(_UserItemModel):
     """``score(u, i) = <p_u, q_i> + b_i`` with embeddings initialised ``N(0, init_std)``."""
 
     def __init__(
-        self, num_users: int, num_items: int, dim: int = 64, *, bias: bool = True,
+        self,
+        num_users: int,
+        num_items: int,
+        dim: int = 64,
+        *,
+        bias: bool = True,
         init_std: float = 0.05,
     ) -> None:
         super().__init__()
@@ -76,8 +83,14 @@ class TwoTower(_UserItemModel):
     """
 
     def __init__(
-        self, num_users: int, num_items: int, dim: int = 64, hidden: Sequence[int] = (128,),
-        *, user_features: Tensor | None = None, item_features: Tensor | None = None,
+        self,
+        num_users: int,
+        num_items: int,
+        dim: int = 64,
+        hidden: Sequence[int] = (128,),
+        *,
+        user_features: Tensor | None = None,
+        item_features: Tensor | None = None,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
@@ -86,12 +99,18 @@ class TwoTower(_UserItemModel):
         self.item_ids = nn.Embedding(num_items, dim)
         nn.init.normal_(self.user_ids.weight, std=0.05)
         nn.init.normal_(self.item_ids.weight, std=0.05)
-        self.register_buffer("user_side", user_features.float() if user_features is not None
-                             else torch.zeros(num_users, 0))
-        self.register_buffer("item_side", item_features.float() if item_features is not None
-                             else torch.zeros(num_items, 0))
-        self.user_tower = mlp(dim + self.user_side.shape[1], hidden, dim, dropout=dropout)
-        self.item_tower = mlp(dim + self.item_side.shape[1], hidden, dim, dropout=dropout)
+        self.user_side: Tensor
+        self.item_side: Tensor
+        self.register_buffer(
+            "user_side",
+            user_features.float() if user_features is not None else torch.zeros(num_users, 0),
+        )
+        self.register_buffer(
+            "item_side",
+            item_features.float() if item_features is not None else torch.zeros(num_items, 0),
+        )
+        self.user_tower = mlp(dim + int(self.user_side.shape[1]), hidden, dim, dropout=dropout)
+        self.item_tower = mlp(dim + int(self.item_side.shape[1]), hidden, dim, dropout=dropout)
 
     def user_vectors(self, users: Tensor) -> Tensor:
         return self.user_tower(torch.cat([self.user_ids(users), self.user_side[users]], -1))

@@ -12,8 +12,13 @@ __all__ = ["MLPScorer", "ListAttentionScorer", "EmbeddingMLP", "SmallCNN", "mlp"
 
 
 def mlp(
-    in_features: int, hidden: Sequence[int], out_features: int | None, *, dropout: float = 0.0,
-    activation: type[nn.Module] = nn.ReLU, layer_norm: bool = False,
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: int | None,
+    *,
+    dropout: float = 0.0,
+    activation: type[nn.Module] = nn.ReLU,
+    layer_norm: bool = False,
 ) -> nn.Sequential:
     """Linear -> [LayerNorm] -> activation -> dropout blocks, then an optional output layer."""
     layers: list[nn.Module] = []
@@ -42,8 +47,13 @@ class MLPScorer(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.1,
-        *, input_norm: bool = False, activation: type[nn.Module] = nn.ReLU,
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (128, 64),
+        dropout: float = 0.1,
+        *,
+        input_norm: bool = False,
+        activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         self.input_norm = nn.LayerNorm(in_features) if input_norm else nn.Identity()
@@ -65,14 +75,26 @@ class ListAttentionScorer(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
-        dim_feedforward: int = 128, dropout: float = 0.1, *, input_norm: bool = False,
+        self,
+        in_features: int,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+        *,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
         self.input_norm = nn.LayerNorm(in_features) if input_norm else nn.Identity()
         self.embed = nn.Sequential(nn.Linear(in_features, d_model), nn.ReLU())
         layer = nn.TransformerEncoderLayer(
-            d_model, num_heads, dim_feedforward, dropout, batch_first=True, norm_first=True,
+            d_model,
+            num_heads,
+            dim_feedforward,
+            dropout,
+            batch_first=True,
+            norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.out = nn.Linear(d_model, 1)
@@ -96,8 +118,13 @@ class EmbeddingMLP(nn.Module):
     """``[N, f] -> [N, d]`` embeddings, L2-normalised if ``normalize``."""
 
     def __init__(
-        self, in_features: int, out_features: int = 64, hidden: Sequence[int] = (256,),
-        dropout: float = 0.0, *, normalize: bool = True,
+        self,
+        in_features: int,
+        out_features: int = 64,
+        hidden: Sequence[int] = (256,),
+        dropout: float = 0.0,
+        *,
+        normalize: bool = True,
     ) -> None:
         super().__init__()
         self.net = mlp(in_features, hidden, out_features, dropout=dropout)
@@ -117,17 +144,26 @@ class SmallCNN(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 1, out_features: int = 64, width: int = 32,
-        num_blocks: int = 2, *, normalize: bool = True,
+        self,
+        in_channels: int = 1,
+        out_features: int = 64,
+        width: int = 32,
+        num_blocks: int = 2,
+        *,
+        normalize: bool = True,
     ) -> None:
         super().__init__()
         blocks = []
         channels = in_channels
         for i in range(num_blocks):
             out = width * (2**i)
-            blocks.append(nn.Sequential(
-                nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()
-            ))
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(out),
+                    nn.ReLU(),
+                )
+            )
             channels = out
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(channels, out_features)

@@ -43,7 +43,11 @@ class SentenceEncoder(nn.Module):
     """
 
     def __init__(
-        self, model: str | None = None, *, max_length: int = 128, normalize: bool = True,
+        self,
+        model: str | None = None,
+        *,
+        max_length: int = 128,
+        normalize: bool = True,
         trainable: bool = False,
     ) -> None:
         super().__init__()
@@ -67,8 +71,13 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, texts: Sequence[str]) -> Tensor:
         device = next(self.transformer.parameters()).device
-        batch = self.tokenizer(list(texts), padding=True, truncation=True,
-                               max_length=self.max_length, return_tensors="pt").to(device)
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(device)
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             out = self.transformer(**batch).last_hidden_state
         z = mean_pool(out, batch["attention_mask"])
@@ -79,6 +88,6 @@ class SentenceEncoder(nn.Module):
         """Embeddings ``[N, d]`` of many texts, in batches, without gradients."""
         was = self.training
         self.eval()
-        parts = [self(texts[i: i + batch_size]) for i in range(0, len(texts), batch_size)]
+        parts = [self(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
         self.train(was)
         return torch.cat(parts) if parts else torch.empty(0, self.dim)

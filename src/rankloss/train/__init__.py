@@ -3,9 +3,19 @@
 >>> from rankloss.train import Trainer, LTRTask, EarlyStopping  # doctest: +SKIP
 >>> Trainer(model, LTRTask(data), "listnet", epochs=20,
 ...         early_stopping=EarlyStopping("ndcg@10", "max", patience=3)).fit()  # doctest: +SKIP
+
+Tasks call a loss in the form its ``kind`` names (``"list"`` or ``"embedding"``); a loss of a
+kind the task cannot use is a ``TypeError`` when the trainer is built.
 """
 
-from rankloss.train.tasks import EmbeddingTask, LTRTask, RecsysTask, TextRetrievalTask, loss_family
+from rankloss.train.tasks import (
+    EmbeddingTask,
+    LTRTask,
+    RecsysTask,
+    TextRetrievalTask,
+    check_loss_kind,
+    loss_kind,
+)
 from rankloss.train.trainer import (
     EarlyStopping,
     Task,
@@ -17,7 +27,17 @@ from rankloss.train.trainer import (
 )
 
 __all__ = [
-    "Trainer", "Task", "EarlyStopping", "TrainResult", "seed_everything", "build_loss",
-    "move_to_device", "LTRTask", "EmbeddingTask", "RecsysTask", "TextRetrievalTask",
-    "loss_family",
+    "Trainer",
+    "Task",
+    "EarlyStopping",
+    "TrainResult",
+    "seed_everything",
+    "build_loss",
+    "move_to_device",
+    "LTRTask",
+    "EmbeddingTask",
+    "RecsysTask",
+    "TextRetrievalTask",
+    "loss_kind",
+    "check_loss_kind",
 ]

@@ -1,19 +1,28 @@
 """Ready-made tasks: learning to rank lists, embeddings with labels, recommendation, and
 text retrieval. A task owns the data: its batches, the loss of a batch, and evaluation.
 
-Evaluation uses :mod:`rankloss.metrics`.
+A task calls its loss in the form the loss's :attr:`~rankloss.losses.Loss.kind` names (a
+:class:`~rankloss.losses.CombinedLoss` has a kind too): a ``"list"`` loss as
+``loss(scores, labels, mask)``, an ``"embedding"`` loss as ``loss(embeddings, labels)`` or
+``loss(queries, labels, keys=keys)``. A loss of a kind the task cannot use is a ``TypeError``
+naming the loss, its kind and the kinds the task takes (:func:`check_loss_kind`), raised when
+the :class:`~rankloss.train.Trainer` is built (``task.check_loss``) and at every step.
+
+Evaluation uses :mod:`rankloss.metrics` and its names: ``recall@k`` is the fraction of the
+relevant items among the first ``k``, ``hit@k`` is 1 when any relevant item is among them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rankloss import metrics
 from rankloss.data.batching import index_batches, list_batches
 from rankloss.data.types import (
     LabelledDataset,
@@ -23,21 +32,84 @@ from rankloss.data.types import (
     TextRetrievalDataset,
 )
 
-__all__ = ["LTRTask", "EmbeddingTask", "RecsysTask", "TextRetrievalTask", "loss_family"]
+__all__ = [
+    "LTRTask",
+    "EmbeddingTask",
+    "RecsysTask",
+    "TextRetrievalTask",
+    "loss_kind",
+    "check_loss_kind",
+]
+
+LossFn = Callable[..., Tensor]
+
+#: How :class:`EmbeddingTask` and :class:`TextRetrievalTask` call their loss.
+Form = Literal["auto", "embedding", "lists"]
+
+_FORM_KINDS: dict[str, tuple[str, ...]] = {
+    "auto": ("embedding", "list"),
+    "embedding": ("embedding",),
+    "lists": ("list",),
+}
 
 
-def _metrics():
-    import rankloss.metrics as metrics
+def loss_kind(loss: object) -> str | None:
+    """The ``kind`` of a rankloss loss module or :class:`~rankloss.losses.CombinedLoss`
+    (``"list"``, ``"embedding"``, ``"adversarial"``); ``None`` for any other callable."""
+    kind = getattr(loss, "kind", None)
+    return kind if isinstance(kind, str) else None
 
-    return metrics
+
+def _describe(loss: object) -> str:
+    name = getattr(loss, "registered_name", None)
+    if name is not None:
+        return f"{name!r} ({type(loss).__name__})"
+    named_terms = getattr(loss, "named_terms", None)
+    if callable(named_terms):
+        terms = " + ".join(f"{weight:g} * {part}" for part, weight in named_terms())
+        return f"{type(loss).__name__}({terms})"
+    return type(loss).__name__
 
 
-def _embedding_retrieval_metrics():
-    metrics = _metrics()
-    fn = getattr(metrics, "embedding_retrieval_metrics", None)
-    if fn is None:
-        from rankloss.metrics.retrieval import embedding_retrieval_metrics as fn
-    return fn
+def check_loss_kind(owner: str, loss: object, kinds: Sequence[str]) -> str | None:
+    """Check that ``loss`` is of one of ``kinds``; returns its kind (``None`` for a callable
+    without one, which is taken as it is).
+
+    Raises:
+        TypeError: ``"<owner>: the loss 'triplet' (TripletLoss) is of kind 'embedding'; this
+            task needs a loss of kind 'list'"``.
+
+    >>> from rankloss.losses import get
+    >>> check_loss_kind("LTRTask", get("ranknet"), ("list",))
+    'list'
+    """
+    kind = loss_kind(loss)
+    if kind is not None and kind not in kinds:
+        needed = " or ".join(repr(k) for k in kinds)
+        raise TypeError(
+            f"{owner}: the loss {_describe(loss)} is of kind {kind!r}; this task needs a loss "
+            f"of kind {needed}"
+        )
+    return kind
+
+
+def _resolve_form(owner: str, form: Form, loss: object) -> Literal["embedding", "lists"]:
+    """The call form of ``loss``: ``form`` if given, else the one its kind names."""
+    kind = check_loss_kind(f"{owner}(form={form!r})", loss, _FORM_KINDS[form])
+    if form != "auto":
+        return form
+    if kind is None:
+        raise TypeError(
+            f"{owner}: form='auto' needs a rankloss loss module (it has a kind); for "
+            f"{type(loss).__name__} pass form='embedding' (loss(embeddings, labels)) or "
+            "form='lists' (loss(scores, labels, mask))"
+        )
+    return "embedding" if kind == "embedding" else "lists"
+
+
+def _check_form(owner: str, form: str) -> None:
+    if form not in _FORM_KINDS:
+        raise ValueError(f"{owner}: form must be 'auto', 'embedding' or 'lists', got {form!r}")
 
 
 def _mean(values: Tensor) -> float:
@@ -47,49 +119,57 @@ def _mean(values: Tensor) -> float:
     return float(values[keep].mean()) if keep.any() else float("nan")
 
 
-def loss_family(loss: Any) -> str | None:
-    """The registry family of a loss module (``"embedding"``, ``"listwise"``, ...) or None."""
-    name = getattr(loss, "registered_name", None)
-    if name is None:
-        return None
-    from rankloss.losses import LOSSES
-
-    try:
-        return LOSSES.entry(name).family
-    except KeyError:
-        return None
+def _device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 # ============================================================================ learning to rank
 class LTRTask:
     """Padded query lists (:class:`~rankloss.data.types.LTRDataset`): the model maps
-    ``(features [B, n, f], mask [B, n])`` to scores ``[B, n]``; the loss is called as
-    ``loss(scores, labels, mask)``.
+    ``(features [B, n, f], mask [B, n])`` to scores ``[B, n]``; the loss (kind ``"list"``) is
+    called as ``loss(scores, labels, mask)``.
 
     Args:
         data: the data set.
         batch_size: lists per batch.
         max_items: subsample lists longer than this in training (seeded).
         ks: cut-offs of the reported ``ndcg@k``; ``map`` and ``mrr`` (label >= 1 relevant) too.
+        eval_batch_size: lists per batch in evaluation.
     """
 
     def __init__(
-        self, data: LTRDataset, *, batch_size: int = 16, max_items: int | None = None,
-        ks: Sequence[int] = (1, 5, 10), eval_batch_size: int = 64,
+        self,
+        data: LTRDataset,
+        *,
+        batch_size: int = 16,
+        max_items: int | None = None,
+        ks: Sequence[int] = (1, 5, 10),
+        eval_batch_size: int = 64,
     ) -> None:
         self.data, self.batch_size, self.max_items = data, batch_size, max_items
         self.ks, self.eval_batch_size = tuple(ks), eval_batch_size
 
-    def train_batches(self, generator: torch.Generator) -> Iterator[LTRSplit]:
-        return list_batches(self.data.train, self.batch_size, shuffle=True, generator=generator,
-                            max_items=self.max_items)
+    def check_loss(self, loss: LossFn) -> None:
+        """``TypeError`` unless ``loss`` is a list loss (or a callable without a kind)."""
+        check_loss_kind("LTRTask", loss, ("list",))
 
-    def training_step(self, model: nn.Module, batch: LTRSplit, loss: Callable) -> Tensor:
+    def train_batches(self, generator: torch.Generator) -> Iterator[LTRSplit]:
+        return list_batches(
+            self.data.train,
+            self.batch_size,
+            shuffle=True,
+            generator=generator,
+            max_items=self.max_items,
+        )
+
+    def training_step(self, model: nn.Module, batch: LTRSplit, loss: LossFn) -> Tensor:
+        self.check_loss(loss)
         scores = model(batch.features, batch.mask)
         return loss(scores.float(), batch.labels, batch.mask)
 
     def scores(self, model: nn.Module, split: LTRSplit) -> Tensor:
-        device = next(model.parameters()).device
+        device = _device(model)
         parts = []
         for index in index_batches(len(split), self.eval_batch_size, shuffle=False):
             f, m = split.features[index].to(device), split.mask[index].to(device)
@@ -99,10 +179,11 @@ class LTRTask:
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         data = self.data.split(split)
         scores = self.scores(model, data)
-        m = _metrics()
-        out = {f"ndcg@{k}": _mean(m.ndcg(scores, data.labels, data.mask, k=k)) for k in self.ks}
-        out["map"] = _mean(m.average_precision(scores, data.labels, data.mask))
-        out["mrr"] = _mean(m.reciprocal_rank(scores, data.labels, data.mask))
+        out = {
+            f"ndcg@{k}": _mean(metrics.ndcg(scores, data.labels, data.mask, k=k)) for k in self.ks
+        }
+        out["map"] = _mean(metrics.average_precision(scores, data.labels, data.mask))
+        out["mrr"] = _mean(metrics.reciprocal_rank(scores, data.labels, data.mask))
         return out
 
 
@@ -117,32 +198,46 @@ class EmbeddingTask:
     """Labelled samples (:class:`~rankloss.data.types.LabelledDataset`): the model maps
     ``x [N, ...]`` to embeddings ``[N, d]``.
 
-    The loss form is chosen by ``form``:
+    The loss form follows the loss's ``kind`` (``form="auto"``, the default):
 
-    * ``"embedding"``: ``loss(embeddings, labels)`` (embedding losses: contrastive, triplet,
-      ...);
-    * ``"lists"``: every sample is a query ranking the rest of its batch by cosine similarity
-      (times ``scale``); same class = relevant: ``loss(scores [B, B], labels [B, B], mask)``
-      with the sample itself masked out - any list loss works;
-    * ``"auto"`` (default): ``"embedding"`` for losses registered in family ``embedding``,
-      else ``"lists"``.
+    * an ``"embedding"`` loss (contrastive, triplet, ..., or a combination of them) is called
+      as ``loss(embeddings, labels)``;
+    * a ``"list"`` loss makes every sample a query ranking the rest of its batch by cosine
+      similarity (times ``scale``), same class = relevant:
+      ``loss(scores [B, B], labels [B, B], mask)`` with the sample itself masked out.
+
+    ``form="embedding"`` or ``form="lists"`` fixes the form, for a callable without a kind.
+    A loss of another kind is a ``TypeError``.
 
     Batches hold ``per_class`` samples from each of ``batch_size // per_class`` classes (at
     most every class), drawn by :class:`rankloss.mining.MPerClassSampler`.
     Evaluation: :func:`rankloss.metrics.embedding_retrieval_metrics` on the split
-    (leave-one-out: each sample queries the others), or against ``reference`` split.
+    (leave-one-out: each sample queries the others), or against the ``reference`` split:
+    ``precision@1``, ``hit@k`` (a sample of the class among the ``k`` nearest),
+    ``r_precision``, ``map@r``, ``ndcg@k``.
     """
 
     def __init__(
-        self, data: LabelledDataset, *, batch_size: int = 64, per_class: int = 4,
-        batches_per_epoch: int | None = None, form: str = "auto", scale: float = 10.0,
-        ks: Sequence[int] = (1, 10), reference: str | None = None, eval_batch_size: int = 512,
+        self,
+        data: LabelledDataset,
+        *,
+        batch_size: int = 64,
+        per_class: int = 4,
+        batches_per_epoch: int | None = None,
+        form: Form = "auto",
+        scale: float = 10.0,
+        ks: Sequence[int] = (1, 10),
+        reference: str | None = None,
+        eval_batch_size: int = 512,
     ) -> None:
-        if form not in ("auto", "embedding", "lists"):
-            raise ValueError(f"EmbeddingTask: form must be auto, embedding or lists, got {form!r}")
+        _check_form("EmbeddingTask", form)
         self.data, self.batch_size, self.per_class = data, batch_size, per_class
         self.batches_per_epoch, self.form, self.scale = batches_per_epoch, form, scale
         self.ks, self.reference, self.eval_batch_size = tuple(ks), reference, eval_batch_size
+
+    def check_loss(self, loss: LossFn) -> None:
+        """``TypeError`` unless ``loss`` is an embedding or list loss usable with ``form``."""
+        _resolve_form("EmbeddingTask", self.form, loss)
 
     def train_batches(self, generator: torch.Generator) -> Iterator[_Labelled]:
         from rankloss.mining import MPerClassSampler
@@ -151,19 +246,19 @@ class EmbeddingTask:
         # As many classes per batch as fit, at most every class of the training split.
         classes = min(self.batch_size // self.per_class, int(torch.unique(train.y).numel()))
         sampler = MPerClassSampler(
-            train.y, self.per_class, max(1, classes) * self.per_class,
+            train.y,
+            self.per_class,
+            max(1, classes) * self.per_class,
             num_batches=self.batches_per_epoch or max(1, len(train) // self.batch_size),
             generator=generator,
         )
         for index in sampler:
-            index = torch.as_tensor(index)
-            yield _Labelled(train.x[index], train.y[index])
+            rows = torch.as_tensor(index)
+            yield _Labelled(train.x[rows], train.y[rows])
 
-    def training_step(self, model: nn.Module, batch: _Labelled, loss: Callable) -> Tensor:
+    def training_step(self, model: nn.Module, batch: _Labelled, loss: LossFn) -> Tensor:
+        form = _resolve_form("EmbeddingTask", self.form, loss)
         embeddings = model(batch.x).float()
-        form = self.form
-        if form == "auto":
-            form = "embedding" if loss_family(loss) == "embedding" else "lists"
         if form == "embedding":
             return loss(embeddings, batch.y)
         z = F.normalize(embeddings, dim=-1)
@@ -173,28 +268,34 @@ class EmbeddingTask:
         return loss(scores, labels, mask)
 
     def embed(self, model: nn.Module, x: Tensor) -> Tensor:
-        device = next(model.parameters()).device
-        parts = [model(x[i: i + self.eval_batch_size].to(device)).float().cpu()
-                 for i in range(0, len(x), self.eval_batch_size)]
+        device = _device(model)
+        parts = [
+            model(x[i : i + self.eval_batch_size].to(device)).float().cpu()
+            for i in range(0, len(x), self.eval_batch_size)
+        ]
         return torch.cat(parts)
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         data = self.data.split(split)
         query = self.embed(model, data.x)
-        fn = _embedding_retrieval_metrics()
         if self.reference is None:
-            return fn(query, data.y, ks=self.ks)
+            return metrics.embedding_retrieval_metrics(query, data.y, ks=self.ks)
         ref = self.data.split(self.reference)
-        return fn(query, data.y, self.embed(model, ref.x), ref.y, ks=self.ks,
-                  exclude_self=False)
+        return metrics.embedding_retrieval_metrics(
+            query, data.y, self.embed(model, ref.x), ref.y, ks=self.ks, exclude_self=False
+        )
 
 
 # ============================================================================ recommendation
-def _top_k_metrics(scores: Tensor, labels: Tensor, mask: Tensor, ks: Sequence[int]
-                   ) -> dict[str, Tensor]:
-    """Full-catalogue ``recall@k``, ``ndcg@k`` (gain ``2^label - 1``) and ``hit@k`` per row,
-    with ``torch.topk`` (rows without relevant items give 0). Same definitions as
-    :mod:`rankloss.metrics`, without a full sort of the catalogue."""
+def _top_k_metrics(
+    scores: Tensor, labels: Tensor, mask: Tensor, ks: Sequence[int]
+) -> dict[str, Tensor]:
+    """Full-catalogue ``recall@k`` (the fraction of the held-out items among the top ``k``),
+    ``ndcg@k`` (gain ``2^label - 1``) and ``hit@k`` (1 when any held-out item is among them)
+    per row, with ``torch.topk`` (rows without held-out items give 0). The definitions of
+    :func:`rankloss.metrics.recall`, :func:`~rankloss.metrics.ndcg` and
+    :func:`~rankloss.metrics.hit_rate`, without a full sort of the catalogue; every held-out
+    item (``label > 0``) is relevant."""
     scores = torch.where(mask, scores, torch.full_like(scores, -torch.inf))
     relevant = (labels > 0) & mask
     total = relevant.sum(-1).clamp_min(1)
@@ -206,7 +307,7 @@ def _top_k_metrics(scores: Tensor, labels: Tensor, mask: Tensor, ks: Sequence[in
         discount = 1.0 / torch.log2(torch.arange(k_, dtype=torch.float32) + 2.0)
         dcg = ((2.0 ** labels.gather(1, top) - 1.0) * rel * discount).sum(-1)
         ideal_gains = torch.topk(torch.where(relevant, labels, 0.0), k_, dim=-1).values
-        ideal = ((2.0 ** ideal_gains - 1.0) * discount).sum(-1)
+        ideal = ((2.0**ideal_gains - 1.0) * discount).sum(-1)
         out[f"recall@{k}"] = rel.sum(-1) / total
         out[f"ndcg@{k}"] = torch.where(ideal > 0, dcg / ideal.clamp_min(1e-12), 0.0)
         out[f"hit@{k}"] = rel.any(-1).float()
@@ -228,16 +329,22 @@ class RecsysTask:
     Each training list is one user: up to ``positives`` of their training items (labels = gains:
     1 for implicit feedback, the rating for graded) plus ``negatives`` items drawn uniformly
     from the catalogue (label = the user's training gain of that item, usually 0). The loss
-    is ``loss(scores, labels, mask)``.
+    (kind ``"list"``) is called as ``loss(scores, labels, mask)``.
 
     Evaluation ranks the full catalogue for every user with held-out items in the split,
     excluding the user's training items (and, for ``test``, validation items):
-    ``recall@k``, ``ndcg@k``, ``hit@k``.
+    ``recall@k`` (fraction of the held-out items in the top ``k``), ``ndcg@k``, ``hit@k``.
     """
 
     def __init__(
-        self, data: RecDataset, *, batch_size: int = 64, positives: int = 16,
-        negatives: int = 64, lists_per_user: int = 1, ks: Sequence[int] = (10,),
+        self,
+        data: RecDataset,
+        *,
+        batch_size: int = 64,
+        positives: int = 16,
+        negatives: int = 64,
+        lists_per_user: int = 1,
+        ks: Sequence[int] = (10,),
         eval_batch_size: int = 256,
     ) -> None:
         self.data, self.batch_size = data, batch_size
@@ -248,6 +355,10 @@ class RecsysTask:
         self.train_gains[train.user, train.item] = data.gains(train)
         self.user_items = train.per_user(data.num_users, "item")
         self.users = torch.tensor([u for u, i in enumerate(self.user_items) if len(i)])
+
+    def check_loss(self, loss: LossFn) -> None:
+        """``TypeError`` unless ``loss`` is a list loss (or a callable without a kind)."""
+        check_loss_kind("RecsysTask", loss, ("list",))
 
     def train_batches(self, generator: torch.Generator) -> Iterator[_UserLists]:
         users = self.users.repeat(self.lists_per_user)
@@ -260,15 +371,18 @@ class RecsysTask:
                 pad = self.positives - len(chosen)
                 pos.append(torch.cat([chosen, chosen.new_zeros(pad)]))
                 pos_mask.append(torch.arange(self.positives) < len(chosen))
-            negatives = torch.randint(self.data.num_items, (len(batch_users), self.negatives),
-                                      generator=generator)
+            negatives = torch.randint(
+                self.data.num_items, (len(batch_users), self.negatives), generator=generator
+            )
             items = torch.cat([torch.stack(pos), negatives], 1)
-            mask = torch.cat([torch.stack(pos_mask),
-                              torch.ones_like(negatives, dtype=torch.bool)], 1)
+            mask = torch.cat(
+                [torch.stack(pos_mask), torch.ones_like(negatives, dtype=torch.bool)], 1
+            )
             labels = self.train_gains[batch_users.unsqueeze(1), items]
             yield _UserLists(batch_users, items, labels, mask)
 
-    def training_step(self, model: nn.Module, batch: _UserLists, loss: Callable) -> Tensor:
+    def training_step(self, model: nn.Module, batch: _UserLists, loss: LossFn) -> Tensor:
+        self.check_loss(loss)
         scores = model(batch.users, batch.items).float()
         return loss(scores, batch.labels, batch.mask)
 
@@ -277,12 +391,12 @@ class RecsysTask:
         users, items, gains = data.held_out(split)
         seen_splits = ("train", "validation") if split == "test" else ("train",)
         seen_user, seen_item = data.seen(seen_splits)
-        device = next(model.parameters()).device
+        device = _device(model)
         sums: dict[str, float] = {}
         counted = 0
         for start in range(0, len(users), self.eval_batch_size):
-            u = users[start: start + self.eval_batch_size]
-            scores = model.full_scores(u.to(device)).float().cpu()
+            u = users[start : start + self.eval_batch_size]
+            scores = cast(Any, model).full_scores(u.to(device)).float().cpu()
             row = torch.full((data.num_users,), -1, dtype=torch.long)
             row[u] = torch.arange(len(u))
             labels = torch.zeros(len(u), data.num_items)
@@ -303,6 +417,7 @@ class RecsysTask:
 class _Pairs:
     queries: Any  # [B, f] features or list[str]
     documents: Any
+    document_ids: Tensor  # [B] corpus index of each document: the class of its pair
 
 
 class TextRetrievalTask:
@@ -314,20 +429,28 @@ class TextRetrievalTask:
     embeddings ``[N, d]``.
 
     Training batches are ``batch_size`` positive (query, document) pairs; the other documents of
-    the batch are the negatives. The loss form follows :class:`EmbeddingTask`:
-    ``"embedding"`` calls ``loss(cat(q, d), cat(ids, ids))``; ``"lists"`` calls
-    ``loss(scale * cos(q, d) [B, B], eye(B), mask)``.
+    the batch are the negatives. The loss form follows the loss's ``kind`` as in
+    :class:`EmbeddingTask`: an ``"embedding"`` loss is called in its (queries, keys) form,
+    ``loss(q, document_ids, keys=d)`` (a document twice in a batch is no negative of its own
+    queries); a ``"list"`` loss as ``loss(scale * cos(q, d) [B, B], eye(B), mask)``.
 
-    Evaluation ranks the whole corpus for each query of the split: ``mrr@10``, ``recall@k``,
-    ``ndcg@k``.
+    Evaluation ranks the whole corpus for each query of the split: ``mrr@10``, ``recall@k``
+    (the fraction of the query's relevant documents in the top ``k``), ``ndcg@k``.
     """
 
     def __init__(
-        self, data: TextRetrievalDataset, featurize: Callable[[list[str]], Tensor] | None = None,
-        *, batch_size: int = 128, form: str = "auto", scale: float = 20.0,
-        ks: Sequence[int] = (1, 10), query_model: nn.Module | None = None,
+        self,
+        data: TextRetrievalDataset,
+        featurize: Callable[[list[str]], Tensor] | None = None,
+        *,
+        batch_size: int = 128,
+        form: Form = "auto",
+        scale: float = 20.0,
+        ks: Sequence[int] = (1, 10),
+        query_model: nn.Module | None = None,
         eval_batch_size: int = 512,
     ) -> None:
+        _check_form("TextRetrievalTask", form)
         self.data, self.batch_size, self.form, self.scale = data, batch_size, form, scale
         self.ks, self.query_model, self.eval_batch_size = tuple(ks), query_model, eval_batch_size
         self.doc_ids = list(data.corpus)
@@ -348,6 +471,10 @@ class TextRetrievalTask:
         self.pair_query = torch.tensor([position[q] for q, _ in pairs])
         self.pair_doc = torch.tensor([self.doc_index[d] for _, d in pairs])
 
+    def check_loss(self, loss: LossFn) -> None:
+        """``TypeError`` unless ``loss`` is an embedding or list loss usable with ``form``."""
+        _resolve_form("TextRetrievalTask", self.form, loss)
+
     def _inputs(self, texts: list[str]) -> Any:
         return self.featurize(texts) if self.featurize is not None else texts
 
@@ -362,31 +489,35 @@ class TextRetrievalTask:
 
     def train_batches(self, generator: torch.Generator) -> Iterator[_Pairs]:
         queries = self.query_inputs["train"][1]
-        for index in index_batches(len(self.pair_query), self.batch_size, generator=generator,
-                                   drop_last=len(self.pair_query) > self.batch_size):
-            yield _Pairs(self._take(queries, self.pair_query[index]),
-                         self._take(self.doc_inputs, self.pair_doc[index]))
+        for index in index_batches(
+            len(self.pair_query),
+            self.batch_size,
+            generator=generator,
+            drop_last=len(self.pair_query) > self.batch_size,
+        ):
+            documents = self.pair_doc[index]
+            yield _Pairs(
+                self._take(queries, self.pair_query[index]),
+                self._take(self.doc_inputs, documents),
+                documents,
+            )
 
-    def training_step(self, model: nn.Module, batch: _Pairs, loss: Callable) -> Tensor:
+    def training_step(self, model: nn.Module, batch: _Pairs, loss: LossFn) -> Tensor:
+        form = _resolve_form("TextRetrievalTask", self.form, loss)
         q = self._query_model(model)(batch.queries).float()
         d = model(batch.documents).float()
-        form = self.form
-        if form == "auto":
-            form = "embedding" if loss_family(loss) == "embedding" else "lists"
-        ids = torch.arange(q.shape[0], device=q.device)
         if form == "embedding":
-            return loss(torch.cat([q, d]), torch.cat([ids, ids]))
+            return loss(q, batch.document_ids.to(q.device), keys=d)
         scores = self.scale * (F.normalize(q, dim=-1) @ F.normalize(d, dim=-1).T)
         labels = torch.eye(q.shape[0], device=q.device)
         return loss(scores, labels, torch.ones_like(labels, dtype=torch.bool))
 
     def _embed(self, model: nn.Module, inputs: Any) -> Tensor:
         parts = []
-        device = next(model.parameters()).device if any(True for _ in model.parameters()) \
-            else torch.device("cpu")
+        device = _device(model)
         n = len(inputs)
         for i in range(0, n, self.eval_batch_size):
-            chunk = inputs[i: i + self.eval_batch_size]
+            chunk = inputs[i : i + self.eval_batch_size]
             if isinstance(chunk, Tensor):
                 chunk = chunk.to(device)
             parts.append(F.normalize(model(chunk).float(), dim=-1).cpu())
@@ -399,19 +530,18 @@ class TextRetrievalTask:
         qrels = self.data.split(split).qrels
         docs = self._embed(model, self.doc_inputs)
         queries = self._embed(self._query_model(model), inputs)
-        m = _metrics()
         sums: dict[str, float] = {}
         for start in range(0, len(ids), 256):
-            chunk = ids[start: start + 256]
-            scores = queries[start: start + 256] @ docs.T
+            chunk = ids[start : start + 256]
+            scores = queries[start : start + 256] @ docs.T
             labels = torch.zeros_like(scores)
             for r, q in enumerate(chunk):
                 for d, rel in qrels.get(q, {}).items():
                     labels[r, self.doc_index[d]] = float(rel)
-            parts = {"mrr@10": m.reciprocal_rank(scores, labels, k=10)}
+            parts = {"mrr@10": metrics.reciprocal_rank(scores, labels, k=10)}
             for k in self.ks:
-                parts[f"recall@{k}"] = m.recall(scores, labels, k=k)
-                parts[f"ndcg@{k}"] = m.ndcg(scores, labels, k=k)
+                parts[f"recall@{k}"] = metrics.recall(scores, labels, k=k)
+                parts[f"ndcg@{k}"] = metrics.ndcg(scores, labels, k=k)
             for name, values in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(torch.nan_to_num(values.float()).sum())
         return {name: total / max(len(ids), 1) for name, total in sums.items()}

@@ -39,7 +39,12 @@ __all__ = [
 
 @runtime_checkable
 class Task(Protocol):
-    """What the trainer needs from an application area."""
+    """What the trainer needs from an application area.
+
+    A task may also define ``check_loss(loss) -> None``, which the trainer calls once when it
+    is built: it raises ``TypeError`` for a loss the task cannot call (see
+    :func:`rankloss.train.check_loss_kind`).
+    """
 
     def train_batches(self, generator: torch.Generator) -> Iterable[Any]:
         """The training batches of one epoch; all randomness from ``generator``."""
@@ -51,6 +56,14 @@ class Task(Protocol):
         """Metrics of ``model`` on split ``split`` (called under ``no_grad`` in eval mode)."""
 
 
+def _check_task_loss(task: object, loss: Callable[..., Tensor]) -> None:
+    """Call ``task.check_loss(loss)`` when the task has one (an optional part of :class:`Task`:
+    it raises ``TypeError`` for a loss of a kind the task cannot use)."""
+    check = getattr(task, "check_loss", None)
+    if callable(check):
+        check(loss)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and PyTorch's global generators (for model initialisation and
     dropout; data order uses its own generator)."""
@@ -59,9 +72,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_loss(loss: str | nn.Module | Callable[..., Tensor], **hyper: Any) -> Callable:
+def build_loss(
+    loss: str | nn.Module | Callable[..., Tensor], **hyper: Any
+) -> Callable[..., Tensor]:
     """A loss from a registered name (``rankloss.losses.get(name, **hyper)``), a module or a
-    callable (then ``hyper`` must be empty)."""
+    callable (then ``hyper`` must be empty).
+
+    A name builds the module at once, so an unknown name (``KeyError``), an unknown
+    hyper-parameter (``TypeError``) or a bad value (``ValueError``/``TypeError``, in the form
+    ``"<Class>: <parameter> must be ..., got ..."``) fails before any training."""
     if isinstance(loss, str):
         from rankloss.losses import get
 
@@ -84,8 +103,14 @@ def move_to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to_device(v, device) for v in batch)
     if is_dataclass(batch) and not isinstance(batch, type):
-        return replace(batch, **{f.name: move_to_device(getattr(batch, f.name), device)
-                                 for f in fields(batch) if f.init})
+        return replace(
+            batch,
+            **{
+                f.name: move_to_device(getattr(batch, f.name), device)
+                for f in fields(batch)
+                if f.init
+            },
+        )
     return batch
 
 
@@ -169,8 +194,11 @@ class _Logs:
             csv_path, jsonl_path = self._paths(kind)
             if not jsonl_path.exists():
                 continue
-            rows = [json.loads(line) for line in jsonl_path.read_text("utf-8").splitlines()
-                    if line.strip()]
+            rows = [
+                json.loads(line)
+                for line in jsonl_path.read_text("utf-8").splitlines()
+                if line.strip()
+            ]
             rows = [r for r in rows if r.get("epoch", 0) <= last_epoch]
             jsonl_path.unlink()
             csv_path.unlink(missing_ok=True)
@@ -184,8 +212,11 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),  # noqa: NPY002
-             "python": random.getstate()}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),  # noqa: NPY002
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -260,6 +291,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.task = task
         self.loss = build_loss(loss, **dict(loss_options or {}))
+        _check_task_loss(task, self.loss)
         if isinstance(self.loss, nn.Module):
             self.loss = self.loss.to(self.device)
         self.optimizer = self._build_optimizer(optimizer, lr, weight_decay, optimizer_options)
@@ -287,7 +319,13 @@ class Trainer:
         self.stopped_early = False
 
     # ------------------------------------------------------------------ setup
-    def _build_optimizer(self, optimizer, lr, weight_decay, options) -> torch.optim.Optimizer:
+    def _build_optimizer(
+        self,
+        optimizer: str | Callable[..., torch.optim.Optimizer],
+        lr: float,
+        weight_decay: float,
+        options: Mapping[str, Any] | None,
+    ) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if isinstance(self.loss, nn.Module):
             params += [p for p in self.loss.parameters() if p.requires_grad]
@@ -299,7 +337,7 @@ class Trainer:
             raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(kinds)}")
         return kinds[optimizer](params, lr=lr, weight_decay=weight_decay, **options)
 
-    def _autocast(self):
+    def _autocast(self) -> torch.autocast:
         if not self.amp:
             return torch.autocast(self.device.type, enabled=False)
         dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -375,8 +413,14 @@ class Trainer:
             self._train_epoch()
         if self.restore_best and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
-        return TrainResult(self.history, self.best_epoch, self.best_value, self.stopped_early,
-                           self.epoch, resumed_from)
+        return TrainResult(
+            self.history,
+            self.best_epoch,
+            self.best_value,
+            self.stopped_early,
+            self.epoch,
+            resumed_from,
+        )
 
     def _train_epoch(self) -> None:
         epoch = self.epoch + 1
@@ -406,16 +450,25 @@ class Trainer:
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_value:.4f}")
             if self.global_step % self.log_every == 0:
-                row = {"epoch": epoch, "step": step, "global_step": self.global_step,
-                       "loss": loss_value, "lr": self.optimizer.param_groups[0]["lr"]}
+                row = {
+                    "epoch": epoch,
+                    "step": step,
+                    "global_step": self.global_step,
+                    "loss": loss_value,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                }
                 if grad_norm is not None:
                     row["grad_norm"] = grad_norm
                 self.logs.write("steps", row)
         metrics: dict[str, float] = {}
         if self.validation_split is not None:
             metrics = self.evaluate(self.validation_split)
-        row = {"epoch": epoch, "train_loss": total / max(count, 1), "steps": count,
-               "seconds": round(time.perf_counter() - start, 3)}
+        row = {
+            "epoch": epoch,
+            "train_loss": total / max(count, 1),
+            "steps": count,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
         row.update({f"{self.validation_split}/{k}": v for k, v in metrics.items()})
         self.epoch = epoch
         self._early_stopping(metrics)
@@ -452,5 +505,3 @@ class Trainer:
                 return {k: float(v) for k, v in self.task.evaluate(self.model, split).items()}
         finally:
             self.model.train(was)
-
-
