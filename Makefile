@@ -1,6 +1,6 @@
 # Two entry points on a fresh machine:
 #   make bench   runs the main job (the default benchmark suite)
-#   make test    runs the linter and the tests
+#   make test    runs the linter, the formatter check, the type checker and the tests
 # Both create .venv on first use and install torch before anything that depends on it.
 
 PYTHON ?= python3
@@ -30,9 +30,10 @@ venv: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/mypy src/rankloss tests/test_typing.py
 
-test: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks examples
+test: lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --cov=rankloss --cov-report=term:skip-covered
 
 bench: $(VENV)/.installed-bench

@@ -25,8 +25,9 @@ def test_mlp_scorer_shapes():
 
 def test_list_attention_ignores_padding():
     torch.manual_seed(0)
-    model = ListAttentionScorer(4, d_model=8, num_heads=2, num_layers=2, dim_feedforward=16,
-                                dropout=0.0).eval()
+    model = ListAttentionScorer(
+        4, d_model=8, num_heads=2, num_layers=2, dim_feedforward=16, dropout=0.0
+    ).eval()
     x = torch.randn(2, 5, 4)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
     scores = model(x, mask)
@@ -59,8 +60,9 @@ def test_embedding_models():
     assert z.shape == (4, 6) and torch.allclose(z.norm(dim=-1), torch.ones(4), atol=1e-5)
     cnn = SmallCNN(in_channels=1, out_features=12, width=4)
     assert cnn(torch.randn(3, 1, 8, 8)).shape == (3, 12)
-    assert SmallCNN(3, 5, width=4, num_blocks=3, normalize=False)(torch.randn(2, 3, 28, 28)).shape \
-        == (2, 5)
+    assert SmallCNN(3, 5, width=4, num_blocks=3, normalize=False)(
+        torch.randn(2, 3, 28, 28)
+    ).shape == (2, 5)
     with pytest.raises(ValueError, match="N, C, H, W"):
         cnn(torch.randn(3, 8, 8))
 
@@ -79,8 +81,9 @@ def test_recsys_models_agree_with_full_scores(cls):
 
 
 def test_two_tower_side_features():
-    model = TwoTower(3, 4, 5, hidden=(8,), user_features=torch.randn(3, 2),
-                     item_features=torch.randn(4, 6))
+    model = TwoTower(
+        3, 4, 5, hidden=(8,), user_features=torch.randn(3, 2), item_features=torch.randn(4, 6)
+    )
     assert model.full_scores(torch.tensor([0, 2])).shape == (2, 4)
 
 
