@@ -62,6 +62,8 @@ CASES = [
     ("pairwise", {"term": "hinge", "weight": "lambdarank", "k": 3}, "nonnegative"),
     ("pairwise", {"weight": "ndcg_loss1", "pair_reduction": "sum"}, "nonnegative"),
     ("pairwise", {"weight": "label_diff", "sigma": 2.0}, "real"),
+    ("pairwise", {"term": "squared_hinge", "margin": 0.5}, "graded"),
+    ("pairwise", {"term": "squared_hinge", "weight": "ndcg_loss2pp", "k": 3}, "nonnegative"),
     ("pairwise", {"weight": "ndcg_loss2pp", "mu": 3.0, "gain": "linear"}, "graded"),
     ("bpr", {"relevance_threshold": 2.0}, "graded"),
     ("bpr", {"relevance_threshold": 0.5}, "real"),

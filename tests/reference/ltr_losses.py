@@ -407,7 +407,11 @@ def pairwise_ref(
     w = _weights(weights, n)
 
     def phi(d: float) -> float:
-        return softplus(-sigma * d) if term == "logistic" else max(0.0, margin - d)
+        if term == "logistic":
+            return softplus(-sigma * d)
+        if term == "squared_hinge":
+            return max(0.0, margin - d) ** 2
+        return max(0.0, margin - d)
 
     total = sum(w[i] * lambdas[(i, j)] * phi(scores[i] - scores[j]) for i, j in pairs)
     return (total / len(pairs) if pair_reduction == "mean" else total), True

@@ -4,7 +4,8 @@ r"""Pairwise ranking losses: a pair term times a pair weight, over a list's pair
     \ell = \frac{1}{Z} \sum_{(i, j) \in P} w_i\, \lambda_{ij}\, \phi(s_i - s_j)
 
 * the pair term :math:`\phi` (:data:`PAIR_TERMS`): ``"logistic"``
-  :math:`\log(1 + e^{-\sigma d})` or ``"hinge"`` :math:`\max(0, m - d)`;
+  :math:`\log(1 + e^{-\sigma d})`, ``"hinge"`` :math:`\max(0, m - d)` or
+  ``"squared_hinge"`` :math:`\max(0, m - d)^2`;
 * the pair weight :math:`\lambda_{ij}` (:mod:`rankloss.functional.lambdaweights`): ``"uniform"``,
   ``"lambdarank"`` (ΔNDCG swap), ``"ndcg_loss1"``, ``"ndcg_loss2"``, ``"ndcg_loss2pp"``,
   ``"label_diff"`` (ARP), or any callable, computed from detached scores (no gradient);
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 GainKind = Literal["exp2", "linear"]
-PairTerm = Literal["logistic", "hinge"]
+PairTerm = Literal["logistic", "hinge", "squared_hinge"]
 
 
 def _logistic(diff: Tensor, sigma: float, margin: float) -> Tensor:
@@ -76,9 +77,15 @@ def _hinge(diff: Tensor, sigma: float, margin: float) -> Tensor:
 
 
 #: Pair terms :math:`\phi(d)` of a score difference :math:`d = s_i - s_j`, by name.
+def _squared_hinge(diff: Tensor, sigma: float, margin: float) -> Tensor:
+    # Smooth at the margin (the L2-SVM form of RankSVM; Chapelle and Keerthi 2010).
+    return torch.relu(margin - diff).square()
+
+
 PAIR_TERMS: dict[str, Callable[[Tensor, float, float], Tensor]] = {
     "logistic": _logistic,
     "hinge": _hinge,
+    "squared_hinge": _squared_hinge,
 }
 
 #: The pair weights :func:`lambdaloss_loss` offers as ``weighting``.
@@ -163,7 +170,8 @@ def pairwise_loss(
         weights: ``None``, per list ``[...]`` or per item ``[..., n]`` (a pair takes the
             weight of its more relevant item).
         reduction: ``"mean"`` over lists with something to learn from, ``"sum"`` or ``"none"``.
-        term: ``"logistic"`` :math:`\log(1 + e^{-\sigma d})` or ``"hinge"``
+        term: ``"logistic"`` :math:`\log(1 + e^{-\sigma d})`, ``"squared_hinge"``
+            :math:`\max(0, m - d)^2` or ``"hinge"``
             :math:`\max(0, m - d)`.
         weight: a name of :data:`rankloss.functional.lambdaweights.PAIR_WEIGHTS`, a
             :class:`~rankloss.functional.lambdaweights.PairWeight` or a callable
