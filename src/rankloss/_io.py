@@ -9,7 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_write_keeping_previous",
+]
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
@@ -40,3 +45,24 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
     text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
     return atomic_write_text(path, text)
+
+
+def atomic_write_keeping_previous(
+    path: str | os.PathLike[str],
+    write: Callable[[IO[bytes]], Any],
+    previous: str | os.PathLike[str],
+) -> Path:
+    """Like :func:`atomic_write`, and the file ``path`` held before is kept as ``previous``.
+
+    The new data is written and fsynced beside ``path`` first; only then is the old ``path``
+    renamed to ``previous`` and the new file renamed to ``path``. An interrupted process leaves
+    a complete ``path`` or a complete ``previous`` (between the two renames only ``previous``);
+    never a half-written file under either name.
+    """
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.new")
+    atomic_write(staging, write)
+    if path.exists():
+        os.replace(path, previous)
+    os.replace(staging, path)
+    return path

@@ -104,7 +104,7 @@ def test_logs_checkpoint_and_grad_clip(tmp_path):
     assert [int(r["epoch"]) for r in epochs] == [1, 2] and "validation/ndcg@10" in epochs[0]
     steps = [json.loads(x) for x in (tmp_path / "run/logs/steps.jsonl").read_text().splitlines()]
     assert all("grad_norm" in s for s in steps)
-    state = torch.load(tmp_path / "run/ckpt/last.pt", weights_only=False)
+    state = torch.load(tmp_path / "run/ckpt/last.pt", weights_only=True)
     assert state["epoch"] == 2 and "rng" in state and "optimizer" in state
     assert not list((tmp_path / "run/ckpt").glob("*.tmp"))
     metrics = trainer.evaluate("test")

@@ -9,12 +9,15 @@ evaluate a split (see :mod:`rankloss.train.tasks`).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
@@ -24,11 +27,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rankloss._io import atomic_write
+from rankloss._core import params as check
+from rankloss._io import atomic_write_keeping_previous, atomic_write_text
 
 __all__ = [
     "Task",
     "Trainer",
+    "UnsafeCheckpointError",
     "EarlyStopping",
     "TrainResult",
     "seed_everything",
@@ -186,36 +191,133 @@ class _Logs:
         with open(csv_path, "a", encoding="utf-8", newline="") as f:
             csv.DictWriter(f, names, extrasaction="ignore").writerow(row)
 
-    def truncate(self, last_epoch: int) -> None:
-        """Drop rows after epoch ``last_epoch`` (a run that stopped mid-epoch and resumes)."""
+    def truncate(self, last_epoch: int, last_global_step: int | None = None) -> None:
+        """Keep only the rows of what a checkpoint holds: epoch rows up to ``last_epoch`` and
+        step rows up to ``last_global_step`` (``None``: up to ``last_epoch``).
+
+        A run killed mid-epoch, or before its first checkpoint, leaves rows of steps that the
+        resumed run does again; dropping them makes the resumed log equal the uninterrupted
+        one. A torn last line (a kill during a write) is dropped with a warning. Both files are
+        rewritten atomically.
+        """
         if self.dir is None:
             return
         for kind in ("steps", "epochs"):
             csv_path, jsonl_path = self._paths(kind)
-            if not jsonl_path.exists():
-                continue
-            rows = [
-                json.loads(line)
-                for line in jsonl_path.read_text("utf-8").splitlines()
-                if line.strip()
-            ]
-            rows = [r for r in rows if r.get("epoch", 0) <= last_epoch]
-            jsonl_path.unlink()
-            csv_path.unlink(missing_ok=True)
             self._fields.pop(kind, None)
-            for r in rows:
-                self.write(kind, r)
+            if not jsonl_path.exists():
+                csv_path.unlink(missing_ok=True)
+                continue
+            rows = _read_log_rows(jsonl_path)
+            if kind == "steps" and last_global_step is not None:
+                rows = [r for r in rows if r.get("global_step", 0) <= last_global_step]
+            else:
+                rows = [r for r in rows if r.get("epoch", 0) <= last_epoch]
+            if not rows:
+                jsonl_path.unlink()
+                csv_path.unlink(missing_ok=True)
+                continue
+            atomic_write_text(jsonl_path, "".join(json.dumps(r) + "\n" for r in rows))
+            names = list(rows[0])
+            table = io.StringIO(newline="")
+            writer = csv.DictWriter(table, names, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(csv_path, table.getvalue())
+            self._fields[kind] = names
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda handle: torch.save(obj, handle))
+def _read_log_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``.jsonl`` log. A last line that is not a JSON object (torn by a kill) is
+    dropped with a warning; a bad line before the last is a ``ValueError`` naming it."""
+    lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
+    rows: list[dict[str, Any]] = []
+    numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
+    for position, (number, line) in enumerate(numbered):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"a JSON {type(row).__name__}, not an object")
+        except ValueError as error:
+            if position == len(numbered) - 1:
+                warnings.warn(
+                    f"resume: {path}:{number}: dropping a torn last line "
+                    f"(an interrupted write): {line[:60]!r}",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                break
+            raise ValueError(
+                f"resume: {path}:{number}: not a log row ({error}); only a torn last line "
+                "is dropped, so fix or remove this line"
+            ) from None
+        rows.append(row)
+    return rows
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint that ``torch.load(weights_only=True)`` refuses: it asks to build Python
+    objects other than tensors and plain types, which a rankloss checkpoint never holds.
+    Nothing in it was run."""
+
+
+class _TornCheckpoint(Exception):
+    """A checkpoint that cannot be read at all (empty, or cut short by an interrupted write)."""
+
+
+_CHECKPOINT_FORMAT = "rankloss.trainer/2"
+_CHECKPOINT_KEYS = ("epoch", "global_step", "model", "optimizer", "rng", "history")
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a trainer checkpoint without running code from it (``weights_only=True``).
+
+    Raises :class:`UnsafeCheckpointError` for a file the safe loader refuses,
+    :class:`_TornCheckpoint` for one that cannot be read, and ``ValueError`` for a readable
+    file that is not a trainer checkpoint.
+    """
+    if path.stat().st_size == 0:
+        raise _TornCheckpoint("the file is empty")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        reason = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0]
+        reason = reason.split(" was not an allowed global")[0].split(". ")[0]
+        raise UnsafeCheckpointError(
+            f"resume: refusing to load checkpoint {path}: the safe loader "
+            f"(torch.load(weights_only=True)) rejects it ({reason[:200]}). A rankloss checkpoint "
+            "holds only tensors and plain types, so this file was written by something else "
+            "(or by rankloss 0.2 or older) or was tampered with; nothing in it was run. "
+            "Move it aside to start the run afresh."
+        ) from None
+    except (EOFError, RuntimeError, KeyError, OSError, ValueError) as error:
+        first = str(error).split(". ")[0][:120]
+        raise _TornCheckpoint(f"{type(error).__name__}: {first}") from None
+    if not isinstance(state, dict) or any(key not in state for key in _CHECKPOINT_KEYS):
+        found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise ValueError(
+            f"resume: {path} is not a rankloss trainer checkpoint (it needs the keys "
+            f"{list(_CHECKPOINT_KEYS)}, found {found}); move it aside to start afresh"
+        )
+    return state
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {
+    """Every global generator's state as tensors and plain types (safe to load with
+    ``weights_only=True``, and restored bit-identically by :func:`_set_rng_state`)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()  # noqa: NPY002
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),  # noqa: NPY002
-        "python": random.getstate(),
+        "numpy": (
+            str(name),
+            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            int(position),
+            int(has_gauss),
+            float(cached_gaussian),
+        ),
+        "python": {"version": int(version), "state": list(internal), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -223,11 +325,14 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
-    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"].cpu())
+    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    keys = keys.cpu().numpy().astype(np.uint32)
+    np.random.set_state((name, keys, position, has_gauss, cached_gaussian))  # noqa: NPY002
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 class Trainer:
@@ -254,12 +359,23 @@ class Trainer:
         validation_split: split evaluated after every epoch (``None``: no validation).
         log_dir: where ``steps.csv/jsonl`` and ``epochs.csv/jsonl`` are written.
         checkpoint_dir: where ``last.pt`` is written atomically after every epoch (model,
-            optimizer, scaler, RNG states, early-stopping state, best weights, history).
-        resume: continue from ``checkpoint_dir/last.pt`` if it exists; the result equals an
-            uninterrupted run with the same seed.
+            optimizer, scaler, RNG states, early-stopping state, best weights, history); the
+            one before it is kept as ``previous.pt``. A checkpoint holds only tensors and
+            plain types and is loaded with ``torch.load(weights_only=True)``.
+        resume: continue from ``checkpoint_dir/last.pt`` if it exists; the result, and the
+            step and epoch logs, equal an uninterrupted run with the same seed. A file the
+            safe loader refuses raises :class:`UnsafeCheckpointError` (nothing in it is run);
+            an empty or torn ``last.pt`` is moved aside to ``last.pt.torn`` with a warning and
+            the run resumes from ``previous.pt``, or starts afresh (warning) when neither can
+            be read. Log rows past the checkpoint, and a torn last log line, are dropped.
         progress: show tqdm bars (default: only when stderr is a terminal).
         restore_best: load the best validation weights at the end (with early stopping).
         log_every: write one step row every ``log_every`` steps.
+
+    Training stops with ``FloatingPointError`` (naming the epoch, step and parameter) at the
+    first non-finite loss, non-finite gradient (checked before the optimizer step, so the
+    weights are not updated; skipped under float16 AMP on CUDA, where the gradient scaler
+    skips such steps itself) or non-finite weight after an optimizer step.
     """
 
     def __init__(
@@ -287,6 +403,15 @@ class Trainer:
         restore_best: bool = True,
         log_every: int = 1,
     ) -> None:
+        # Checked before the model is moved or anything is built.
+        check.positive_int("Trainer", "epochs", epochs)
+        check.positive("Trainer", "lr", lr)
+        check.nonnegative("Trainer", "weight_decay", weight_decay)
+        if grad_clip is not None:
+            check.positive("Trainer", "grad_clip", grad_clip)
+        check.positive_int("Trainer", "log_every", log_every)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"Trainer: seed must be an int, got {type(seed).__name__}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device)
         self.task = task
@@ -359,7 +484,9 @@ class Trainer:
         return self.checkpoint_dir / "last.pt" if self.checkpoint_dir is not None else None
 
     def state_dict(self) -> dict[str, Any]:
+        """The whole training state, as tensors and plain types only."""
         return {
+            "format": _CHECKPOINT_FORMAT,
             "epoch": self.epoch,
             "global_step": self.global_step,
             "model": self.model.state_dict(),
@@ -390,24 +517,78 @@ class Trainer:
         self.stopped_early = state["stopped_early"]
 
     def save_checkpoint(self) -> None:
-        if self.checkpoint_path is not None:
-            _atomic_save(self.state_dict(), self.checkpoint_path)
+        """Write ``last.pt`` atomically, keeping the one before as ``previous.pt``."""
+        path = self.checkpoint_path
+        if path is not None:
+            state = self.state_dict()
+            previous = path.with_name("previous.pt")
+            atomic_write_keeping_previous(path, lambda handle: torch.save(state, handle), previous)
+
+    def _resume_state(self) -> dict[str, Any] | None:
+        """The newest readable checkpoint (``last.pt``, else ``previous.pt``), or ``None``.
+
+        An unreadable (empty or torn) file is renamed to ``<name>.torn`` with a warning, so the
+        good one is not rotated away by the next save. A file the safe loader refuses raises.
+        """
+        path = self.checkpoint_path
+        if path is None:
+            return None
+        previous = path.with_name("previous.pt")
+        last_was_missing = not path.exists()
+        seen = False
+        for candidate in (path, previous):
+            if not candidate.exists():
+                continue
+            seen = True
+            try:
+                state = _load_checkpoint(candidate)
+            except _TornCheckpoint as error:
+                torn = candidate.with_name(candidate.name + ".torn")
+                os.replace(candidate, torn)
+                fallback = (
+                    f"trying {previous.name}"
+                    if candidate == path and previous.exists()
+                    else "no older checkpoint"
+                )
+                warnings.warn(
+                    f"resume: checkpoint {candidate} cannot be read ({error}); it looks cut "
+                    f"short by an interrupted write. Moved it to {torn.name}; {fallback}.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                continue
+            if candidate == previous and last_was_missing:
+                warnings.warn(
+                    f"resume: resuming from {previous} (epoch {state['epoch']}): {path.name} is "
+                    "missing or unreadable",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return state
+        if seen:
+            warnings.warn(
+                f"resume: no readable checkpoint in {path.parent}; starting the run afresh",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return None
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
         """Train until ``epochs`` or early stopping; returns a :class:`TrainResult`."""
         resumed_from = None
-        path = self.checkpoint_path
-        if self.resume and path is not None and path.exists():
-            state = torch.load(path, map_location=self.device, weights_only=False)
+        state = self._resume_state() if self.resume else None
+        if state is not None:
             if state.get("seed", self.seed) != self.seed:
                 raise ValueError(
                     f"resume: checkpoint was written with seed {state['seed']}, not {self.seed}"
                 )
             self.load_state_dict(state)
-            self.logs.truncate(self.epoch)
+            self.logs.truncate(self.epoch, self.global_step)
             resumed_from = self.epoch
         else:
+            if self.resume:  # rows of an attempt killed before its first checkpoint
+                self.logs.truncate(0, 0)
             seed_everything(self.seed)
         while self.epoch < self.epochs and not self.stopped_early:
             self._train_epoch()
@@ -437,6 +618,10 @@ class Trainer:
                 raise FloatingPointError(f"loss is {value.item()} at epoch {epoch}, step {step}")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(value).backward()
+            loss_value = float(value.detach())
+            where = f"epoch {epoch}, step {step} (global step {self.global_step + 1})"
+            if not self.scaler.is_enabled():  # the scaler skips non-finite steps itself
+                self._check_finite("gradient", where, loss_value)
             grad_norm = None
             if self.grad_clip is not None:
                 self.scaler.unscale_(self.optimizer)
@@ -444,8 +629,8 @@ class Trainer:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.grad_clip))
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self._check_finite("weight", where, loss_value)
             self.global_step += 1
-            loss_value = float(value.detach())
             total, count = total + loss_value, count + 1
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_value:.4f}")
@@ -476,6 +661,38 @@ class Trainer:
         self.history.append(row)
         self.logs.write("epochs", row)
         self.save_checkpoint()
+
+    def _check_finite(self, what: str, where: str, loss_value: float) -> None:
+        """Raise ``FloatingPointError`` naming the first parameter whose gradient (``what ==
+        "gradient"``) or value (``"weight"``) holds NaN or inf."""
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        tensors = [(p.grad if what == "gradient" else p) for p in params]
+        present = [(p, t) for p, t in zip(params, tensors) if t is not None]
+        if not present:
+            return
+        finite = torch.stack([torch.isfinite(t).all() for _, t in present])
+        if bool(finite.all()):
+            return
+        bad_param, bad = present[int((~finite).nonzero()[0])]
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        if isinstance(self.loss, nn.Module):
+            names.update({id(p): f"loss.{n}" for n, p in self.loss.named_parameters()})
+        name = names.get(id(bad_param), f"#{[id(p) for p, _ in present].index(id(bad_param))}")
+        detail = bad.detach()
+        count = int((~torch.isfinite(detail)).sum())
+        kind = "NaN" if bool(torch.isnan(detail).any()) else "inf"
+        if what == "gradient":
+            raise FloatingPointError(
+                f"Trainer: non-finite gradient ({count} {kind} of {detail.numel()}) in "
+                f"parameter {name!r} at {where}, although the loss was {loss_value:.6g}; the "
+                "weights were not updated. Look for NaN or inf in this batch's labels, scores "
+                "or features."
+            )
+        raise FloatingPointError(
+            f"Trainer: parameter {name!r} became non-finite ({count} {kind} of "
+            f"{detail.numel()}) after the optimizer step at {where}; the loss was "
+            f"{loss_value:.6g}. Lower the learning rate or clip gradients (grad_clip=...)."
+        )
 
     def _early_stopping(self, metrics: dict[str, float]) -> None:
         es = self.early_stopping
