@@ -16,13 +16,16 @@ import csv
 import gzip
 import io
 import json
+import math
 import os
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from rankloss._core import params
 from rankloss.data.types import (
     DataFormatError,
     Interactions,
@@ -53,63 +56,136 @@ def _open_text(path: PathLike) -> io.TextIOBase:
 
 
 # ----------------------------------------------------------------------------- SVMlight / LETOR
-def _find_svmlight_error(path: PathLike) -> DataFormatError | None:
-    """Scan an SVMlight file line by line; the first malformed line as an error."""
-    with _open_text(path) as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            tokens = line.split()
-            try:
-                float(tokens[0])
-            except ValueError:
-                return DataFormatError(path, lineno, f"label {tokens[0]!r} is not a number")
-            if len(tokens) < 2 or not tokens[1].startswith("qid:"):
-                return DataFormatError(path, lineno, "missing 'qid:<id>' after the label")
-            try:
-                int(tokens[1][4:])
-            except ValueError:
-                return DataFormatError(path, lineno, f"query id {tokens[1]!r} is not an integer")
-            previous = -1
-            for tok in tokens[2:]:
-                index, sep, value = tok.partition(":")
+#: The default bound on the number of features of an SVMlight file (``max_features``): a
+#: typo'd index such as ``300000000:1`` is refused instead of allocating gigabytes.
+MAX_FEATURES = 100_000
+
+_DECOMPRESS_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _svmlight_lines(path: PathLike) -> Iterator[tuple[int, str]]:
+    """``(line number, data part)`` of each line (the text before ``#``), decoded as UTF-8.
+
+    Invalid UTF-8 and a truncated or corrupt ``.gz`` raise :class:`DataFormatError`.
+    """
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                data = raw.split(b"#", 1)[0]
                 try:
-                    if not sep:
-                        raise ValueError
-                    i = int(index)
-                    float(value)
-                except ValueError:
-                    return DataFormatError(
-                        path, lineno, f"feature {tok!r} is not '<index>:<value>'"
-                    )
-                if i <= previous:
-                    return DataFormatError(
-                        path, lineno, f"feature indices must increase ({i} after {previous})"
-                    )
-                previous = i
+                    yield lineno, data.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataFormatError(
+                        path, lineno, f"invalid UTF-8 at byte {err.start} of the line"
+                    ) from None
+    except _DECOMPRESS_ERRORS as err:
+        raise DataFormatError(
+            path, None, f"compressed data is truncated or corrupt after line {lineno} ({err})"
+        ) from None
+
+
+def _find_svmlight_error(
+    path: PathLike, *, limit: int, zero_based: bool | str, bound_name: str
+) -> DataFormatError | None:
+    """Scan an SVMlight file line by line; the first malformed line as an error.
+
+    ``limit`` is the number of features allowed (``num_features`` or ``max_features``).
+    """
+    for lineno, line in _svmlight_lines(path):
+        tokens = line.split()
+        if not tokens:
+            continue
+        try:
+            label = float(tokens[0])
+        except ValueError:
+            return DataFormatError(path, lineno, f"label {tokens[0]!r} is not a number")
+        if not math.isfinite(label):
+            return DataFormatError(path, lineno, f"label {tokens[0]!r} is not a finite number")
+        if len(tokens) < 2 or not tokens[1].startswith("qid:"):
+            return DataFormatError(path, lineno, "missing 'qid:<id>' after the label")
+        try:
+            int(tokens[1][4:])
+        except ValueError:
+            return DataFormatError(path, lineno, f"query id {tokens[1]!r} is not an integer")
+        previous = -1
+        for tok in tokens[2:]:
+            index, sep, value = tok.partition(":")
+            try:
+                if not sep:
+                    raise ValueError
+                i = int(index)
+                v = float(value)
+            except ValueError:
+                return DataFormatError(path, lineno, f"feature {tok!r} is not '<index>:<value>'")
+            if not math.isfinite(v):
+                return DataFormatError(path, lineno, f"feature {tok!r} has a non-finite value")
+            lowest = 0 if zero_based is True or zero_based == "auto" else 1
+            if i < lowest:
+                return DataFormatError(path, lineno, f"feature index {i} is below {lowest}")
+            highest = limit - 1 if zero_based is True else limit
+            if i > highest:
+                return DataFormatError(
+                    path,
+                    lineno,
+                    f"feature index {i} is over the bound of {limit} features "
+                    f"({bound_name}={limit}; pass a larger {bound_name}= to allow more)",
+                )
+            if i <= previous:
+                return DataFormatError(
+                    path, lineno, f"feature indices must increase ({i} after {previous})"
+                )
+            previous = i
     return None
 
 
 def read_svmlight(
-    path: PathLike, *, num_features: int | None = None, zero_based: bool | str = "auto"
+    path: PathLike,
+    *,
+    num_features: int | None = None,
+    zero_based: bool | str = "auto",
+    max_features: int = MAX_FEATURES,
 ) -> LTRSplit:
     """Read an SVMlight/LETOR file (``<label> qid:<id> <i>:<v> ...``) into padded lists.
 
-    Lists are ordered by ascending query id, documents in file order.
+    Lists are ordered by ascending query id, documents in file order. Labels and feature
+    values must be finite numbers; the file must be UTF-8 (a ``.gz`` must be complete).
 
     Args:
         path: the file (may be gzipped).
         num_features: number of features (default: the largest index in the file).
         zero_based: whether feature indices start at 0 (``"auto"``: guessed by scikit-learn).
+        max_features: the most features accepted when ``num_features`` is not given (default
+            100,000): a larger index is refused before any dense array is allocated.
 
     Raises:
-        DataFormatError: naming the file and line of the first malformed line.
+        DataFormatError: naming the file and line of the first malformed line (a non-number,
+        a ``nan``/``inf`` label or value, invalid UTF-8, a feature index over the bound), or
+        the file when a ``.gz`` is truncated.
     """
     from sklearn.datasets import load_svmlight_file
 
+    where = "read_svmlight"
+    max_features = params.positive_int(where, "max_features", max_features)
+    if num_features is not None:
+        num_features = params.positive_int(where, "num_features", num_features)
+    if not (isinstance(zero_based, bool) or zero_based == "auto"):
+        raise ValueError(f"{where}: zero_based must be True, False or 'auto', got {zero_based!r}")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} does not exist")
+    limit, bound_name = (
+        (num_features, "num_features")
+        if num_features is not None
+        else (max_features, "max_features")
+    )
+
+    def locate(fallback: str) -> DataFormatError:
+        found = _find_svmlight_error(
+            path, limit=limit, zero_based=zero_based, bound_name=bound_name
+        )
+        return found or DataFormatError(path, None, fallback)
+
     try:
         x, y, qid = load_svmlight_file(
             str(path),
@@ -118,12 +194,14 @@ def read_svmlight(
             zero_based=zero_based,
             dtype=np.float32,
         )
-    except ValueError as err:
-        found = _find_svmlight_error(path)
-        raise (found or DataFormatError(path, None, str(err))) from err
+    except (ValueError, UnicodeDecodeError, OverflowError, *_DECOMPRESS_ERRORS) as err:
+        raise locate(f"{type(err).__name__}: {err}") from err
     if len(qid) != len(y):
-        found = _find_svmlight_error(path)
-        raise found or DataFormatError(path, None, "some lines have no 'qid:'")
+        raise locate("some lines have no 'qid:'")
+    if x.shape[1] > limit:
+        raise locate(f"{x.shape[1]} features, over {bound_name}={limit}")
+    if not (np.isfinite(y).all() and np.isfinite(x.data).all()):
+        raise locate("a label or feature value is not finite")
     if len(y) == 0:
         raise DataFormatError(path, None, "no data lines")
     layout = ListLayout.from_query_ids(torch.from_numpy(qid.astype(np.int64)))
@@ -193,7 +271,8 @@ def read_interactions(
         ``(interactions, user_map, item_map)``: ids are contiguous, in sorted raw-id order.
 
     Raises:
-        DataFormatError: a line with the wrong number of fields or a non-numeric rating/time.
+        DataFormatError: a line with the wrong number of fields, or a rating/time that is not a
+        finite number (``nan``, ``inf``), naming the file and line (parquet: the row).
     """
     path = Path(path)
     if not path.is_file():
@@ -211,8 +290,17 @@ def read_interactions(
         if rows[0] is None or rows[1] is None:
             raise DataFormatError(path, None, f"no user/item column among {cols}")
         for r, values in zip(("rating", "time"), rows[2:]):
-            if values is not None and not np.issubdtype(np.asarray(values).dtype, np.number):
+            if values is None:
+                continue
+            if not np.issubdtype(np.asarray(values).dtype, np.number):
                 raise DataFormatError(path, None, f"column {r} is not numeric")
+            bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float64)))
+            if len(bad):
+                raise DataFormatError(
+                    path,
+                    None,
+                    f"row {bad[0] + 1}: {r} {float(values[bad[0]])!r} is not a finite number",
+                )
         raw_user, raw_item, ratings, times = rows
     else:
         if sep is None:
@@ -265,11 +353,16 @@ def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | N
                 out[r].append(fields[columns[r]])
             for r in numeric:
                 try:
-                    out[r].append(float(fields[columns[r]]))
+                    value = float(fields[columns[r]])
                 except ValueError:
                     raise DataFormatError(
                         path, lineno, f"{r} {fields[columns[r]]!r} is not a number"
                     ) from None
+                if not math.isfinite(value):
+                    raise DataFormatError(
+                        path, lineno, f"{r} {fields[columns[r]]!r} is not a finite number"
+                    )
+                out[r].append(value)
 
         for fields in rows:
             take(fields, 1)
