@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import rankloss.functional as RF
-from rankloss._core.validation import check_choice, check_lists, compute_dtype
+from rankloss._core.validation import check_choice, check_embeddings, check_lists, compute_dtype
 
 
 def test_labels_shape_mismatch_names_argument_and_shapes():
@@ -112,3 +112,41 @@ def test_compute_dtype_and_check_choice():
     check_choice("gain", "exp2", ("exp2", "linear"))
     with pytest.raises(ValueError, match=r"gain must be one of \['exp2', 'linear'\], got 'x'"):
         check_choice("gain", "x", ("exp2", "linear"))
+
+
+@pytest.mark.badinput("losses")
+def test_non_finite_real_entries_are_refused_naming_argument_and_position():
+    scores = torch.zeros(2, 3, 4)
+    labels = torch.zeros(2, 3, 4)
+    mask = torch.ones(2, 3, 4, dtype=torch.bool)
+    mask[1, 2, 3] = False
+    s = scores.clone()
+    s[1, 2, 3] = math.nan  # padding: allowed
+    s[1, 0, 2] = -math.inf
+    with pytest.raises(
+        ValueError,
+        match=r"^f: scores holds -inf at \[1, 0, 2\] \(a real item; padding may hold anything, "
+        r"real items must be finite\)$",
+    ):
+        check_lists(s, labels, mask, where="f")
+    # The first bad position in row-major order, scores before labels.
+    y = labels.clone()
+    y[0, 2, 1], y[0, 1, 3] = math.inf, math.nan
+    with pytest.raises(ValueError, match=r"f: labels holds nan at \[0, 1, 3\]"):
+        check_lists(scores, y, mask, where="f")
+    # Finite in its own dtype but not in the compute dtype: said so.
+    with pytest.raises(ValueError, match=r"labels holds 1e\+300, which overflows torch\.float32,"):
+        check_lists(torch.zeros(3), torch.tensor([0.0, 1e300, 1.0], dtype=torch.float64))
+    # Half precision, integer and bool labels, and garbage in padding pass.
+    s[1, 0, 2] = 0.0
+    check_lists(s.half(), labels.long(), mask)
+    check_lists(torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool))
+
+
+@pytest.mark.badinput("losses")
+def test_check_embeddings_refuses_non_finite_entries():
+    x = torch.zeros(3, 2, dtype=torch.float16)
+    x[2, 1] = math.inf
+    with pytest.raises(ValueError, match=r"^g: queries holds inf at \[2, 1\] \(embeddings must"):
+        check_embeddings(x, "queries", "g")
+    assert check_embeddings(torch.zeros(0, 2), "x", "g").shape == (0, 2)

@@ -603,3 +603,89 @@ def test_two_embedding_losses_combine():
     torch.testing.assert_close(
         spec(x, y), InfoNCELoss()(x, y) + 0.3 * SupConLoss(temperature=0.2)(x, y)
     )
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input (issue 14)
+
+
+def _takes_hard_negatives(name):
+    return type(rankloss.losses.get(name)).takes_hard_negatives
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=str)
+@pytest.mark.parametrize("name", EMB_LOSSES)
+def test_non_finite_embeddings_are_refused_with_their_position(name, bad):
+    x, y = _data(6, 4, classes=2)
+    module = rankloss.losses.get(name)
+    broken = x.clone()
+    broken[4, 2] = bad
+    pattern = rf"embeddings holds -?{bad!s} at \[4, 2\] \(embeddings must be finite\)"
+    with pytest.raises(ValueError, match=pattern):
+        module(broken, y)
+    with pytest.raises(ValueError, match="keys " + pattern.replace("embeddings holds", "holds")):
+        module(x, keys=broken)
+    with pytest.raises(ValueError, match="ref_" + pattern):
+        module(x, y, ref_embeddings=broken, ref_labels=y)
+    if _takes_hard_negatives(name):
+        with pytest.raises(ValueError, match=rf"hard_negatives holds -?{bad!s} at"):
+            module(x, keys=x, hard_negatives=broken)
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+@pytest.mark.parametrize("name", EMB_LOSSES)
+def test_empty_batch_gives_connected_zero(name, dtype):
+    # info_nce, nt_xent, supcon, multi_similarity and circle with N = 0 raised
+    # "IndexError: amax()" in the issue's run; an empty batch is a connected zero.
+    labels = torch.zeros(0, dtype=torch.long)
+    for reduction in ("mean", "sum", "none"):
+        module = rankloss.losses.get(name, reduction=reduction)
+        for form in ("labels", "keys", "refs"):
+            x = torch.zeros(0, 4, dtype=dtype, requires_grad=True)
+            if form == "labels":
+                value = module(x, labels)
+            elif form == "keys":
+                value = module(x, keys=torch.zeros(0, 4, dtype=dtype))
+            else:
+                refs = torch.randn(3, 4, dtype=dtype)
+                value = module(x, labels, ref_embeddings=refs, ref_labels=torch.zeros(3).long())
+            assert value.shape == ((0,) if reduction == "none" else ()), (form, value.shape)
+            assert (value == 0).all() and value.requires_grad, form
+            value.sum().backward()
+            assert x.grad is not None and x.grad.shape == (0, 4)
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("name", EMB_LOSSES)
+def test_dot_similarity_on_huge_half_embeddings(name):
+    # info_nce and supcon with similarity="dot" on float16 embeddings scaled by 1e4: a finite
+    # value but an inf gradient. The float32 gradient there exceeds the float16 range (about 1e5
+    # against 65504), so no correct float16 gradient is finite: the promise is that a half
+    # input's gradient is the float32 gradient rounded to half (inf only where it overflows,
+    # never NaN, not clipped, so a GradScaler sees it), and finite in every dtype whose range
+    # holds it.
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(8, 4, generator=g)
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    module = rankloss.losses.get(name, similarity="dot")
+    for dtype, scale in (
+        (torch.float16, 1e4),
+        (torch.float16, 1e3),
+        (torch.bfloat16, 1e4),
+        (torch.float32, 1e4),
+        (torch.float64, 1e4),
+    ):
+        x = (base * scale).to(dtype).requires_grad_(True)
+        upcast = x.detach().to(torch.promote_types(dtype, torch.float32)).requires_grad_(True)
+        value = module(x, y)
+        value.backward()
+        module(upcast, y).backward()
+        assert torch.isfinite(value), (dtype, scale)
+        assert not x.grad.isnan().any(), (dtype, scale)
+        assert torch.equal(x.grad, upcast.grad.to(dtype)), (dtype, scale)
+        fits = upcast.grad.abs() <= torch.finfo(dtype).max
+        assert torch.equal(torch.isfinite(x.grad), fits), (dtype, scale)
+        if dtype != torch.float16 or (scale < 1e4 and name != "circle"):  # gamma=256 there
+            assert torch.isfinite(x.grad).all(), (dtype, scale)

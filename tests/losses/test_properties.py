@@ -6,6 +6,7 @@ needs special inputs, say so in ``tests/losses/_cases.py``.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -13,11 +14,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rankloss._core import ranking
 from tests.losses._cases import (
     NONNEGATIVE_LABELS,
     ORDER_DEPENDENT_LABEL_TIES,
     ORDER_DEPENDENT_SCORE_TIES,
     call,
+    fit_labels,
+    function,
     list_loss_names,
 )
 
@@ -310,3 +314,85 @@ def test_lists_with_nothing_to_learn_are_left_out_of_the_mean(name):
     assert per_list[0] == 0 and per_list[1] > 0
     _close(call(name, scores, labels), per_list[1])
     _close(call(name, scores[:1], labels[:1]), torch.zeros((), dtype=torch.float64))
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input (issue 14): a non-finite real input is refused; any finite label stays finite
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=str)
+@pytest.mark.parametrize("name", NAMES)
+def test_non_finite_real_input_is_refused_with_its_position(name, bad):
+    # lambdarank_loss(tensor([[.3, -.2, .1]]), tensor([[nan, 1., 0]])) gave 0.1773 and NaN
+    # gradients; every list loss now refuses it, naming the argument and the position.
+    scores = torch.tensor([[[0.3, -0.2, 0.1], [0.5, 0.4, -1.0]]], dtype=torch.float64)
+    labels = torch.tensor([[[2.0, 1.0, 0.0], [0.0, 1.0, 1.0]]], dtype=torch.float64)
+    mask = torch.tensor([[[True, True, True], [True, False, True]]])
+    for argument in ("scores", "labels"):
+        s, y = scores.clone(), labels.clone()
+        (s if argument == "scores" else y)[0, 1, 2] = bad
+        for m in (None, mask):
+            with pytest.raises(
+                ValueError, match=rf"_loss: {argument} holds -?{bad!s}.* at \[0, 1, 2\] \(a real"
+            ):
+                call(name, s, y, m)
+        # The same value at a padded position is allowed and changes nothing.
+        s[0, 1, 2], y[0, 1, 2] = scores[0, 1, 2], labels[0, 1, 2]
+        (s if argument == "scores" else y)[0, 1, 1] = bad
+        _close(call(name, s, y, mask), call(name, scores, labels, mask))
+
+
+GAIN_LOSSES = [n for n in NAMES if "gain" in inspect.signature(function(n)).parameters]
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("name", NAMES)
+def test_large_labels_give_finite_values_and_gradients(name, dtype):
+    # Label 200 gave inf for lambdarank, lambdaloss and approx_ndcg in float32 and float16: the
+    # exp2 gain 2^y - 1 overflowed before the ideal DCG divided it.
+    scores = torch.tensor([[0.3, -0.2, 0.1, 0.7], [0.3, -0.2, 0.1, 0.7]], dtype=dtype)
+    labels = torch.tensor([[200.0, 1.0, 0.0, 130.0], [1e4, 3.0, 9000.0, 0.0]])
+    labels = fit_labels(name, labels).to(dtype)
+    s = scores.detach().requires_grad_(True)
+    value = call(name, s, labels, reduction="none")
+    value.sum().backward()
+    assert torch.isfinite(value).all(), value
+    assert torch.isfinite(s.grad).all(), s.grad
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("name", GAIN_LOSSES)
+def test_large_labels_equal_the_float64_value(name):
+    # 2^200 is representable in float64, so the float64 loss there is the unshifted one: the
+    # float32 and float16 losses (shifted gains) must agree with it.
+    scores = torch.tensor([[0.3, -0.2, 0.1, 0.7], [1.0, 0.5, -0.5, 0.0]], dtype=torch.float64)
+    labels = torch.tensor([[200.0, 1.0, 0.0, 130.0], [150.0, 150.0, 149.0, 0.0]])
+    expected = call(name, scores, labels.double(), reduction="none")
+    for dtype in (torch.float32, torch.float16):
+        value = call(name, scores.to(dtype), labels.to(dtype), reduction="none")
+        torch.testing.assert_close(value.double(), expected, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("k", [None, 1, 2])
+@pytest.mark.parametrize("kind", ["exp2", "linear"])
+def test_normalised_gains_equal_gain_over_ideal_dcg(kind, k):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(-2, 6, (6, 7), generator=g).double() + 0.25 * (kind == "linear")
+    mask = torch.rand(6, 7, generator=g) < 0.8
+    weights = torch.rand(6, 7, generator=g, dtype=torch.float64) + 0.5
+    for w in (None, weights):
+        gains = torch.where(mask, ranking.gain(labels, kind), 0.0) * (1.0 if w is None else w)
+        idcg = ranking.ideal_dcg(gains, mask, k)
+        expected = torch.where((idcg > 0).unsqueeze(-1), gains / idcg.unsqueeze(-1), 0.0)
+        normalised, valid = ranking.normalised_gains(labels, mask, kind, k, weights=w)
+        torch.testing.assert_close(normalised, expected, rtol=1e-12, atol=1e-12)
+        assert torch.equal(valid, idcg > 0)
+    # Finite, with the same ratio, for labels whose gain overflows.
+    big, _ = ranking.normalised_gains(
+        torch.tensor([[1e4, 1e4 - 1.0, 0.0]]), torch.ones(1, 3, dtype=torch.bool)
+    )
+    assert torch.isfinite(big).all()
+    torch.testing.assert_close(big[0, 0] / big[0, 1], torch.tensor(2.0))

@@ -363,3 +363,51 @@ def test_top_k_path_with_some_tied_lists(ties):
     rr = M.reciprocal_rank(scores, labels, mask, ties=ties, k=2)
     if ties != "average":
         assert_close(rr, expected("reciprocal_rank", scores, labels, mask, k=2, ties=ties))
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input (issue 14)
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("ties", ["average", "index"])
+@pytest.mark.parametrize("k", [None, 1, 3])
+def test_ndcg_is_finite_for_large_labels(k, ties):
+    # metrics.ndcg returned inf for a label of 200 (the exp2 gain overflowed float32).
+    scores = torch.tensor([[0.3, -0.2, 0.1, 0.7, 0.0, 0.0, -1.0, 2.0, 0.5, 0.4, 0.2, 0.1]])
+    scores = scores.repeat(3, 1)
+    scores[2, 1] = scores[2, 0]  # a tie at the top, for the truncated path's tied rows
+    labels = torch.tensor([[200.0, 1.0, 0.0, 130.0, 3.0, 0, 0, 0, 0, 0, 0, 1]]).repeat(3, 1)
+    labels[1] = labels[1] * 50.0  # up to 1e4
+    expected = M.ndcg(scores.double(), labels.double(), k=k, ties=ties)
+    assert torch.isfinite(expected[[0, 2]]).all()  # 2^200 fits float64; the reference
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        value = M.ndcg(scores.to(dtype), labels.to(dtype), k=k, ties=ties)
+        assert torch.isfinite(value).all(), (dtype, value)
+        assert ((value >= 0) & (value <= 1 + 1e-6)).all(), (dtype, value)
+        rows = [0] if dtype in (torch.float16, torch.bfloat16) else [0, 2]  # label rounding
+        torch.testing.assert_close(value[rows].double(), expected[rows], rtol=1e-5, atol=1e-5)
+    # Row 1 (labels up to 1e4): only the top label counts beside 2^1e4 (2^(6500 - 1e4) is 0
+    # there), and the scores rank its item 5th.
+    top = 1.0 / math.log2(1 + 5) if k is None else 0.0
+    for dtype in (torch.float32, torch.float64):
+        value = M.ndcg(scores.to(dtype), labels.to(dtype), k=k, ties=ties)[1]
+        torch.testing.assert_close(value, torch.tensor(top, dtype=dtype))
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=str)
+@pytest.mark.parametrize("name", ALL)
+def test_non_finite_real_score_or_label_is_refused(name, bad):
+    scores = torch.tensor([[0.3, -0.2, 0.1], [1.0, 2.0, 3.0]])
+    labels = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    for argument in ("scores", "labels"):
+        s, y = scores.clone(), labels.clone()
+        (s if argument == "scores" else y)[1, 0] = bad
+        with pytest.raises(ValueError, match=rf"{name}: {argument} holds -?{bad!s} at \[1, 0\]"):
+            getattr(M, name)(s, y)
+        # At a padded position the same value is allowed and changes nothing.
+        mask = torch.tensor([[True, True, True], [False, True, True]])
+        torch.testing.assert_close(
+            getattr(M, name)(s, y, mask), getattr(M, name)(scores, labels, mask), equal_nan=True
+        )

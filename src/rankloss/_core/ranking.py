@@ -15,6 +15,8 @@ from rankloss._core.validation import check_choice
 __all__ = [
     "GAINS",
     "gain",
+    "gain_shift",
+    "normalised_gains",
     "discount",
     "position_discounts",
     "dcg_at_k",
@@ -27,12 +29,77 @@ __all__ = [
 GAINS = ("exp2", "linear")
 
 
-def gain(labels: Tensor, kind: str = "exp2") -> Tensor:
-    """Gain of a label: ``"exp2"`` is :math:`2^y - 1`, ``"linear"`` is :math:`y`."""
+def gain(labels: Tensor, kind: str = "exp2", shift: Tensor | None = None) -> Tensor:
+    r"""Gain of a label: ``"exp2"`` is :math:`2^y - 1`, ``"linear"`` is :math:`y`.
+
+    Args:
+        labels: ``[B, n]`` (or any shape with ``shift`` broadcasting over its last dimension).
+        kind: ``"exp2"`` or ``"linear"``.
+        shift: ``[B]`` exponents :math:`m` (see :func:`gain_shift`); the exp2 gain is then
+            returned scaled by :math:`2^{-m}`, as :math:`2^{y - m} - 2^{-m}`, which stays
+            finite for any finite label. Ignored by the linear gain. ``None``: no scaling.
+    """
     check_choice("gain", kind, GAINS)
     if kind == "exp2":
-        return torch.exp2(labels) - 1.0
+        if shift is None:
+            return torch.exp2(labels) - 1.0
+        m = shift.to(labels.dtype).unsqueeze(-1)
+        return torch.exp2(labels - m) - torch.exp2(-m)
     return labels
+
+
+def gain_shift(labels: Tensor, mask: Tensor, kind: str = "exp2") -> Tensor:
+    r"""``[B]`` the exponent :math:`m` that keeps each list's scaled gains finite.
+
+    For ``"exp2"``, :math:`m = \max(0, \max_i y_i)` over the real items (0 for a list with
+    none), so that :math:`2^{y - m} \le 1`; for ``"linear"``, 0. A common factor
+    :math:`2^{-m}` of a list's gains cancels in every ratio to its ideal DCG (NDCG, the
+    normalised gains of LambdaRank), so the ratio is unchanged and labels of 128 and more no
+    longer overflow. Detached: the ratio does not depend on :math:`m`.
+    """
+    check_choice("gain", kind, GAINS)
+    if kind != "exp2" or labels.shape[-1] == 0:
+        return labels.new_zeros(labels.shape[:-1])
+    real = torch.where(mask, labels.detach(), torch.full_like(labels, -math.inf))
+    return real.amax(-1).clamp(min=0.0)
+
+
+def normalised_gains(
+    labels: Tensor,
+    mask: Tensor,
+    kind: str = "exp2",
+    k: int | None = None,
+    *,
+    weights: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Gains divided by the list's ideal DCG, computed so that any finite label stays finite.
+
+    .. math:: \frac{G_i}{\mathrm{IDCG@k}} = \frac{2^{y_i - m} - 2^{-m}}
+        {\sum_{r \le k} (2^{y_{(r)} - m} - 2^{-m}) / \log_2(1 + r)}
+
+    with :math:`m` from :func:`gain_shift` (the factor :math:`2^{m}` cancels), or
+    :math:`G = y` for ``"linear"``.
+
+    Args:
+        labels: ``[B, n]``.
+        mask: ``[B, n]`` bool.
+        kind: ``"exp2"`` or ``"linear"``.
+        k: cut-off of the ideal DCG, or ``None``.
+        weights: ``[B, n]`` per-item weights that scale the gains (before the ideal DCG is
+            taken), or ``None``.
+
+    Returns:
+        ``(normalised [B, n], valid [B])``: 0 at padded positions and in lists whose ideal DCG
+        is not positive (``valid`` False there).
+    """
+    zero = labels.new_zeros(())
+    gains = torch.where(mask, gain(labels, kind, gain_shift(labels, mask, kind)), zero)
+    if weights is not None:
+        gains = gains * weights
+    idcg = ideal_dcg(gains, mask, k)
+    valid = idcg > 0
+    normalised = gains / torch.where(valid, idcg, torch.ones_like(idcg)).unsqueeze(-1)
+    return torch.where(valid.unsqueeze(-1), normalised, zero), valid
 
 
 def discount(ranks: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ that ``torch.autograd.gradcheck`` works.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,37 @@ def check_choice(name: str, value: object, choices: tuple, where: str | None = N
     if value not in choices:
         prefix = f"{where}: " if where else ""
         raise ValueError(f"{prefix}{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _position(index: int, shape: torch.Size) -> str:
+    """``[1, 3]``: the position of a flat (row-major) index in ``shape``."""
+    position = []
+    for size in reversed(shape):
+        index, rest = divmod(index, size) if size else (index, 0)
+        position.append(rest)
+    return "[" + ", ".join(str(p) for p in reversed(position)) + "]"
+
+
+def _not_finite(
+    values: Tensor, original: Tensor, name: str, where: str, what: str
+) -> ValueError | None:
+    """The error for the first non-finite entry of ``values`` (``original`` reshaped), if any.
+
+    ``values`` is ``original`` flattened and converted to the compute dtype (padding already
+    zeroed); the position printed is in ``original``'s shape.
+    """
+    bad = ~torch.isfinite(values.reshape(-1))
+    if not bool(bad.any()):
+        return None
+    index = int(bad.nonzero()[0, 0])
+    value = values.reshape(-1)[index].item()
+    given = original.reshape(-1)[index].item()
+    shown = str(value) if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if math.isfinite(given):  # finite in the caller's dtype, not in the compute dtype
+        shown = f"{given!r}, which overflows {values.dtype},"
+    return ValueError(
+        f"{where}: {name} holds {shown} at {_position(index, original.shape)} ({what})"
+    )
 
 
 @dataclass(frozen=True)
@@ -110,7 +142,10 @@ def check_lists(
         changes neither values nor gradients.
 
     Raises:
-        ValueError: naming the argument and the shapes when the contract is broken.
+        ValueError: naming the argument and the shapes when the contract is broken, or naming
+            the argument and the first position where a real (unmasked) score or label is NaN
+            or infinite. Padding may hold anything. Cost of the finiteness check: one
+            ``isfinite().all()`` over the scores and labels, and one device synchronisation.
     """
     if reduction is not None:
         check_choice("reduction", reduction, ("mean", "sum", "none"), where)
@@ -165,6 +200,19 @@ def check_lists(
         flat_labels = torch.where(flat_mask, flat_labels, zero)
     else:
         flat_labels = torch.zeros_like(flat_scores)
+    # One check (one device synchronisation) for both; padding is already zero.
+    if not bool(torch.isfinite(flat_scores).all() & torch.isfinite(flat_labels).all()):
+        what = "a real item; padding may hold anything, real items must be finite"
+        for name, flat, original in (
+            ("scores", flat_scores, scores),
+            ("labels", flat_labels, labels),
+        ):
+            if original is not None:
+                error = _not_finite(
+                    flat, torch.where(flat_mask.reshape(shape), original, 0), name, where, what
+                )
+                if error is not None:
+                    raise error
 
     list_weights = item_weights = None
     if weights is not None:
@@ -185,11 +233,21 @@ def check_lists(
 
 
 def check_embeddings(x: object, name: str, where: str) -> Tensor:
-    """Check that ``x`` is a floating ``[N, d]`` tensor and return it in the compute dtype."""
+    """Check that ``x`` is a floating ``[N, d]`` tensor and return it in the compute dtype.
+
+    Raises:
+        ValueError: naming ``name`` and the shape, or the first position holding NaN or inf
+            (every entry of an embedding is real: there is no padding). Cost of the
+            finiteness check: one ``isfinite().all()`` and one device synchronisation.
+    """
     if not isinstance(x, Tensor):
         raise ValueError(f"{where}: {name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 2:
         raise ValueError(f"{where}: {name} must have shape [N, d], got {shape_str(x)}")
     if not x.dtype.is_floating_point:
         raise ValueError(f"{where}: {name} must be floating point, got dtype {x.dtype}")
-    return x.to(compute_dtype(x.dtype))
+    out = x.to(compute_dtype(x.dtype))
+    error = _not_finite(out.detach(), x.detach(), name, where, "embeddings must be finite")
+    if error is not None:
+        raise error
+    return out

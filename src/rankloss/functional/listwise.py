@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from rankloss._core import params
-from rankloss._core.ranking import GAINS, dcg_at_k, discount, gain, ideal_dcg
+from rankloss._core.ranking import GAINS, dcg_at_k, discount, normalised_gains
 from rankloss._core.reduce import Reduction, reduce_lists
 from rankloss._core.validation import ListBatch, check_lists
 
@@ -199,11 +199,9 @@ def listmle_loss(
 
 
 def _ndcg_inputs(batch: ListBatch, gain_kind: str, k: int | None = None) -> tuple[Tensor, Tensor]:
-    gains = torch.where(batch.mask, gain(batch.labels, gain_kind), batch.scores.new_zeros(()))
-    if batch.item_weights is not None:
-        gains = gains * batch.item_weights
-    idcg = ideal_dcg(gains, batch.mask, k)
-    return gains, idcg
+    """Gains over the ideal DCG@k (per-item weights scale the gains), and which lists have a
+    positive ideal DCG; finite for any finite label."""
+    return normalised_gains(batch.labels, batch.mask, gain_kind, k, weights=batch.item_weights)
 
 
 def approx_ndcg_loss(
@@ -241,11 +239,9 @@ def approx_ndcg_loss(
     others = others & ~torch.eye(batch.num_items, dtype=torch.bool, device=diff.device)
     soft = torch.where(others, torch.sigmoid(alpha * diff), diff.new_zeros(()))
     approx_ranks = 1.0 + soft.sum(-1)
-    gains, idcg = _ndcg_inputs(batch, gain)
-    valid = idcg > 0
-    safe = torch.where(valid, idcg, torch.ones_like(idcg))
-    dcg = (gains * discount(approx_ranks)).sum(-1)
-    return reduce_lists(1.0 - dcg / safe, valid, batch, reduction)
+    gains, valid = _ndcg_inputs(batch, gain)
+    ndcg = (gains * discount(approx_ranks)).sum(-1)
+    return reduce_lists(1.0 - ndcg, valid, batch, reduction)
 
 
 def _neural_sort_log(scores: Tensor, mask: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
@@ -321,9 +317,6 @@ def neural_ndcg_loss(
         log_p = log_p - torch.logsumexp(log_p, dim=-1, keepdim=True)
         log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
     p_hat = torch.where(valid, torch.exp(log_p), log_p.new_zeros(()))
-    gains, idcg = _ndcg_inputs(batch, gain, k)
+    gains, ok = _ndcg_inputs(batch, gain, k)
     sorted_gains = (p_hat * gains.unsqueeze(-2)).sum(-1)  # [b, t], expected gain at rank t
-    dcg = dcg_at_k(sorted_gains, k)
-    ok = idcg > 0
-    safe = torch.where(ok, idcg, torch.ones_like(idcg))
-    return reduce_lists(1.0 - dcg / safe, ok, batch, reduction)
+    return reduce_lists(1.0 - dcg_at_k(sorted_gains, k), ok, batch, reduction)

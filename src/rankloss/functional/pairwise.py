@@ -43,8 +43,7 @@ from rankloss._core import params
 from rankloss._core.ranking import (
     GAINS,
     discount,
-    gain,
-    ideal_dcg,
+    normalised_gains,
     pair_mask,
     ranks_from_scores,
     topk_pair_mask,
@@ -113,11 +112,7 @@ def _context(
     """The detached :class:`PairContext` and which lists have a positive ideal DCG at ``k``."""
     labels = batch.labels.detach()
     zero = labels.new_zeros(())
-    gains = torch.where(batch.mask, gain(labels, gain_kind), zero)
-    idcg = ideal_dcg(gains, batch.mask, k)
-    positive = idcg > 0
-    normalised = gains / torch.where(positive, idcg, torch.ones_like(idcg)).unsqueeze(-1)
-    normalised = torch.where(positive.unsqueeze(-1), normalised, zero)
+    normalised, positive = normalised_gains(labels, batch.mask, gain_kind, k)
     ranks = ranks_from_scores(batch.scores, batch.mask)
     discounts = discount(ranks.to(labels.dtype))
     keep = batch.mask if k is None else batch.mask & (ranks <= k)

@@ -35,6 +35,7 @@ from rankloss._core import params
 from rankloss._core.ranking import (
     GAINS,
     dcg_at_k,
+    gain_shift,
     ideal_dcg,
     pair_mask,
     position_discounts,
@@ -283,9 +284,16 @@ def _ratio_comb(a: Tensor, m: Tensor, b: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def dcg_ranked(ranked: Ranked, k: int | None, gain_kind: str) -> Tensor:
-    """``[B]`` DCG@k of ranked lists (a tie group shares the mean discount of its positions)."""
-    gains = torch.where(ranked.mask, gain_values(ranked.labels, gain_kind), 0.0)
+def dcg_ranked(
+    ranked: Ranked, k: int | None, gain_kind: str, shift: Tensor | None = None
+) -> Tensor:
+    """``[B]`` DCG@k of ranked lists (a tie group shares the mean discount of its positions).
+
+    ``shift`` (``[B]``, from :func:`~rankloss._core.ranking.gain_shift`) scales each list's
+    exp2 gains by :math:`2^{-m}`, so that NDCG stays finite for large labels; the ideal DCG it
+    is divided by must use the same shift.
+    """
+    gains = torch.where(ranked.mask, gain_values(ranked.labels, gain_kind, shift), 0.0)
     if ranked.groups() is None:
         return dcg_at_k(gains, k)
     weights = position_discounts(ranked.num_items, k, dtype=gains.dtype, device=gains.device)
@@ -469,15 +477,21 @@ def ndcg(
         tensor(0.5000)
     """
     k = _check_options("ndcg", k, ties=ties, empty=empty, gain=gain)
-    batch, values = _run(scores, labels, mask, ties, "ndcg", k, lambda b, r: dcg_ranked(r, k, gain))
+
+    def scaled_dcg(b: ListBatch, r: Ranked) -> Tensor:
+        # DCG and ideal DCG share each list's gain scale 2^-m, so any finite label is finite.
+        return dcg_ranked(r, k, gain, gain_shift(b.labels, b.mask, gain))
+
+    batch, values = _run(scores, labels, mask, ties, "ndcg", k, scaled_dcg)
+    shift = gain_shift(batch.labels, batch.mask, gain)
     if k is not None and k < batch.num_items:
         # Only the k largest labels enter the ideal DCG@k (the gain grows with the label).
         top = torch.topk(torch.where(batch.mask, batch.labels, -math.inf), k, dim=-1).values
         real = top > -math.inf
-        top_gains = torch.where(real, gain_values(torch.where(real, top, 0.0), gain), 0.0)
-        ideal = ideal_dcg(top_gains, real, k)
+        top_gains = gain_values(torch.where(real, top, 0.0), gain, shift)
+        ideal = ideal_dcg(torch.where(real, top_gains, 0.0), real, k)
     else:
-        gains = torch.where(batch.mask, gain_values(batch.labels, gain), 0.0)
+        gains = torch.where(batch.mask, gain_values(batch.labels, gain, shift), 0.0)
         ideal = ideal_dcg(gains, batch.mask, k)
     return _finish(_safe_div(values, ideal), ideal > 0, empty, batch)
 

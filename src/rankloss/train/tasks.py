@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rankloss import metrics
+from rankloss._core.ranking import dcg_at_k, gain, gain_shift
 from rankloss.data.batching import index_batches, list_batches
 from rankloss.data.types import (
     LabelledDataset,
@@ -299,15 +300,16 @@ def _top_k_metrics(
     scores = torch.where(mask, scores, torch.full_like(scores, -torch.inf))
     relevant = (labels > 0) & mask
     total = relevant.sum(-1).clamp_min(1)
+    # Gains scaled by 2^-max(label) per row (the scale cancels in NDCG), so any label is finite.
+    shift = gain_shift(labels, relevant)
+    gains = torch.where(relevant, gain(labels, "exp2", shift), 0.0)
     out = {}
     for k in ks:
         k_ = min(k, scores.shape[-1])
         top = torch.topk(scores, k_, dim=-1).indices
         rel = relevant.gather(1, top)
-        discount = 1.0 / torch.log2(torch.arange(k_, dtype=torch.float32) + 2.0)
-        dcg = ((2.0 ** labels.gather(1, top) - 1.0) * rel * discount).sum(-1)
-        ideal_gains = torch.topk(torch.where(relevant, labels, 0.0), k_, dim=-1).values
-        ideal = ((2.0**ideal_gains - 1.0) * discount).sum(-1)
+        dcg = dcg_at_k(gains.gather(1, top))
+        ideal = dcg_at_k(torch.topk(gains, k_, dim=-1).values)
         out[f"recall@{k}"] = rel.sum(-1) / total
         out[f"ndcg@{k}"] = torch.where(ideal > 0, dcg / ideal.clamp_min(1e-12), 0.0)
         out[f"hit@{k}"] = rel.any(-1).float()
