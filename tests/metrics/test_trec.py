@@ -187,3 +187,15 @@ def test_files_round_trip(tmp_path):
         M.read_qrels(tmp_path / "bad.txt")
     with pytest.raises(ValueError, match="6 columns"):
         M.read_run(tmp_path / "bad.txt")
+
+
+@pytest.mark.badinput("metrics")
+def test_evaluate_ndcg_is_finite_for_large_grades():
+    # exp2 gains of grade 2000 overflow float64; the per-query scale keeps NDCG exact.
+    run = {"q": {"a": 0.9, "b": 0.8, "c": 0.7}}
+    names = ["ndcg", "ndcg@1"]
+    big = M.evaluate(run, {"q": {"a": 1999, "b": 2000, "c": 0}}, names, gain="exp2")
+    small = M.evaluate(run, {"q": {"a": 9, "b": 10, "c": 0}}, names, gain="exp2")
+    for name in ("ndcg", "ndcg@1"):
+        assert math.isfinite(big[name]) and 0.0 <= big[name] <= 1.0
+        assert big[name] == pytest.approx(small[name], rel=1e-3)

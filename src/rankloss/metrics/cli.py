@@ -7,11 +7,15 @@ import math
 import sys
 from typing import TextIO
 
+from rankloss._core import params
+from rankloss.metrics.names import parse_metric
 from rankloss.metrics.trec import CONVENTIONS, evaluate, read_qrels, read_run
 
 __all__ = ["add_parser", "run_eval"]
 
 DEFAULT_METRICS = ("ndcg@10", "map", "mrr")
+#: The most decimals ``--digits`` takes (a float64 holds about 17 significant digits).
+MAX_DIGITS = 17
 
 
 def add_parser(
@@ -43,7 +47,9 @@ def add_parser(
         action="store_true",
         help="score qrels queries missing from the run as empty rankings (trec_eval -c)",
     )
-    parser.add_argument("--digits", type=int, default=4, help="decimals printed (default 4)")
+    parser.add_argument(
+        "--digits", type=int, default=4, help=f"decimals printed, 0 to {MAX_DIGITS} (default 4)"
+    )
     parser.set_defaults(func=run_eval)
     return parser
 
@@ -52,10 +58,26 @@ def _format(value: float, digits: int) -> str:
     return "nan" if math.isnan(value) else f"{value:.{digits}f}"
 
 
+def _check_arguments(args: argparse.Namespace, metrics: list[str]) -> None:
+    """Refuse bad options before any file is read."""
+    params.nonnegative_int("rankloss eval", "--digits", args.digits)
+    if args.digits > MAX_DIGITS:
+        raise ValueError(f"rankloss eval: --digits must be <= {MAX_DIGITS}, got {args.digits!r}")
+    for name in metrics:
+        parse_metric(name)
+
+
 def run_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Evaluate ``args.run`` against ``args.qrels`` and print the table to ``out``.
+
+    Bad options, unreadable files and malformed lines (see :func:`read_run` and
+    :func:`read_qrels`) give exit code 2 and one line on stderr naming the option, or the file
+    and line; nothing is printed to ``out`` then.
+    """
     out = out or sys.stdout
     metrics = args.metrics or list(DEFAULT_METRICS)
     try:
+        _check_arguments(args, metrics)
         qrels = read_qrels(args.qrels)
         run = read_run(args.run)
         convention, missing = args.convention, args.include_missing
@@ -64,7 +86,10 @@ def run_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
         means = evaluate(run, qrels, metrics, convention=convention, include_missing=missing)
     except (OSError, ValueError) as error:
-        print(f"rankloss eval: {error}", file=sys.stderr)
+        message = str(error)
+        if not message.startswith("rankloss eval:"):
+            message = f"rankloss eval: {message}"
+        print(message, file=sys.stderr)
         return 2
     rows: list[tuple[str, dict[str, float]]] = []
     if args.per_query:

@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
@@ -41,7 +44,7 @@ from torch import Tensor
 
 import rankloss.metrics.ranking as ranking
 from rankloss._core import params
-from rankloss._core.ranking import GAINS, ideal_dcg
+from rankloss._core.ranking import GAINS, gain_shift, ideal_dcg
 from rankloss._core.ranking import gain as gain_values
 from rankloss._core.validation import check_choice
 from rankloss.metrics.names import MetricSpec, parse_metric
@@ -66,6 +69,9 @@ Qrels = Mapping[str, Mapping[str, float]]
 # Files
 # --------------------------------------------------------------------------------------------
 
+# A byte that is not UTF-8, as ``errors="surrogateescape"`` decodes it.
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+
 
 def _open(path: str | os.PathLike[str], mode: Literal["r", "w"]) -> IO[str]:
     path = os.fspath(path)
@@ -76,56 +82,135 @@ def _open(path: str | os.PathLike[str], mode: Literal["r", "w"]) -> IO[str]:
     return gzip.open(path, "wt", encoding="utf-8")
 
 
-def _number(text: str) -> float | int:
+def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[str]]]:
+    """The fields of every non-blank line of ``path`` (``.gz`` allowed), with 1-based numbers.
+
+    Bytes that are not UTF-8 and a truncated or corrupt ``.gz`` raise a ``ValueError`` that
+    names the file and the line.
+    """
+    name = os.fspath(path)
+    number = 0
     try:
-        return int(text)
+        with _open(name, "r") as handle:
+            for number, line in enumerate(handle, 1):
+                parts = line.split()
+                if parts:
+                    yield number, parts
+    except UnicodeDecodeError:
+        raise _not_utf8(name) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise ValueError(
+            f"{name}:{number + 1}: the gzip file is truncated or corrupt ({error})"
+        ) from None
+
+
+def _not_utf8(name: str) -> ValueError:
+    """The error for a file that is not UTF-8, naming the first line with a bad byte.
+
+    The file is read again (only on this path) with the bad bytes kept as surrogates, split
+    into lines as the text reader splits them.
+    """
+    binary = gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")
+    with io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape") as handle:
+        for number, line in enumerate(handle, 1):
+            bad = _BAD_BYTE.search(line)
+            if bad:
+                column = len(line[: bad.start()].encode("utf-8", "surrogateescape")) + 1
+                byte = ord(bad.group()) - 0xDC00
+                return ValueError(
+                    f"{name}:{number}: invalid UTF-8 byte {byte:#04x} at byte {column} of the line"
+                )
+    return ValueError(f"{name}: invalid UTF-8")  # pragma: no cover - the decoder found one
+
+
+def _field(path: str, number: int, name: str, text: str, integer: bool = False) -> float | int:
+    """``text`` as a finite number (an ``int`` when ``integer`` and written as one).
+
+    Python's ``float`` also reads ``1_000`` and non-ASCII digits, which C's ``atof`` (used
+    by trec_eval) does not: those are refused, and so are NaN and infinities.
+    """
+    try:
+        value = int(text) if integer else float(text)
     except ValueError:
-        return float(text)
+        value = None
+        if integer:
+            try:
+                value = float(text)
+            except ValueError:
+                pass
+    if value is None or "_" in text or not text.isascii():
+        raise ValueError(f"{path}:{number}: {name} must be a number, got {text!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{path}:{number}: {name} must be a finite number, got {text!r}")
+    return value
+
+
+def _duplicate(path: str, number: int, qid: str, docid: str, what: str, columns: int) -> ValueError:
+    """The error for a second line of ``(qid, docid)``, naming the line of the first one."""
+    earlier = next(
+        n
+        for n, parts in _lines(path)
+        if len(parts) == columns and parts[0] == qid and parts[2] == docid
+    )
+    return ValueError(
+        f"{path}:{number}: duplicate {what}: query {qid!r}, document {docid!r} is already at "
+        f"line {earlier} (trec_eval refuses duplicates too)"
+    )
 
 
 def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int | float]]:
     """Read a TREC qrels file: ``qid iteration docid relevance`` per line (``.gz`` allowed).
 
+    Every line is checked before anything is evaluated; a ``ValueError`` names the file and
+    the line of the first problem: a line without 4 columns, a relevance that is not a finite
+    number, a second judgment of the same document for the same query (trec_eval refuses
+    those too; the message names the earlier line), bytes that are not UTF-8, a truncated
+    ``.gz``.
+
     Returns:
         ``{qid: {docid: relevance}}``; relevance is an ``int`` when it is written as one.
     """
+    name = os.fspath(path)
     qrels: dict[str, dict[str, int | float]] = {}
-    with _open(path, "r") as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 4:
-                raise ValueError(
-                    f"{os.fspath(path)}:{number}: a qrels line has 4 columns "
-                    f"(qid iteration docid relevance), got {len(parts)}: {line.strip()!r}"
-                )
-            qid, _, docid, rel = parts
-            qrels.setdefault(qid, {})[docid] = _number(rel)
+    for number, parts in _lines(name):
+        if len(parts) != 4:
+            raise ValueError(
+                f"{name}:{number}: a qrels line has 4 columns "
+                f"(qid iteration docid relevance), got {len(parts)}: {' '.join(parts)!r}"
+            )
+        qid, _, docid, rel = parts
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            raise _duplicate(name, number, qid, docid, "judgment", 4)
+        judged[docid] = _field(name, number, "relevance (column 4)", rel, integer=True)
     return qrels
 
 
 def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
     """Read a TREC run file: ``qid Q0 docid rank score tag`` per line (``.gz`` allowed).
 
-    The rank column is ignored (as trec_eval does): the score orders the documents.
+    The rank column is ignored (as trec_eval does): the score orders the documents. Every line
+    is checked before anything is evaluated; a ``ValueError`` names the file and the line of
+    the first problem: a line without 6 columns, a score that is not a finite number (NaN and
+    infinities are refused), a document listed twice for one query (trec_eval refuses those
+    too; the message names the earlier line), bytes that are not UTF-8, a truncated ``.gz``.
 
     Returns:
         ``{qid: {docid: score}}``.
     """
+    name = os.fspath(path)
     run: dict[str, dict[str, float]] = {}
-    with _open(path, "r") as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise ValueError(
-                    f"{os.fspath(path)}:{number}: a run line has 6 columns "
-                    f"(qid Q0 docid rank score tag), got {len(parts)}: {line.strip()!r}"
-                )
-            qid, _, docid, _, score, _ = parts
-            run.setdefault(qid, {})[docid] = float(score)
+    for number, parts in _lines(name):
+        if len(parts) != 6:
+            raise ValueError(
+                f"{name}:{number}: a run line has 6 columns "
+                f"(qid Q0 docid rank score tag), got {len(parts)}: {' '.join(parts)!r}"
+            )
+        qid, _, docid, _, score, _ = parts
+        docs = run.setdefault(qid, {})
+        if docid in docs:
+            raise _duplicate(name, number, qid, docid, "document", 6)
+        docs[docid] = float(_field(name, number, "score (column 5)", score))
     return run
 
 
@@ -258,13 +343,17 @@ def evaluate_batches(
     for spec in specs:
         metric, k = spec.metric, spec.k
         valid = has_rel
-        if metric in ("dcg", "ndcg"):
+        if metric == "dcg":
             values = ranking.dcg_ranked(gain_ranked, k, options["gain"])
-            if metric == "ndcg":
-                pool_gain = gain_values(pool_labels, options["gain"])
-                pool_gain = torch.where(batch.pool_mask, pool_gain, 0.0)
-                ideal = ideal_dcg(pool_gain, batch.pool_mask, k)
-                values, valid = ranking._safe_div(values, ideal), ideal > 0
+        elif metric == "ndcg":
+            # One per-query scale 2^-max(judged label) for DCG and ideal DCG: it cancels in the
+            # ratio and keeps exp2 gains finite for any finite label.
+            shift = gain_shift(pool_labels, batch.pool_mask, options["gain"])
+            values = ranking.dcg_ranked(gain_ranked, k, options["gain"], shift)
+            pool_gain = gain_values(pool_labels, options["gain"], shift)
+            pool_gain = torch.where(batch.pool_mask, pool_gain, 0.0)
+            ideal = ideal_dcg(pool_gain, batch.pool_mask, k)
+            values, valid = ranking._safe_div(values, ideal), ideal > 0
         elif metric == "map":
             values = ranking.ap_ranked(ranked, rel, k, num_rel)
         elif metric == "mrr":
@@ -296,6 +385,24 @@ def evaluate_batches(
             raise ValueError(f"unknown metric {spec.name!r}")
         out[spec.name] = torch.where(valid, values, torch.full_like(values, fill))
     return out
+
+
+def _check_finite(batch: RunBatch, run: Run, qrels: Qrels) -> None:
+    """Refuse a NaN or infinite score or relevance, naming its query and document."""
+    for what, values, mask in (
+        ("score", batch.scores, batch.mask),
+        ("relevance", batch.pool_labels, batch.pool_mask),
+    ):
+        bad = (mask & ~torch.isfinite(values)).nonzero()
+        if len(bad):
+            row, column = (int(i) for i in bad[0])
+            qid = batch.qids[row]
+            docs = sorted(run[qid], reverse=True) if what == "score" else list(qrels[qid])
+            docid = docs[column]
+            raise ValueError(
+                f"evaluate: every {what} must be finite, got {float(values[row, column])!r} "
+                f"for query {qid!r}, document {docid!r}"
+            )
 
 
 def _query_ids(run: Run, qrels: Qrels, include_missing: bool) -> list[str]:
@@ -339,6 +446,10 @@ def evaluate(
         Means over the evaluated queries (NaN values, from ``empty="skip"``, are left out), or
         the per-query values.
 
+    Raises:
+        ValueError: an unknown metric or option, or a NaN or infinite score or relevance (the
+            message names the query and the document).
+
     >>> run = {"q1": {"d1": 0.9, "d2": 0.8}, "q2": {"d3": 0.5}}
     >>> qrels = {"q1": {"d2": 1}, "q2": {"d3": 2}}
     >>> evaluate(run, qrels, ["map", "p@1"])
@@ -352,6 +463,7 @@ def evaluate(
     options = _options(convention, gain, ties, empty, relevance_threshold)
     qids = _query_ids(run, qrels, include_missing)
     batch = to_batches(run, qrels, qids)
+    _check_finite(batch, run, qrels)
     values = evaluate_batches(batch, specs, options)
     if per_query:
         columns = {name: v.tolist() for name, v in values.items()}
