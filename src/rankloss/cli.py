@@ -2,7 +2,8 @@
 
 Each part of rankloss adds its own sub-command from a module that defines
 ``add_parser(subparsers)``; the module sets ``func`` on its parser, which receives the parsed
-arguments and returns an exit code.
+arguments and returns an exit code. Bad input is refused before any work with exit code 2 and
+one line on stderr that names the option and the values it takes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 __all__ = ["main", "build_parser"]
 
@@ -21,12 +23,17 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit code 2, as argparse's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rankloss._version import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="rankloss", description="Train and compare models with ranking losses."
-    )
+    parser = _Parser(prog="rankloss", description="Train and compare models with ranking losses.")
     parser.add_argument("--version", action="version", version=f"rankloss {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -130,7 +130,7 @@ def test_check_suite_names_the_suite() -> None:
         check_suite(SUITES["recsys"].with_budget(epoch=3))
 
 
-def test_cli_reports_a_bad_config_with_the_file_before_training(tmp_path: Path) -> None:
+def test_cli_reports_a_bad_config_with_the_file_before_training(tmp_path: Path, capsys) -> None:
     path = tmp_path / "bench.toml"
     path.write_text(
         HEAD.format(base="quick-ltr") + "[[suite.loss]]\nname = 'approx_ndcg'\n"
@@ -138,7 +138,8 @@ def test_cli_reports_a_bad_config_with_the_file_before_training(tmp_path: Path) 
     )
     with pytest.raises(SystemExit) as error:
         main(["bench", "--config", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
-    message = str(error.value)
+    assert error.value.code == 2
+    message = capsys.readouterr().err.strip()
     assert message.startswith(f"rankloss bench: {path}: suite 'x': loss 'approx_ndcg': ")
     assert "ApproxNDCGLoss: alpha must be > 0" in message
     assert not (tmp_path / "out" / "results.json").exists()

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+from rankloss._core import params
 
 if TYPE_CHECKING:
     from rankloss.bench.suites import SuiteSpec
@@ -38,12 +43,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--config", type=Path, help="a TOML file describing suites")
     bench.add_argument("--losses", help="comma-separated loss labels or names to keep")
-    bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1); default 3")
-    bench.add_argument("--epochs", type=int, help="override every suite's epochs")
+    bench.add_argument(
+        "--seeds", type=int, help="number of seeds, an integer >= 1 (runs seeds 0..N-1); default 3"
+    )
+    bench.add_argument("--epochs", type=int, help="override every suite's epochs (>= 1)")
     bench.add_argument("--device", choices=["cpu", "cuda", "auto"], help="default: auto")
     bench.add_argument("--out", type=Path, help="output folder (default: bench-out)")
     bench.add_argument(
-        "--threads", type=int, help="CPU threads for torch (default: torch's own choice)"
+        "--threads", type=int, help="CPU threads for torch, >= 1 (default: torch's own choice)"
     )
     bench.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -53,13 +60,50 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=_run_list)
 
 
+def _refuse(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit code 2 (as argparse does), nothing run."""
+    print(f"rankloss bench: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """``--seeds``, ``--epochs`` and ``--threads`` are integers >= 1 when given."""
+    for option in ("seeds", "epochs", "threads"):
+        value = getattr(args, option)
+        if value is not None:
+            try:
+                params.positive_int("rankloss bench", f"--{option}", value)
+            except (TypeError, ValueError) as error:
+                print(error, file=sys.stderr)
+                raise SystemExit(2) from None
+
+
+@contextmanager
+def _warnings_on_one_line() -> Iterator[None]:
+    """Show warnings (a repaired results.json, ...) as ``rankloss bench: warning: ...``."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"rankloss bench: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def _device(choice: str | None) -> str:
     import torch
 
     if choice in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("rankloss bench: --device cuda but no CUDA device is available")
+        _refuse("--device cuda, but no CUDA device is available; use --device cpu or auto")
     return choice
 
 
@@ -76,8 +120,10 @@ def _filter_losses(suites: list[SuiteSpec], wanted: str | None) -> list[SuiteSpe
             out.append(replace(suite, losses=losses))
     missing = keep - matched
     if missing:
-        raise SystemExit(
-            f"rankloss bench: --losses names no row of these suites: {', '.join(sorted(missing))}"
+        known = sorted({l.label for s in suites for l in s.losses})
+        _refuse(
+            f"--losses names no row of these suites: {', '.join(sorted(missing))}; "
+            f"rows: {', '.join(known)}"
         )
     return out
 
@@ -94,48 +140,52 @@ def _run_bench(args: argparse.Namespace) -> int:
     from rankloss.bench.suites import check_suite, resolve_suites
     from rankloss.bench.tasks import TASKS, resolve_dataset
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _check_counts(args)
     seeds = device = out = None
     if args.config is not None:
         try:
             config = load_config(args.config)
         except ValueError as error:
-            raise SystemExit(f"rankloss bench: {error}") from None
+            _refuse(str(error))
         suites = config.suites
         seeds, device, out = config.seeds, config.device, config.out
-        if args.suites:
-            suites += resolve_suites(args.suites)
     else:
-        try:
-            suites = resolve_suites(args.suites or ["quick"])
-        except KeyError as error:
-            raise SystemExit(f"rankloss bench: {error.args[0]}") from None
+        suites = []
+    try:
+        if args.suites or args.config is None:
+            suites += [s for s in resolve_suites(args.suites or ["quick"]) if s not in suites]
+    except KeyError as error:
+        _refuse(f"SUITE: {error.args[0]}")
     suites = _filter_losses(suites, args.losses)
-    if args.epochs:
+    if args.epochs is not None:
         suites = [s.with_budget(epochs=args.epochs) for s in suites]
     for suite in suites:
         # Every loss is built (and every key checked) before anything trains.
         try:
             check_suite(suite)
         except (TypeError, ValueError) as error:
-            raise SystemExit(f"rankloss bench: {error}") from None
-    seed_list = list(range(args.seeds)) if args.seeds else list(seeds or [0, 1, 2])
+            _refuse(str(error))
+    seed_list = list(range(args.seeds)) if args.seeds is not None else list(seeds or [0, 1, 2])
     out_dir = args.out or Path(out or "bench-out")
+    if out_dir.exists() and not out_dir.is_dir():
+        _refuse(f"--out {out_dir}: not a folder")
     device = _device(args.device or device)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     progress = not args.no_progress and sys.stderr.isatty()
-    runner = BenchmarkRunner(
-        out_dir,
-        TASKS,
-        seeds=seed_list,
-        device=device,
-        progress=progress,
-        dataset_resolver=resolve_dataset,
-    )
     start = time.perf_counter()
-    wanted = runner.run(suites)
+    with _warnings_on_one_line():
+        runner = BenchmarkRunner(
+            out_dir,
+            TASKS,
+            seeds=seed_list,
+            device=device,
+            progress=progress,
+            dataset_resolver=resolve_dataset,
+        )
+        wanted = runner.run(suites)
     paths = write_reports(out_dir, wanted, plots=not args.no_plots)
     print(markdown_tables(summarise(wanted)))
     per_class = per_class_tables(wanted)

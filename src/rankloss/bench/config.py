@@ -23,7 +23,9 @@ Example (``bench.toml``)::
 A suite without ``base`` must give ``task``, ``dataset``, ``metrics`` and at least one loss.
 Every key is checked, the ``budget`` and ``model`` tables and each loss's ``options`` against
 what the suite's task reads (:data:`rankloss.bench.suites.TASK_SETTINGS`): an unknown key is an
-error that names the file, the suite, the table and the valid keys. Every loss is built with
+error that names the file, the suite, the table and the valid keys. ``[bench]`` values are
+checked too: ``seeds`` is a non-empty list of distinct integers >= 0, ``device`` one of
+``"cpu"``, ``"cuda"``, ``"auto"``, ``out`` a folder name. Every loss is built with
 its ``hyper`` table when the file is read, so a bad hyper-parameter fails before anything
 trains, in the loss's own words (``"RankNetLoss: sigma must be > 0, got -1.0"``), with the
 file named.
@@ -37,6 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from rankloss._core import params
 from rankloss.bench.suites import SUITES, TASK_SETTINGS, LossSpec, SuiteSpec, check_suite
 
 if sys.version_info >= (3, 11):
@@ -61,6 +64,8 @@ _SUITE_KEYS = {
 }
 _LOSS_KEYS = {"label", "name", "hyper", "options"}
 _BENCH_KEYS = {"seeds", "device", "out", "suites"}
+#: What ``[bench] device`` may be (as ``rankloss bench --device``).
+DEVICES = ("cpu", "cuda", "auto")
 
 
 @dataclass
@@ -166,24 +171,70 @@ def _suite(path: Path, index: int, table: dict[str, Any]) -> SuiteSpec:
     return suite
 
 
+def _seeds(where: str, value: object) -> list[int]:
+    """A non-empty list of distinct integers >= 0."""
+    allowed = "a non-empty list of distinct integers >= 0"
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where}: seeds must be {allowed}, got {value!r}")
+    for i, seed in enumerate(value):
+        try:
+            params.nonnegative_int(where, f"seeds[{i}]", seed)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: seeds must be {allowed}, got {value!r}") from None
+    if len(set(value)) != len(value):
+        raise ValueError(f"{where}: seeds must be {allowed}, got {value!r} (a repeated seed)")
+    return list(value)
+
+
+def _bench(path: Path, bench: object) -> tuple[list[int] | None, str | None, str | None]:
+    """The checked ``seeds``, ``device`` and ``out`` of the ``[bench]`` table."""
+    where = f"{path}: [bench]"
+    if not isinstance(bench, dict):
+        raise ValueError(f"{path}: 'bench' must be a table, got {bench!r}")
+    _check_keys(where, bench, _BENCH_KEYS)
+    seeds = _seeds(where, bench["seeds"]) if "seeds" in bench else None
+    device = bench.get("device")
+    if device is not None:
+        try:
+            params.choice(where, "device", device, DEVICES)
+        except TypeError:
+            raise ValueError(
+                f"{where}: device must be one of {list(DEVICES)}, got {device!r}"
+            ) from None
+    out = bench.get("out")
+    if out is not None and (not isinstance(out, str) or not out):
+        raise ValueError(f"{where}: out must be a folder name (a non-empty string), got {out!r}")
+    names = bench.get("suites", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{where}: suites must be a list of suite names, got {names!r}")
+    return seeds, device, out
+
+
 def load_config(path: str | Path) -> BenchConfig:
     """Parse and check ``path``; every error is a ``ValueError`` that names the file, the
     suite and the key (or the loss, in its own words)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error})") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror})") from None
     _check_keys(str(path), data, {"bench", "suite"})
     bench = data.get("bench", {})
-    _check_keys(f"{path}: [bench]", bench, _BENCH_KEYS)
-    suites = [_suite(path, i, t) for i, t in enumerate(data.get("suite", []))]
+    seeds, device, out = _bench(path, bench)
+    tables = data.get("suite", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ValueError(f"{path}: 'suite' must be an array of tables ([[suite]]), got {tables!r}")
+    suites = [_suite(path, i, t) for i, t in enumerate(tables)]
     for name in bench.get("suites", []):
         if name not in SUITES:
             raise ValueError(f"{path}: [bench] suites: unknown suite {name!r}")
         suites.append(SUITES[name])
     if not suites:
         raise ValueError(f"{path}: no suites: add [[suite]] tables or [bench] suites = [...]")
-    return BenchConfig(suites, bench.get("seeds"), bench.get("device"), bench.get("out"))
+    return BenchConfig(suites, seeds, device, out)

@@ -1,17 +1,27 @@
 """Run benchmark suites: every (suite, loss, seed) once, resumable, results written atomically.
 
-Each finished run is appended to ``results.json`` at once (atomic replace), so an interrupted
-benchmark loses at most the run in progress, and re-running the same command skips every run
-whose configuration and seed are already there. The tables and plots are rebuilt from
-``results.json`` at the end of every run.
+Each finished run is written to its own record (``runs/<suite>-<hash>-seed<seed>/record.json``)
+and merged into ``results.json`` at once (atomic replace), so an interrupted benchmark loses at
+most the run in progress, and re-running the same command skips every run whose configuration
+and seed are already there. The tables and plots are rebuilt from ``results.json`` at the end
+of every run.
+
+Two processes may share one output folder: every read-merge-write of ``results.json`` holds an
+exclusive lock (``fcntl.flock`` on ``.results.lock`` in the folder) and merges the runs on disk
+with its own, so no process loses another's runs. A ``results.json`` that cannot be read (not
+JSON, not UTF-8, or not a rankloss results file) is moved aside to
+``results.json.corrupt-<timestamp>`` with a warning and rebuilt from the per-run records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +31,28 @@ import torch
 from rankloss._io import atomic_write_json
 from rankloss.bench.suites import LossSpec, SuiteSpec
 
-__all__ = ["RunResult", "RunContext", "BenchmarkRunner", "SkipRun", "environment"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "RunResult",
+    "RunContext",
+    "BenchmarkRunner",
+    "SkipRun",
+    "BenchWarning",
+    "environment",
+]
+
+#: The file the runner writes for each finished run, in the run's work folder.
+RECORD_NAME = "record.json"
+#: The lock file taken (exclusively) around every read-merge-write of ``results.json``.
+LOCK_NAME = ".results.lock"
+
+
+class BenchWarning(UserWarning):
+    """Something in the output folder was repaired (a corrupt ``results.json`` moved aside)."""
 
 
 class SkipRun(Exception):
@@ -76,17 +107,110 @@ def environment(device: str) -> dict[str, Any]:
     return info
 
 
-def _load_results(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
+def _key(record: dict[str, Any]) -> tuple[str, int]:
+    return (record["config_hash"], record["seed"])
+
+
+def _is_record(record: object) -> bool:
+    """A run record as the runner writes it (enough of it to resume and to report)."""
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("config_hash"), str)
+        and isinstance(record.get("seed"), int)
+        and isinstance(record.get("suite"), str)
+        and isinstance(record.get("loss"), str)
+        and isinstance(record.get("metrics"), dict)
+        and isinstance(record.get("config"), dict)
+    )
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    """The runs of ``results.json``; ``ValueError`` saying why when it is not one."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); move it away to start over") from None
+        raise ValueError(f"not valid JSON ({error})") from None
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list):
-        raise ValueError(f"{path}: expected an object with a 'runs' list")
+        raise ValueError("not a rankloss results file (expected an object with a 'runs' list)")
+    for i, run in enumerate(runs):
+        if not _is_record(run):
+            raise ValueError(f"not a rankloss results file (run {i} is not a run record)")
     return runs
+
+
+def _read_records(out: Path) -> list[dict[str, Any]]:
+    """Every readable per-run record under ``out/runs``, oldest first."""
+    records = []
+    for path in sorted(out.glob(f"runs/*/{RECORD_NAME}")):
+        try:
+            record = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if _is_record(record):
+            records.append(record)
+    records.sort(key=lambda r: str(r.get("finished_at", "")))
+    return records
+
+
+def _merge(runs: list[dict[str, Any]], more: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``runs`` followed by the runs of ``more`` whose (configuration, seed) is not there yet."""
+    merged = list(runs)
+    seen = {_key(r) for r in merged}
+    for run in more:
+        if _key(run) not in seen:
+            seen.add(_key(run))
+            merged.append(run)
+    return merged
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold the output folder's lock (blocking until another process releases it)."""
+    with open(out / LOCK_NAME, "a+b") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _load_results(out: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The runs of ``out/results.json`` (call under the lock), and whether the file lacks some
+    of them (it was rebuilt or completed from the per-run records, and needs writing).
+
+    A file that is not a rankloss results file is moved aside to
+    ``results.json.corrupt-<timestamp>`` with a :class:`BenchWarning`; its runs are then
+    rebuilt from the per-run records. Records of runs missing from the file (a process
+    stopped between writing its record and merging it) are added.
+    """
+    path = out / "results.json"
+    runs: list[dict[str, Any]] = []
+    if path.exists():
+        try:
+            runs = _read_results(path)
+        except ValueError as reason:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+            n = 1
+            while aside.exists():
+                aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+                n += 1
+            os.replace(path, aside)
+            rebuilt = _read_records(out)
+            warnings.warn(
+                f"{path}: {reason}; moved it to {aside.name} and rebuilt it from "
+                f"{len(rebuilt)} per-run record(s) in {out / 'runs'}",
+                BenchWarning,
+                stacklevel=3,
+            )
+            return rebuilt, True
+    merged = _merge(runs, _read_records(out))
+    return merged, len(merged) != len(runs)
 
 
 class BenchmarkRunner:
@@ -122,10 +246,19 @@ class BenchmarkRunner:
         self.resolve = dataset_resolver or (lambda suite: suite.dataset)
         self.log = log
         self.results_path = self.out / "results.json"
-        self.runs = _load_results(self.results_path)
+        with _locked(self.out):
+            self.runs, stale = _load_results(self.out)
+            if stale:
+                atomic_write_json(self.results_path, {"runs": self.runs})
 
     def _done_keys(self) -> set[tuple[str, int]]:
-        return {(r["config_hash"], r["seed"]) for r in self.runs}
+        return {_key(r) for r in self.runs}
+
+    def _save(self, record: dict[str, Any]) -> None:
+        """Merge ``record`` with the runs on disk, under the lock, and write results.json."""
+        with _locked(self.out):
+            self.runs = _merge(_load_results(self.out)[0], [*self.runs, record])
+            atomic_write_json(self.results_path, {"runs": self.runs})
 
     def plan(self, suites: Sequence[SuiteSpec]) -> list[tuple[SuiteSpec, LossSpec, str, int]]:
         """Every run of ``suites``, in order, with the data set it will use."""
@@ -158,21 +291,65 @@ class BenchmarkRunner:
         env = environment(self.device)
         bar = _progress(len(todo), self.progress)
         try:
-            for suite, loss, dataset, seed in todo:
-                bar.set_description(f"{suite.name}: {loss.label} seed {seed}")
-                self._run_one(suite, loss, dataset, seed, env)
+            # A run another process is doing (its folder is locked) waits until the end; by
+            # then it is usually in results.json and is not run twice.
+            deferred = []
+            for item in todo:
+                bar.set_description(f"{item[0].name}: {item[1].label} seed {item[3]}")
+                if self._claim_and_run(*item, env, wait=False):
+                    bar.update(1)
+                else:
+                    deferred.append(item)
+            for item in deferred:
+                bar.set_description(f"{item[0].name}: {item[1].label} seed {item[3]}")
+                self._claim_and_run(*item, env, wait=True)
                 bar.update(1)
         finally:
             bar.close()
-        by_key = {(r["config_hash"], r["seed"]): r for r in self.runs}
+        by_key = {_key(r): r for r in self.runs}
         return [by_key[key] for key in keys if key in by_key]
+
+    def _workdir(self, suite: SuiteSpec, key: str, seed: int) -> Path:
+        return self.out / "runs" / f"{suite.name}-{key}-seed{seed}"
+
+    def _claim_and_run(
+        self,
+        suite: SuiteSpec,
+        loss: LossSpec,
+        dataset: str,
+        seed: int,
+        env: dict[str, Any],
+        *,
+        wait: bool,
+    ) -> bool:
+        """Run one (suite, loss, seed) holding its folder's lock, unless another process has
+        finished it meanwhile. ``False`` when ``wait`` is false and another process holds it."""
+        key = SuiteSpec.config_hash(suite.run_config(loss, dataset))
+        workdir = self._workdir(suite, key, seed)
+        workdir.mkdir(parents=True, exist_ok=True)
+        with open(workdir / ".run.lock", "a+b") as handle:
+            if fcntl is not None:
+                try:
+                    flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
+                    fcntl.flock(handle.fileno(), flags)
+                except BlockingIOError:
+                    return False
+            try:
+                with _locked(self.out):
+                    self.runs = _merge(_load_results(self.out)[0], self.runs)
+                if (key, seed) not in self._done_keys():
+                    self._run_one(suite, loss, dataset, seed, env)
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return True
 
     def _run_one(
         self, suite: SuiteSpec, loss: LossSpec, dataset: str, seed: int, env: dict[str, Any]
     ) -> None:
         config = suite.run_config(loss, dataset)
         key = SuiteSpec.config_hash(config)
-        workdir = self.out / "runs" / f"{suite.name}-{key}-seed{seed}"
+        workdir = self._workdir(suite, key, seed)
         context = RunContext(suite, loss, dataset, seed, self.device, workdir, self.progress)
         start = time.perf_counter()
         try:
@@ -197,8 +374,8 @@ class BenchmarkRunner:
             "environment": env,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        self.runs.append(record)
-        atomic_write_json(self.results_path, {"runs": self.runs})
+        atomic_write_json(workdir / RECORD_NAME, record)
+        self._save(record)
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from rankloss._core import params
 
 if TYPE_CHECKING:
     from rankloss.losses import CombinedLoss, Loss
@@ -74,7 +76,9 @@ class SuiteSpec:
     description: str = ""
 
     def with_budget(self, **changes: Any) -> SuiteSpec:
-        return replace(self, budget={**self.budget, **{k: v for k, v in changes.items() if v}})
+        """A copy with ``changes`` in the budget (a ``None`` value changes nothing)."""
+        changed = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, budget={**self.budget, **changed})
 
     def run_config(self, loss: LossSpec, dataset: str) -> dict[str, Any]:
         """Everything that determines one run's result except the seed."""
@@ -202,9 +206,20 @@ def _check_keys(where: str, given: Mapping[str, Any], allowed: frozenset[str]) -
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
 
+#: Checks of the budget values every task reads (a wrong type is a ``TypeError``).
+_BUDGET_CHECKS: dict[str, Callable[[str, str, object], object]] = {
+    "epochs": params.positive_int,
+    "batch_size": params.positive_int,
+    "max_seeds": params.positive_int,
+    "lr": params.positive,
+    "weight_decay": params.nonnegative,
+}
+
+
 def check_suite(suite: SuiteSpec) -> None:
     """Check a suite before anything trains: a known task, known ``budget``, ``model`` and
-    ``options`` keys, a primary metric among the metrics, and every row's loss built with
+    ``options`` keys, positive ``epochs``, ``batch_size``, ``max_seeds`` and ``lr`` (and a
+    ``weight_decay`` >= 0), a primary metric among the metrics, and every row's loss built with
     its hyper-parameters (so a bad value fails here, in the loss's own words).
 
     Raises ``ValueError`` or ``TypeError`` with a message that names the suite (and the table,
@@ -216,6 +231,9 @@ def check_suite(suite: SuiteSpec) -> None:
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
     _check_keys(f"{where}: budget", suite.budget, settings.budget)
+    for key, check in _BUDGET_CHECKS.items():
+        if key in suite.budget:
+            check(f"{where}: budget", key, suite.budget[key])
     _check_keys(f"{where}: model", suite.model, settings.model)
     if suite.primary not in suite.metrics:
         raise ValueError(
