@@ -75,12 +75,12 @@ def _hinge(diff: Tensor, sigma: float, margin: float) -> Tensor:
     return torch.relu(margin - diff)
 
 
-#: Pair terms :math:`\phi(d)` of a score difference :math:`d = s_i - s_j`, by name.
 def _squared_hinge(diff: Tensor, sigma: float, margin: float) -> Tensor:
     # Smooth at the margin (the L2-SVM form of RankSVM; Chapelle and Keerthi 2010).
     return torch.relu(margin - diff).square()
 
 
+#: Pair terms :math:`\phi(d)` of a score difference :math:`d = s_i - s_j`, by name.
 PAIR_TERMS: dict[str, Callable[[Tensor, float, float], Tensor]] = {
     "logistic": _logistic,
     "hinge": _hinge,
