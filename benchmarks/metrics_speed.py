@@ -116,9 +116,9 @@ def main() -> None:
 
         seconds, out = best_of(
             args.peer_repeats,
-            lambda: evaluate(run, qrels, list(METRICS), per_query=True),
+            lambda: evaluate(qrels, run, list(METRICS), per_query=True),
         )
-        rows["rankloss evaluate(run, qrels) (dicts, trec_eval convention)"] = {"all three": seconds}
+        rows["rankloss evaluate(qrels, run) (dicts, trec_eval convention)"] = {"all three": seconds}
         values["rankloss evaluate"] = {
             name: np.array([out[f"q{q}"][name] for q in range(args.lists)]) for name in METRICS
         }

@@ -173,3 +173,19 @@ def test_list_sampler_threshold_is_inclusive_with_the_metrics_default():
     assert [r.tolist() for r in sampler.relevant] == [[True, True, False], [False, False]]
     at = ListSampler(query_ids, labels, items_per_list=2, lists_per_batch=1, relevance_threshold=2)
     assert at.relevant[0].tolist() == [True, False, False]
+
+
+def test_ndcg_means_linear_gain_in_every_entry_point():
+    import rankloss.metrics as M
+
+    scores = torch.tensor([[0.9, 0.8, 0.7, 0.1]], dtype=torch.float64)
+    labels = torch.tensor([[1.0, 3.0, 0.0, 2.0]], dtype=torch.float64)
+    linear = float(M.ndcg(scores, labels, k=3).mean())
+    burges = float(M.ndcg(scores, labels, k=3, gain="exp2").mean())
+    assert linear != pytest.approx(burges)
+    assert float(M.compute("ndcg@3", scores, labels)) == pytest.approx(linear)
+    assert float(M.compute("ndcg_burges@3", scores, labels)) == pytest.approx(burges)
+    run = {"q": {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.1}}
+    qrels = {"q": {"a": 1, "b": 3, "c": 0, "d": 2}}
+    assert M.evaluate(qrels, run, ["ndcg@3"])["ndcg@3"] == pytest.approx(linear)
+    assert M.evaluate(qrels, run, ["ndcg_burges@3"])["ndcg_burges@3"] == pytest.approx(burges)

@@ -132,8 +132,8 @@ def ordered_pair_accuracy(scores, labels, ties, k=None):
 
 
 RANKED_METRICS = {
-    "dcg": lambda ranked, k, o: dcg(ranked, k, o.get("gain", "exp2")),
-    "ndcg": lambda ranked, k, o: ndcg(ranked, k, o.get("gain", "exp2")),
+    "dcg": lambda ranked, k, o: dcg(ranked, k, o.get("gain", "linear")),
+    "ndcg": lambda ranked, k, o: ndcg(ranked, k, o.get("gain", "linear")),
     "average_precision": lambda ranked, k, o: average_precision(ranked, k, o.get("t", 1.0)),
     "reciprocal_rank": lambda ranked, k, o: reciprocal_rank(ranked, k, o.get("t", 1.0)),
     "precision": lambda ranked, k, o: precision(ranked, k, o.get("t", 1.0)),

@@ -21,7 +21,7 @@ def test_eval_prints_a_table(files, capsys):
     qrels_path, run_path, run, qrels = files
     assert main(["eval", qrels_path, run_path, "-m", "ndcg@10", "-m", "map"]) == 0
     out = capsys.readouterr().out
-    means = M.evaluate(run, qrels, ["ndcg@10", "map"])
+    means = M.evaluate(qrels, run, ["ndcg@10", "map"])
     last = [line for line in out.splitlines() if line.startswith("all")][0].split()
     assert float(last[1]) == pytest.approx(means["ndcg@10"], abs=1e-4)
     assert float(last[2]) == pytest.approx(means["map"], abs=1e-4)

@@ -117,11 +117,11 @@ def test_evaluate_refuses_non_finite_scores_and_relevances(bad):
     run = {"q1": {"d1": 0.9, "d2": bad}, "q2": {"d1": 0.3}}
     qrels = {"q1": {"d1": 1}, "q2": {"d1": 1}}
     with pytest.raises(ValueError, match="evaluate: every score must be finite.*'q1'.*'d2'"):
-        M.evaluate(run, qrels, ["map"])
+        M.evaluate(qrels, run, ["map"])
     run = {"q1": {"d1": 0.9}, "q2": {"d1": 0.3}}
     qrels = {"q1": {"d1": 1}, "q2": {"d1": 1, "d7": bad}}
     with pytest.raises(ValueError, match="evaluate: every relevance must be finite.*'q2'.*'d7'"):
-        M.evaluate(run, qrels, ["map"])
+        M.evaluate(qrels, run, ["map"])
 
 
 def test_good_files_still_read(tmp_path):

@@ -374,15 +374,16 @@ def test_top_k_path_with_some_tied_lists(ties):
 @pytest.mark.parametrize("k", [None, 1, 3])
 def test_ndcg_is_finite_for_large_labels(k, ties):
     # metrics.ndcg returned inf for a label of 200 (the exp2 gain overflowed float32).
+    # The linear gain cannot overflow; the exp2 gain (ndcg_burges) is the one tested.
     scores = torch.tensor([[0.3, -0.2, 0.1, 0.7, 0.0, 0.0, -1.0, 2.0, 0.5, 0.4, 0.2, 0.1]])
     scores = scores.repeat(3, 1)
     scores[2, 1] = scores[2, 0]  # a tie at the top, for the truncated path's tied rows
     labels = torch.tensor([[200.0, 1.0, 0.0, 130.0, 3.0, 0, 0, 0, 0, 0, 0, 1]]).repeat(3, 1)
     labels[1] = labels[1] * 50.0  # up to 1e4
-    expected = M.ndcg(scores.double(), labels.double(), k=k, ties=ties)
+    expected = M.ndcg(scores.double(), labels.double(), k=k, ties=ties, gain="exp2")
     assert torch.isfinite(expected[[0, 2]]).all()  # 2^200 fits float64; the reference
     for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        value = M.ndcg(scores.to(dtype), labels.to(dtype), k=k, ties=ties)
+        value = M.ndcg(scores.to(dtype), labels.to(dtype), k=k, ties=ties, gain="exp2")
         assert torch.isfinite(value).all(), (dtype, value)
         assert ((value >= 0) & (value <= 1 + 1e-6)).all(), (dtype, value)
         rows = [0] if dtype in (torch.float16, torch.bfloat16) else [0, 2]  # label rounding
@@ -391,7 +392,7 @@ def test_ndcg_is_finite_for_large_labels(k, ties):
     # there), and the scores rank its item 5th.
     top = 1.0 / math.log2(1 + 5) if k is None else 0.0
     for dtype in (torch.float32, torch.float64):
-        value = M.ndcg(scores.to(dtype), labels.to(dtype), k=k, ties=ties)[1]
+        value = M.ndcg(scores.to(dtype), labels.to(dtype), k=k, ties=ties, gain="exp2")[1]
         torch.testing.assert_close(value, torch.tensor(top, dtype=dtype))
 
 

@@ -55,7 +55,7 @@ def max_differences(run, qrels, **options):
         qrels, {"ndcg_cut.5,10", "map", "recip_rank", "P.5,10", "recall.10,100", "Rprec"}
     )
     theirs = evaluator.evaluate(run)
-    ours = M.evaluate(run, qrels, list(TREC_MEASURES), per_query=True, **options)
+    ours = M.evaluate(qrels, run, list(TREC_MEASURES), per_query=True, **options)
     assert set(ours) == set(theirs)
     return {
         name: max(abs(ours[q][name] - theirs[q][trec]) for q in theirs)
@@ -85,14 +85,16 @@ def test_pytrec_eval_documented_differences():
     run, qrels = random_run(2)
     # trec_eval's tie-break by descending docid is not the expected value over tied orders.
     assert max_differences(run, qrels, ties="average")["map"] > 1e-3
-    # trec_eval's NDCG gain is the label; rankloss's functional default is 2^label - 1.
-    assert max_differences(run, qrels, gain="exp2")["ndcg@10"] > 1e-3
+    # trec_eval's NDCG gain is the label (rankloss's ndcg@10); ndcg_burges@10 is 2^label - 1.
+    burges = M.evaluate(qrels, run, ["ndcg@10", "ndcg_burges@10"], per_query=True)
+    assert max(abs(v["ndcg@10"] - v["ndcg_burges@10"]) for v in burges.values()) > 1e-3
     # trec_eval scores a query without relevant documents 0; empty="skip" gives NaN.
-    per_query = M.evaluate(run, qrels, ["map"], per_query=True, empty="skip")
+    per_query = M.evaluate(qrels, run, ["map"], per_query=True, empty="skip")
     assert math.isnan(per_query["q13"]["map"])
-    # convention="rankloss" takes all three.
-    ours = M.evaluate(run, qrels, ["ndcg@10"], convention="rankloss")
-    again = M.evaluate(run, qrels, ["ndcg@10"], gain="exp2", ties="average", empty="skip")
+    # convention="rankloss" takes both; the gain comes from the name in either convention.
+    names = ["ndcg@10", "ndcg_burges@10"]
+    ours = M.evaluate(qrels, run, names, convention="rankloss")
+    again = M.evaluate(qrels, run, names, ties="average", empty="skip")
     assert ours == again
 
 
@@ -106,11 +108,11 @@ def test_agrees_with_ranx():
     names = {"ndcg@10": "ndcg@10", "map": "map", "mrr": "mrr"}
     theirs = ranx_evaluate(Qrels(judged), Run(run), list(names.values()), make_comparable=True)
     # ranx scores qrels queries missing from the run as 0: trec_eval's -c, our include_missing.
-    ours = M.evaluate(run, judged, list(names), include_missing=True)
+    ours = M.evaluate(judged, run, list(names), include_missing=True)
     for name, theirs_name in names.items():
         assert ours[name] == pytest.approx(float(theirs[theirs_name]), abs=1e-12)
     # Without include_missing (trec_eval's default) the missing queries are not averaged.
-    assert M.evaluate(run, judged, ["map"])["map"] != pytest.approx(ours["map"])
+    assert M.evaluate(judged, run, ["map"])["map"] != pytest.approx(ours["map"])
     # ranx also scores a qrels query with no judgment at all ({}) as 0; trec_eval (and
     # rankloss) have no such query: it cannot be written in a qrels file.
     with_empty = float(ranx_evaluate(Qrels(qrels), Run(run), "map", make_comparable=True))
@@ -127,7 +129,7 @@ def test_agrees_with_ranx():
     )
     ranx_map = dict(zip(sorted(Qrels(tied_qrels).keys()), per_query.tolist()))
     bounds = {
-        ties: M.evaluate(tied, tied_qrels, ["map"], include_missing=True, per_query=True, ties=ties)
+        ties: M.evaluate(tied_qrels, tied, ["map"], include_missing=True, per_query=True, ties=ties)
         for ties in ["index", "pessimistic", "optimistic"]
     }
     assert any(abs(ranx_map[q] - bounds["index"][q]["map"]) > 1e-9 for q in qids)
@@ -139,17 +141,17 @@ def test_agrees_with_ranx():
 def test_evaluate_shapes_and_query_handling():
     run = {"q1": {"d1": 0.9, "d2": 0.8}, "q2": {"d3": 0.5}, "q3": {"d1": 1.0}}
     qrels = {"q1": {"d2": 1}, "q2": {"d3": 2}, "q4": {"d9": 1}, "q5": {}}
-    assert M.evaluate(run, qrels, ["map", "p@1"]) == {"map": 0.75, "p@1": 0.5}
-    per_query = M.evaluate(run, qrels, "mrr", per_query=True)
+    assert M.evaluate(qrels, run, ["map", "p@1"]) == {"map": 0.75, "p@1": 0.5}
+    per_query = M.evaluate(qrels, run, "mrr", per_query=True)
     assert per_query == {"q1": {"mrr": 0.5}, "q2": {"mrr": 1.0}}
-    with_missing = M.evaluate(run, qrels, ["mrr"], per_query=True, include_missing=True)
+    with_missing = M.evaluate(qrels, run, ["mrr"], per_query=True, include_missing=True)
     assert with_missing["q4"] == {"mrr": 0.0} and "q5" not in with_missing
     # ties go to the larger docid, as in trec_eval
-    assert M.evaluate({"q": {"a": 1.0, "b": 1.0}}, {"q": {"a": 1}}, ["mrr"])["mrr"] == 0.5
+    assert M.evaluate({"q": {"a": 1}}, {"q": {"a": 1.0, "b": 1.0}}, ["mrr"])["mrr"] == 0.5
     with pytest.raises(ValueError, match="unknown metric"):
-        M.evaluate(run, qrels, ["foo@3"])
+        M.evaluate(qrels, run, ["foo@3"])
     with pytest.raises(ValueError, match="convention"):
-        M.evaluate(run, qrels, ["map"], convention="ranx")
+        M.evaluate(qrels, run, ["map"], convention="ranx")
 
 
 def test_every_metric_name_evaluates():
@@ -169,7 +171,7 @@ def test_every_metric_name_evaluates():
     ]
     for convention in CONVENTIONS:
         ties = "pessimistic" if convention == "rankloss" else None
-        means = M.evaluate(run, qrels, names, convention=convention, ties=ties)
+        means = M.evaluate(qrels, run, names, convention=convention, ties=ties)
         assert set(means) == set(names)
         assert all(0 <= v <= 1 or name.startswith("dcg") for name, v in means.items())
 
@@ -193,9 +195,9 @@ def test_files_round_trip(tmp_path):
 def test_evaluate_ndcg_is_finite_for_large_grades():
     # exp2 gains of grade 2000 overflow float64; the per-query scale keeps NDCG exact.
     run = {"q": {"a": 0.9, "b": 0.8, "c": 0.7}}
-    names = ["ndcg", "ndcg@1"]
-    big = M.evaluate(run, {"q": {"a": 1999, "b": 2000, "c": 0}}, names, gain="exp2")
-    small = M.evaluate(run, {"q": {"a": 9, "b": 10, "c": 0}}, names, gain="exp2")
-    for name in ("ndcg", "ndcg@1"):
+    names = ["ndcg_burges", "ndcg_burges@1"]
+    big = M.evaluate({"q": {"a": 1999, "b": 2000, "c": 0}}, run, names)
+    small = M.evaluate({"q": {"a": 9, "b": 10, "c": 0}}, run, names)
+    for name in names:
         assert math.isfinite(big[name]) and 0.0 <= big[name] <= 1.0
         assert big[name] == pytest.approx(small[name], rel=1e-3)

@@ -237,6 +237,10 @@ def _run_list(args: argparse.Namespace) -> int:
         names = sorted(getattr(metrics, "METRIC_FUNCTIONS", {}))
         if names:
             print("\nMetrics (add @k for a cut-off):\n  " + ", ".join(names))
+            print(
+                "  ndcg, dcg: linear gain y (trec_eval, ranx, scikit-learn, torchmetrics);\n"
+                "  ndcg_burges, dcg_burges: exp2 gain 2^y - 1 (Burges et al. 2005, LightGBM)"
+            )
     except ImportError:
         pass
     return 0

@@ -31,8 +31,10 @@ class MetricAccumulator:
             :func:`rankloss.metrics.parse_metric`).
         keep_per_list: keep every list's value (``float64``, 8 bytes a list and metric) so that
             :meth:`per_list` can return them; ``False`` keeps only sums and counts.
-        **options: metric options (``gain``, ``ties``, ``empty``, ``relevance_threshold``,
-            ...); each metric receives the options it accepts.
+        **options: metric options (``ties``, ``empty``, ``relevance_threshold``, ...); each
+            metric receives the options it accepts. The gain of ``ndcg``/``dcg`` (linear) and
+            ``ndcg_burges``/``dcg_burges`` (exp2) comes from the name; a ``gain`` that
+            contradicts a name is a ``ValueError``.
 
     Lists whose value is NaN (``empty="skip"``) are left out of the means.
 
@@ -50,13 +52,17 @@ class MetricAccumulator:
         if not self.specs:
             raise ValueError("MetricAccumulator: give at least one metric")
         self.keep_per_list = keep_per_list
-        self.options = {
+        accepted = {
             spec.name: {key: v for key, v in options.items() if _accepts(spec.function, key)}
             for spec in self.specs
         }
-        unknown = set(options) - {key for opts in self.options.values() for key in opts}
+        unknown = set(options) - {key for opts in accepted.values() for key in opts}
         if unknown:
             raise ValueError(f"MetricAccumulator: no metric takes the options {sorted(unknown)}")
+        # The gain of ndcg/dcg comes from the name (ndcg_burges: exp2); a contradiction is refused.
+        self.options = {
+            spec.name: spec.options(accepted[spec.name], "MetricAccumulator") for spec in self.specs
+        }
         self.reset()
 
     def reset(self) -> None:

@@ -34,8 +34,9 @@ def add_parser(
         "--metric",
         action="append",
         dest="metrics",
-        help="metric name, repeatable: ndcg@10, map, mrr, p@5, recall@100, r_precision, "
-        f"err@20, hit@10, ... (default: {' '.join(DEFAULT_METRICS)})",
+        help="metric name, repeatable: ndcg@10 (linear gain), ndcg_burges@10 (exp2 gain), "
+        "map, mrr, p@5, recall@100, r_precision, err@20, hit@10, ... "
+        f"(default: {' '.join(DEFAULT_METRICS)})",
     )
     parser.add_argument("--per-query", action="store_true", help="also print every query")
     parser.add_argument(
@@ -81,10 +82,10 @@ def run_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         qrels = read_qrels(args.qrels)
         run = read_run(args.run)
         convention, missing = args.convention, args.include_missing
-        per_query = evaluate(
-            run, qrels, metrics, per_query=True, convention=convention, include_missing=missing
-        )
-        means = evaluate(run, qrels, metrics, convention=convention, include_missing=missing)
+        # The column counts of the two files already tell qrels from run: no order check.
+        options = {"convention": convention, "include_missing": missing, "check_order": False}
+        per_query = evaluate(qrels, run, metrics, per_query=True, **options)
+        means = evaluate(qrels, run, metrics, **options)
     except (OSError, ValueError) as error:
         message = str(error)
         if not message.startswith("rankloss eval:"):

@@ -6,12 +6,16 @@ too (``ndcg_cut_10``, ``P_5``, ``recall_100``, ``recip_rank``, ``Rprec``, ``map_
 
 One vocabulary: ``recall@k`` is the fraction of the relevant items in the top ``k``;
 ``hit@k`` is 1 when at least one is (the "Recall@K" of metric-learning papers).
+``ndcg@k`` and ``dcg@k`` use the linear gain :math:`y` (trec_eval, ranx, scikit-learn,
+torchmetrics); ``ndcg_burges@k`` and ``dcg_burges@k`` the exp2 gain :math:`2^y - 1` (Burges et
+al. 2005; ranx's name). The name fixes the gain: a ``gain=`` option that contradicts it is an
+error.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +29,9 @@ __all__ = ["MetricSpec", "parse_metric", "compute", "METRIC_FUNCTIONS", "nanmean
 #: canonical name -> function
 METRIC_FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "dcg": ranking.dcg,
+    "dcg_burges": ranking.dcg,
     "ndcg": ranking.ndcg,
+    "ndcg_burges": ranking.ndcg,
     "map": ranking.average_precision,
     "mrr": ranking.reciprocal_rank,
     "err": ranking.err,
@@ -36,10 +42,28 @@ METRIC_FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "ordered_pair_accuracy": ranking.ordered_pair_accuracy,
 }
 
+#: canonical name -> the options its name fixes (the gain of DCG and NDCG)
+FIXED_OPTIONS: dict[str, dict[str, object]] = {
+    "dcg": {"gain": "linear"},
+    "dcg_burges": {"gain": "exp2"},
+    "ndcg": {"gain": "linear"},
+    "ndcg_burges": {"gain": "exp2"},
+}
+
+# the name of the same metric with the other gain, for error messages
+_OTHER_GAIN = {
+    "dcg": "dcg_burges",
+    "dcg_burges": "dcg",
+    "ndcg": "ndcg_burges",
+    "ndcg_burges": "ndcg",
+}
+
 _ALIASES = {
     "dcg": "dcg",
+    "dcg_burges": "dcg_burges",
     "ndcg": "ndcg",
     "ndcg_cut": "ndcg",
+    "ndcg_burges": "ndcg_burges",
     "map": "map",
     "ap": "map",
     "map_cut": "map",
@@ -91,6 +115,26 @@ class MetricSpec:
     def canonical(self) -> str:
         return self.metric if self.k is None else f"{self.metric}@{self.k}"
 
+    def options(self, given: Mapping[str, object], where: str = "compute") -> dict[str, object]:
+        """``given`` with the options this name fixes; ``ValueError`` if ``given`` contradicts
+        them (``compute("ndcg@10", gain="exp2")``: the exp2 gain is ``ndcg_burges@10``).
+
+        >>> parse_metric("ndcg_burges@5").options({"ties": "index"})
+        {'ties': 'index', 'gain': 'exp2'}
+        """
+        merged = dict(given)
+        for key, value in FIXED_OPTIONS.get(self.metric, {}).items():
+            if key in given and given[key] != value:
+                other = _OTHER_GAIN[self.metric]
+                other = other if self.k is None else f"{other}@{self.k}"
+                raise ValueError(
+                    f"{where}: the metric {self.name!r} has {key}={value!r}, got "
+                    f"{key}={given[key]!r} (one name, one gain: 'ndcg'/'dcg' are linear, "
+                    f"'ndcg_burges'/'dcg_burges' exp2; the other gain is {other!r})"
+                )
+            merged[key] = value
+        return merged
+
 
 def parse_metric(name: str) -> MetricSpec:
     """Parse ``"ndcg@10"``, ``"map"``, ``"P_5"``, ``"recall@100"``, ``"hit@10"``, ...
@@ -103,6 +147,8 @@ def parse_metric(name: str) -> MetricSpec:
     'precision@5'
     >>> parse_metric("hit_rate@10").canonical
     'hit@10'
+    >>> parse_metric("ndcg_burges@10").canonical
+    'ndcg_burges@10'
     """
     if not isinstance(name, str):
         raise TypeError(f"parse_metric: name must be a str, got {type(name).__name__}")
@@ -139,16 +185,21 @@ def compute(
     """Compute a metric by name on padded batches.
 
     Args:
-        name: e.g. ``"ndcg@10"``, ``"map"``, ``"mrr@10"``, ``"p@5"``, ``"recall@100"``.
+        name: e.g. ``"ndcg@10"`` (linear gain), ``"ndcg_burges@10"`` (exp2 gain), ``"map"``,
+            ``"mrr@10"``, ``"p@5"``, ``"recall@100"``.
         scores, labels, mask: ``[..., n]`` as everywhere in rankloss.
         reduction: ``"none"`` (default) gives ``[...]``; ``"mean"`` the mean over the lists
             that are not skipped (NaN).
-        **options: passed to the metric function (``gain``, ``ties``, ``empty``, ...).
+        **options: passed to the metric function (``ties``, ``empty``, ...). The gain of
+            ``ndcg``/``dcg`` comes from the name; a ``gain`` that contradicts it is a
+            ``ValueError``.
 
-    >>> compute("ndcg@2", torch.tensor([[2.0, 1.0]]), torch.tensor([[0.0, 1.0]]))
+    >>> compute("ndcg@2", torch.tensor([[2.0, 1.0]]), torch.tensor([[0.0, 2.0]]))
     tensor([0.6309])
+    >>> compute("ndcg_burges@2", torch.tensor([[2.0, 1.0]]), torch.tensor([[1.0, 2.0]]))
+    tensor([0.7967])
     """
     check_choice("reduction", reduction, ("none", "mean"), "compute")
     spec = parse_metric(name)
-    values = spec.function(scores, labels, mask, k=spec.k, **options)
+    values = spec.function(scores, labels, mask, k=spec.k, **spec.options(options, "compute"))
     return nanmean(values) if reduction == "mean" else values

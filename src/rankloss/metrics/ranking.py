@@ -4,7 +4,9 @@ Every metric is ``name(scores, labels, mask=None, *, k=None, ...)`` on ``[..., n
 (see ``docs/conventions.md``) and returns ``[...]``: one value per list. The conventions that
 make libraries disagree are explicit options, documented in ``docs/metrics.md``:
 
-* ``gain``: ``"exp2"`` (:math:`2^y - 1`, the default) or ``"linear"`` (:math:`y`).
+* ``gain`` (DCG, NDCG): ``"linear"`` (:math:`y`, the default, as trec_eval, ranx, scikit-learn
+  and torchmetrics) or ``"exp2"`` (:math:`2^y - 1`, Burges et al. 2005). By name, ``ndcg@k``
+  is the linear gain and ``ndcg_burges@k`` the exp2 gain (:mod:`rankloss.metrics.names`).
 * ``ties``: how items with equal scores are ordered: ``"average"`` (default; the expected
   value over every order of the tied items, McSherry and Najork 2008), ``"pessimistic"``
   (relevant items last), ``"optimistic"`` (relevant items first) or ``"index"`` (input order).
@@ -418,21 +420,22 @@ def dcg(
     mask: Tensor | None = None,
     *,
     k: int | None = None,
-    gain: str = "exp2",
+    gain: str = "linear",
     ties: str = "average",
 ) -> Tensor:
     r"""Discounted cumulative gain at ``k``.
 
     .. math:: \mathrm{DCG@k} = \sum_{r=1}^{k} \frac{G(y_{\pi(r)})}{\log_2(r + 1)}
 
-    with :math:`G(y) = 2^y - 1` (``gain="exp2"``) or :math:`G(y) = y` (``"linear"``).
+    with :math:`G(y) = y` (``gain="linear"``, the metric ``dcg@k``) or :math:`G(y) = 2^y - 1`
+    (``"exp2"``, the metric ``dcg_burges@k``).
 
     Args:
         scores: ``[..., n]`` model scores, higher ranks first.
         labels: ``[..., n]`` graded relevance.
         mask: ``[..., n]`` bool, True marks a real item; ``None`` means all real.
         k: cut-off; ``None`` means the whole list.
-        gain: ``"exp2"`` (default) or ``"linear"``.
+        gain: ``"linear"`` (default) or ``"exp2"``.
         ties: ``"average"`` (default), ``"pessimistic"``, ``"optimistic"`` or ``"index"``.
 
     Returns:
@@ -453,13 +456,17 @@ def ndcg(
     mask: Tensor | None = None,
     *,
     k: int | None = None,
-    gain: str = "exp2",
+    gain: str = "linear",
     ties: str = "average",
     empty: str = "skip",
 ) -> Tensor:
     r"""Normalised DCG at ``k``: DCG@k divided by the DCG@k of the ideal order.
 
     .. math:: \mathrm{NDCG@k} = \mathrm{DCG@k} / \mathrm{IDCG@k}
+
+    The default ``gain="linear"`` is the metric ``ndcg@k`` of :func:`compute` and
+    :func:`evaluate` (trec_eval, ranx, scikit-learn, torchmetrics); ``gain="exp2"`` is
+    ``ndcg_burges@k`` (LightGBM, XGBoost, allRank, rax, and the NDCG losses of rankloss).
 
     A list whose ideal DCG is not positive (no item with a positive gain) is "empty" and gets
     the value chosen by ``empty``: ``"skip"`` (NaN, left out of averages; default), ``"zero"``

@@ -1,8 +1,10 @@
 """Whole runs: TREC qrels and run files, and :func:`evaluate` (trec_eval-compatible by default).
 
 A run is ``{qid: {docid: score}}`` and qrels are ``{qid: {docid: relevance}}``, the shapes of
-pytrec_eval and ranx. :func:`evaluate` turns them into padded batches once and computes every
-metric with the batched kernels of :mod:`rankloss.metrics.ranking`.
+pytrec_eval and ranx. ``evaluate(qrels, run, metrics)`` takes them in the order of ranx
+(``evaluate(qrels, run)``), pytrec_eval (``RelevanceEvaluator(qrels).evaluate(run)``) and
+ir-measures, turns them into padded batches once and computes every metric with the batched
+kernels of :mod:`rankloss.metrics.ranking`.
 
 With ``convention="trec_eval"`` (the default) the numbers equal trec_eval's (and
 pytrec_eval's):
@@ -10,8 +12,9 @@ pytrec_eval's):
 * documents are ranked by descending score rounded to float32 (trec_eval keeps scores in
   single precision), ties broken by descending document id (compared as strings); the rank
   column of a run file is ignored;
-* NDCG uses the relevance itself as gain (``gain="linear"``), a negative relevance has gain 0,
-  and the ideal DCG comes from all judged documents of the query, retrieved or not;
+* ``ndcg@k`` uses the relevance itself as gain (linear gain, as everywhere in rankloss;
+  ``ndcg_burges@k`` is the exp2 gain), a negative relevance has gain 0, and the ideal DCG comes
+  from all judged documents of the query, retrieved or not;
 * recall, MAP and R-precision divide by the number of relevant judged documents (relevance
   ``>= relevance_threshold``, default 1), retrieved or not;
 * a query whose qrels hold no relevant document scores 0;
@@ -20,9 +23,10 @@ pytrec_eval's):
   also scores qrels queries absent from the run, as empty rankings (trec_eval ``-c``).
 
 ``convention="rankloss"`` keeps the ranking of ids and the denominators from the qrels but
-takes the defaults of the batched functions: ``gain="exp2"``, ``ties="average"`` and
-``empty="skip"``. Each of ``gain``, ``ties``, ``empty`` and ``relevance_threshold`` can be set
-explicitly in either convention.
+takes the defaults of the batched functions: ``ties="average"`` and ``empty="skip"``. Each of
+``ties``, ``empty`` and ``relevance_threshold`` can be set explicitly in either convention. The
+gain of NDCG and DCG is never a convention: the name fixes it (``ndcg``, ``dcg``: linear;
+``ndcg_burges``, ``dcg_burges``: exp2).
 """
 
 from __future__ import annotations
@@ -268,8 +272,8 @@ def _pad(values: list[float], lengths: list[int]) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(padded), torch.from_numpy(mask)
 
 
-def to_batches(run: Run, qrels: Qrels, qids: Sequence[str]) -> RunBatch:
-    """Turn ``run`` and ``qrels`` into a :class:`RunBatch` for ``qids`` (in that order)."""
+def to_batches(qrels: Qrels, run: Run, qids: Sequence[str]) -> RunBatch:
+    """Turn ``qrels`` and ``run`` into a :class:`RunBatch` for ``qids`` (in that order)."""
     scores: list[float] = []
     labels: list[float] = []
     lengths: list[int] = []
@@ -302,7 +306,8 @@ def _options(
     check_choice("convention", convention, CONVENTIONS, where)
     trec = convention == "trec_eval"
     options = {
-        "gain": gain if gain is not None else ("linear" if trec else "exp2"),
+        # None: each NDCG/DCG name brings its own gain (ndcg: linear, ndcg_burges: exp2)
+        "gain": gain,
         "ties": ties if ties is not None else ("index" if trec else "average"),
         "empty": empty if empty is not None else ("zero" if trec else "skip"),
         "threshold": 1.0
@@ -311,7 +316,8 @@ def _options(
         "clamp_gain": trec,
         "float32_scores": trec,
     }
-    check_choice("gain", options["gain"], GAINS, where)
+    if gain is not None:
+        check_choice("gain", gain, GAINS, where)
     check_choice("ties", options["ties"], ranking.TIES, where)
     check_choice("empty", options["empty"], ranking.EMPTY, where)
     return options
@@ -340,17 +346,20 @@ def evaluate_batches(
     has_rel = num_rel > 0
     fill = {"skip": math.nan, "zero": 0.0, "one": 1.0}[empty]
     out: dict[str, Tensor] = {}
+    given = {} if options.get("gain") is None else {"gain": options["gain"]}
     for spec in specs:
         metric, k = spec.metric, spec.k
         valid = has_rel
-        if metric == "dcg":
-            values = ranking.dcg_ranked(gain_ranked, k, options["gain"])
-        elif metric == "ndcg":
+        # the name fixes the gain (ndcg, dcg: linear; ndcg_burges, dcg_burges: exp2)
+        gain_kind = str(spec.options(given, "evaluate").get("gain", "linear"))
+        if metric in ("dcg", "dcg_burges"):
+            values = ranking.dcg_ranked(gain_ranked, k, gain_kind)
+        elif metric in ("ndcg", "ndcg_burges"):
             # One per-query scale 2^-max(judged label) for DCG and ideal DCG: it cancels in the
             # ratio and keeps exp2 gains finite for any finite label.
-            shift = gain_shift(pool_labels, batch.pool_mask, options["gain"])
-            values = ranking.dcg_ranked(gain_ranked, k, options["gain"], shift)
-            pool_gain = gain_values(pool_labels, options["gain"], shift)
+            shift = gain_shift(pool_labels, batch.pool_mask, gain_kind)
+            values = ranking.dcg_ranked(gain_ranked, k, gain_kind, shift)
+            pool_gain = gain_values(pool_labels, gain_kind, shift)
             pool_gain = torch.where(batch.pool_mask, pool_gain, 0.0)
             ideal = ideal_dcg(pool_gain, batch.pool_mask, k)
             values, valid = ranking._safe_div(values, ideal), ideal > 0
@@ -387,7 +396,7 @@ def evaluate_batches(
     return out
 
 
-def _check_finite(batch: RunBatch, run: Run, qrels: Qrels) -> None:
+def _check_finite(batch: RunBatch, qrels: Qrels, run: Run) -> None:
     """Refuse a NaN or infinite score or relevance, naming its query and document."""
     for what, values, mask in (
         ("score", batch.scores, batch.mask),
@@ -405,16 +414,39 @@ def _check_finite(batch: RunBatch, run: Run, qrels: Qrels) -> None:
             )
 
 
-def _query_ids(run: Run, qrels: Qrels, include_missing: bool) -> list[str]:
+def _query_ids(qrels: Qrels, run: Run, include_missing: bool) -> list[str]:
     judged = {q for q, rels in qrels.items() if rels}
     if include_missing:
         return sorted(judged)
     return sorted(q for q in run if q in judged)
 
 
+_SWAPPED = (
+    "evaluate: the first argument looks like a run (float scores) and the second like qrels "
+    "(integer grades); the order is evaluate(qrels, run), as in ranx and pytrec_eval"
+)
+
+
+def _integral(values: Tensor, mask: Tensor) -> bool:
+    """Whether every real value is a whole number (``3``, ``3.0``, ``-1``)."""
+    return not bool((mask & (values != values.round())).any())
+
+
+def _check_order(batch: RunBatch) -> None:
+    """Refuse ``evaluate(run, qrels)``: a run holds float scores, qrels integer grades.
+
+    The arguments look swapped when the first (qrels) holds a relevance that is not a whole
+    number while every score of the second (run) is one. Only the evaluated queries are looked
+    at, in one vectorised pass.
+    """
+    scores_integral = bool(batch.mask.any()) and _integral(batch.scores, batch.mask)
+    if scores_integral and not _integral(batch.pool_labels, batch.pool_mask):
+        raise ValueError(_SWAPPED)
+
+
 def evaluate(
-    run: Run,
     qrels: Qrels,
+    run: Run,
     metrics: Iterable[str] | str = ("ndcg@10", "map", "mrr"),
     *,
     convention: str = "trec_eval",
@@ -424,35 +456,54 @@ def evaluate(
     ties: str | None = None,
     empty: str | None = None,
     relevance_threshold: float | None = None,
+    check_order: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a run against qrels, per query and on average.
 
+    The arguments come in the order of ranx (``evaluate(qrels, run)``), pytrec_eval
+    (``RelevanceEvaluator(qrels).evaluate(run)``) and ir-measures: the judgments first.
+
     Args:
-        run: ``{qid: {docid: score}}`` (or :func:`read_run`).
         qrels: ``{qid: {docid: relevance}}`` (or :func:`read_qrels`); judged documents absent
             from the run still count in the denominators (recall, MAP, R-precision, IDCG);
             documents of the run absent from the qrels are not relevant.
-        metrics: names such as ``"ndcg@10"``, ``"map"``, ``"mrr"``, ``"p@5"``,
-            ``"recall@100"``, ``"hit@10"``, or trec_eval's ``"ndcg_cut_10"``, ``"P_5"``,
-            ``"recip_rank"``.
+        run: ``{qid: {docid: score}}`` (or :func:`read_run`).
+        metrics: names such as ``"ndcg@10"`` (linear gain), ``"ndcg_burges@10"`` (exp2 gain),
+            ``"map"``, ``"mrr"``, ``"p@5"``, ``"recall@100"``, ``"hit@10"``, or trec_eval's
+            ``"ndcg_cut_10"``, ``"P_5"``, ``"recip_rank"``.
         convention: ``"trec_eval"`` (default) or ``"rankloss"``; see the module docstring.
         per_query: return ``{qid: {metric: value}}`` (pytrec_eval's shape) instead of the
             means ``{metric: value}`` (ranx's shape).
         include_missing: also evaluate qrels queries missing from the run, as empty rankings
             (trec_eval ``-c``). Queries of the run without qrels are never evaluated.
-        gain, ties, empty, relevance_threshold: override the convention's choice.
+        gain: optional; the gain of NDCG and DCG comes from the metric name, and a ``gain``
+            that contradicts a name (``"exp2"`` with ``"ndcg@10"``) is a ``ValueError``.
+        ties, empty, relevance_threshold: override the convention's choice.
+        check_order: refuse arguments that look swapped (below); ``False`` turns the check
+            off for the one correct input it refuses.
+
+    Swapped arguments are detected from the values: a run holds float scores, qrels integer
+    grades. When a relevance of the first argument is not a whole number while every score of
+    the second is one, ``evaluate`` raises a ``ValueError`` that gives the order. The check
+    cannot tell the two apart when both hold whole numbers only (a run whose scores are
+    integral, such as counts or negated ranks, passed second or first: no error, so swapped
+    integral inputs still give wrong numbers), nor when both hold fractions (qrels with
+    fractional relevance and a float run: no error either way). The one correct input it
+    refuses is fractional relevance (``0.5``) with a run of integral scores: pass
+    ``check_order=False`` for it. Only the evaluated queries are checked.
 
     Returns:
         Means over the evaluated queries (NaN values, from ``empty="skip"``, are left out), or
         the per-query values.
 
     Raises:
-        ValueError: an unknown metric or option, or a NaN or infinite score or relevance (the
-            message names the query and the document).
+        ValueError: an unknown metric or option, a ``gain`` that contradicts a metric name,
+            arguments that look swapped, or a NaN or infinite score or relevance (the message
+            names the query and the document).
 
-    >>> run = {"q1": {"d1": 0.9, "d2": 0.8}, "q2": {"d3": 0.5}}
     >>> qrels = {"q1": {"d2": 1}, "q2": {"d3": 2}}
-    >>> evaluate(run, qrels, ["map", "p@1"])
+    >>> run = {"q1": {"d1": 0.9, "d2": 0.8}, "q2": {"d3": 0.5}}
+    >>> evaluate(qrels, run, ["map", "p@1"])
     {'map': 0.75, 'p@1': 0.5}
     """
     if isinstance(metrics, str):
@@ -461,9 +512,14 @@ def evaluate(
     if not specs:
         raise ValueError("evaluate: metrics must name at least one metric, got none")
     options = _options(convention, gain, ties, empty, relevance_threshold)
-    qids = _query_ids(run, qrels, include_missing)
-    batch = to_batches(run, qrels, qids)
-    _check_finite(batch, run, qrels)
+    given = {} if gain is None else {"gain": gain}
+    for spec in specs:
+        spec.options(given, "evaluate")  # a gain that contradicts a name: refused up front
+    qids = _query_ids(qrels, run, include_missing)
+    batch = to_batches(qrels, run, qids)
+    _check_finite(batch, qrels, run)
+    if check_order:
+        _check_order(batch)
     values = evaluate_batches(batch, specs, options)
     if per_query:
         columns = {name: v.tolist() for name, v in values.items()}

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rankloss import metrics
-from rankloss._core.ranking import dcg_at_k, gain, gain_shift
+from rankloss._core.ranking import dcg_at_k, gain
 from rankloss.data.batching import index_batches, list_batches
 from rankloss.data.types import (
     LabelledDataset,
@@ -292,17 +292,15 @@ def _top_k_metrics(
     scores: Tensor, labels: Tensor, mask: Tensor, ks: Sequence[int]
 ) -> dict[str, Tensor]:
     """Full-catalogue ``recall@k`` (the fraction of the held-out items among the top ``k``),
-    ``ndcg@k`` (gain ``2^label - 1``) and ``hit@k`` (1 when any held-out item is among them)
-    per row, with ``torch.topk`` (rows without held-out items give 0). The definitions of
-    :func:`rankloss.metrics.recall`, :func:`~rankloss.metrics.ndcg` and
+    ``ndcg@k`` (linear gain, as :func:`rankloss.metrics.ndcg`) and ``hit@k`` (1 when any
+    held-out item is among them) per row, with ``torch.topk`` (rows without held-out items give
+    0). The definitions of :func:`rankloss.metrics.recall`, :func:`~rankloss.metrics.ndcg` and
     :func:`~rankloss.metrics.hit_rate`, without a full sort of the catalogue; every held-out
     item (``label > 0``) is relevant."""
     scores = torch.where(mask, scores, torch.full_like(scores, -torch.inf))
     relevant = (labels > 0) & mask
     total = relevant.sum(-1).clamp_min(1)
-    # Gains scaled by 2^-max(label) per row (the scale cancels in NDCG), so any label is finite.
-    shift = gain_shift(labels, relevant)
-    gains = torch.where(relevant, gain(labels, "exp2", shift), 0.0)
+    gains = torch.where(relevant, gain(labels, "linear"), 0.0)
     out = {}
     for k in ks:
         k_ = min(k, scores.shape[-1])
