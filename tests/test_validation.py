@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
 
 import rankloss.functional as RF
+from rankloss._core import validation
 from rankloss._core.validation import check_choice, check_embeddings, check_lists, compute_dtype
+from rankloss.losses import PaddingLabelWarning, RankNetLoss
 
 
 def test_labels_shape_mismatch_names_argument_and_shapes():
@@ -150,3 +153,50 @@ def test_check_embeddings_refuses_non_finite_entries():
     with pytest.raises(ValueError, match=r"^g: queries holds inf at \[2, 1\] \(embeddings must"):
         check_embeddings(x, "queries", "g")
     assert check_embeddings(torch.zeros(0, 2), "x", "g").shape == (0, 2)
+
+
+def _padding_warnings(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    return [w for w in caught if issubclass(w.category, PaddingLabelWarning)]
+
+
+@pytest.mark.badinput("losses")
+def test_minus_one_labels_without_mask_warn_once(monkeypatch: pytest.MonkeyPatch):
+    """allRank pads with label -1; with no mask rankloss takes it as a real label, and says so."""
+    monkeypatch.setattr(validation, "_warned_padding_labels", False)
+    scores = torch.randn(2, 4)
+    labels = torch.tensor([[2, 1, 0, -1], [1, 0, -1, -1]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # the once is rankloss's, not the filter's
+        first = RF.ranknet_loss(scores, labels)
+        RankNetLoss()(scores, labels.float())
+        RF.listnet_loss(scores, labels)
+    found = _padding_warnings(caught)
+    assert len(found) == 1
+    assert issubclass(PaddingLabelWarning, UserWarning)
+    message = str(found[0].message)
+    assert message.startswith("ranknet_loss: labels hold -1 and no mask was given")
+    assert "mask=labels != -1" in message and "allRank" in message
+    assert found[0].filename == __file__  # points at the caller's line, not rankloss's
+    # Only a warning: -1 is still a real label.
+    assert torch.isfinite(first)
+    assert first != RF.ranknet_loss(scores, labels, labels != -1)
+
+
+@pytest.mark.badinput("losses")
+def test_minus_one_labels_with_mask_do_not_warn(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(validation, "_warned_padding_labels", False)
+    scores = torch.randn(2, 4)
+    labels = torch.tensor([[2, 1, 0, -1], [1, -1, 0, -1]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        RF.ranknet_loss(scores, labels, labels != -1)
+        RankNetLoss()(scores, labels, torch.ones(2, 4, dtype=torch.bool))  # -1 real, on purpose
+        check_lists(scores, labels, labels != -1, where="ndcg")  # metrics validate alike
+        RF.ranknet_loss(scores, labels.clamp(min=0))  # no -1: nothing to say
+    assert _padding_warnings(caught) == []
+    assert validation._warned_padding_labels is False
+    # The warnings filter silences it as usual.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore", PaddingLabelWarning)
+        RF.ranknet_loss(scores, labels)
+    assert _padding_warnings(caught) == []

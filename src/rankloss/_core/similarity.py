@@ -13,7 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rankloss._core.validation import check_choice, check_embeddings, shape_str
+from rankloss._core.validation import (
+    check_choice,
+    check_embeddings,
+    computes_in_float32,
+    shape_str,
+)
 
 __all__ = ["SIMILARITIES", "Similarity", "pairwise_similarity"]
 
@@ -24,6 +29,7 @@ SIMILARITIES = ("dot", "cosine", "neg_euclidean", "neg_sq_euclidean")
 Similarity = Literal["dot", "cosine", "neg_euclidean", "neg_sq_euclidean"]
 
 
+@computes_in_float32
 def pairwise_similarity(
     x: Tensor, y: Tensor | None = None, kind: str = "cosine", *, eps: float = 1e-12
 ) -> Tensor:
@@ -46,7 +52,8 @@ def pairwise_similarity(
             root (``neg_euclidean``), so that gradients stay finite near zero distance.
 
     Returns:
-        ``[N, M]``; float16/bfloat16 inputs are computed and returned in float32.
+        ``[N, M]``; float16/bfloat16 inputs are computed and returned in float32, and under
+        ``torch.autocast`` the matrix product stays float32 (autocast is off inside).
 
     Cost: one ``[N, d] x [d, M]`` matrix product, :math:`O(NMd)` time, :math:`O(NM)` memory.
 

@@ -9,27 +9,55 @@ The contract (see ``docs/conventions.md``):
 * ``weights``: ``None``, per list ``[...]`` or per item ``[..., n]``.
 
 Half-precision inputs (float16, bfloat16) are computed in float32; float64 stays float64 so
-that ``torch.autograd.gradcheck`` works.
+that ``torch.autograd.gradcheck`` works. Under ``torch.autocast`` too: every loss module's
+forward and every functional entry point that multiplies matrices runs with autocast off for
+its inputs' device (:func:`computes_in_float32`, :func:`autocast_off`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import Tensor
+from torch.amp.autocast_mode import is_autocast_available
 
 __all__ = [
     "ListBatch",
     "check_lists",
     "check_embeddings",
     "compute_dtype",
+    "autocast_off",
+    "computes_in_float32",
+    "PaddingLabelWarning",
     "check_choice",
     "shape_str",
 ]
 
 _HALF = (torch.float16, torch.bfloat16)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class PaddingLabelWarning(UserWarning):
+    """Labels hold -1 and no mask was given: -1 is taken as a real label, not as padding."""
+
+
+#: Whether :class:`PaddingLabelWarning` was issued in this process (it is issued once).
+_warned_padding_labels = False
+
+_PADDING_LABEL_MESSAGE = (
+    "{where}: labels hold -1 and no mask was given: rankloss treats -1 as a real label (a "
+    "negative grade). If -1 marks padding, as in allRank, pass mask=labels != -1."
+)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -37,6 +65,47 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     if dtype in _HALF or not dtype.is_floating_point:
         return torch.float32
     return dtype
+
+
+def autocast_off(device: torch.device) -> AbstractContextManager[Any]:
+    """A context with ``torch.autocast`` disabled for ``device``'s type, if it is enabled there.
+
+    Inside it, matrix products of float32 tensors stay float32 (autocast would run them in
+    float16 or bfloat16). A no-op context when autocast is off for that device type.
+    """
+    kind = device.type
+    if is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return torch.autocast(device_type=kind, enabled=False)
+    return nullcontext()
+
+
+def _upcast(value: object) -> object:
+    if isinstance(value, Tensor) and value.dtype in _HALF:
+        return value.float()
+    return value
+
+
+def computes_in_float32(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorator: run ``fn`` in float32 even under ``torch.autocast``.
+
+    float16 and bfloat16 tensor arguments are converted to float32 (their gradient comes back
+    in their own dtype) and ``fn`` runs inside :func:`autocast_off` for the device of its first
+    tensor argument. Other arguments, and float32 or float64 tensors, pass unchanged. Used on
+    every loss module's ``forward`` and on :func:`rankloss._core.similarity.pairwise_similarity`.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        tensors = (a for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
+        first = next(tensors, None)
+        if first is None:
+            return fn(*args, **kwargs)
+        upcast_args: Any = tuple(_upcast(a) for a in args)
+        upcast_kwargs: Any = {k: _upcast(v) for k, v in kwargs.items()}
+        with autocast_off(first.device):
+            return fn(*upcast_args, **upcast_kwargs)
+
+    return wrapper
 
 
 def shape_str(t: Tensor) -> str:
@@ -86,6 +155,19 @@ def _not_finite(
     return ValueError(
         f"{where}: {name} holds {shown} at {_position(index, original.shape)} ({what})"
     )
+
+
+def _warn_padding_labels(where: str) -> None:
+    """Issue :class:`PaddingLabelWarning` (once per process) at the caller's line."""
+    global _warned_padding_labels
+    _warned_padding_labels = True
+    # Point at the first frame outside rankloss and torch (the user's call).
+    level, frame = 1, sys._getframe(0)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        ("rankloss.", "torch.")
+    ):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(_PADDING_LABEL_MESSAGE.format(where=where), PaddingLabelWarning, stacklevel=level)
 
 
 @dataclass(frozen=True)
@@ -146,6 +228,11 @@ def check_lists(
             the argument and the first position where a real (unmasked) score or label is NaN
             or infinite. Padding may hold anything. Cost of the finiteness check: one
             ``isfinite().all()`` over the scores and labels, and one device synchronisation.
+
+    Warns:
+        PaddingLabelWarning: once per process, when labels hold -1 and no mask is given
+            (allRank pads with -1; rankloss takes it as a real label). Silence it with the
+            ``warnings`` filters, or pass ``mask=labels != -1`` if -1 marks padding.
     """
     if reduction is not None:
         check_choice("reduction", reduction, ("mean", "sum", "none"), where)
@@ -200,8 +287,15 @@ def check_lists(
         flat_labels = torch.where(flat_mask, flat_labels, zero)
     else:
         flat_labels = torch.zeros_like(flat_scores)
-    # One check (one device synchronisation) for both; padding is already zero.
-    if not bool(torch.isfinite(flat_scores).all() & torch.isfinite(flat_labels).all()):
+    # One check (one device synchronisation) for both; padding is already zero. Until the
+    # padding-label warning has been issued, the same synchronisation asks for -1 labels.
+    finite = torch.isfinite(flat_scores).all() & torch.isfinite(flat_labels).all()
+    minus_one = False
+    if mask is None and labels is not None and not _warned_padding_labels:
+        finite_flag, minus_one = torch.stack([finite, (flat_labels == -1).any()]).tolist()
+    else:
+        finite_flag = bool(finite)
+    if not finite_flag:
         what = "a real item; padding may hold anything, real items must be finite"
         for name, flat, original in (
             ("scores", flat_scores, scores),
@@ -213,6 +307,8 @@ def check_lists(
                 )
                 if error is not None:
                     raise error
+    if minus_one:
+        _warn_padding_labels(where)
 
     list_weights = item_weights = None
     if weights is not None:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rankloss._core.candidates import Candidates
+from rankloss._core.validation import autocast_off, compute_dtype
 
 __all__ = ["chunked_info_nce"]
 
@@ -87,6 +88,22 @@ class _ChunkedInfoNCE(torch.autograd.Function):
         ctx: Any, grad_loss: Tensor, _grad_valid: Tensor | None
     ) -> tuple[Tensor, Tensor, None, None]:
         queries, keys, lse, neg_weight, pos_scale, valid = ctx.saved_tensors
+        with autocast_off(queries.device):
+            return _ChunkedInfoNCE._backward(
+                ctx, grad_loss, queries, keys, lse, neg_weight, pos_scale, valid
+            )
+
+    @staticmethod
+    def _backward(
+        ctx: Any,
+        grad_loss: Tensor,
+        queries: Tensor,
+        keys: Tensor,
+        lse: Tensor,
+        neg_weight: Tensor,
+        pos_scale: Tensor,
+        valid: Tensor,
+    ) -> tuple[Tensor, Tensor, None, None]:
         cand: Candidates = ctx.cand
         grad = torch.where(valid, grad_loss, torch.zeros_like(grad_loss))
         lse_safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
@@ -121,9 +138,13 @@ def chunked_info_nce(
 
     ``queries`` should already be divided by the temperature (and normalised for cosine);
     the public entry point, which checks its arguments, is
-    :func:`rankloss.functional.embedding.chunked_info_nce_loss`.
+    :func:`rankloss.functional.embedding.chunked_info_nce_loss`. float16 and bfloat16 inputs
+    are computed in float32, and the block products (forward and backward) run with autocast
+    off, so ``torch.autocast`` does not round the logits to half precision.
     """
     if chunk < 1:
         raise ValueError(f"chunked_info_nce: chunk_size must be a positive integer, got {chunk}")
-    values, valid = _ChunkedInfoNCE.apply(queries, keys, cand, chunk)
+    dtype = compute_dtype(torch.promote_types(queries.dtype, keys.dtype))
+    with autocast_off(queries.device):
+        values, valid = _ChunkedInfoNCE.apply(queries.to(dtype), keys.to(dtype), cand, chunk)
     return values, valid

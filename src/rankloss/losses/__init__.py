@@ -11,8 +11,14 @@ and :class:`AdversarialLoss` (``kind == "adversarial"``) on discriminator logits
 ``available()`` lists the registered names; ``get(name, **hyper)`` builds a module; every
 module is also a class of its own (``RankNetLoss(sigma=2.0)``), with a typed constructor that
 checks its hyper-parameters.
+
+Every loss computes in float32 under ``torch.autocast`` (half-precision inputs are upcast and
+autocast is off inside the loss). A list loss given labels holding -1 and no ``mask`` warns
+once with :class:`PaddingLabelWarning`: -1 is a real label; pass ``mask=labels != -1`` if it
+marks padding.
 """
 
+from rankloss._core.validation import PaddingLabelWarning
 from rankloss.losses.adversarial import DiscriminatorLoss, GeneratorLoss
 from rankloss.losses.base import (
     LOSSES,
@@ -69,6 +75,7 @@ __all__ = [
     "CombinedLoss",
     "LossInfo",
     "LossKind",
+    "PaddingLabelWarning",
     "MSELoss",
     "MAELoss",
     "SmoothL1Loss",

@@ -8,6 +8,7 @@ from torch import Tensor
 from rankloss import functional as F
 from rankloss._core import params
 from rankloss._core.reduce import Reduction
+from rankloss._core.validation import computes_in_float32
 from rankloss.functional.adversarial import ADVERSARIAL_KINDS, AdversarialKind
 from rankloss.losses.base import AdversarialLoss, register_loss
 
@@ -34,6 +35,7 @@ class DiscriminatorLoss(AdversarialLoss):
     def hyper_parameters(self) -> dict[str, object]:
         return {"kind": self.kind_of_gan, "reduction": self.reduction}
 
+    @computes_in_float32
     def forward(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return F.discriminator_loss(
             real_logits, fake_logits, kind=self.kind_of_gan, reduction=self.reduction
@@ -59,5 +61,6 @@ class GeneratorLoss(AdversarialLoss):
     def hyper_parameters(self) -> dict[str, object]:
         return {"kind": self.kind_of_gan, "reduction": self.reduction}
 
+    @computes_in_float32
     def forward(self, fake_logits: Tensor) -> Tensor:
         return F.generator_loss(fake_logits, kind=self.kind_of_gan, reduction=self.reduction)

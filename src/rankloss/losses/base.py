@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from rankloss._core import params
 from rankloss._core.reduce import REDUCTIONS, Reduction
 from rankloss._core.registry import Registry
+from rankloss._core.validation import computes_in_float32
 
 __all__ = [
     "Loss",
@@ -136,11 +137,16 @@ class ListLoss(Loss):
 
     Returns:
         A scalar, or ``[...]`` one value per list with ``reduction="none"``.
+
+    Precision: half-precision inputs are computed in float32, and under ``torch.autocast``
+    the loss runs with autocast off (:func:`rankloss._core.validation.computes_in_float32`);
+    a subclass that writes its own ``forward`` decorates it the same way.
     """
 
     kind: ClassVar[LossKind] = "list"
     function: ClassVar[Callable[..., Tensor]]
 
+    @computes_in_float32
     def forward(
         self,
         scores: Tensor,
@@ -161,13 +167,20 @@ class EmbeddingLoss(Loss):
       make a positive pair.
     * ``loss(queries [N, d], keys=keys [N, d])``: key ``i`` is the positive of query ``i``;
       ``labels [N]`` may be given too (pairs of one class are then not negatives).
+
+    The forward computes in float32 under ``torch.autocast`` (the similarity's matrix product
+    included): it is decorated with :func:`~rankloss._core.validation.computes_in_float32`.
     """
 
     kind: ClassVar[LossKind] = "embedding"
 
 
 class AdversarialLoss(Loss):
-    """Base of the adversarial losses on discriminator logits."""
+    """Base of the adversarial losses on discriminator logits.
+
+    Subclasses decorate their ``forward`` with
+    :func:`~rankloss._core.validation.computes_in_float32` (float32 under ``torch.autocast``).
+    """
 
     kind: ClassVar[LossKind] = "adversarial"
 

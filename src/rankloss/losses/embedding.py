@@ -48,7 +48,7 @@ from rankloss._core.candidates import FALSE_NEGATIVES, Candidates, build_candida
 from rankloss._core.reduce import Reduction, reduce_values
 from rankloss._core.similarity import SIMILARITIES, Similarity, pairwise_similarity
 from rankloss._core.tuples import Pairs, Triplets, pairs_to_triplets, triplets_to_pairs
-from rankloss._core.validation import check_embeddings, shape_str
+from rankloss._core.validation import check_embeddings, computes_in_float32, shape_str
 from rankloss.functional import embedding as F
 from rankloss.losses.base import EmbeddingLoss, register_loss
 from rankloss.mining import Miner
@@ -184,6 +184,7 @@ class SimilarityLoss(EmbeddingLoss):
                 "indices, not both"
             )
 
+    @computes_in_float32
     def forward(
         self,
         embeddings: Tensor,
@@ -751,6 +752,7 @@ class NTXentLoss(_SoftmaxLoss):
         super().__init__(similarity=similarity, reduction=reduction)
         self._init_softmax(temperature, learnable_temperature, chunk_size)
 
+    @computes_in_float32
     def forward(
         self,
         embeddings: Tensor,

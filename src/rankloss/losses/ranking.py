@@ -19,6 +19,7 @@ from rankloss import functional as F
 from rankloss._core import params
 from rankloss._core.ranking import GAINS
 from rankloss._core.reduce import Reduction
+from rankloss._core.validation import computes_in_float32
 from rankloss.functional.lambdaweights import PAIR_WEIGHTS, PairContext, PairWeight
 from rankloss.functional.pairwise import LAMBDALOSS_WEIGHTINGS, PAIR_TERMS, PairTerm
 from rankloss.losses.base import ListLoss, register_loss
@@ -169,6 +170,7 @@ class ListMLELoss(ListLoss):
     def __init__(self, *, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)
 
+    @computes_in_float32
     def forward(
         self,
         scores: Tensor,
