@@ -111,11 +111,12 @@ def boolean(where: str, name: str, value: object) -> bool:
 
 
 def choice(where: str, name: str, value: S, choices: tuple[str, ...]) -> S:
-    """One of ``choices`` (strings)."""
+    """One of ``choices`` (strings). An empty ``where`` leaves the prefix out."""
+    prefix = f"{where}: " if where else ""
     if not isinstance(value, str):
-        raise TypeError(f"{where}: {name} must be a str, got {type(value).__name__}")
+        raise TypeError(f"{prefix}{name} must be a str, got {type(value).__name__}")
     if value not in choices:
-        raise ValueError(f"{where}: {name} must be one of {list(choices)}, got {value!r}")
+        raise ValueError(f"{prefix}{name} must be one of {list(choices)}, got {value!r}")
     return value
 
 

@@ -190,8 +190,12 @@ def pair_mask(labels: Tensor, mask: Tensor) -> Tensor:
     return both & (labels.unsqueeze(-1) > labels.unsqueeze(-2))
 
 
-def topk_pair_mask(scores: Tensor, mask: Tensor, k: int | None) -> Tensor | None:
-    """``[B, n, n]`` bool: True where item i or item j is in the top ``k`` of the current ranking.
+def topk_pair_mask(ranks: Tensor, k: int | None) -> Tensor | None:
+    """``[B, n, n]`` bool: True where item i or item j is in the top ``k`` of a ranking.
+
+    Args:
+        ranks: ``[B, n]`` 1-based ranks (:func:`ranks_from_scores`).
+        k: the cut-off, or ``None``.
 
     Returns ``None`` when ``k`` is ``None`` (no truncation).
     """
@@ -199,5 +203,5 @@ def topk_pair_mask(scores: Tensor, mask: Tensor, k: int | None) -> Tensor | None
         return None
     if k < 1:
         raise ValueError(f"k must be a positive integer or None, got {k!r}")
-    in_top = ranks_from_scores(scores, mask) <= k
+    in_top = ranks <= k
     return in_top.unsqueeze(-1) | in_top.unsqueeze(-2)

@@ -29,6 +29,8 @@ import torch
 from torch import Tensor
 from torch.amp.autocast_mode import is_autocast_available
 
+from rankloss._core import params
+
 __all__ = [
     "ListBatch",
     "check_lists",
@@ -114,16 +116,12 @@ def shape_str(t: Tensor) -> str:
 
 
 def check_choice(name: str, value: object, choices: tuple, where: str | None = None) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``.
+    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (:func:`params.choice`,
+    with the argument order of the metrics' calls).
 
     The message reads ``"<where>: <name> must be one of [...], got ..."``.
     """
-    if not isinstance(value, str) and any(isinstance(c, str) for c in choices):
-        prefix = f"{where}: " if where else ""
-        raise TypeError(f"{prefix}{name} must be a str, got {type(value).__name__}")
-    if value not in choices:
-        prefix = f"{where}: " if where else ""
-        raise ValueError(f"{prefix}{name} must be one of {list(choices)}, got {value!r}")
+    params.choice(where or "", name, value, tuple(choices))  # type: ignore[type-var]
 
 
 def _position(index: int, shape: torch.Size) -> str:

@@ -107,13 +107,12 @@ def _pair_weight(
 
 
 def _context(
-    batch: ListBatch, gain_kind: str, k: int | None, mu: float
+    batch: ListBatch, ranks: Tensor, gain_kind: str, k: int | None, mu: float
 ) -> tuple[PairContext, Tensor]:
     """The detached :class:`PairContext` and which lists have a positive ideal DCG at ``k``."""
     labels = batch.labels.detach()
     zero = labels.new_zeros(())
     normalised, positive = normalised_gains(labels, batch.mask, gain_kind, k)
-    ranks = ranks_from_scores(batch.scores, batch.mask)
     discounts = discount(ranks.to(labels.dtype))
     keep = batch.mask if k is None else batch.mask & (ranks <= k)
     discounts = torch.where(keep, discounts, zero)
@@ -121,7 +120,9 @@ def _context(
     return ctx, positive
 
 
-def _pairs(batch: ListBatch, which: str, threshold: float | None, k: int | None) -> Tensor:
+def _pairs(
+    batch: ListBatch, which: str, threshold: float | None, ranks: Tensor | None, k: int | None
+) -> Tensor:
     if which == "all":
         both = batch.mask.unsqueeze(-1) & batch.mask.unsqueeze(-2)
         n = batch.num_items
@@ -132,7 +133,7 @@ def _pairs(batch: ListBatch, which: str, threshold: float | None, k: int | None)
         pairs = positive.unsqueeze(-1) & negative.unsqueeze(-2)
     else:
         pairs = pair_mask(batch.labels, batch.mask)
-    top = topk_pair_mask(batch.scores, batch.mask, k)
+    top = None if ranks is None else topk_pair_mask(ranks, k)
     return pairs if top is None else pairs & top
 
 
@@ -244,14 +245,18 @@ def _pairwise_loss(
     if relevance_threshold is not None:
         relevance_threshold = params.number(where, "relevance_threshold", relevance_threshold)
     batch = check_lists(scores, labels, mask, weights, where=where, reduction=reduction)
-    pairs = _pairs(batch, spec.pairs, relevance_threshold, k)
+    uniform = spec.fn is PAIR_WEIGHTS["uniform"].fn
+    # The current ranks (one sort) serve the top-k rule and the rank-based weights.
+    ranks = None if k is None and uniform else ranks_from_scores(batch.scores, batch.mask)
+    pairs = _pairs(batch, spec.pairs, relevance_threshold, ranks, k)
     valid = pairs.flatten(1).any(-1)
     per_pair = PAIR_TERMS[term](
         batch.scores.unsqueeze(-1) - batch.scores.unsqueeze(-2), sigma, margin
     )
-    if spec.fn is not PAIR_WEIGHTS["uniform"].fn:
+    if not uniform:
+        assert ranks is not None
         with torch.no_grad():
-            ctx, positive = _context(batch, gain, k, mu)
+            ctx, positive = _context(batch, ranks, gain, k, mu)
             lambdas = spec.fn(ctx)
         per_pair = per_pair * lambdas
         if spec.uses_gains:

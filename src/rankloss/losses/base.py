@@ -110,7 +110,12 @@ class Loss(nn.Module):
 
     def extra_repr(self) -> str:
         defaults = type(self).hyper_parameter_defaults()
-        shown = {k: v for k, v in self.hyper_parameters().items() if v is not defaults[k]}
+        plain = (bool, int, float, str, type(None))
+        shown = {
+            k: v
+            for k, v in self.hyper_parameters().items()
+            if not (isinstance(v, plain) and v == defaults[k])
+        }
         return ", ".join(f"{k}={v!r}" for k, v in shown.items() if not isinstance(v, nn.Module))
 
     def __add__(self, other: nn.Module) -> CombinedLoss:
@@ -299,6 +304,8 @@ class CombinedLoss(nn.Module):
         self.parts = nn.ModuleList(modules)
         self.kind: LossKind = modules[0].kind
         self.reduction: Reduction = modules[0].reduction
+        # The keyword arguments each part's forward takes, read once.
+        self._accepted = [frozenset(inspect.signature(m.forward).parameters) for m in modules]
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, float | Mapping[str, Any]]) -> CombinedLoss:
@@ -328,11 +335,10 @@ class CombinedLoss(nn.Module):
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         total: Tensor | None = None
         parts: dict[str, Tensor] = {}
-        accepted = [set(inspect.signature(m.forward).parameters) for m in self.parts]
         for key in kwargs:
-            if not any(key in names for names in accepted):
+            if not any(key in names for names in self._accepted):
                 raise TypeError(f"CombinedLoss: no part takes the keyword argument {key!r}")
-        for (name, weight), module, names in zip(self.named_terms(), self.parts, accepted):
+        for (name, weight), module, names in zip(self.named_terms(), self.parts, self._accepted):
             own = {key: value for key, value in kwargs.items() if key in names}
             value = module(*args, **own)
             parts[name] = value.detach()
