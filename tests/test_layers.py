@@ -3,13 +3,15 @@
 Layers, lowest first; a module may import its own layer's package and any lower layer:
 
 0. ``_core`` (and the leaf helpers ``lists``, ``_io``, ``_version``): shared types, primitives
-1. ``functional``: the math, pure functions
+1. ``kernels`` (fused GPU kernels on core types), ``functional``: the math, pure functions
 2. ``losses``, ``mining``, ``metrics``, ``augment``
-3. ``data``, ``models``, ``train``
+3. ``data``, ``models``, ``distributed``, ``train``
 4. ``bench``, ``cli``
 
-Within layer 2, ``losses`` may import ``mining`` (the module layer resolves miners); no other
-package of a layer imports a sibling. The test reads the source with :mod:`ast`, so imports
+Within layer 1, ``functional`` may import ``kernels`` (its ``impl="triton"`` paths); within
+layer 2, ``losses`` may import ``mining`` (the module layer resolves miners); within layer 3,
+``train`` may import ``data``, ``models`` and ``distributed``. No other package of a layer
+imports a sibling. The test reads the source with :mod:`ast`, so imports
 inside functions count too.
 """
 
@@ -27,6 +29,7 @@ LAYER = {
     "lists": 0,
     "_io": 0,
     "_version": 0,
+    "kernels": 1,
     "functional": 1,
     "losses": 2,
     "mining": 2,
@@ -34,12 +37,19 @@ LAYER = {
     "augment": 2,
     "data": 3,
     "models": 3,
+    "distributed": 3,
     "train": 3,
     "bench": 4,
     "cli": 4,
 }
 #: Same-layer imports that are allowed (importer -> imported).
-SIBLINGS = {("losses", "mining"), ("train", "data"), ("train", "models")}
+SIBLINGS = {
+    ("functional", "kernels"),
+    ("losses", "mining"),
+    ("train", "data"),
+    ("train", "models"),
+    ("train", "distributed"),
+}
 
 
 def _module_name(path: Path) -> str:
