@@ -5,12 +5,13 @@ Layers, lowest first; a module may import its own layer's package and any lower 
 0. ``_core`` (and the leaf helpers ``lists``, ``_io``, ``_version``): shared types, primitives
 1. ``kernels`` (fused GPU kernels on core types), ``functional``: the math, pure functions
 2. ``losses``, ``mining``, ``metrics``, ``augment``
-3. ``data``, ``models``, ``distributed``, ``train``
+3. ``data``, ``models``, ``distributed``, ``integrations`` (adapters for other libraries), ``train``
 4. ``bench``, ``cli``
 
 Within layer 1, ``functional`` may import ``kernels`` (its ``impl="triton"`` paths); within
 layer 2, ``losses`` may import ``mining`` (the module layer resolves miners); within layer 3,
-``train`` may import ``data``, ``models`` and ``distributed``. No other package of a layer
+``train`` may import ``data``, ``models`` and ``distributed``, and ``integrations`` may import
+``models``. No other package of a layer
 imports a sibling. The test reads the source with :mod:`ast`, so imports
 inside functions count too.
 """
@@ -38,6 +39,7 @@ LAYER = {
     "data": 3,
     "models": 3,
     "distributed": 3,
+    "integrations": 3,
     "train": 3,
     "bench": 4,
     "cli": 4,
@@ -49,6 +51,7 @@ SIBLINGS = {
     ("train", "data"),
     ("train", "models"),
     ("train", "distributed"),
+    ("integrations", "models"),
 }
 
 
