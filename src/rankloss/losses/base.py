@@ -43,6 +43,8 @@ __all__ = [
     "register_loss",
     "get",
     "available",
+    "resolve_name",
+    "ALIASES",
     "LossKind",
 ]
 
@@ -237,12 +239,70 @@ def available(family: str | None = None, *, kind: LossKind | None = None) -> lis
     return [n for n in names if LOSSES.get(n).kind == kind]
 
 
+#: Names other libraries give to a registered loss, where the folded name (see
+#: :func:`resolve_name`) differs from the registered one.
+ALIASES: dict[str, str] = {
+    "multiplenegativesrankingloss": "info_nce",
+    "mnrl": "info_nce",
+    "infonce": "info_nce",
+    "ntxent": "nt_xent",
+    "simclr": "nt_xent",
+    "tripletmarginloss": "triplet",
+    "marginrankingloss": "margin_ranking",
+    "softmaxloss": "softmax_ce",
+    "listwisesoftmax": "softmax_ce",
+    "lambdarankloss": "lambdarank",
+    "rankinghingeloss": "pairwise_hinge",
+    "pairwisehingeloss": "pairwise_hinge",
+    "pairwiselogisticloss": "ranknet",
+    "sigmoidloss": "siglip",
+}
+
+
+def _fold(name: str) -> str:
+    """Lower case without ``_``, ``-``, spaces and a trailing ``loss``: ``"NTXentLoss"`` and
+    ``"nt_xent"`` both fold to ``"ntxent"``."""
+    folded = "".join(c for c in name.lower() if c not in "_- ")
+    return folded[: -len("loss")] if folded.endswith("loss") and len(folded) > 4 else folded
+
+
+def resolve_name(name: str) -> str:
+    """The registered name for ``name``, matched case-insensitively and ignoring ``_``/``-``
+    and a trailing ``Loss``, or through :data:`ALIASES` (the names of pytorch-metric-learning,
+    allRank, sentence-transformers and rax): ``"NTXentLoss"`` -> ``"nt_xent"``,
+    ``"neuralNDCG"`` -> ``"neural_ndcg"``, ``"MultipleNegativesRankingLoss"`` ->
+    ``"info_nce"``. An exact registered name is returned as it is.
+
+    Raises:
+        KeyError: no registered loss matches (the message lists the close names).
+
+    >>> resolve_name("neuralNDCG"), resolve_name("TripletMarginLoss")
+    ('neural_ndcg', 'triplet')
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"loss name must be a str, got {type(name).__name__}")
+    if name in LOSSES:
+        return name
+    folded = _fold(name)
+    by_fold = {_fold(registered): registered for registered in LOSSES.names()}
+    if folded in by_fold:
+        return by_fold[folded]
+    for key in (name.lower().replace("-", "").replace(" ", ""), folded):
+        target = ALIASES.get(key.replace("_", ""))
+        if target is not None and target in LOSSES:
+            return target
+    LOSSES.entry(name)  # raises KeyError with the close names
+    raise AssertionError("unreachable")
+
+
 def get(name: str, **hyper: Any) -> Loss:
     """Build the loss module registered as ``name`` with hyper-parameters ``hyper``.
 
-    Raises ``KeyError`` for an unknown name and ``TypeError`` for an unknown hyper-parameter.
+    ``name`` is matched as :func:`resolve_name` says (case-insensitive; other libraries'
+    class names are accepted). Raises ``KeyError`` for an unknown name and ``TypeError`` for
+    an unknown hyper-parameter.
     """
-    cls = LOSSES.get(name)
+    cls = LOSSES.get(resolve_name(name))
     allowed = cls.hyper_parameter_defaults()
     for key in hyper:
         if key not in allowed:

@@ -62,11 +62,30 @@ class Miner:
         self,
         similarity: Tensor,
         positive: Tensor,
-        negative: Tensor,
+        negative: Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
         embedding_dim: int | None = None,
     ) -> Pairs | Triplets:
+        """Mine from a similarity matrix and its masks, ``miner(similarity, positive, negative)``,
+        or from embeddings and class labels, ``miner(embeddings, labels)`` (two arguments, as
+        pytorch-metric-learning's miners are called; the same as :meth:`mine` with cosine
+        similarity).
+
+        Args:
+            similarity: ``[N, M]`` similarities (higher is closer), or ``[N, d]`` embeddings in
+                the two-argument form.
+            positive: ``[N, M]`` bool, or ``[N]`` integer class labels in the two-argument form.
+            negative: ``[N, M]`` bool; ``None`` selects the two-argument form.
+            generator: for the miners that sample.
+            embedding_dim: ``d``, for the miners that need it (distance-weighted sampling).
+
+        Returns:
+            :class:`~rankloss.mining.Pairs` or :class:`~rankloss.mining.Triplets` (see
+            :attr:`output`).
+        """
+        if negative is None:
+            return self.mine(similarity, positive, generator=generator)
         name = type(self).__name__
         if not isinstance(similarity, Tensor) or similarity.dim() != 2:
             raise ValueError(f"{name}: similarity must be an [N, M] tensor")
