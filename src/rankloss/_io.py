@@ -17,11 +17,20 @@ __all__ = [
 ]
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file: ``0o666`` less the process umask."""
+    mask = os.umask(0o022)  # read the umask (there is no other portable way) and restore it
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     The data is flushed and fsynced before the rename, so an interrupted process leaves either
-    the previous file or the complete new one.
+    the previous file or the complete new one. The file gets the mode a plain ``open()`` would
+    give it (``0o644`` under the usual umask ``022``), not the private ``0o600`` of a
+    temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +39,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), _file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
