@@ -97,7 +97,7 @@ def test_bad_option_is_refused_before_any_work(
         (CONFIG + "[[suite.loss]]\nname = 'nope'\n", "loss 'nope': unknown loss 'nope'; known:"),
         (
             CONFIG + "[[suite.loss]]\nname = 'ranknet'\nhyper = { zz = 1 }\n",
-            "RankNetLoss got an unknown hyper-parameter 'zz'; valid: ['k', 'reduction', 'sigma']",
+            "RankNetLoss got an unknown hyper-parameter 'zz'; valid: ['impl', 'k', 'reduction', 'sigma', 'tile_size']",
         ),
     ],
     ids=[

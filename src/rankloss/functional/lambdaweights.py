@@ -43,6 +43,7 @@ __all__ = [
     "ndcg_loss2_weight",
     "ndcg_loss2pp_weight",
     "label_diff_weight",
+    "rank_distance_table",
 ]
 
 
@@ -89,7 +90,18 @@ class PairWeight:
 
 
 def _outer_abs_diff(x: Tensor) -> Tensor:
-    return (x.unsqueeze(-1) - x.unsqueeze(-2)).abs()
+    return (x.unsqueeze(-1) - x.unsqueeze(-2)).abs_()
+
+
+def rank_distance_table(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    r"""``[n + 1]``: :math:`\delta(d)` of :func:`ndcg_loss2_weight` at rank distances ``0..n``,
+    with :math:`d = 0` read as 1 (``i == j`` is never a pair).
+
+    A lookup in this table replaces two logarithms per pair (the distance takes only ``n``
+    values). Cost: :math:`O(n)`.
+    """
+    distance = torch.arange(n + 1, dtype=dtype, device=device).clamp_(min=1.0)
+    return (1.0 / torch.log2(1.0 + distance) - 1.0 / torch.log2(2.0 + distance)).abs_()
 
 
 def uniform_weight(ctx: PairContext) -> Tensor:
@@ -103,27 +115,29 @@ def lambdarank_weight(ctx: PairContext) -> Tensor:
     LambdaRank's weight (Burges et al. 2006), also "LambdaRank" in the LambdaLoss framework
     and rax's ``dcg_lambdaweight`` (normalised).
     """
-    return _outer_abs_diff(ctx.gains) * _outer_abs_diff(ctx.discounts)
+    return _outer_abs_diff(ctx.gains).mul_(_outer_abs_diff(ctx.discounts))
 
 
 def _rank_distance_delta(ranks: Tensor) -> Tensor:
     r""":math:`\delta_{ij} = |1/\log_2(1 + |r_i - r_j|) - 1/\log_2(2 + |r_i - r_j|)|`."""
-    distance = _outer_abs_diff(ranks).clamp(min=1.0)  # i == j is never a pair
-    return (1.0 / torch.log2(1.0 + distance) - 1.0 / torch.log2(2.0 + distance)).abs()
+    n = ranks.shape[-1]
+    table = rank_distance_table(n, ranks.dtype, ranks.device)
+    distance = (ranks.unsqueeze(-1) - ranks.unsqueeze(-2)).abs_().to(torch.long)
+    return table[distance.clamp_(max=n)]
 
 
 def ndcg_loss2_weight(ctx: PairContext) -> Tensor:
     r"""NDCG-Loss2 (Wang et al. 2018): :math:`w_{ij} = \delta_{ij}\,|G_i - G_j|` with
     :math:`\delta_{ij} = \bigl|\frac{1}{\log_2(1 + |r_i - r_j|)} -
     \frac{1}{\log_2(2 + |r_i - r_j|)}\bigr|`."""
-    return _rank_distance_delta(ctx.ranks) * _outer_abs_diff(ctx.gains)
+    return _rank_distance_delta(ctx.ranks).mul_(_outer_abs_diff(ctx.gains))
 
 
 def ndcg_loss2pp_weight(ctx: PairContext) -> Tensor:
     r"""NDCG-Loss2++ (Wang et al. 2018): :math:`w_{ij} = (|D_i - D_j| + \mu\,\delta_{ij})
     |G_i - G_j|`, the LambdaRank weight plus :math:`\mu` times NDCG-Loss2's."""
     rho = _outer_abs_diff(ctx.discounts)
-    return (rho + ctx.mu * _rank_distance_delta(ctx.ranks)) * _outer_abs_diff(ctx.gains)
+    return rho.add_(_rank_distance_delta(ctx.ranks), alpha=ctx.mu).mul_(_outer_abs_diff(ctx.gains))
 
 
 def ndcg_loss1_weight(ctx: PairContext) -> Tensor:

@@ -9,7 +9,7 @@ a padded list gives exactly the loss of the same list without padding.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -213,6 +213,8 @@ def approx_ndcg_loss(
     reduction: Reduction = "mean",
     alpha: float = 10.0,
     gain: Literal["exp2", "linear"] = "exp2",
+    impl: Literal["auto", "torch", "streaming", "triton"] = "auto",
+    tile_size: int | None = None,
 ) -> Tensor:
     r"""ApproxNDCG: one minus NDCG computed with smooth (sigmoid) ranks.
 
@@ -224,22 +226,48 @@ def approx_ndcg_loss(
     gains. The sum over :math:`j` runs over real items only. A list whose ideal DCG is not
     positive (e.g. no relevant item) has nothing to learn from: it counts as 0 and is left out
     of the mean. The per-list value lies in [0, 1] for non-negative gains; ``"mean"`` averages
-    over lists. Cost: :math:`O(n^2)` time and memory per list.
+    over lists.
+
+    ``impl``: ``"torch"`` builds ``[B, n, n]`` matrices; ``"streaming"`` computes the smooth
+    ranks and the closed-form gradient over tiles of ``tile_size`` (default 256) items and
+    never holds them; ``"auto"`` streams above :math:`2^{26}` pairs (see
+    :mod:`rankloss.kernels.dispatch`); there is no Triton kernel (``"triton"`` raises).
+    Cost: :math:`O(n^2)` time per list; memory :math:`O(n^2)` per list with ``"torch"``,
+    :math:`O(Bn + \text{tile}^2)` with ``"streaming"``.
 
     Reference: Qin, Liu and Li, "A General Approximation Framework for Direct Optimization of
     Information Retrieval Measures", Information Retrieval 2010.
     """
+    from rankloss.functional._streaming import streaming_smooth_ranks
+    from rankloss.functional.pairwise import auto_streaming_above, check_impl
+    from rankloss.kernels.dispatch import resolve_impl
+
     alpha = params.positive("approx_ndcg_loss", "alpha", alpha)
     params.choice("approx_ndcg_loss", "gain", gain, GAINS)
+    tile = check_impl("approx_ndcg_loss", impl, tile_size)
     batch = check_lists(
         scores, labels, mask, weights, where="approx_ndcg_loss", reduction=reduction
     )
-    diff = batch.scores.unsqueeze(-2) - batch.scores.unsqueeze(-1)  # [b, i, j] = s_j - s_i
-    others = batch.mask.unsqueeze(-2) & batch.mask.unsqueeze(-1)
-    others = others & ~torch.eye(batch.num_items, dtype=torch.bool, device=diff.device)
-    soft = torch.where(others, torch.sigmoid(alpha * diff), diff.new_zeros(()))
-    approx_ranks = 1.0 + soft.sum(-1)
+    size, n = batch.scores.shape
+    chosen = resolve_impl(
+        impl,
+        batch.scores.device,
+        where="approx_ndcg_loss",
+        elements=size * n * n,
+        has_triton=False,
+        streaming_above=auto_streaming_above(batch.scores.device),
+    )
     gains, valid = _ndcg_inputs(batch, gain)
+    if chosen == "streaming":
+        approx_ranks = streaming_smooth_ranks(batch.scores, batch.mask, alpha, tile)
+    else:
+        with torch.no_grad():
+            others = batch.mask.unsqueeze(-2) & batch.mask.unsqueeze(-1)
+            others.diagonal(dim1=-2, dim2=-1).fill_(False)
+        diff = batch.scores.unsqueeze(-2) - batch.scores.unsqueeze(-1)  # [b, i, j] = s_j - s_i
+        # sigmoid(-inf) = 0 with a zero gradient: pairs that are not "others" drop out.
+        soft = torch.sigmoid(diff.mul_(alpha).masked_fill_(~others, -math.inf))
+        approx_ranks = 1.0 + soft.sum(-1)
     ndcg = (gains * discount(approx_ranks)).sum(-1)
     return reduce_lists(1.0 - ndcg, valid, batch, reduction)
 
@@ -293,8 +321,12 @@ def neural_ndcg_loss(
 
     with gains :math:`G = 2^y - 1` (``gain="exp2"``) or :math:`y`. :math:`n` is each list's
     own number of real items, so padding changes nothing. A list whose ideal DCG is not
-    positive counts as 0 and is left out of the mean. Cost: :math:`O(n^2)` memory and
-    :math:`O(n^2 \cdot \text{iterations})` time per list.
+    positive counts as 0 and is left out of the mean. Cost: :math:`O(n^2 \cdot
+    \text{iterations})` time per list (two matrix-vector products per Sinkhorn round, in linear
+    space, forward and backward); memory :math:`O(Bn^2 + Bn \cdot \text{iterations})`: a few
+    ``[B, n, n]`` matrices (the NeuralSort logits, their softmax and its transpose; the
+    gradient of the softmax in the backward) and two ``[B, n]`` scaling vectors per round,
+    never one ``[B, n, n]`` matrix per round.
 
     Reference: Pobrotyn and Białobrzeski, "NeuralNDCG: Direct Optimisation of a Ranking Metric
     via Differentiable Relaxation of Sorting", 2021; Grover et al., "Stochastic Optimization of
@@ -309,14 +341,98 @@ def neural_ndcg_loss(
         scores, labels, mask, weights, where="neural_ndcg_loss", reduction=reduction
     )
     log_p, valid = _neural_sort_log(batch.scores, batch.mask, temperature)
-    log_p = torch.log_softmax(log_p, dim=-1)
-    log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
-    for _ in range(sinkhorn_iterations):
-        log_p = log_p - torch.logsumexp(log_p, dim=-2, keepdim=True)
-        log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
-        log_p = log_p - torch.logsumexp(log_p, dim=-1, keepdim=True)
-        log_p = torch.where(valid, log_p, log_p.new_full((), _NEG))
-    p_hat = torch.where(valid, torch.exp(log_p), log_p.new_zeros(()))
     gains, ok = _ndcg_inputs(batch, gain, k)
-    sorted_gains = (p_hat * gains.unsqueeze(-2)).sum(-1)  # [b, t], expected gain at rank t
+    sorted_gains = _sinkhorn_expected_gains(log_p, valid, gains, sinkhorn_iterations)
     return reduce_lists(1.0 - dcg_at_k(sorted_gains, k), ok, batch, reduction)
+
+
+def _sinkhorn_expected_gains(
+    logits: Tensor, valid: Tensor, gains: Tensor, iterations: int
+) -> Tensor:
+    r"""``[B, n]``: :math:`(\hat P G)_t`, with :math:`\hat P` the Sinkhorn-scaled NeuralSort matrix.
+
+    Sinkhorn scaling keeps the form :math:`\hat P = \mathrm{diag}(u)\, K\, \mathrm{diag}(v)`
+    with :math:`K` the row-softmax of ``logits`` (over ``valid`` entries; 0 elsewhere), so the
+    iterations alternate :math:`v = 1 / K^\top u` (columns) and :math:`u = 1 / K v` (rows), two
+    matrix-vector products each, in linear space. The start is stable: every row of :math:`K`
+    is a softmax, and every real item's column holds the largest entry of some row (the
+    NeuralSort row of its rank), so no column sum is below :math:`1/n` and nothing
+    underflows to a zero sum. :math:`\hat P` itself is never formed: the expected gain at rank
+    :math:`t` is :math:`u_t (K (v \odot G))_t`. Rows beyond a list's length and padded columns
+    are 0. The gradient is :class:`_SinkhornGains`'s exact reverse pass.
+    """
+    kernel = torch.where(valid, torch.softmax(logits, dim=-1), logits.new_zeros(()))
+    rows_real = valid.any(-1)
+    columns_real = valid.any(-2)
+    out: Tensor = _SinkhornGains.apply(kernel, gains, rows_real, columns_real, iterations)
+    return out
+
+
+def _safe_reciprocal(x: Tensor, real: Tensor) -> Tensor:
+    """``1 / x`` where ``real``, 0 elsewhere (no division by the 0 of an empty row or column)."""
+    one = x.new_ones(())
+    return torch.where(real, one / torch.where(real, x, one), x.new_zeros(()))
+
+
+def _row_times(x: Tensor, matrix: Tensor) -> Tensor:
+    """``[B, n]``: :math:`x^\top M` per list (a batched row-vector product)."""
+    return torch.bmm(x.unsqueeze(-2), matrix).squeeze(-2)
+
+
+class _SinkhornGains(torch.autograd.Function):
+    r""":math:`u_I \odot K (v_I \odot G)` after ``I`` Sinkhorn rounds, with a reverse pass that
+    keeps only the ``2I`` scaling vectors (not ``I`` copies of ``[B, n, n]``) and forms the
+    gradient of :math:`K` as one product of stacked vectors. Memory: :math:`K` and its
+    transpose plus :math:`O(B n I)`."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        kernel: Tensor,
+        gains: Tensor,
+        rows_real: Tensor,
+        columns_real: Tensor,
+        iterations: int,
+    ) -> Tensor:
+        transposed = kernel.transpose(-1, -2).contiguous()
+        u = rows_real.to(kernel.dtype)
+        v = columns_real.to(kernel.dtype)
+        us, vs = [u], []
+        for _ in range(iterations):
+            v = _safe_reciprocal(_row_times(u, kernel), columns_real)
+            u = _safe_reciprocal(_row_times(v, transposed), rows_real)
+            vs.append(v)
+            us.append(u)
+        if not vs:
+            vs.append(v)
+        weighted = _row_times(v * gains, transposed)
+        ctx.save_for_backward(kernel, transposed, gains, weighted, torch.stack(us), torch.stack(vs))
+        ctx.iterations = iterations
+        return u * weighted
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        kernel, transposed, gains, weighted, us, vs = ctx.saved_tensors
+        iterations = ctx.iterations
+        u_last, v_last = us[-1], vs[-1]
+        grad_u = grad * weighted
+        grad_weighted = grad * u_last
+        back = _row_times(grad_weighted, kernel)  # K^T w-bar
+        grad_gains = back * v_last
+        grad_v = back * gains
+        left, right = [grad_weighted], [v_last * gains]
+        for i in range(iterations, 0, -1):
+            u_i, v_i, u_prev = us[i], vs[i - 1], us[i - 1]
+            grad_row_sums = -grad_u * u_i * u_i
+            left.append(grad_row_sums)
+            right.append(v_i)
+            grad_v = grad_v + _row_times(grad_row_sums, kernel)
+            grad_column_sums = -grad_v * v_i * v_i
+            left.append(u_prev)
+            right.append(grad_column_sums)
+            grad_u = _row_times(grad_column_sums, transposed)
+            grad_v = torch.zeros_like(grad_v)
+        grad_kernel = None
+        if ctx.needs_input_grad[0]:
+            grad_kernel = torch.bmm(torch.stack(left, -1), torch.stack(right, -2))
+        return grad_kernel, grad_gains if ctx.needs_input_grad[1] else None, None, None, None

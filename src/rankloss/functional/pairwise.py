@@ -24,10 +24,24 @@ Every term uses the natural logarithm (RankNet's convention). The LambdaLoss pap
 write the logistic term in base 2, which multiplies the loss by the constant
 :math:`1/\ln 2`.
 
-Cost: every function builds ``[..., n, n]`` pair matrices, so time and memory are
-:math:`O(n^2)` per list. ``k`` keeps only pairs that touch the top ``k`` of the current
-ranking (the top-k rule of :mod:`rankloss.functional.lambdaweights`); it does not reduce the
-cost.
+Implementations (``impl``, resolved by :func:`rankloss.kernels.dispatch.resolve_impl`):
+
+* ``"torch"``: the direct form, ``[B, n, n]`` pair matrices and autograd; the only one for a
+  callable pair weight.
+* ``"streaming"``: every named weight and term, over tiles of ``tile_size`` x ``tile_size``
+  pairs (default 256) with a closed-form gradient, in pure PyTorch (CPU and GPU); it never
+  holds the pair matrix. Same values and gradients as ``"torch"``; first-order gradients only.
+* ``"triton"``: a fused kernel (:mod:`rankloss.kernels.pairwise`) for the logistic term with
+  the uniform, ``"lambdarank"``, ``"ndcg_loss2"`` and ``"ndcg_loss2pp"`` weights (RankNet, BPR,
+  LambdaRank, LambdaLoss), on CUDA tensors.
+* ``"auto"`` (default): the kernel on CUDA where it applies, else streaming above
+  :data:`CPU_STREAMING_ABOVE` pairs per batch on CPU (faster there) or above
+  :data:`rankloss.kernels.dispatch.STREAMING_ABOVE` elsewhere, else the direct form.
+
+Cost: :math:`O(n^2)` time per list. Memory: :math:`O(Bn^2)` with ``"torch"``,
+:math:`O(Bn + \text{tile}^2)` with ``"streaming"``, :math:`O(Bn)` with ``"triton"``. ``k``
+keeps only pairs that touch the top ``k`` of the current ranking (the top-k rule of
+:mod:`rankloss.functional.lambdaweights`); it does not reduce the cost.
 """
 
 from __future__ import annotations
@@ -50,7 +64,19 @@ from rankloss._core.ranking import (
 )
 from rankloss._core.reduce import Reduction, reduce_lists
 from rankloss._core.validation import ListBatch, check_lists
-from rankloss.functional.lambdaweights import PAIR_WEIGHTS, PairContext, PairWeight
+from rankloss.functional._streaming import (
+    DEFAULT_TILE,
+    STREAMING_WEIGHTS,
+    PairPlan,
+    streaming_pair_sums,
+)
+from rankloss.functional.lambdaweights import (
+    PAIR_WEIGHTS,
+    PairContext,
+    PairWeight,
+    rank_distance_table,
+)
+from rankloss.kernels.dispatch import IMPLS, STREAMING_ABOVE, Impl, resolve_impl
 
 __all__ = [
     "pairwise_loss",
@@ -90,6 +116,12 @@ PAIR_TERMS: dict[str, Callable[[Tensor, float, float], Tensor]] = {
 #: The pair weights :func:`lambdaloss_loss` offers as ``weighting``.
 LAMBDALOSS_WEIGHTINGS = ("ndcg_loss2pp", "ndcg_loss2", "ndcg_loss1", "lambdarank", "label_diff")
 
+#: On CPU, ``impl="auto"`` streams above this many pairs per batch (``B * n * n``).
+CPU_STREAMING_ABOVE = 1 << 20
+
+#: The pair weights the Triton kernel computes (with the logistic term); others fall back.
+TRITON_WEIGHTS = ("uniform", "lambdarank", "ndcg_loss2", "ndcg_loss2pp")
+
 
 def _pair_weight(
     weight: str | PairWeight | Callable[[PairContext], Tensor], where: str
@@ -104,6 +136,38 @@ def _pair_weight(
         f"{where}: weight must be a name of {sorted(PAIR_WEIGHTS)}, a PairWeight or a "
         f"callable, got {type(weight).__name__}"
     )
+
+
+def weight_name(spec: PairWeight) -> str | None:
+    """The registered name of a pair weight the streaming path computes, or ``None``."""
+    for name, known in PAIR_WEIGHTS.items():
+        if known == spec and name in STREAMING_WEIGHTS:
+            return name
+    return None
+
+
+def check_impl(where: str, impl: str, tile_size: int | None, *, streams: bool = True) -> int:
+    """Check ``impl`` and ``tile_size`` (before any work); returns the tile side to use.
+
+    ``streams=False`` (a callable pair weight) refuses ``impl="streaming"`` and
+    ``impl="triton"``: such a weight returns whole ``[B, n, n]`` matrices.
+    """
+    params.choice(where, "impl", impl, IMPLS)
+    tile = DEFAULT_TILE if tile_size is None else params.positive_int(where, "tile_size", tile_size)
+    if not streams and impl in ("streaming", "triton"):
+        raise ValueError(
+            f"{where}: impl={impl!r} needs a named pair weight (one of {list(STREAMING_WEIGHTS)}); "
+            "a callable weight returns [B, n, n] matrices and runs only with impl='torch' "
+            "(or 'auto')"
+        )
+    return tile
+
+
+def auto_streaming_above(device: torch.device) -> int:
+    """Pairs above which ``impl="auto"`` streams: :data:`CPU_STREAMING_ABOVE` on CPU (the tiled
+    closed-form pass is faster there once a batch passes a million pairs), else the
+    memory-based default of :func:`rankloss.kernels.dispatch.resolve_impl`."""
+    return CPU_STREAMING_ABOVE if device.type == "cpu" else STREAMING_ABOVE
 
 
 def _context(
@@ -153,6 +217,8 @@ def pairwise_loss(
     k: int | None = None,
     gain: GainKind = "exp2",
     relevance_threshold: float | None = None,
+    impl: Impl = "auto",
+    tile_size: int | None = None,
 ) -> Tensor:
     r"""A pair term times a pair weight over each list's pairs (formula in the module doc).
 
@@ -181,11 +247,17 @@ def pairwise_loss(
         gain: ``"exp2"`` :math:`2^y - 1` or ``"linear"`` :math:`y`, for gain-based weights.
         relevance_threshold: ``None`` for graded pairs :math:`y_i > y_j`; a number :math:`t`
             for binary pairs :math:`y_i \ge t > y_j` (BPR).
+        impl: ``"auto"``, ``"torch"``, ``"streaming"`` or ``"triton"`` (module doc);
+            a callable weight runs only with ``"torch"`` (``"auto"`` picks it).
+        tile_size: side of a tile for ``"streaming"`` (default 256) or block of items for
+            ``"triton"`` (default 64, rounded up to a power of two); ``None`` for the default.
 
     Returns:
         A scalar, or ``[...]`` with ``reduction="none"``.
 
-    Cost: :math:`O(n^2)` time and memory per list, plus a sort for rank-based weights.
+    Cost: :math:`O(n^2)` time per list, plus a sort for rank-based weights; memory
+    :math:`O(Bn^2)` with ``impl="torch"``, :math:`O(Bn + \text{tile}^2)` with
+    ``"streaming"``, :math:`O(Bn)` with ``"triton"``.
 
     Reference: Burges et al., "Learning to Rank using Gradient Descent", ICML 2005; Wang et al.,
     "The LambdaLoss Framework for Ranking Metric Optimization", CIKM 2018; Jagerman et al.,
@@ -193,6 +265,7 @@ def pairwise_loss(
     library abstraction, as in rax).
 
     >>> import torch
+    >>> from rankloss.functional import pairwise_loss
     >>> s, y = torch.tensor([[0.2, 0.1]]), torch.tensor([[1.0, 0.0]])
     >>> pairwise_loss(s, y, term="hinge", margin=1.0)
     tensor(0.9000)
@@ -212,6 +285,8 @@ def pairwise_loss(
         k=k,
         gain=gain,
         relevance_threshold=relevance_threshold,
+        impl=impl,
+        tile_size=tile_size,
         where="pairwise_loss",
     )
 
@@ -232,6 +307,8 @@ def _pairwise_loss(
     k: int | None = None,
     gain: GainKind = "exp2",
     relevance_threshold: float | None = None,
+    impl: Impl = "auto",
+    tile_size: int | None = None,
     where: str,
 ) -> Tensor:
     params.choice(where, "term", term, tuple(PAIR_TERMS))
@@ -244,29 +321,126 @@ def _pairwise_loss(
     params.choice(where, "gain", gain, GAINS)
     if relevance_threshold is not None:
         relevance_threshold = params.number(where, "relevance_threshold", relevance_threshold)
+    name = weight_name(spec)
+    tile = check_impl(where, impl, tile_size, streams=name is not None)
     batch = check_lists(scores, labels, mask, weights, where=where, reduction=reduction)
-    uniform = spec.fn is PAIR_WEIGHTS["uniform"].fn
+    size, n = batch.scores.shape
+    chosen = resolve_impl(
+        impl,
+        batch.scores.device,
+        where=where,
+        elements=size * n * n,
+        has_streaming=name is not None,
+        has_triton=term == "logistic" and name in TRITON_WEIGHTS,
+        streaming_above=auto_streaming_above(batch.scores.device),
+    )
+    uniform = name == "uniform"
     # The current ranks (one sort) serve the top-k rule and the rank-based weights.
     ranks = None if k is None and uniform else ranks_from_scores(batch.scores, batch.mask)
-    pairs = _pairs(batch, spec.pairs, relevance_threshold, ranks, k)
-    valid = pairs.flatten(1).any(-1)
-    per_pair = PAIR_TERMS[term](
-        batch.scores.unsqueeze(-1) - batch.scores.unsqueeze(-2), sigma, margin
-    )
+    positive = None
+    ctx = None
     if not uniform:
         assert ranks is not None
-        with torch.no_grad():
-            ctx, positive = _context(batch, ranks, gain, k, mu)
-            lambdas = spec.fn(ctx)
-        per_pair = per_pair * lambdas
-        if spec.uses_gains:
-            valid = valid & positive
-    if batch.item_weights is not None:
-        per_pair = per_pair * batch.item_weights.unsqueeze(-1)
-    per_list = torch.where(pairs, per_pair, per_pair.new_zeros(())).sum((-1, -2))
-    if pair_reduction == "mean":
-        per_list = per_list / pairs.sum((-1, -2)).clamp(min=1).to(per_list.dtype)
+        ctx, positive = _context(batch, ranks, gain, k, mu)
+    if chosen == "torch":
+        total, count = _direct_sums(
+            batch, spec, term, sigma, margin, relevance_threshold, ranks, k, ctx
+        )
+    else:
+        plan = _plan(batch, spec, name, term, sigma, margin, mu, relevance_threshold, ranks, k, ctx)
+        if chosen == "streaming":
+            total, count = streaming_pair_sums(batch.scores, batch.item_weights, plan, tile)
+        else:
+            from rankloss.kernels.pairwise import triton_pair_sums
+
+            total, count = triton_pair_sums(
+                batch.scores,
+                mask=plan.mask,
+                keys=plan.key,
+                top=plan.top,
+                item_weights=batch.item_weights,
+                gains=plan.gains,
+                discounts=plan.discounts,
+                ranks=plan.ranks,
+                weight=plan.weight,
+                sigma=sigma,
+                mu=mu,
+                tile_size=tile_size,
+            )
+    valid = count > 0
+    if spec.uses_gains:
+        assert positive is not None
+        valid = valid & positive
+    per_list = total / count.clamp(min=1) if pair_reduction == "mean" else total
     return reduce_lists(per_list, valid, batch, reduction)
+
+
+def _direct_sums(
+    batch: ListBatch,
+    spec: PairWeight,
+    term: str,
+    sigma: float,
+    margin: float,
+    threshold: float | None,
+    ranks: Tensor | None,
+    k: int | None,
+    ctx: PairContext | None,
+) -> tuple[Tensor, Tensor]:
+    """Per-list sums of the weighted pair terms and pair counts, from ``[B, n, n]`` matrices."""
+    scores = batch.scores
+    with torch.no_grad():
+        pairs = _pairs(batch, spec.pairs, threshold, ranks, k)
+        coef = pairs.to(scores.dtype)
+        count = coef.sum((-1, -2))
+        if ctx is not None:
+            lambdas = spec.fn(ctx)
+            if weight_name(spec) is None:  # a callable may leave anything outside the pairs
+                lambdas = torch.where(pairs, lambdas, lambdas.new_zeros(()))
+            coef = coef.mul_(lambdas) if lambdas.shape == coef.shape else coef * lambdas
+        del pairs
+    per_pair = PAIR_TERMS[term](scores.unsqueeze(-1) - scores.unsqueeze(-2), sigma, margin)
+    if batch.item_weights is None:
+        return torch.einsum("bij,bij->b", per_pair, coef), count
+    rows = torch.einsum("bij,bij->bi", per_pair, coef)  # the weight of item i scales row i
+    return (rows * batch.item_weights).sum(-1), count
+
+
+def _plan(
+    batch: ListBatch,
+    spec: PairWeight,
+    name: str | None,
+    term: str,
+    sigma: float,
+    margin: float,
+    mu: float,
+    threshold: float | None,
+    ranks: Tensor | None,
+    k: int | None,
+    ctx: PairContext | None,
+) -> PairPlan:
+    """The per-item quantities the streaming path and the kernel read (all ``[B, n]``)."""
+    assert name is not None
+    labels = batch.labels.detach()
+    key = labels if threshold is None else (labels >= threshold).to(labels.dtype)
+    top = None if k is None or ranks is None else ranks <= k
+    uses_ranks = name in ("ndcg_loss2", "ndcg_loss2pp")
+    n = batch.num_items
+    return PairPlan(
+        mask=batch.mask,
+        key=key,
+        all_pairs=spec.pairs == "all",
+        top=top,
+        weight=name,
+        labels=labels,
+        gains=None if ctx is None else ctx.gains,
+        discounts=None if ctx is None else ctx.discounts,
+        ranks=ctx.ranks if ctx is not None and uses_ranks else None,
+        delta_table=rank_distance_table(n, labels.dtype, labels.device) if uses_ranks else None,
+        term=term,
+        sigma=sigma,
+        margin=margin,
+        mu=mu,
+    )
 
 
 def ranknet_loss(
@@ -278,6 +452,8 @@ def ranknet_loss(
     reduction: Reduction = "mean",
     sigma: float = 1.0,
     k: int | None = None,
+    impl: Impl = "auto",
+    tile_size: int | None = None,
 ) -> Tensor:
     r"""RankNet: logistic loss on every pair with :math:`y_i > y_j`.
 
@@ -289,7 +465,9 @@ def ranknet_loss(
     :func:`pairwise_loss` with ``term="logistic"``, ``weight="uniform"``.
 
     Shapes: ``scores``, ``labels``, ``mask``: ``[..., n]``; returns ``[...]`` for
-    ``reduction="none"``. Cost: :math:`O(n^2)` time and memory per list.
+    ``reduction="none"``. ``impl`` and ``tile_size`` as in :func:`pairwise_loss` (Triton kernel
+    available). Cost: :math:`O(n^2)` time per list; memory :math:`O(Bn^2)` with
+    ``impl="torch"``, :math:`O(Bn + \text{tile}^2)` with ``"streaming"``.
 
     Reference: Burges et al., "Learning to Rank using Gradient Descent", ICML 2005.
     """
@@ -301,6 +479,8 @@ def ranknet_loss(
         reduction=reduction,
         sigma=sigma,
         k=k,
+        impl=impl,
+        tile_size=tile_size,
         where="ranknet_loss",
     )
 
@@ -314,6 +494,8 @@ def pairwise_hinge_loss(
     reduction: Reduction = "mean",
     margin: float = 1.0,
     k: int | None = None,
+    impl: Impl = "auto",
+    tile_size: int | None = None,
 ) -> Tensor:
     r"""Pairwise hinge (RankSVM) loss on every pair with :math:`y_i > y_j`.
 
@@ -321,7 +503,9 @@ def pairwise_hinge_loss(
 
     The per-list value is the mean over the list's pairs (padding never enters the count);
     ``"mean"`` averages over lists that have a pair. :func:`pairwise_loss` with
-    ``term="hinge"``. Cost: :math:`O(n^2)` per list.
+    ``term="hinge"``. ``impl`` and ``tile_size`` as in :func:`pairwise_loss` (no Triton
+    kernel). Cost: :math:`O(n^2)` time per list; memory :math:`O(Bn^2)` with ``impl="torch"``,
+    :math:`O(Bn + \text{tile}^2)` with ``"streaming"``.
 
     Reference: Herbrich, Graepel and Obermayer, "Large Margin Rank Boundaries for Ordinal
     Regression", 2000; Joachims, "Optimizing Search Engines using Clickthrough Data", KDD 2002.
@@ -335,6 +519,8 @@ def pairwise_hinge_loss(
         term="hinge",
         margin=margin,
         k=k,
+        impl=impl,
+        tile_size=tile_size,
         where="pairwise_hinge_loss",
     )
 
@@ -348,6 +534,8 @@ def bpr_loss(
     reduction: Reduction = "mean",
     relevance_threshold: float = 1.0,
     k: int | None = None,
+    impl: Impl = "auto",
+    tile_size: int | None = None,
 ) -> Tensor:
     r"""Bayesian personalised ranking: every positive against every negative of a list.
 
@@ -359,8 +547,10 @@ def bpr_loss(
     mean over positive-negative pairs; a list without a positive or without a negative counts as
     0 and is left out of the mean. With ``k``, only pairs touching the current top ``k`` count.
     Regularisation of the parameters belongs to the optimiser (weight decay).
-    :func:`pairwise_loss` with ``term="logistic"`` and ``relevance_threshold``.
-    Cost: :math:`O(n^2)` per list.
+    :func:`pairwise_loss` with ``term="logistic"`` and ``relevance_threshold``; ``impl`` and
+    ``tile_size`` as there (Triton kernel available). Cost: :math:`O(n^2)` time per list;
+    memory :math:`O(Bn^2)` with ``impl="torch"``, :math:`O(Bn + \text{tile}^2)` with
+    ``"streaming"``.
 
     Reference: Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback",
     UAI 2009.
@@ -373,6 +563,8 @@ def bpr_loss(
         reduction=reduction,
         relevance_threshold=relevance_threshold,
         k=k,
+        impl=impl,
+        tile_size=tile_size,
         where="bpr_loss",
     )
 
@@ -387,6 +579,8 @@ def lambdarank_loss(
     sigma: float = 1.0,
     k: int | None = None,
     gain: GainKind = "exp2",
+    impl: Impl = "auto",
+    tile_size: int | None = None,
 ) -> Tensor:
     r"""LambdaRank: RankNet weighted by the NDCG change of swapping each pair.
 
@@ -404,7 +598,10 @@ def lambdarank_loss(
     DCG); ``"mean"`` averages over lists that have a pair and a positive ideal DCG. With ``k``,
     the top-k rule of :mod:`rankloss.functional.lambdaweights` applies. :func:`pairwise_loss`
     with ``weight="lambdarank"``, ``pair_reduction="sum"``; equal to
-    ``lambdaloss_loss(weighting="lambdarank")``. Cost: :math:`O(n^2)` plus a sort, per list.
+    ``lambdaloss_loss(weighting="lambdarank")``. ``impl`` and ``tile_size`` as in
+    :func:`pairwise_loss` (Triton kernel available). Cost: :math:`O(n^2)` time plus a sort per
+    list; memory :math:`O(Bn^2)` with ``impl="torch"``, :math:`O(Bn + \text{tile}^2)` with
+    ``"streaming"``.
 
     Reference: Burges, Ragno and Le, "Learning to Rank with Nonsmooth Cost Functions",
     NIPS 2006; Burges, "From RankNet to LambdaRank to LambdaMART: An Overview", 2010.
@@ -420,6 +617,8 @@ def lambdarank_loss(
         sigma=sigma,
         k=k,
         gain=gain,
+        impl=impl,
+        tile_size=tile_size,
         where="lambdarank_loss",
     )
 
@@ -436,6 +635,8 @@ def lambdaloss_loss(
     mu: float = 10.0,
     k: int | None = None,
     gain: GainKind = "exp2",
+    impl: Impl = "auto",
+    tile_size: int | None = None,
 ) -> Tensor:
     r"""LambdaLoss: the logistic pair term under a metric-driven pair weight.
 
@@ -457,8 +658,11 @@ def lambdaloss_loss(
     Pairs are :math:`y_i > y_j` (every ordered pair for ``"ndcg_loss1"``). The per-list value is
     the sum over pairs; ``"mean"`` averages over lists with a pair (and, for gain-based
     weightings, a positive ideal DCG). The paper writes the logistic term in base 2: its value
-    (and allRank's) is this one divided by :math:`\ln 2`. Cost: :math:`O(n^2)` plus a sort, per
-    list.
+    (and allRank's) is this one divided by :math:`\ln 2`. ``impl`` and ``tile_size`` as in
+    :func:`pairwise_loss` (Triton kernel for every weighting but ``"ndcg_loss1"`` and
+    ``"label_diff"``). Cost: :math:`O(n^2)` time plus a sort per list; memory
+    :math:`O(Bn^2)` with ``impl="torch"``, :math:`O(Bn + \text{tile}^2)` with
+    ``"streaming"``.
 
     Reference: Wang et al., "The LambdaLoss Framework for Ranking Metric Optimization",
     CIKM 2018.
@@ -476,5 +680,7 @@ def lambdaloss_loss(
         mu=mu,
         k=k,
         gain=gain,
+        impl=impl,
+        tile_size=tile_size,
         where="lambdaloss_loss",
     )

@@ -21,7 +21,14 @@ from rankloss._core.ranking import GAINS
 from rankloss._core.reduce import Reduction
 from rankloss._core.validation import computes_in_float32
 from rankloss.functional.lambdaweights import PAIR_WEIGHTS, PairContext, PairWeight
-from rankloss.functional.pairwise import LAMBDALOSS_WEIGHTINGS, PAIR_TERMS, PairTerm
+from rankloss.functional.pairwise import (
+    LAMBDALOSS_WEIGHTINGS,
+    PAIR_TERMS,
+    PairTerm,
+    check_impl,
+    weight_name,
+)
+from rankloss.kernels.dispatch import Impl
 from rankloss.losses.base import ListLoss, register_loss
 
 __all__ = [
@@ -192,12 +199,21 @@ class ApproxNDCGLoss(ListLoss):
     function = staticmethod(F.approx_ndcg_loss)
 
     def __init__(
-        self, *, alpha: float = 10.0, gain: Gain = "exp2", reduction: Reduction = "mean"
+        self,
+        *,
+        alpha: float = 10.0,
+        gain: Gain = "exp2",
+        reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        tile_size: int | None = None,
     ) -> None:
         super().__init__(reduction=reduction)
         where = type(self).__name__
         self.alpha = params.positive(where, "alpha", alpha)
         self.gain: Gain = params.choice(where, "gain", gain, GAINS)
+        check_impl(where, impl, tile_size)
+        self.impl: Impl = impl
+        self.tile_size = tile_size
 
 
 @register_loss("neural_ndcg", family="listwise", function=F.neural_ndcg_loss)
@@ -255,6 +271,8 @@ class PairwiseLoss(ListLoss):
         gain: Gain = "exp2",
         relevance_threshold: float | None = None,
         reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        tile_size: int | None = None,
     ) -> None:
         super().__init__(reduction=reduction)
         where = type(self).__name__
@@ -280,6 +298,11 @@ class PairwiseLoss(ListLoss):
             if relevance_threshold is None
             else params.number(where, "relevance_threshold", relevance_threshold)
         )
+        spec = PAIR_WEIGHTS[weight] if isinstance(weight, str) else weight
+        named = isinstance(spec, PairWeight) and weight_name(spec) is not None
+        check_impl(where, impl, tile_size, streams=named)
+        self.impl: Impl = impl
+        self.tile_size = tile_size
 
 
 @register_loss("ranknet", family="pairwise", function=F.ranknet_loss)
@@ -288,11 +311,20 @@ class RankNetLoss(ListLoss):
     function = staticmethod(F.ranknet_loss)
 
     def __init__(
-        self, *, sigma: float = 1.0, k: int | None = None, reduction: Reduction = "mean"
+        self,
+        *,
+        sigma: float = 1.0,
+        k: int | None = None,
+        reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        tile_size: int | None = None,
     ) -> None:
         super().__init__(reduction=reduction)
         self.sigma = params.positive(type(self).__name__, "sigma", sigma)
         self.k = params.cutoff(type(self).__name__, "k", k)
+        check_impl(type(self).__name__, impl, tile_size)
+        self.impl: Impl = impl
+        self.tile_size = tile_size
 
 
 @register_loss("pairwise_hinge", family="pairwise", function=F.pairwise_hinge_loss)
@@ -301,11 +333,20 @@ class PairwiseHingeLoss(ListLoss):
     function = staticmethod(F.pairwise_hinge_loss)
 
     def __init__(
-        self, *, margin: float = 1.0, k: int | None = None, reduction: Reduction = "mean"
+        self,
+        *,
+        margin: float = 1.0,
+        k: int | None = None,
+        reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        tile_size: int | None = None,
     ) -> None:
         super().__init__(reduction=reduction)
         self.margin = params.nonnegative(type(self).__name__, "margin", margin)
         self.k = params.cutoff(type(self).__name__, "k", k)
+        check_impl(type(self).__name__, impl, tile_size)
+        self.impl: Impl = impl
+        self.tile_size = tile_size
 
 
 @register_loss("bpr", family="pairwise", function=F.bpr_loss)
@@ -319,11 +360,16 @@ class BPRLoss(ListLoss):
         relevance_threshold: float = 1.0,
         k: int | None = None,
         reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        tile_size: int | None = None,
     ) -> None:
         super().__init__(reduction=reduction)
         where = type(self).__name__
         self.relevance_threshold = params.number(where, "relevance_threshold", relevance_threshold)
         self.k = params.cutoff(where, "k", k)
+        check_impl(where, impl, tile_size)
+        self.impl: Impl = impl
+        self.tile_size = tile_size
 
 
 @register_loss("lambdarank", family="pairwise", function=F.lambdarank_loss, tie_order="scores")
@@ -338,12 +384,17 @@ class LambdaRankLoss(ListLoss):
         k: int | None = None,
         gain: Gain = "exp2",
         reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        tile_size: int | None = None,
     ) -> None:
         super().__init__(reduction=reduction)
         where = type(self).__name__
         self.sigma = params.positive(where, "sigma", sigma)
         self.k = params.cutoff(where, "k", k)
         self.gain: Gain = params.choice(where, "gain", gain, GAINS)
+        check_impl(where, impl, tile_size)
+        self.impl: Impl = impl
+        self.tile_size = tile_size
 
 
 @register_loss("lambdaloss", family="pairwise", function=F.lambdaloss_loss, tie_order="scores")
@@ -360,6 +411,8 @@ class LambdaLoss(ListLoss):
         k: int | None = None,
         gain: Gain = "exp2",
         reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        tile_size: int | None = None,
     ) -> None:
         super().__init__(reduction=reduction)
         where = type(self).__name__
@@ -368,3 +421,6 @@ class LambdaLoss(ListLoss):
         self.mu = params.nonnegative(where, "mu", mu)
         self.k = params.cutoff(where, "k", k)
         self.gain: Gain = params.choice(where, "gain", gain, GAINS)
+        check_impl(where, impl, tile_size)
+        self.impl: Impl = impl
+        self.tile_size = tile_size
