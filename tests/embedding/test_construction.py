@@ -22,6 +22,7 @@ from rankloss.losses.embedding import (
     MarginRankingLoss,
     MultiSimilarityLoss,
     NTXentLoss,
+    SigLIPLoss,
     SupConLoss,
     TripletLoss,
 )
@@ -33,6 +34,8 @@ COMMON = {
     "similarity": (["euclid", "Cosine"], [1, None]),
     "reduction": (["avg", "Mean"], [None, 0]),
     "miner": ([], [3, 0.5]),
+    "impl": (["cuda", "Torch"], [None, 1]),
+    "chunk_size": ([0, -4], [2.5, "8", True]),
 }
 
 OWN = {
@@ -59,6 +62,11 @@ OWN = {
     },
     SupConLoss: {
         "temperature": ([0.0, -0.1, NAN], ["0.1", None]),
+    },
+    SigLIPLoss: {
+        "scale": ([0.0, -1.0, INF], ["10", None]),
+        "bias": ([NAN, -INF], ["0", None]),
+        "learnable": ([], [1, None]),
     },
     InfoNCELoss: {
         "temperature": ([0.0, -1.0, INF], ["0.07", None]),

@@ -72,6 +72,7 @@ from rankloss.functional.embedding import (  # noqa: E402
     supcon_loss,
     triplet_loss,
 )
+from rankloss.functional.siglip import siglip_loss, siglip_per_anchor  # noqa: E402
 from rankloss.functional.similarity import SIMILARITIES, pairwise_similarity  # noqa: E402
 
 __all__ += [
@@ -84,6 +85,8 @@ __all__ += [
     "circle_loss",
     "margin_ranking_loss",
     "chunked_info_nce_loss",
+    "siglip_loss",
+    "siglip_per_anchor",
     "pairwise_similarity",
     "SIMILARITIES",
 ]

@@ -43,6 +43,8 @@ from rankloss._core.similarity import Similarity
 from rankloss._core.tuples import Triplets
 from rankloss._core.validation import compute_dtype, shape_str
 from rankloss.functional._chunked import chunked_info_nce
+from rankloss.functional._chunked_contrastive import chunked_supcon, softplus_exact
+from rankloss.functional._chunked_pairs import streaming_per_anchor
 
 __all__ = [
     "contrastive_loss",
@@ -56,8 +58,11 @@ __all__ = [
     "chunked_info_nce_loss",
     "info_nce_per_anchor",
     "chunked_info_nce_per_anchor",
+    "chunked_supcon_per_anchor",
     "mean_of_views",
     "CHUNKED_SIMILARITIES",
+    "streaming_pair_loss",
+    "STREAMING_PAIR_LOSSES",
 ]
 
 #: The similarities :func:`chunked_info_nce_loss` can compute block by block.
@@ -149,21 +154,64 @@ def _check_triplets(triplets: object, shape: torch.Size, where: str) -> Triplets
     return triplets
 
 
+#: Largest ``[c, M, M]`` block of triplets held at once by :func:`_triplet_per_anchor`.
+_TRIPLET_BLOCK_ELEMENTS = 1 << 22
+
+
+def _all_triplets_hinge(sim: Tensor, positive: Tensor, negative: Tensor, margin: float) -> Tensor:
+    r"""Per anchor, :math:`\sum_{p \in P_a} \sum_{n \in N_a} [s_{an} - s_{ap} + m]_+`, exactly.
+
+    Each anchor's negative similarities are sorted once (descending); for a positive ``p`` the
+    terms are non-zero for the ``c`` negatives with :math:`s_{an} > s_{ap} - m`, whose sum is a
+    prefix sum :math:`S_c`, so the positive contributes :math:`S_c - c (s_{ap} - m)`. Ties at
+    the hinge's kink contribute 0 with a zero gradient, as ``relu`` does. Gradients flow
+    through the sorted values and the prefix sums. Cost: :math:`O(NM \log M)` time,
+    :math:`O(NM)` memory.
+    """
+    inf = torch.full((), math.inf, dtype=sim.dtype, device=sim.device)
+    # Ascending in -s: the negatives' similarities in descending order, non-negatives last.
+    keys = torch.sort(torch.where(negative, -sim, inf), dim=1).values
+    descending = torch.where(torch.isfinite(keys), -keys, keys.new_zeros(()))
+    prefix = F.pad(descending.cumsum(1), (1, 0))
+    threshold = sim - margin
+    # Number of negatives with s_an > s_ap - m, i.e. -s_an < -(s_ap - m).
+    above = torch.searchsorted(keys.detach(), (-threshold).detach().contiguous(), right=False)
+    per = prefix.gather(1, above) - above.to(sim.dtype) * threshold
+    return torch.where(positive, per, per.new_zeros(())).sum(1)
+
+
 def _triplet_per_anchor(
     sim: Tensor,
     positive: Tensor,
     negative: Tensor,
     triplets: Triplets | None,
     value: Callable[[Tensor, Tensor], Tensor],
+    hinge_margin: float | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Mean of ``value(s_ap, s_an)`` over each anchor's triplets, and which anchors have one."""
+    r"""Mean of ``value(s_ap, s_an)`` over each anchor's triplets, and which anchors have one.
+
+    Without ``triplets``, every triplet counts. When ``value`` is the hinge
+    ``relu(s_an - s_ap + hinge_margin)`` (``hinge_margin`` given), the sum over all triplets is
+    exact in :math:`O(NM \log M)` time and :math:`O(NM)` memory (:func:`_all_triplets_hinge`);
+    otherwise anchors go through :math:`[c, M, M]` blocks of at most
+    :data:`_TRIPLET_BLOCK_ELEMENTS` entries.
+    """
     n = sim.shape[0]
     if triplets is None:
-        # Every triplet, as an [N, M, M] block.
-        mask = positive.unsqueeze(2) & negative.unsqueeze(1)
-        per = value(sim.unsqueeze(2), sim.unsqueeze(1))
-        total = torch.where(mask, per, per.new_zeros(())).sum((1, 2))
         count = positive.sum(1) * negative.sum(1)
+        if hinge_margin is not None:
+            total = _all_triplets_hinge(sim, positive, negative, hinge_margin)
+        else:
+            m = max(sim.shape[1], 1)
+            rows = max(1, _TRIPLET_BLOCK_ELEMENTS // (m * m))
+            parts = []
+            for start in range(0, n, rows):
+                block = slice(start, start + rows)
+                s, pos, neg = sim[block], positive[block], negative[block]
+                mask = pos.unsqueeze(2) & neg.unsqueeze(1)
+                per = value(s.unsqueeze(2), s.unsqueeze(1))
+                parts.append(torch.where(mask, per, per.new_zeros(())).sum((1, 2)))
+            total = torch.cat(parts) if parts else sim.sum(1)
     else:
         a = triplets.anchor.to(sim.device)
         p = triplets.positive.to(sim.device)
@@ -237,9 +285,22 @@ def contrastive_loss(
         )
     power = 2 if params.boolean(where, "squared", squared) else 1
     sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
+    per_anchor, valid = _contrastive_values(sim, positive, negative, pos_margin, neg_margin, power)
+    return reduce_values(per_anchor, valid, weights, reduction, where=where)
+
+
+def _contrastive_values(
+    sim: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    pos_margin: float,
+    neg_margin: float,
+    power: int,
+) -> tuple[Tensor, Tensor]:
+    """Per-anchor contrastive values and validity (``sim`` already sanitised)."""
     pos_term, has_pos = masked_mean(torch.relu(pos_margin - sim).pow(power), positive)
     neg_term, has_neg = masked_mean(torch.relu(sim - neg_margin).pow(power), negative)
-    return reduce_values(pos_term + neg_term, has_pos | has_neg, weights, reduction, where=where)
+    return pos_term + neg_term, has_pos | has_neg
 
 
 def multi_similarity_loss(
@@ -283,13 +344,105 @@ def multi_similarity_loss(
     beta = params.positive(where, "beta", beta)
     base = params.number(where, "base", base)
     sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
+    per_anchor, valid = _multi_similarity_values(sim, positive, negative, alpha, beta, base)
+    return reduce_values(per_anchor, valid, weights, reduction, where=where)
+
+
+def _multi_similarity_values(
+    sim: Tensor, positive: Tensor, negative: Tensor, alpha: float, beta: float, base: float
+) -> tuple[Tensor, Tensor]:
+    """Per-anchor multi-similarity values and validity (``sim`` already sanitised)."""
     pos_lse, has_pos = _masked_logsumexp(-alpha * (sim - base), positive)
     neg_lse, has_neg = _masked_logsumexp(beta * (sim - base), negative)
     zero = sim.new_zeros(())
     per_anchor = torch.where(has_pos, F.softplus(pos_lse) / alpha, zero) + torch.where(
         has_neg, F.softplus(neg_lse) / beta, zero
     )
-    return reduce_values(per_anchor, has_pos | has_neg, weights, reduction, where=where)
+    return per_anchor, has_pos | has_neg
+
+
+#: The label-based losses :func:`streaming_pair_loss` computes over row blocks of anchors.
+STREAMING_PAIR_LOSSES = ("contrastive", "multi_similarity", "triplet")
+
+
+def streaming_pair_loss(
+    kind: str,
+    candidates: Candidates,
+    queries: Tensor,
+    keys: Tensor,
+    *,
+    chunk_size: int | None = None,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
+    **hyper: float | bool,
+) -> Tensor:
+    r"""A contrastive, multi-similarity or all-triplets hinge loss over row blocks of anchors.
+
+    .. math:: \ell_a = f\bigl(s_{a,:}, \mathcal P_a, \mathcal N_a\bigr), \quad
+        s_{a,:} = q_a K^\top, \quad a \in [r_0, r_1) \text{ one block at a time}
+
+    with :math:`f` the per-anchor formula of the chosen loss.
+
+    The same value and gradients as :func:`contrastive_loss`, :func:`multi_similarity_loss` or
+    :func:`triplet_loss` (hinge, every triplet) on ``queries @ keys.T`` with the masks of
+    ``candidates``, without any ``[N, M]`` matrix: each block of ``c`` anchors computes its
+    ``[c, M]`` similarities, runs the loss's per-anchor formula, and is recomputed in the
+    backward (:func:`torch.utils.checkpoint.checkpoint`).
+
+    Args:
+        kind: one of :data:`STREAMING_PAIR_LOSSES`.
+        candidates: labels and pair rules (from
+            :func:`~rankloss._core.candidates.build_candidates`).
+        queries: ``[N, d]`` anchors, keys ``[M, d]``: already normalised for cosine.
+        chunk_size: anchors per block; ``None`` keeps a block near :math:`2^{24}` entries.
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        **hyper: the loss's hyper-parameters (``pos_margin, neg_margin, squared`` /
+            ``alpha, beta, base`` / ``margin``), already checked.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Cost: the direct path's time plus one recomputation of each block (triplets:
+    :math:`O(NM \log M)`); memory :math:`O((N + M) d + c M)`.
+    """
+    where = f"{kind}_loss"
+    params.choice(where, "kind", kind, STREAMING_PAIR_LOSSES)
+    params.choice(where, "reduction", reduction, REDUCTIONS)
+
+    def per_anchor(sim: Tensor, positive: Tensor, negative: Tensor) -> tuple[Tensor, Tensor]:
+        sim = torch.where(positive | negative, sim, sim.new_zeros(()))
+        if kind == "contrastive":
+            power = 2 if hyper["squared"] else 1
+            return _contrastive_values(
+                sim,
+                positive,
+                negative,
+                float(hyper["pos_margin"]),
+                float(hyper["neg_margin"]),
+                power,
+            )
+        if kind == "multi_similarity":
+            return _multi_similarity_values(
+                sim,
+                positive,
+                negative,
+                float(hyper["alpha"]),
+                float(hyper["beta"]),
+                float(hyper["base"]),
+            )
+        margin = float(hyper["margin"])
+        return _triplet_per_anchor(
+            sim,
+            positive,
+            negative,
+            None,
+            lambda s_ap, s_an: torch.relu(s_an - s_ap + margin),
+            hinge_margin=margin,
+        )
+
+    values, valid = streaming_per_anchor(candidates, queries, keys, per_anchor, chunk_size)
+    return reduce_values(values, valid, weights, reduction, where=where)
 
 
 def circle_loss(
@@ -380,7 +533,9 @@ def triplet_loss(
     Returns:
         A scalar, or ``[N]`` with ``reduction="none"``.
 
-    Cost: every triplet is :math:`O(NM^2)` time and memory; ``T`` given triplets
+    Cost: every triplet with the hinge is :math:`O(NM \log M)` time and :math:`O(NM)` memory
+    (each anchor's negatives sorted once, a prefix sum per positive; exact); with
+    ``soft_margin`` :math:`O(NM^2)` time in blocks of bounded memory; ``T`` given triplets
     :math:`O(NM + T)` (the ``"batch_hard"`` miner gives one per anchor).
     """
     where = "triplet_loss"
@@ -393,7 +548,9 @@ def triplet_loss(
     def value(s_ap: Tensor, s_an: Tensor) -> Tensor:
         return F.softplus(s_an - s_ap) if soft else torch.relu(s_an - s_ap + margin)
 
-    per_anchor, valid = _triplet_per_anchor(sim, positive, negative, triplets, value)
+    per_anchor, valid = _triplet_per_anchor(
+        sim, positive, negative, triplets, value, hinge_margin=None if soft else margin
+    )
     return reduce_values(per_anchor, valid, weights, reduction, where=where)
 
 
@@ -428,8 +585,8 @@ def margin_ranking_loss(
         A scalar, or ``[N]`` with ``reduction="none"``.
 
     Reference: Herbrich, Graepel and Obermayer, "Large Margin Rank Boundaries for Ordinal
-    Regression", 2000. Cost: :math:`O(NM^2)` without ``triplets``, :math:`O(NM + T)` with
-    ``T`` of them.
+    Regression", 2000. Cost: :math:`O(NM \log M)` time and :math:`O(NM)` memory without
+    ``triplets`` (exact, by sorting each anchor's negatives), :math:`O(NM + T)` with ``T``.
     """
     where = "margin_ranking_loss"
     margin = params.nonnegative(where, "margin", margin)
@@ -437,7 +594,12 @@ def margin_ranking_loss(
     if triplets is not None:
         triplets = _check_triplets(triplets, sim.shape, where)
     per_anchor, valid = _triplet_per_anchor(
-        sim, positive, negative, triplets, lambda s_ap, s_an: torch.relu(margin - s_ap + s_an)
+        sim,
+        positive,
+        negative,
+        triplets,
+        lambda s_ap, s_an: torch.relu(margin - s_ap + s_an),
+        hinge_margin=margin,
     )
     return reduce_values(per_anchor, valid, weights, reduction, where=where)
 
@@ -473,7 +635,7 @@ def _info_nce_values(
     sim, positive, negative = _check_inputs(similarity, positive, negative, "none", where)
     logits = sim / temperature
     lse, has_neg = _masked_logsumexp(logits, negative)
-    per_positive = F.softplus(lse.unsqueeze(1) - logits)
+    per_positive = softplus_exact(lse.unsqueeze(1) - logits)
     per_anchor, has_pos = masked_mean(per_positive, positive)
     valid = has_pos & has_neg
     return torch.where(valid, per_anchor, per_anchor.new_zeros(())), valid
@@ -661,6 +823,64 @@ def chunked_info_nce_per_anchor(
         keys = F.normalize(keys, dim=1, eps=1e-12)
     values, valid = chunked_info_nce(queries / temperature, keys, candidates, chunk)
     return values, valid
+
+
+def chunked_supcon_per_anchor(
+    candidates: Candidates,
+    *,
+    similarity: Similarity = "cosine",
+    temperature: float | Tensor = 0.1,
+    chunk_size: int = 1024,
+) -> tuple[Tensor, Tensor]:
+    r"""The unreduced :func:`supcon_loss` in blocks of candidates: ``(values [N], valid [N])``.
+
+    .. math::
+        \ell_a = \log\sum_{j \in \mathcal P_a \cup \mathcal N_a} e^{z_{aj}}
+        - \frac{1}{|\mathcal P_a|}\sum_{p \in \mathcal P_a} z_{ap}, \qquad z = s/\tau
+
+    One forward pass over blocks of ``chunk_size`` candidates (a running log-sum-exp, the
+    positive logits summed on the way); backward recomputes each block, so memory is
+    :math:`O(Nd + N \cdot \text{chunk})` instead of :math:`O(NM)`.
+
+    Args:
+        candidates: from :func:`rankloss._core.candidates.build_candidates`.
+        similarity: ``"dot"`` or ``"cosine"``.
+        temperature: :math:`\tau > 0` (or a scalar tensor, which gets a gradient).
+        chunk_size: candidates per block (an int >= 1).
+
+    Returns:
+        ``values [N]`` (0 where not valid) and ``valid [N]`` (the anchor has a positive).
+
+    Reference: Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020. Cost:
+    :math:`O(NMd)` time (forward once, backward once more).
+    """
+    where = "chunked_supcon_loss"
+    queries, keys, chunk, temperature = _chunked_inputs(
+        candidates, similarity, temperature, chunk_size, where
+    )
+    return chunked_supcon(queries / temperature, keys, candidates, chunk)
+
+
+def _chunked_inputs(
+    candidates: Candidates,
+    similarity: str,
+    temperature: float | Tensor,
+    chunk_size: int,
+    where: str,
+) -> tuple[Tensor, Tensor, int, float | Tensor]:
+    if not isinstance(candidates, Candidates):
+        raise TypeError(
+            f"{where}: candidates must be rankloss._core.candidates.Candidates (from "
+            f"build_candidates), got {type(candidates).__name__}"
+        )
+    params.choice(where, "similarity", similarity, CHUNKED_SIMILARITIES)
+    temperature = params.temperature(where, "temperature", temperature)
+    chunk = params.positive_int(where, "chunk_size", chunk_size)
+    queries, keys = candidates.queries, candidates.keys
+    if similarity == "cosine":
+        queries = F.normalize(queries, dim=1, eps=1e-12)
+        keys = F.normalize(keys, dim=1, eps=1e-12)
+    return queries, keys, chunk, temperature
 
 
 def chunked_info_nce_loss(

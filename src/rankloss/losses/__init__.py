@@ -40,6 +40,7 @@ from rankloss.losses.embedding import (
     MarginRankingLoss,
     MultiSimilarityLoss,
     NTXentLoss,
+    SigLIPLoss,
     SupConLoss,
     TripletLoss,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "TripletLoss",
     "InfoNCELoss",
     "NTXentLoss",
+    "SigLIPLoss",
     "SupConLoss",
     "MultiSimilarityLoss",
     "CircleLoss",

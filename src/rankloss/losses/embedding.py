@@ -50,6 +50,8 @@ from rankloss._core.similarity import SIMILARITIES, Similarity, pairwise_similar
 from rankloss._core.tuples import Pairs, Triplets, pairs_to_triplets, triplets_to_pairs
 from rankloss._core.validation import check_embeddings, computes_in_float32, shape_str
 from rankloss.functional import embedding as F
+from rankloss.functional import siglip as S
+from rankloss.kernels.dispatch import IMPLS, Impl, resolve_impl
 from rankloss.losses.base import EmbeddingLoss, register_loss
 from rankloss.mining import Miner
 
@@ -59,6 +61,7 @@ __all__ = [
     "InfoNCELoss",
     "NTXentLoss",
     "SupConLoss",
+    "SigLIPLoss",
     "MultiSimilarityLoss",
     "CircleLoss",
     "MarginRankingLoss",
@@ -69,7 +72,11 @@ MinerFn = Callable[..., "Pairs | Triplets"]
 
 FalseNegatives = Literal["mask", "positive"]
 
-_TAKE_HARD_NEGATIVES = "InfoNCELoss, NTXentLoss, SupConLoss and MarginRankingLoss"
+_TAKE_HARD_NEGATIVES = "InfoNCELoss, NTXentLoss, SupConLoss, SigLIPLoss and MarginRankingLoss"
+
+#: Candidates per block of the streaming path when ``impl="streaming"`` is given without
+#: ``chunk_size``.
+DEFAULT_CHUNK = 1024
 
 
 def _resolve_miner(miner: object, where: str) -> MinerFn | None:
@@ -129,6 +136,32 @@ def _reverse(candidates: Candidates) -> Candidates:
     )
 
 
+def _in_batch(candidates: Candidates) -> bool:
+    """The ``(queries, keys)`` form without labels: the positive of query ``i`` is key ``i`` and
+    every other candidate (keys, references, hard negatives) is a negative."""
+    n = candidates.num_queries
+    return (
+        candidates.pair_form
+        and not candidates.diagonal_only
+        and not candidates.exclude_self
+        and bool(torch.equal(candidates.query_labels, _diagonal(candidates)))
+        and bool(candidates.forced_negative[n:].all())
+    )
+
+
+def _diagonal(candidates: Candidates) -> Tensor:
+    return torch.arange(candidates.num_queries, device=candidates.queries.device)
+
+
+def _in_batch_valid(candidates: Candidates) -> Tensor:
+    return torch.full(
+        (candidates.num_queries,),
+        candidates.num_keys > 1,
+        dtype=torch.bool,
+        device=candidates.queries.device,
+    )
+
+
 class SimilarityLoss(EmbeddingLoss):
     """The shared forward of the embedding losses: candidates -> similarity -> tuples -> loss.
 
@@ -153,6 +186,54 @@ class SimilarityLoss(EmbeddingLoss):
     def _set_miner(self, miner: Miner | str | None) -> None:
         self.miner = miner
         self._miner = _resolve_miner(miner, type(self).__name__)
+
+    def _init_impl(self, impl: Impl, chunk_size: int | None) -> None:
+        """Check and keep ``impl`` and ``chunk_size`` (the losses with fused paths)."""
+        where = type(self).__name__
+        self.impl = params.choice(where, "impl", impl, IMPLS)
+        if chunk_size is not None:
+            params.positive_int(where, "chunk_size", chunk_size)
+            if self.similarity not in F.CHUNKED_SIMILARITIES:
+                raise ValueError(
+                    f"{where}: similarity must be one of {list(F.CHUNKED_SIMILARITIES)} with "
+                    f"chunk_size, got {self.similarity!r}"
+                )
+        if impl in ("streaming", "triton") and self.similarity not in F.CHUNKED_SIMILARITIES:
+            raise ValueError(
+                f"{where}: similarity must be one of {list(F.CHUNKED_SIMILARITIES)} with "
+                f"impl={impl!r} (the fused paths compute blocks as matrix products), got "
+                f"{self.similarity!r}"
+            )
+        self.chunk_size = chunk_size
+
+    def _choose_impl(self, candidates: Candidates) -> str:
+        """``"torch"``, ``"streaming"`` or ``"triton"`` for this call
+        (:func:`rankloss.kernels.dispatch.resolve_impl`); ``chunk_size`` with ``impl="auto"``
+        streams."""
+        impl: str = getattr(self, "impl", "auto")
+        chunk_size = getattr(self, "chunk_size", None)
+        if impl == "auto" and chunk_size is not None:
+            return "streaming"
+        fused = self.similarity in F.CHUNKED_SIMILARITIES and self._miner is None
+        # The contrastive kernels are correct but not yet tuned (slower than the direct path
+        # on an H200 at N = 4096): "auto" does not pick them; impl="triton" runs them.
+        return resolve_impl(
+            impl,
+            candidates.queries.device,
+            where=type(self).__name__,
+            elements=candidates.num_queries * candidates.num_keys,
+            has_streaming=fused,
+            has_triton=fused and impl == "triton",
+        )
+
+    def _unit_rows(self, candidates: Candidates) -> tuple[Tensor, Tensor, int]:
+        """Queries and keys for the fused paths (normalised for cosine), and the block size."""
+        queries, keys = candidates.queries, candidates.keys
+        if self.similarity == "cosine":
+            queries = nn.functional.normalize(queries, dim=1, eps=1e-12)
+            keys = nn.functional.normalize(keys, dim=1, eps=1e-12)
+        chunk = getattr(self, "chunk_size", None) or DEFAULT_CHUNK
+        return queries, keys, chunk
 
     def _false_negatives(self) -> FalseNegatives:
         """How the ``(queries, keys)`` form with ``labels`` treats other keys of a class."""
@@ -281,6 +362,67 @@ class SimilarityLoss(EmbeddingLoss):
 # Pair losses
 
 
+def _init_streaming(
+    module: SimilarityLoss, impl: Impl, chunk_size: int | None, supported: bool, why: str
+) -> None:
+    """Check ``impl``/``chunk_size`` at construction; refuse ``impl="streaming"`` (or a
+    ``chunk_size``) where the options have no streaming path, saying why."""
+    module._init_impl(impl, chunk_size)
+    where = type(module).__name__
+    if not supported and (impl == "streaming" or chunk_size is not None):
+        raise ValueError(
+            f"{where}: impl='streaming' and chunk_size compute every pair of the labels in row "
+            f"blocks; they do not support {why}"
+        )
+
+
+def _streaming_pair(
+    module: SimilarityLoss,
+    kind: str,
+    candidates: Candidates,
+    indices: Pairs | Triplets | None,
+    weights: Tensor | None,
+    hyper: dict[str, float | bool],
+    supported: bool = True,
+) -> Tensor | None:
+    """The streaming loss of ``candidates`` when ``impl`` resolves to it, else ``None`` (the
+    direct path runs). Streaming needs a dot or cosine similarity, no miner and no
+    ``indices``."""
+    where = type(module).__name__
+    supported = supported and module._miner is None and module.similarity in F.CHUNKED_SIMILARITIES
+    if indices is not None:
+        if module.impl == "streaming" or module.chunk_size is not None:
+            raise ValueError(
+                f"{where}: impl='streaming' and chunk_size compute every pair of the labels; "
+                "indices restrict the pairs: use impl='torch' with indices"
+            )
+        return None
+    if module.impl == "auto" and module.chunk_size is not None and supported:
+        choice = "streaming"
+    else:
+        choice = resolve_impl(
+            module.impl,
+            candidates.queries.device,
+            where=where,
+            elements=candidates.num_queries * candidates.num_keys,
+            has_streaming=supported,
+            has_triton=False,
+        )
+    if choice != "streaming":
+        return None
+    queries, keys, _ = module._unit_rows(candidates)
+    return F.streaming_pair_loss(
+        kind,
+        candidates,
+        queries,
+        keys,
+        chunk_size=module.chunk_size,
+        weights=weights,
+        reduction=module.reduction,
+        **hyper,
+    )
+
+
 @register_loss("contrastive", family="embedding", function=F.contrastive_loss)
 class ContrastiveLoss(SimilarityLoss):
     r"""Contrastive loss (Hadsell, Chopra and LeCun, CVPR 2006), on similarities.
@@ -293,7 +435,13 @@ class ContrastiveLoss(SimilarityLoss):
     restricts the pairs.
 
     Hyper-parameters: ``similarity='cosine'``, ``pos_margin=1.0``, ``neg_margin=0.0``
-    (``pos_margin >= neg_margin``), ``squared=False``, ``miner=None``, ``reduction='mean'``.
+    (``pos_margin >= neg_margin``), ``squared=False``, ``miner=None``, ``reduction='mean'``,
+    ``impl='auto'`` and ``chunk_size=None``: ``impl="streaming"`` (or a ``chunk_size``)
+    computes the loss over row blocks of anchors with recomputation in the backward
+    (:func:`rankloss.functional.streaming_pair_loss`; memory :math:`O(Nd + cM)` instead of
+    :math:`O(NM)`), for the dot and cosine similarities without a miner or ``indices``;
+    ``"auto"`` streams when the direct ``[N, M]`` matrix would exceed
+    :data:`rankloss.kernels.dispatch.STREAMING_ABOVE` entries.
     """
 
     tuple_kind = "pairs"
@@ -307,9 +455,12 @@ class ContrastiveLoss(SimilarityLoss):
         squared: bool = False,
         miner: Miner | str | None = None,
         reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__(similarity=similarity, reduction=reduction)
         where = type(self).__name__
+        _init_streaming(self, impl, chunk_size, miner is None, "a miner")
         self.pos_margin = params.number(where, "pos_margin", pos_margin)
         self.neg_margin = params.number(where, "neg_margin", neg_margin)
         if self.pos_margin < self.neg_margin:
@@ -319,6 +470,21 @@ class ContrastiveLoss(SimilarityLoss):
             )
         self.squared = params.boolean(where, "squared", squared)
         self._set_miner(miner)
+
+    def _loss(
+        self,
+        candidates: Candidates,
+        *,
+        indices: Pairs | Triplets | None,
+        weights: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        hyper = {"pos_margin": self.pos_margin, "neg_margin": self.neg_margin}
+        hyper["squared"] = self.squared
+        out = _streaming_pair(self, "contrastive", candidates, indices, weights, hyper)
+        if out is not None:
+            return out
+        return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
 
     def _compute(
         self,
@@ -352,7 +518,8 @@ class MultiSimilarityLoss(SimilarityLoss):
     ``miner="multi_similarity"``.
 
     Hyper-parameters: ``similarity='cosine'``, ``alpha=2.0``, ``beta=50.0``, ``base=0.5``
-    (:math:`\lambda`), ``miner=None``, ``reduction='mean'``.
+    (:math:`\lambda`), ``miner=None``, ``reduction='mean'``, ``impl='auto'``,
+    ``chunk_size=None`` (streaming in row blocks of anchors, as for :class:`ContrastiveLoss`).
     """
 
     tuple_kind = "pairs"
@@ -366,13 +533,30 @@ class MultiSimilarityLoss(SimilarityLoss):
         base: float = 0.5,
         miner: Miner | str | None = None,
         reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__(similarity=similarity, reduction=reduction)
         where = type(self).__name__
+        _init_streaming(self, impl, chunk_size, miner is None, "a miner")
         self.alpha = params.positive(where, "alpha", alpha)
         self.beta = params.positive(where, "beta", beta)
         self.base = params.number(where, "base", base)
         self._set_miner(miner)
+
+    def _loss(
+        self,
+        candidates: Candidates,
+        *,
+        indices: Pairs | Triplets | None,
+        weights: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        hyper = {"alpha": self.alpha, "beta": self.beta, "base": self.base}
+        out = _streaming_pair(self, "multi_similarity", candidates, indices, weights, hyper)
+        if out is not None:
+            return out
+        return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
 
     def _compute(
         self,
@@ -462,7 +646,8 @@ class TripletLoss(SimilarityLoss):
     anchor are combined.
 
     Hyper-parameters: ``similarity='cosine'``, ``margin=0.1``, ``soft_margin=False``,
-    ``miner=None``, ``reduction='mean'``.
+    ``miner=None``, ``reduction='mean'``, ``impl='auto'``, ``chunk_size=None`` (streaming in
+    row blocks of anchors, as for :class:`ContrastiveLoss`; the hinge without a miner only).
     """
 
     tuple_kind = "triplets"
@@ -475,12 +660,42 @@ class TripletLoss(SimilarityLoss):
         soft_margin: bool = False,
         miner: Miner | str | None = None,
         reduction: Reduction = "mean",
+        impl: Impl = "auto",
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__(similarity=similarity, reduction=reduction)
         where = type(self).__name__
         self.margin = params.nonnegative(where, "margin", margin)
         self.soft_margin = params.boolean(where, "soft_margin", soft_margin)
+        _init_streaming(
+            self,
+            impl,
+            chunk_size,
+            miner is None and not self.soft_margin,
+            "a miner or soft_margin=True",
+        )
         self._set_miner(miner)
+
+    def _loss(
+        self,
+        candidates: Candidates,
+        *,
+        indices: Pairs | Triplets | None,
+        weights: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        out = _streaming_pair(
+            self,
+            "triplet",
+            candidates,
+            indices,
+            weights,
+            {"margin": self.margin},
+            supported=not self.soft_margin,
+        )
+        if out is not None:
+            return out
+        return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
 
     def _compute(
         self,
@@ -564,7 +779,11 @@ class SupConLoss(SimilarityLoss):
 
     (:func:`rankloss.functional.supcon_loss`): the other positives stay in the denominator.
 
-    Hyper-parameters: ``similarity='cosine'``, ``temperature=0.1``, ``reduction='mean'``.
+    Hyper-parameters: ``similarity='cosine'``, ``temperature=0.1``, ``impl='auto'``
+    (``"torch"``, ``"streaming"``: :func:`rankloss.functional.embedding.chunked_supcon_per_anchor`,
+    ``"triton"``: the fused kernel of :mod:`rankloss.kernels.contrastive`; the fused paths need
+    similarity ``"dot"`` or ``"cosine"``), ``chunk_size=None`` (an int: the streaming path with
+    blocks of that many candidates), ``reduction='mean'``.
     """
 
     takes_hard_negatives = True
@@ -574,10 +793,40 @@ class SupConLoss(SimilarityLoss):
         *,
         similarity: Similarity = "cosine",
         temperature: float = 0.1,
+        impl: Impl = "auto",
+        chunk_size: int | None = None,
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(similarity=similarity, reduction=reduction)
         self.temperature = params.positive(type(self).__name__, "temperature", temperature)
+        self._init_impl(impl, chunk_size)
+
+    def _loss(
+        self,
+        candidates: Candidates,
+        *,
+        indices: Pairs | Triplets | None,
+        weights: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        impl = self._choose_impl(candidates)
+        if impl == "torch":
+            return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
+        queries, keys, chunk = self._unit_rows(candidates)
+        if impl == "streaming":
+            values, valid = F.chunked_supcon_per_anchor(
+                candidates,
+                similarity=self.similarity,
+                temperature=self.temperature,
+                chunk_size=chunk,
+            )
+        else:
+            from rankloss.kernels import contrastive
+
+            values, valid = contrastive.fused_per_anchor(
+                "supcon", queries / self.temperature, keys, candidates
+            )
+        return reduce_values(values, valid, weights, self.reduction, where=type(self).__name__)
 
     def _compute(
         self,
@@ -608,21 +857,18 @@ class _SoftmaxLoss(SimilarityLoss):
     log_temperature: nn.Parameter | None
 
     def _init_softmax(
-        self, temperature: float, learnable_temperature: bool, chunk_size: int | None
+        self,
+        temperature: float,
+        learnable_temperature: bool,
+        chunk_size: int | None,
+        impl: Impl = "auto",
     ) -> None:
         where = type(self).__name__
         self.temperature = params.positive(where, "temperature", temperature)
         self.learnable_temperature = params.boolean(
             where, "learnable_temperature", learnable_temperature
         )
-        if chunk_size is not None:
-            params.positive_int(where, "chunk_size", chunk_size)
-            if self.similarity not in F.CHUNKED_SIMILARITIES:
-                raise ValueError(
-                    f"{where}: similarity must be one of {list(F.CHUNKED_SIMILARITIES)} with "
-                    f"chunk_size, got {self.similarity!r}"
-                )
-        self.chunk_size = chunk_size
+        self._init_impl(impl, chunk_size)
         if self.learnable_temperature:
             self.log_temperature = nn.Parameter(torch.tensor(math.log(self.temperature)))
         else:
@@ -636,16 +882,29 @@ class _SoftmaxLoss(SimilarityLoss):
 
     def _per_anchor(self, candidates: Candidates) -> tuple[Tensor, Tensor]:
         temperature = self.current_temperature()
-        if self.chunk_size is None:
+        impl = self._choose_impl(candidates)
+        if impl == "torch":
             similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
+            if _in_batch(candidates):
+                # Positive = the diagonal, every other key a forced or in-batch negative:
+                # softplus(lse_neg - z_ii) is the cross-entropy of row i at target i.
+                values = nn.functional.cross_entropy(
+                    similarity / temperature, _diagonal(candidates), reduction="none"
+                )
+                return values, _in_batch_valid(candidates)
             positive, negative = candidates.masks()
             return F.info_nce_per_anchor(similarity, positive, negative, temperature=temperature)
-        return F.chunked_info_nce_per_anchor(
-            candidates,
-            similarity=self.similarity,
-            temperature=temperature,
-            chunk_size=self.chunk_size,
-        )
+        if impl == "streaming":
+            return F.chunked_info_nce_per_anchor(
+                candidates,
+                similarity=self.similarity,
+                temperature=temperature,
+                chunk_size=self.chunk_size or DEFAULT_CHUNK,
+            )
+        from rankloss.kernels import contrastive
+
+        queries, keys, _ = self._unit_rows(candidates)
+        return contrastive.fused_per_anchor("info_nce", queries / temperature, keys, candidates)
 
 
 @register_loss("info_nce", family="embedding", function=F.info_nce_loss)
@@ -665,9 +924,11 @@ class InfoNCELoss(_SoftmaxLoss):
     initialised at ``temperature``), ``symmetric=False`` (``keys`` form: the mean of the
     query->key and key->query directions, CLIP style), ``false_negatives='mask'`` (``keys``
     form with ``labels``: other keys of the query's class are left out, or with
-    ``"positive"`` are positives), ``chunk_size=None`` (an int: the memory-bounded path of
-    :func:`rankloss.functional.chunked_info_nce_loss`, similarity ``"dot"`` or ``"cosine"``),
-    ``reduction='mean'``.
+    ``"positive"`` are positives), ``impl='auto'`` (``"torch"``, ``"streaming"`` or
+    ``"triton"``, see :mod:`rankloss.kernels.dispatch`), ``chunk_size=None`` (an int: the
+    memory-bounded path of :func:`rankloss.functional.chunked_info_nce_loss`, similarity
+    ``"dot"`` or ``"cosine"``), ``reduction='mean'``. Without labels in the ``keys`` form the
+    direct path is one ``F.cross_entropy`` of the logits against the diagonal.
     """
 
     def __init__(
@@ -678,6 +939,7 @@ class InfoNCELoss(_SoftmaxLoss):
         learnable_temperature: bool = False,
         symmetric: bool = False,
         false_negatives: FalseNegatives = "mask",
+        impl: Impl = "auto",
         chunk_size: int | None = None,
         reduction: Reduction = "mean",
     ) -> None:
@@ -687,7 +949,7 @@ class InfoNCELoss(_SoftmaxLoss):
         self.false_negatives = params.choice(
             where, "false_negatives", false_negatives, FALSE_NEGATIVES
         )
-        self._init_softmax(temperature, learnable_temperature, chunk_size)
+        self._init_softmax(temperature, learnable_temperature, chunk_size, impl)
 
     def _false_negatives(self) -> FalseNegatives:
         return self.false_negatives
@@ -701,6 +963,19 @@ class InfoNCELoss(_SoftmaxLoss):
         generator: torch.Generator | None,
     ) -> Tensor:
         where = type(self).__name__
+        if (
+            not self.symmetric
+            and weights is None
+            and self.reduction == "mean"
+            and candidates.num_keys > 1
+            and _in_batch(candidates)
+            and self._choose_impl(candidates) == "torch"
+        ):
+            # In-batch InfoNCE: exactly the mean cross-entropy against the diagonal.
+            similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
+            return nn.functional.cross_entropy(
+                similarity / self.current_temperature(), _diagonal(candidates)
+            )
         if not self.symmetric:
             values, valid = self._per_anchor(candidates)
             return reduce_values(values, valid, weights, self.reduction, where=where)
@@ -737,7 +1012,8 @@ class NTXentLoss(_SoftmaxLoss):
     ``loss(embeddings, labels)`` is :class:`InfoNCELoss` with this temperature.
 
     Hyper-parameters: ``similarity='cosine'``, ``temperature=0.5``,
-    ``learnable_temperature=False``, ``chunk_size=None``, ``reduction='mean'``.
+    ``learnable_temperature=False``, ``impl='auto'`` (as :class:`InfoNCELoss`),
+    ``chunk_size=None``, ``reduction='mean'``.
     """
 
     def __init__(
@@ -746,11 +1022,12 @@ class NTXentLoss(_SoftmaxLoss):
         similarity: Similarity = "cosine",
         temperature: float = 0.5,
         learnable_temperature: bool = False,
+        impl: Impl = "auto",
         chunk_size: int | None = None,
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(similarity=similarity, reduction=reduction)
-        self._init_softmax(temperature, learnable_temperature, chunk_size)
+        self._init_softmax(temperature, learnable_temperature, chunk_size, impl)
 
     @computes_in_float32
     def forward(
@@ -817,7 +1094,7 @@ class NTXentLoss(_SoftmaxLoss):
             hard_negatives=hard_negatives,
             where=where,
         )
-        if self.chunk_size is None:
+        if self._choose_impl(candidates) == "torch":
             similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
             positive, negative = candidates.masks()
             return F.nt_xent_loss(
@@ -841,3 +1118,111 @@ class NTXentLoss(_SoftmaxLoss):
     ) -> Tensor:
         values, valid = self._per_anchor(candidates)
         return reduce_values(values, valid, weights, self.reduction, where=type(self).__name__)
+
+
+@register_loss("siglip", family="embedding", function=S.siglip_loss)
+class SigLIPLoss(SimilarityLoss):
+    r"""The sigmoid loss of SigLIP (Zhai et al., ICCV 2023): every pair its own binary
+    classification, no softmax over the candidates.
+
+    .. math::
+        \ell_a = \sum_{j \in \mathcal P_a \cup \mathcal N_a}
+        \operatorname{softplus}\bigl(-z_{aj}(t\,s_{aj} + b)\bigr),
+        \qquad z_{aj} = \pm 1 \text{ for a positive / negative pair}
+
+    (:func:`rankloss.functional.siglip_loss`). ``loss(images, keys=texts)``: the positive of
+    image ``i`` is text ``i``, every other text (and ``hard_negatives``, references without
+    labels) a negative; ``loss(embeddings, labels)`` pairs by label.
+
+    Hyper-parameters: ``similarity='cosine'``, ``scale=10.0`` (:math:`t > 0`),
+    ``bias=-10.0`` (:math:`b`), ``learnable=True`` (``log_scale`` and ``bias`` are
+    ``nn.Parameter``\ s initialised at :math:`\log t` and :math:`b`, as in the paper),
+    ``impl='auto'`` (``"torch"``, ``"streaming"`` or ``"triton"``; the fused paths need
+    similarity ``"dot"`` or ``"cosine"``), ``chunk_size=None``, ``reduction='mean'`` (the mean
+    over anchors of the per-anchor sum, the paper's :math:`1/|\mathcal B|`).
+    """
+
+    takes_hard_negatives = True
+
+    log_scale: nn.Parameter | None
+    bias_parameter: nn.Parameter | None
+
+    def __init__(
+        self,
+        *,
+        similarity: Similarity = "cosine",
+        scale: float = 10.0,
+        bias: float = -10.0,
+        learnable: bool = True,
+        impl: Impl = "auto",
+        chunk_size: int | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(similarity=similarity, reduction=reduction)
+        where = type(self).__name__
+        self.scale = params.positive(where, "scale", scale)
+        self.bias = params.number(where, "bias", bias)
+        self.learnable = params.boolean(where, "learnable", learnable)
+        self._init_impl(impl, chunk_size)
+        if self.learnable:
+            self.log_scale = nn.Parameter(torch.tensor(math.log(self.scale)))
+            self.bias_parameter = nn.Parameter(torch.tensor(self.bias))
+        else:
+            self.register_parameter("log_scale", None)
+            self.register_parameter("bias_parameter", None)
+
+    def current_scale(self) -> float | Tensor:
+        """The scale in use: ``exp(log_scale)`` when learnable, else ``scale``."""
+        return self.log_scale.exp() if self.log_scale is not None else self.scale
+
+    def current_bias(self) -> float | Tensor:
+        """The bias in use: the parameter when learnable, else ``bias``."""
+        return self.bias_parameter if self.bias_parameter is not None else self.bias
+
+    def _loss(
+        self,
+        candidates: Candidates,
+        *,
+        indices: Pairs | Triplets | None,
+        weights: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        impl = self._choose_impl(candidates)
+        if impl == "torch":
+            return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
+        scale, bias = self.current_scale(), self.current_bias()
+        if impl == "streaming":
+            values, valid = S.chunked_siglip_per_anchor(
+                candidates,
+                similarity=self.similarity,
+                scale=scale,
+                bias=bias,
+                chunk_size=self.chunk_size or DEFAULT_CHUNK,
+            )
+        else:
+            from rankloss.kernels import contrastive
+
+            queries, keys, _ = self._unit_rows(candidates)
+            bias_t = bias if isinstance(bias, Tensor) else queries.new_tensor(bias)
+            values, valid = contrastive.fused_per_anchor(
+                "siglip", queries * scale, keys, candidates, bias=bias_t
+            )
+        return reduce_values(values, valid, weights, self.reduction, where=type(self).__name__)
+
+    def _compute(
+        self,
+        similarity: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        triplets: Triplets | None,
+        weights: Tensor | None,
+    ) -> Tensor:
+        return S.siglip_loss(
+            similarity,
+            positive,
+            negative,
+            scale=self.current_scale(),
+            bias=self.current_bias(),
+            weights=weights,
+            reduction=self.reduction,
+        )
