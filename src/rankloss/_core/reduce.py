@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from rankloss._core.validation import ListBatch, check_choice, shape_str
+from rankloss._core.validation import ListBatch, check_choice, check_weights, shape_str
 
 __all__ = ["REDUCTIONS", "Reduction", "reduce_values", "reduce_lists", "masked_mean"]
 
@@ -55,6 +55,10 @@ def reduce_values(
 
     A batch with nothing to learn from gives a finite zero still connected to the graph, so
     ``backward()`` works and gives zero gradients. Cost: :math:`O(B)`.
+
+    Raises:
+        ValueError: for weights of the wrong dtype or shape, or holding NaN, inf or a negative
+            value (naming the first such position).
     """
     check_choice("reduction", reduction, REDUCTIONS, where)
     if weights is not None:
@@ -67,6 +71,12 @@ def reduce_values(
                 f"{where}: weights has shape {shape_str(weights)}; expected "
                 f"{shape_str(values)}, one weight per {'anchor' if values.dim() == 1 else 'list'}"
             )
+        check_weights(weights, where)
+    return _reduce(values, valid, weights, reduction)
+
+
+def _reduce(values: Tensor, valid: Tensor, weights: Tensor | None, reduction: str) -> Tensor:
+    """:func:`reduce_values` on inputs already checked."""
     zero = values.new_zeros(())
     kept = torch.where(valid, values, zero)
     if reduction == "none":
@@ -84,6 +94,11 @@ def reduce_values(
 
 def reduce_lists(per_list: Tensor, valid: Tensor, batch: ListBatch, reduction: str) -> Tensor:
     """:func:`reduce_values` for list losses: per-list weights from ``batch``, and
-    ``reduction="none"`` reshaped back to the caller's batch shape ``[...]``."""
-    out = reduce_values(per_list, valid, batch.list_weights, reduction)
+    ``reduction="none"`` reshaped back to the caller's batch shape ``[...]``.
+
+    ``batch`` was validated by :func:`rankloss._core.validation.check_lists` (its weights
+    included), so nothing is checked again here: no device synchronisation.
+    """
+    check_choice("reduction", reduction, REDUCTIONS, "loss")
+    out = _reduce(per_list, valid, batch.list_weights, reduction)
     return batch.unflatten(out) if reduction == "none" else out

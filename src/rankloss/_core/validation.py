@@ -33,6 +33,7 @@ from rankloss._core import params
 
 __all__ = [
     "ListBatch",
+    "check_weights",
     "check_lists",
     "check_embeddings",
     "compute_dtype",
@@ -155,6 +156,48 @@ def _not_finite(
     )
 
 
+def _weights_ok(weights: Tensor) -> Tensor:
+    """A 0-d bool tensor: every weight is finite and non-negative (no synchronisation)."""
+    return (torch.isfinite(weights) & (weights >= 0)).all()
+
+
+def _bad_weights(values: Tensor, original: Tensor, where: str) -> ValueError | None:
+    """The error for the first non-finite, then the first negative, weight, if any.
+
+    ``values`` holds the weights in the compute dtype (padded items zeroed), ``original`` the
+    caller's weights in their own shape. Weights scale terms of a loss: a NaN or infinite one
+    would make the loss NaN, and a negative one would reward a wrong ranking, so both are
+    refused.
+    """
+    error = _not_finite(values, original, "weights", where, "weights must be finite")
+    if error is not None:
+        return error
+    negative = (values.reshape(-1) < 0).nonzero()
+    if negative.numel() == 0:
+        return None
+    index = int(negative[0, 0])
+    return ValueError(
+        f"{where}: weights holds {original.reshape(-1)[index].item()!r} at "
+        f"{_position(index, original.shape)} (weights must be non-negative)"
+    )
+
+
+def check_weights(weights: Tensor, where: str) -> None:
+    """Raise ``ValueError`` naming the first NaN, infinite or negative entry of ``weights``.
+
+    The message reads ``"<where>: weights holds nan at [2] (weights must be finite)"``, as the
+    other finiteness checks do. Cost: one pass and one device synchronisation.
+    """
+    values = weights.detach()
+    if not values.dtype.is_floating_point:
+        values = values.to(torch.float32)
+    if bool(_weights_ok(values)):
+        return
+    error = _bad_weights(values, weights.detach(), where)
+    if error is not None:
+        raise error
+
+
 def _warn_padding_labels(where: str) -> None:
     """Issue :class:`PaddingLabelWarning` (once per process) at the caller's line."""
     global _warned_padding_labels
@@ -223,9 +266,10 @@ def check_lists(
 
     Raises:
         ValueError: naming the argument and the shapes when the contract is broken, or naming
-            the argument and the first position where a real (unmasked) score or label is NaN
-            or infinite. Padding may hold anything. Cost of the finiteness check: one
-            ``isfinite().all()`` over the scores and labels, and one device synchronisation.
+            the argument and the first position where a real (unmasked) score, label or
+            weight is NaN or infinite, or where a weight is negative. Padding may hold
+            anything. Cost of the finiteness check: one fused ``isfinite().all()`` over the
+            scores, labels and weights, and one device synchronisation.
 
     Warns:
         PaddingLabelWarning: once per process, when labels hold -1 and no mask is given
@@ -279,20 +323,46 @@ def check_lists(
     else:
         flat_mask = mask.reshape(num_lists, n).to(scores.device)
     zero = flat_scores.new_zeros(())
-    flat_scores = torch.where(flat_mask, flat_scores, zero)
+    # Without a mask there is no padding to zero (and nothing to spend on it).
+    if mask is not None:
+        flat_scores = torch.where(flat_mask, flat_scores, zero)
     if labels is not None:
         flat_labels = labels.reshape(num_lists, n).to(dtype)
-        flat_labels = torch.where(flat_mask, flat_labels, zero)
+        if mask is not None:
+            flat_labels = torch.where(flat_mask, flat_labels, zero)
     else:
         flat_labels = torch.zeros_like(flat_scores)
-    # One check (one device synchronisation) for both; padding is already zero. Until the
+    list_weights = item_weights = flat_weights = None
+    if weights is not None:
+        if not isinstance(weights, Tensor):
+            weights = torch.as_tensor(weights, device=scores.device)
+        if weights.is_complex() or weights.dtype == torch.bool:
+            raise ValueError(f"{where}: weights must be real numbers, got dtype {weights.dtype}")
+        if weights.shape == shape:
+            item_weights = weights.reshape(num_lists, n).to(dtype)
+            if mask is not None:
+                item_weights = torch.where(flat_mask, item_weights, zero)
+            flat_weights = item_weights
+        elif weights.shape == batch_shape:
+            list_weights = weights.reshape(-1).to(dtype)
+            flat_weights = list_weights
+        else:
+            raise ValueError(
+                f"{where}: weights has shape {shape_str(weights)}; expected per-list "
+                f"{shape_str(scores[..., 0])} or per-item {shape_str(scores)}"
+            )
+    # One check (one device synchronisation) for all; padding is already zero. Until the
     # padding-label warning has been issued, the same synchronisation asks for -1 labels.
     finite = torch.isfinite(flat_scores).all() & torch.isfinite(flat_labels).all()
+    if flat_weights is not None:
+        weights_ok = _weights_ok(flat_weights.detach())
+        finite = finite & weights_ok
     minus_one = False
     if mask is None and labels is not None and not _warned_padding_labels:
         finite_flag, minus_one = torch.stack([finite, (flat_labels == -1).any()]).tolist()
     else:
         finite_flag = bool(finite)
+    weights_error = None
     if not finite_flag:
         what = "a real item; padding may hold anything, real items must be finite"
         for name, flat, original in (
@@ -305,24 +375,18 @@ def check_lists(
                 )
                 if error is not None:
                     raise error
+        if flat_weights is not None and isinstance(weights, Tensor):
+            shown = (
+                weights
+                if list_weights is not None
+                else torch.where(flat_mask.reshape(shape), weights, 0)
+            )
+            weights_error = _bad_weights(flat_weights.detach(), shown.detach(), where)
     if minus_one:
         _warn_padding_labels(where)
 
-    list_weights = item_weights = None
-    if weights is not None:
-        if not isinstance(weights, Tensor):
-            weights = torch.as_tensor(weights, device=scores.device)
-        if weights.is_complex() or weights.dtype == torch.bool:
-            raise ValueError(f"{where}: weights must be real numbers, got dtype {weights.dtype}")
-        if weights.shape == shape:
-            item_weights = torch.where(flat_mask, weights.reshape(num_lists, n).to(dtype), zero)
-        elif weights.shape == batch_shape:
-            list_weights = weights.reshape(-1).to(dtype)
-        else:
-            raise ValueError(
-                f"{where}: weights has shape {shape_str(weights)}; expected per-list "
-                f"{shape_str(scores[..., 0])} or per-item {shape_str(scores)}"
-            )
+    if weights_error is not None:
+        raise weights_error
     return ListBatch(flat_scores, flat_labels, flat_mask, list_weights, item_weights, batch_shape)
 
 
