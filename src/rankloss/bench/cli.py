@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 import warnings
@@ -54,6 +56,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
+    bench.add_argument(
+        "--nproc",
+        type=int,
+        help="train every run with N processes (DistributedDataParallel), launched with "
+        "torchrun on this machine; N >= 1 (default 1). Running the command under "
+        "'torchrun --nproc-per-node N -m rankloss bench ...' does the same",
+    )
     bench.set_defaults(func=_run_bench)
 
     listing = subparsers.add_parser("list", help="list suites, data sets, losses and metrics")
@@ -67,8 +76,8 @@ def _refuse(message: str) -> NoReturn:
 
 
 def _check_counts(args: argparse.Namespace) -> None:
-    """``--seeds``, ``--epochs`` and ``--threads`` are integers >= 1 when given."""
-    for option in ("seeds", "epochs", "threads"):
+    """``--seeds``, ``--epochs``, ``--threads`` and ``--nproc`` are integers >= 1 when given."""
+    for option in ("seeds", "epochs", "threads", "nproc"):
         value = getattr(args, option)
         if value is not None:
             try:
@@ -128,7 +137,57 @@ def _filter_losses(suites: list[SuiteSpec], wanted: str | None) -> list[SuiteSpe
     return out
 
 
+def torchrun_command(args: argparse.Namespace) -> list[str]:
+    """The command that runs this ``rankloss bench`` under ``torchrun`` with ``args.nproc``
+    processes on this machine (``python -m torch.distributed.run --standalone
+    --nproc-per-node N -m rankloss bench ...``, every option but ``--nproc`` passed on)."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={args.nproc}",
+        "-m",
+        "rankloss",
+        "bench",
+        *args.suites,
+    ]
+    for option in ("config", "losses", "seeds", "epochs", "device", "out", "threads"):
+        value = getattr(args, option)
+        if value is not None:
+            command += [f"--{option}", str(value)]
+    for flag in ("no_plots", "no_progress"):
+        if getattr(args, flag):
+            command.append("--" + flag.replace("_", "-"))
+    return command
+
+
+def _launched_world_size() -> int:
+    """The number of processes torchrun started this one among (1 when not under it)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
 def _run_bench(args: argparse.Namespace) -> int:
+    _check_counts(args)
+    if args.nproc is not None and args.nproc > 1 and _launched_world_size() == 1:
+        return subprocess.call(torchrun_command(args))
+    if _launched_world_size() > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if _device(args.device) == "cuda" else "gloo"
+            dist.init_process_group(backend)
+            try:
+                return _run_bench_here(args)
+            finally:
+                dist.destroy_process_group()
+    return _run_bench_here(args)
+
+
+def _run_bench_here(args: argparse.Namespace) -> int:
     from rankloss.bench.config import load_config
     from rankloss.bench.report import (
         markdown_tables,
@@ -139,8 +198,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     from rankloss.bench.runner import BenchmarkRunner
     from rankloss.bench.suites import check_suite, resolve_suites
     from rankloss.bench.tasks import TASKS, resolve_dataset
+    from rankloss.distributed.training import is_main_process
 
-    _check_counts(args)
     seeds = device = out = None
     if args.config is not None:
         try:
@@ -174,7 +233,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    progress = not args.no_progress and sys.stderr.isatty()
+    main = is_main_process()  # under torchrun only rank 0 reports; the others only train
+    progress = not args.no_progress and sys.stderr.isatty() and main
     start = time.perf_counter()
     with _warnings_on_one_line():
         runner = BenchmarkRunner(
@@ -184,8 +244,11 @@ def _run_bench(args: argparse.Namespace) -> int:
             device=device,
             progress=progress,
             dataset_resolver=resolve_dataset,
+            log=print if main else (lambda _: None),
         )
         wanted = runner.run(suites)
+    if not main:
+        return 0
     paths = write_reports(out_dir, wanted, plots=not args.no_plots)
     print(markdown_tables(summarise(wanted)))
     per_class = per_class_tables(wanted)

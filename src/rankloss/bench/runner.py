@@ -11,6 +11,11 @@ exclusive lock (``fcntl.flock`` on ``.results.lock`` in the folder) and merges t
 with its own, so no process loses another's runs. A ``results.json`` that cannot be read (not
 JSON, not UTF-8, or not a rankloss results file) is moved aside to
 ``results.json.corrupt-<timestamp>`` with a warning and rebuilt from the per-run records.
+
+Under ``torch.distributed`` (``torchrun --nproc-per-node N -m rankloss bench ...``, or
+``rankloss bench --nproc N``) every rank runs every planned run together (the trainer uses
+``DistributedDataParallel``); rank 0 alone decides what is left to run, holds the locks and
+writes the records and ``results.json``, while the other ranks only train.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from rankloss._io import atomic_write_json
 from rankloss.bench.suites import LossSpec, SuiteSpec
+from rankloss.distributed import training as _dist
 
 try:
     import fcntl
@@ -246,10 +252,12 @@ class BenchmarkRunner:
         self.resolve = dataset_resolver or (lambda suite: suite.dataset)
         self.log = log
         self.results_path = self.out / "results.json"
-        with _locked(self.out):
-            self.runs, stale = _load_results(self.out)
-            if stale:
-                atomic_write_json(self.results_path, {"runs": self.runs})
+        self.runs: list[dict[str, Any]] = []
+        if _dist.is_main_process():  # under torch.distributed only rank 0 touches the files
+            with _locked(self.out):
+                self.runs, stale = _load_results(self.out)
+                if stale:
+                    atomic_write_json(self.results_path, {"runs": self.runs})
 
     def _done_keys(self) -> set[tuple[str, int]]:
         return {_key(r) for r in self.runs}
@@ -283,6 +291,8 @@ class BenchmarkRunner:
         """
         planned = self.plan(suites)
         keys = [(SuiteSpec.config_hash(p[0].run_config(p[1], p[2])), p[3]) for p in planned]
+        if _dist.is_distributed():
+            return self._run_distributed(planned, keys)
         done = self._done_keys()
         todo = [p for p, key in zip(planned, keys) if key not in done]
         skipped = len(planned) - len(todo)
@@ -308,6 +318,48 @@ class BenchmarkRunner:
             bar.close()
         by_key = {_key(r): r for r in self.runs}
         return [by_key[key] for key in keys if key in by_key]
+
+    def _run_distributed(
+        self,
+        planned: list[tuple[SuiteSpec, LossSpec, str, int]],
+        keys: list[tuple[str, int]],
+    ) -> list[dict[str, Any]]:
+        """Every rank runs each unfinished run together; rank 0 chooses them (under the run's
+        lock, held until the run is written) and writes the results."""
+        main = _dist.is_main_process()
+        done = self._done_keys() if main else set()
+        todo = _dist.broadcast_object([i for i, key in enumerate(keys) if key not in done])
+        if main and len(todo) < len(planned):
+            skipped = len(planned) - len(todo)
+            self.log(f"resuming: {skipped} of {len(planned)} runs already in {self.results_path}")
+        env = environment(self.device)
+        bar = _progress(len(todo), self.progress and main)
+        try:
+            for index in todo:
+                suite, loss, dataset, seed = planned[index]
+                bar.set_description(f"{suite.name}: {loss.label} seed {seed}")
+                workdir = self._workdir(suite, keys[index][0], seed)
+                with contextlib.ExitStack() as stack:
+                    if main:
+                        workdir.mkdir(parents=True, exist_ok=True)
+                        handle = stack.enter_context(open(workdir / ".run.lock", "a+b"))
+                        if fcntl is not None:
+                            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                            stack.callback(fcntl.flock, handle.fileno(), fcntl.LOCK_UN)
+                        with _locked(self.out):
+                            self.runs = _merge(_load_results(self.out)[0], self.runs)
+                    # Another process may have finished it meanwhile: rank 0 says.
+                    if _dist.broadcast_object(keys[index] not in self._done_keys()):
+                        self._run_one(suite, loss, dataset, seed, env)
+                    _dist.barrier()
+                bar.update(1)
+        finally:
+            bar.close()
+        by_key = {_key(r): r for r in self.runs}
+        return cast(
+            list[dict[str, Any]],
+            _dist.broadcast_object([by_key[key] for key in keys if key in by_key]),
+        )
 
     def _workdir(self, suite: SuiteSpec, key: str, seed: int) -> Path:
         return self.out / "runs" / f"{suite.name}-{key}-seed{seed}"
@@ -355,9 +407,12 @@ class BenchmarkRunner:
         try:
             result = self.tasks[suite.task](context)
         except SkipRun as reason:
-            self.log(f"{suite.name}: skipping {loss.label!r}: {reason}")
+            if _dist.is_main_process():
+                self.log(f"{suite.name}: skipping {loss.label!r}: {reason}")
             return
         seconds = time.perf_counter() - start
+        if not _dist.is_main_process():
+            return  # under torch.distributed, rank 0 writes the record
         record = {
             "suite": suite.name,
             "dataset": dataset,
@@ -372,6 +427,7 @@ class BenchmarkRunner:
             "notes": result.notes,
             "extra_metrics": {k: float(v) for k, v in result.extra_metrics.items()},
             "environment": env,
+            "world_size": _dist.get_world_size(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write_json(workdir / RECORD_NAME, record)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -99,6 +100,35 @@ class MetricAccumulator:
             if self.keep_per_list:
                 self._values[spec.name].extend(other._values[spec.name])
         self._seen += other._seen
+        return self
+
+    def state_dict(self) -> dict[str, object]:
+        """The accumulated state as plain types and CPU tensors (sums, counts, lists seen and,
+        with ``keep_per_list``, every list's values), e.g. to send to another process."""
+        return {
+            "metrics": [spec.name for spec in self.specs],
+            "sum": dict(self._sum),
+            "count": dict(self._count),
+            "seen": self._seen,
+            "values": {name: list(chunks) for name, chunks in self._values.items()},
+        }
+
+    def merge_state_dict(self, state: dict[str, object]) -> MetricAccumulator:
+        """Add a state from :meth:`state_dict` (same metrics), as :meth:`merge` adds an
+        accumulator."""
+        if state.get("metrics") != [spec.name for spec in self.specs]:
+            raise ValueError(
+                "MetricAccumulator.merge_state_dict: the state tracks different metrics "
+                f"({state.get('metrics')!r}, not {[spec.name for spec in self.specs]!r})"
+            )
+        sums, counts = cast(dict, state["sum"]), cast(dict, state["count"])
+        values = cast(dict, state["values"])
+        for spec in self.specs:
+            self._sum[spec.name] += float(sums[spec.name])
+            self._count[spec.name] += int(counts[spec.name])
+            if self.keep_per_list:
+                self._values[spec.name].extend(values[spec.name])
+        self._seen += int(cast(int, state["seen"]))
         return self
 
     @property

@@ -3,10 +3,27 @@ lists, to pass as ``DataLoader(dataset, batch_sampler=...)``.
 
 Every sampler is deterministic given its ``seed`` (or a ``generator``, from which one seed is
 drawn at construction) and the epoch set by :meth:`set_epoch`; no global random state is used.
-Under ``torch.distributed`` every rank builds the same global sequence of batches and takes
-every ``world_size``-th batch from position ``rank`` (the number of batches is rounded down to
-a multiple of ``world_size`` so that ranks stay in step). ``rank`` and ``world_size`` default to
-the initialised process group, else 0 and 1.
+Under ``torch.distributed`` every rank builds the same global sequence of batches (from the
+same seed and epoch), and one of two rules gives each rank its share:
+
+* ``shard=False`` (the default): a global batch is one batch of ``batch_size``; rank ``r``
+  takes every ``world_size``-th batch from position ``r`` (the number of batches is rounded
+  down to a multiple of ``world_size`` so that ranks stay in step). One optimizer step of
+  ``world_size`` processes then sees ``world_size`` batches that one process would have seen
+  in ``world_size`` steps.
+* ``shard=True``: ``batch_size`` is the batch of one rank, and a global batch of
+  ``world_size * batch_size`` is drawn exactly as one process with that batch size would draw
+  it, then cut into ``world_size`` consecutive slices, rank ``r`` taking slice ``r``. The
+  slices are whole units (an ``m``-sample class block of :class:`MPerClassSampler`, a list of
+  :class:`ListSampler`), so every rank keeps the ``m``-per-class structure. ``world_size``
+  processes with batch ``b`` then make the same optimizer steps as one process with batch
+  ``world_size * b`` (under a loss that averages over the global batch). A last global batch
+  of :class:`ListSampler` with fewer lists than ranks is dropped, so that every rank has data.
+
+In both cases every global batch is drawn once per epoch, no index repeats across ranks within
+a global step (beyond what one process would repeat), and :meth:`set_epoch` changes the order
+deterministically. ``rank`` and ``world_size`` default to the initialised process group, else
+0 and 1.
 """
 
 from __future__ import annotations
@@ -40,7 +57,9 @@ class _SeededBatchSampler(Sampler[list[int]]):
         generator: torch.Generator | None,
         rank: int | None,
         world_size: int | None,
+        shard: bool = False,
     ) -> None:
+        self.shard = params.boolean(type(self).__name__, "shard", shard)
         if generator is not None:
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         self.seed = int(seed)
@@ -67,19 +86,41 @@ class _SeededBatchSampler(Sampler[list[int]]):
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
 
-    def _global_batches(self, generator: torch.Generator) -> list[list[int]]:
+    @property
+    def draw_size(self) -> int:
+        """How many processes' batches one drawn batch holds: ``world_size`` with
+        ``shard=True``, else 1."""
+        return self.world_size if self.shard else 1
+
+    def _global_units(self, generator: torch.Generator) -> list[list[list[int]]]:
+        """The drawn batches of an epoch, each a list of units (index lists kept together)."""
         raise NotImplementedError
 
     def _num_global_batches(self) -> int:
         raise NotImplementedError
 
+    def _global_batches(self, generator: torch.Generator) -> list[list[int]]:
+        return [[i for unit in units for i in unit] for units in self._global_units(generator)]
+
     def __len__(self) -> int:
+        if self.shard:
+            return self._num_global_batches()
         return self._num_global_batches() // self.world_size
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._global_batches(self._generator())
-        usable = len(batches) // self.world_size * self.world_size
-        yield from batches[self.rank : usable : self.world_size]
+        if not self.shard:
+            batches = self._global_batches(self._generator())
+            usable = len(batches) // self.world_size * self.world_size
+            yield from batches[self.rank : usable : self.world_size]
+            return
+        for units in self._global_units(self._generator()):
+            if len(units) < self.world_size:
+                continue  # too few units for every rank to have one
+            # Consecutive slices whose sizes differ by at most one unit.
+            share, extra = divmod(len(units), self.world_size)
+            start = self.rank * share + min(self.rank, extra)
+            mine = units[start : start + share + (self.rank < extra)]
+            yield [i for unit in mine for i in unit]
 
 
 class _Cycler:
@@ -114,7 +155,8 @@ class MPerClassSampler(_SeededBatchSampler):
         m: samples per class in a batch; must divide ``batch_size``.
         batch_size: items per batch; ``batch_size // m`` must not exceed the number of classes.
         num_batches: global batches per epoch (default ``n // batch_size``, at least 1).
-        seed, generator, rank, world_size: see the module docstring.
+        seed, generator, rank, world_size, shard: see the module docstring; with ``shard=True``
+            ``batch_size`` is the batch of one rank.
     """
 
     def __init__(
@@ -128,8 +170,9 @@ class MPerClassSampler(_SeededBatchSampler):
         generator: torch.Generator | None = None,
         rank: int | None = None,
         world_size: int | None = None,
+        shard: bool = False,
     ) -> None:
-        super().__init__(seed, generator, rank, world_size)
+        super().__init__(seed, generator, rank, world_size, shard)
         where = "MPerClassSampler"
         self.labels = _as_long(labels, "labels", where)
         m = params.positive_int(where, "m", m)
@@ -141,7 +184,7 @@ class MPerClassSampler(_SeededBatchSampler):
                 f"m ({m})"
             )
         self.classes, inverse = torch.unique(self.labels, return_inverse=True)
-        self.classes_per_batch = batch_size // m
+        self.classes_per_batch = batch_size * self.draw_size // m
         if self.classes_per_batch > len(self.classes):
             raise ValueError(
                 f"MPerClassSampler: a batch needs {self.classes_per_batch} classes but labels "
@@ -149,12 +192,12 @@ class MPerClassSampler(_SeededBatchSampler):
             )
         self.members = [torch.nonzero(inverse == c)[:, 0] for c in range(len(self.classes))]
         self.m, self.batch_size = m, batch_size
-        self.num_batches = num_batches or max(1, len(self.labels) // batch_size)
+        self.num_batches = num_batches or max(1, len(self.labels) // (batch_size * self.draw_size))
 
     def _num_global_batches(self) -> int:
         return self.num_batches
 
-    def _global_batches(self, generator: torch.Generator) -> list[list[int]]:
+    def _global_units(self, generator: torch.Generator) -> list[list[list[int]]]:
         class_cycle = _Cycler(torch.arange(len(self.classes)), generator)
         members = [_Cycler(pool, generator) for pool in self.members]
         batches = []
@@ -166,7 +209,7 @@ class MPerClassSampler(_SeededBatchSampler):
                 c = class_cycle.take(1)[0]
                 (deferred if c in chosen else chosen).append(c)
             class_cycle.order = deferred + class_cycle.order
-            batches.append([i for c in chosen for i in members[c].take(self.m)])
+            batches.append([members[c].take(self.m) for c in chosen])
         return batches
 
 
@@ -183,7 +226,8 @@ class ClassBalancedSampler(_SeededBatchSampler):
         batch_size: items per batch.
         num_batches: global batches per epoch (default ``n // batch_size``, at least 1).
         power: exponent of the inverse class frequency.
-        seed, generator, rank, world_size: see the module docstring.
+        seed, generator, rank, world_size, shard: see the module docstring; with ``shard=True``
+            ``batch_size`` is the batch of one rank.
     """
 
     def __init__(
@@ -197,8 +241,9 @@ class ClassBalancedSampler(_SeededBatchSampler):
         generator: torch.Generator | None = None,
         rank: int | None = None,
         world_size: int | None = None,
+        shard: bool = False,
     ) -> None:
-        super().__init__(seed, generator, rank, world_size)
+        super().__init__(seed, generator, rank, world_size, shard)
         where = "ClassBalancedSampler"
         self.labels = _as_long(labels, "labels", where)
         batch_size = params.positive_int(where, "batch_size", batch_size)
@@ -207,19 +252,17 @@ class ClassBalancedSampler(_SeededBatchSampler):
         _, inverse, counts = torch.unique(self.labels, return_inverse=True, return_counts=True)
         self.item_weights = counts[inverse].double().pow(-power)
         self.batch_size = batch_size
-        self.num_batches = num_batches or max(1, len(self.labels) // batch_size)
+        self.num_batches = num_batches or max(1, len(self.labels) // (batch_size * self.draw_size))
 
     def _num_global_batches(self) -> int:
         return self.num_batches
 
-    def _global_batches(self, generator: torch.Generator) -> list[list[int]]:
+    def _global_units(self, generator: torch.Generator) -> list[list[list[int]]]:
+        size = self.batch_size * self.draw_size
         draws = torch.multinomial(
-            self.item_weights,
-            self.num_batches * self.batch_size,
-            replacement=True,
-            generator=generator,
+            self.item_weights, self.num_batches * size, replacement=True, generator=generator
         )
-        return draws.view(self.num_batches, self.batch_size).tolist()
+        return [[[i] for i in batch] for batch in draws.view(self.num_batches, size).tolist()]
 
 
 class ListSampler(_SeededBatchSampler):
@@ -237,7 +280,8 @@ class ListSampler(_SeededBatchSampler):
         labels: ``[n]`` graded relevance of each item.
         items_per_list, lists_per_batch: the batch shape.
         shuffle: visit the lists in a random order each epoch.
-        seed, generator, rank, world_size: see the module docstring.
+        seed, generator, rank, world_size, shard: see the module docstring; with ``shard=True``
+            ``lists_per_batch`` is the number of lists of one rank.
     """
 
     def __init__(
@@ -253,8 +297,9 @@ class ListSampler(_SeededBatchSampler):
         generator: torch.Generator | None = None,
         rank: int | None = None,
         world_size: int | None = None,
+        shard: bool = False,
     ) -> None:
-        super().__init__(seed, generator, rank, world_size)
+        super().__init__(seed, generator, rank, world_size, shard)
         ids = _as_long(query_ids, "query_ids", "ListSampler")
         relevance = torch.as_tensor(labels).cpu()
         if relevance.shape != ids.shape:
@@ -275,7 +320,10 @@ class ListSampler(_SeededBatchSampler):
         self.shuffle = shuffle
 
     def _num_global_batches(self) -> int:
-        return -(-len(self.lists) // self.lists_per_batch)
+        per_draw = self.lists_per_batch * self.draw_size
+        full, rest = divmod(len(self.lists), per_draw)
+        # With shard=True a last batch with fewer lists than ranks is dropped.
+        return full + (rest >= self.draw_size)
 
     def _sample_list(self, q: int, generator: torch.Generator) -> list[int]:
         members, relevant = self.lists[q], self.relevant[q]
@@ -290,11 +338,12 @@ class ListSampler(_SeededBatchSampler):
             chosen = torch.cat([rel, fill])
         return torch.sort(chosen).values.tolist()
 
-    def _global_batches(self, generator: torch.Generator) -> list[list[int]]:
+    def _global_units(self, generator: torch.Generator) -> list[list[list[int]]]:
         count = len(self.lists)
         order = torch.randperm(count, generator=generator) if self.shuffle else torch.arange(count)
+        per_draw = self.lists_per_batch * self.draw_size
         batches = []
-        for start in range(0, count, self.lists_per_batch):
-            group = order[start : start + self.lists_per_batch].tolist()
-            batches.append([i for q in group for i in self._sample_list(q, generator)])
+        for start in range(0, count, per_draw):
+            group = order[start : start + per_draw].tolist()
+            batches.append([self._sample_list(q, generator) for q in group])
         return batches

@@ -10,6 +10,13 @@ the :class:`~rankloss.train.Trainer` is built (``task.check_loss``) and at every
 
 Evaluation uses :mod:`rankloss.metrics` and its names: ``recall@k`` is the fraction of the
 relevant items among the first ``k``, ``hit@k`` is 1 when any relevant item is among them.
+
+Under ``torch.distributed`` (several processes, see ``docs/distributed.md``),
+:class:`LTRTask` and :class:`EmbeddingTask` take ``rank`` and ``world_size`` in
+``train_batches`` and ``evaluate``: training draws each global batch of ``world_size *
+batch_size`` exactly as one process with that batch size would, and gives rank ``r`` its
+consecutive slice; evaluation scores a slice of the split on each rank and gathers what the
+metrics need, so that every rank reports the numbers of one process.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from rankloss.data.types import (
     RecDataset,
     TextRetrievalDataset,
 )
+from rankloss.distributed.metrics import embedding_retrieval_metrics as _gathered_retrieval
+from rankloss.distributed.metrics import mean_per_list, shard_range
 
 __all__ = [
     "LTRTask",
@@ -155,14 +164,26 @@ class LTRTask:
         """``TypeError`` unless ``loss`` is a list loss (or a callable without a kind)."""
         check_loss_kind("LTRTask", loss, ("list",))
 
-    def train_batches(self, generator: torch.Generator) -> Iterator[LTRSplit]:
-        return list_batches(
+    def train_batches(
+        self, generator: torch.Generator, *, rank: int = 0, world_size: int = 1
+    ) -> Iterator[LTRSplit]:
+        """Batches of ``batch_size`` lists; with ``world_size > 1``, rank ``rank``'s slice of
+        each global batch of ``world_size * batch_size`` lists (a last global batch with fewer
+        lists than ranks is dropped)."""
+        batches = list_batches(
             self.data.train,
-            self.batch_size,
+            self.batch_size * world_size,
             shuffle=True,
             generator=generator,
             max_items=self.max_items,
         )
+        if world_size == 1:
+            yield from batches
+            return
+        for batch in batches:
+            if len(batch) >= world_size:
+                start, stop = shard_range(len(batch), rank, world_size)
+                yield batch.subset(torch.arange(start, stop))
 
     def training_step(self, model: nn.Module, batch: LTRSplit, loss: LossFn) -> Tensor:
         self.check_loss(loss)
@@ -177,15 +198,23 @@ class LTRTask:
             parts.append(model(f, m).float().cpu())
         return torch.cat(parts)
 
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, split: str, *, rank: int = 0, world_size: int = 1
+    ) -> dict[str, float]:
+        """``ndcg@k``, ``map``, ``mrr`` means over the lists of ``split``; with ``world_size >
+        1`` each rank scores its slice of the lists and the per-list values are gathered
+        (:func:`rankloss.distributed.metrics.mean_per_list`)."""
         data = self.data.split(split)
-        scores = self.scores(model, data)
-        out = {
-            f"ndcg@{k}": _mean(metrics.ndcg(scores, data.labels, data.mask, k=k)) for k in self.ks
-        }
-        out["map"] = _mean(metrics.average_precision(scores, data.labels, data.mask))
-        out["mrr"] = _mean(metrics.reciprocal_rank(scores, data.labels, data.mask))
-        return out
+        if world_size > 1:
+            start, stop = shard_range(len(data), rank, world_size)
+            data = data.subset(torch.arange(start, stop))
+        scores = self.scores(model, data) if len(data) else torch.zeros(data.mask.shape)
+        values = {f"ndcg@{k}": metrics.ndcg(scores, data.labels, data.mask, k=k) for k in self.ks}
+        values["map"] = metrics.average_precision(scores, data.labels, data.mask)
+        values["mrr"] = metrics.reciprocal_rank(scores, data.labels, data.mask)
+        if world_size > 1:
+            return mean_per_list(values)
+        return {name: _mean(v) for name, v in values.items()}
 
 
 # ============================================================================ embeddings
@@ -240,18 +269,29 @@ class EmbeddingTask:
         """``TypeError`` unless ``loss`` is an embedding or list loss usable with ``form``."""
         _resolve_form("EmbeddingTask", self.form, loss)
 
-    def train_batches(self, generator: torch.Generator) -> Iterator[_Labelled]:
+    def train_batches(
+        self, generator: torch.Generator, *, rank: int = 0, world_size: int = 1
+    ) -> Iterator[_Labelled]:
+        """Batches of ``per_class`` samples of each of ``batch_size // per_class`` classes;
+        with ``world_size > 1``, rank ``rank``'s slice (whole classes) of each global batch of
+        ``world_size * batch_size`` samples (:class:`~rankloss.mining.MPerClassSampler` with
+        ``shard=True``), whose class count is rounded down to a multiple of ``world_size``."""
         from rankloss.mining import MPerClassSampler
 
         train = self.data.train
         # As many classes per batch as fit, at most every class of the training split.
-        classes = min(self.batch_size // self.per_class, int(torch.unique(train.y).numel()))
+        total = self.batch_size * world_size
+        classes = min(total // self.per_class, int(torch.unique(train.y).numel()))
+        classes = max(1, classes // world_size)  # of one rank
         sampler = MPerClassSampler(
             train.y,
             self.per_class,
-            max(1, classes) * self.per_class,
-            num_batches=self.batches_per_epoch or max(1, len(train) // self.batch_size),
+            classes * self.per_class,
+            num_batches=self.batches_per_epoch or max(1, len(train) // total),
             generator=generator,
+            rank=rank,
+            world_size=world_size,
+            shard=True,
         )
         for index in sampler:
             rows = torch.as_tensor(index)
@@ -276,14 +316,31 @@ class EmbeddingTask:
         ]
         return torch.cat(parts)
 
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, split: str, *, rank: int = 0, world_size: int = 1
+    ) -> dict[str, float]:
+        """Retrieval metrics of ``split``; with ``world_size > 1`` each rank embeds its slice
+        of the queries (and of the reference split) and the embeddings are gathered, so the
+        gallery is the whole split (see
+        :func:`rankloss.distributed.metrics.embedding_retrieval_metrics`)."""
         data = self.data.split(split)
-        query = self.embed(model, data.x)
+        retrieval = metrics.embedding_retrieval_metrics
+        if world_size > 1:
+            retrieval = _gathered_retrieval
+        start, stop = shard_range(len(data.y), rank, world_size)
+        query = self.embed(model, data.x[start:stop])
         if self.reference is None:
-            return metrics.embedding_retrieval_metrics(query, data.y, ks=self.ks)
+            return retrieval(query, data.y[start:stop], ks=self.ks)
         ref = self.data.split(self.reference)
-        return metrics.embedding_retrieval_metrics(
-            query, data.y, self.embed(model, ref.x), ref.y, ks=self.ks, exclude_self=False
+        start, stop = shard_range(len(ref.y), rank, world_size)
+        ref_embeddings = self.embed(model, ref.x[start:stop])
+        return retrieval(
+            query,
+            data.y[start:stop],
+            ref_embeddings,
+            ref.y[start:stop],
+            ks=self.ks,
+            exclude_self=False,
         )
 
 

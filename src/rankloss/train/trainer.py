@@ -9,6 +9,7 @@ evaluate a split (see :mod:`rankloss.train.tasks`).
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import math
@@ -18,10 +19,10 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -29,6 +30,8 @@ from torch import Tensor, nn
 
 from rankloss._core import params as check
 from rankloss._io import atomic_write_keeping_previous, atomic_write_text
+from rankloss.distributed import DistributedLoss
+from rankloss.distributed import training as _dist
 
 __all__ = [
     "Task",
@@ -335,6 +338,25 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def _global_embedding_loss(loss: nn.Module) -> nn.Module:
+    """``DistributedLoss(loss, mode="global")``: the embedding loss over every rank's batch
+    (a loss it cannot wrap, e.g. a combination, is used on each rank's batch, with a
+    warning)."""
+    try:
+        wrapped: nn.Module = DistributedLoss(cast(Any, loss), mode="global")
+    except TypeError as error:
+        warnings.warn(
+            f"Trainer: {error}; under torch.distributed this loss sees only each rank's own "
+            "batch, not the global one",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return loss
+    if getattr(wrapped, "kind", None) is None:  # tasks pick the call form from the kind
+        setattr(wrapped, "kind", "embedding")  # noqa: B010 - an attribute nn.Module types refuse
+    return wrapped
+
+
 class Trainer:
     """Train ``model`` on ``task`` with ``loss``.
 
@@ -357,7 +379,9 @@ class Trainer:
         grad_clip: clip the global gradient norm to this value.
         early_stopping: an :class:`EarlyStopping`, a dict of its fields, or ``None``.
         validation_split: split evaluated after every epoch (``None``: no validation).
-        log_dir: where ``steps.csv/jsonl`` and ``epochs.csv/jsonl`` are written.
+        log_dir: where ``steps.csv/jsonl`` and ``epochs.csv/jsonl`` are written. Without
+            ``resume`` (or with nothing to resume from) the logs start afresh: rows of an
+            earlier run in the same folder are removed.
         checkpoint_dir: where ``last.pt`` is written atomically after every epoch (model,
             optimizer, scaler, RNG states, early-stopping state, best weights, history); the
             one before it is kept as ``previous.pt``. A checkpoint holds only tensors and
@@ -371,6 +395,27 @@ class Trainer:
         progress: show tqdm bars (default: only when stderr is a terminal).
         restore_best: load the best validation weights at the end (with early stopping).
         log_every: write one step row every ``log_every`` steps.
+        distributed: train with ``DistributedDataParallel`` across the processes of the
+            initialised ``torch.distributed`` group (``None``, the default: when one is
+            initialised with more than one process, as under ``torchrun``; ``True`` without
+            one is a ``ValueError``).
+
+    Under ``torch.distributed`` (``docs/distributed.md``) every rank builds the same trainer:
+    the model is wrapped in ``DistributedDataParallel`` (on CUDA, ``device="cuda"`` or the
+    default means ``cuda:LOCAL_RANK``); a task whose ``train_batches``/``evaluate`` take
+    ``rank`` and ``world_size`` (:class:`~rankloss.train.LTRTask`,
+    :class:`~rankloss.train.EmbeddingTask`) gives each rank its slice of every global batch
+    of ``world_size * batch_size`` and merges evaluation across ranks, so that ``N``
+    processes with batch ``b`` train as one process with batch ``N * b``; another task's
+    batches are dealt out in turn (rank ``r`` takes batches ``r, r + N, ...``) and its
+    evaluation runs whole on every rank (rank 0's numbers are used). The task must call the
+    model through ``forward`` (the wrapper synchronises gradients there).
+    An embedding loss (kind ``"embedding"``) is wrapped in
+    :class:`rankloss.distributed.DistributedLoss` (``mode="global"``: the loss sees every
+    rank's embeddings); the gradients of a loss's own parameters are averaged across ranks.
+    Rank 0 writes the logs and checkpoints while the others wait at a barrier; every rank
+    resumes from the same checkpoint; the logged loss is the mean over ranks; a non-finite
+    loss on any rank stops every rank, and early stopping is decided the same on all.
 
     Training stops with ``FloatingPointError`` (naming the epoch, step and parameter) at the
     first non-finite loss, non-finite gradient (checked before the optimizer step, so the
@@ -402,6 +447,7 @@ class Trainer:
         progress: bool | None = None,
         restore_best: bool = True,
         log_every: int = 1,
+        distributed: bool | None = None,
     ) -> None:
         # Checked before the model is moved or anything is built.
         check.positive_int("Trainer", "epochs", epochs)
@@ -412,13 +458,40 @@ class Trainer:
         check.positive_int("Trainer", "log_every", log_every)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"Trainer: seed must be an int, got {type(seed).__name__}")
+        if distributed is None:
+            distributed = _dist.is_distributed()
+        elif check.boolean("Trainer", "distributed", distributed) and not _dist.is_distributed():
+            raise ValueError(
+                "Trainer: distributed=True needs an initialised torch.distributed process group "
+                "with more than one process (run under torchrun), got none"
+            )
+        self.distributed = bool(distributed)
+        self.rank = _dist.get_rank() if self.distributed else 0
+        self.world_size = _dist.get_world_size() if self.distributed else 1
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.distributed and self.device.type == "cuda" and self.device.index is None:
+            local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
+            self.device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        if self.distributed and self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
         self.model = model.to(self.device)
         self.task = task
         self.loss = build_loss(loss, **dict(loss_options or {}))
         _check_task_loss(task, self.loss)
         if isinstance(self.loss, nn.Module):
             self.loss = self.loss.to(self.device)
+        #: What training calls: the model itself, or its DistributedDataParallel wrapper (whose
+        #: construction copies rank 0's weights to every rank), and the loss itself, or an
+        #: embedding loss wrapped to see every rank's embeddings.
+        self.train_model: nn.Module = self.model
+        self.train_loss: Callable[..., Tensor] = self.loss
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+            if getattr(self.loss, "kind", None) == "embedding":
+                self.train_loss = _global_embedding_loss(cast(nn.Module, self.loss))
         self.optimizer = self._build_optimizer(optimizer, lr, weight_decay, optimizer_options)
         self.epochs, self.seed = int(epochs), int(seed)
         self.amp, self.grad_clip = bool(amp), grad_clip
@@ -426,7 +499,7 @@ class Trainer:
             early_stopping = EarlyStopping(**early_stopping)
         self.early_stopping = early_stopping
         self.validation_split = validation_split
-        self.logs = _Logs(log_dir)
+        self.logs = _Logs(log_dir if self.rank == 0 else None)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.resume = resume
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -519,10 +592,12 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write ``last.pt`` atomically, keeping the one before as ``previous.pt``."""
         path = self.checkpoint_path
-        if path is not None:
+        if path is not None and self.rank == 0:
             state = self.state_dict()
             previous = path.with_name("previous.pt")
             atomic_write_keeping_previous(path, lambda handle: torch.save(state, handle), previous)
+        if path is not None and self.distributed:
+            _dist.barrier()  # no rank runs ahead of (or resumes from) a half-written checkpoint
 
     def _resume_state(self) -> dict[str, Any] | None:
         """The newest readable checkpoint (``last.pt``, else ``previous.pt``), or ``None``.
@@ -577,7 +652,15 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until ``epochs`` or early stopping; returns a :class:`TrainResult`."""
         resumed_from = None
-        state = self._resume_state() if self.resume else None
+        state = None
+        if self.resume:
+            # Under torch.distributed rank 0 reads first (moving a torn file aside), then the
+            # others read the same checkpoint.
+            state = self._resume_state() if self.rank == 0 else None
+            if self.distributed:
+                _dist.barrier()
+                if self.rank != 0:
+                    state = self._resume_state()
         if state is not None:
             if state.get("seed", self.seed) != self.seed:
                 raise ValueError(
@@ -587,8 +670,9 @@ class Trainer:
             self.logs.truncate(self.epoch, self.global_step)
             resumed_from = self.epoch
         else:
-            if self.resume:  # rows of an attempt killed before its first checkpoint
-                self.logs.truncate(0, 0)
+            # A fresh start: rows of an attempt killed before its first checkpoint, or of an
+            # earlier run in the same log_dir, are removed.
+            self.logs.truncate(0, 0)
             seed_everything(self.seed)
         while self.epoch < self.epochs and not self.stopped_early:
             self._train_epoch()
@@ -608,17 +692,28 @@ class Trainer:
         self.model.train()
         start = time.perf_counter()
         total, count = 0.0, 0
-        batches = self.task.train_batches(self._epoch_generator(epoch))
+        batches = self._train_batches(epoch)
         bar = self._bar(batches, desc=f"epoch {epoch}/{self.epochs}")
         for step, batch in enumerate(bar, 1):
             batch = move_to_device(batch, self.device)
             with self._autocast():
-                value = self.task.training_step(self.model, batch, self.loss)
-            if not torch.isfinite(value):
+                value = self.task.training_step(self.train_model, batch, self.train_loss)
+            if self.distributed:
+                # One all-reduce: the mean loss over ranks, non-finite if any rank's is.
+                loss_value = _dist.sum_over_ranks(float(value.detach())) / self.world_size
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(
+                        f"loss is {loss_value} (mean over ranks; {value.item()} on rank "
+                        f"{self.rank}) at epoch {epoch}, step {step}"
+                    )
+            elif not torch.isfinite(value):
                 raise FloatingPointError(f"loss is {value.item()} at epoch {epoch}, step {step}")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(value).backward()
-            loss_value = float(value.detach())
+            if self.distributed:
+                self._average_loss_gradients()
+            else:
+                loss_value = float(value.detach())
             where = f"epoch {epoch}, step {step} (global step {self.global_step + 1})"
             if not self.scaler.is_enabled():  # the scaler skips non-finite steps itself
                 self._check_finite("gradient", where, loss_value)
@@ -657,10 +752,50 @@ class Trainer:
         row.update({f"{self.validation_split}/{k}": v for k, v in metrics.items()})
         self.epoch = epoch
         self._early_stopping(metrics)
+        if self.distributed:  # the same metrics give the same decision; make sure of it
+            self.stopped_early = _dist.any_rank(self.stopped_early)
         row["best_epoch"] = self.best_epoch
         self.history.append(row)
         self.logs.write("epochs", row)
         self.save_checkpoint()
+
+    def _train_batches(self, epoch: int) -> Iterable[Any]:
+        """This rank's batches of epoch ``epoch`` (all of them in one process)."""
+        generator = self._epoch_generator(epoch)
+        if not self.distributed:
+            return self.task.train_batches(generator)
+        wanted = {"rank", "world_size"}
+        try:
+            takes = wanted <= set(inspect.signature(self.task.train_batches).parameters)
+        except (TypeError, ValueError):
+            takes = False
+        if takes:
+            return cast(Any, self.task).train_batches(
+                generator, rank=self.rank, world_size=self.world_size
+            )
+        return self._dealt(self.task.train_batches(generator))
+
+    def _dealt(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """Batches ``rank, rank + N, ...``, only from whole groups of ``N`` (ranks stay in
+        step), read lazily."""
+        group: list[Any] = []
+        for batch in batches:
+            group.append(batch)
+            if len(group) == self.world_size:
+                yield group[self.rank]
+                group = []
+
+    def _average_loss_gradients(self) -> None:
+        """Average the gradients of the loss's own parameters (proxies, ...) over ranks, as
+        DistributedDataParallel does for the model's."""
+        if not isinstance(self.loss, nn.Module):
+            return
+        import torch.distributed as dist
+
+        for parameter in self.loss.parameters():
+            if parameter.grad is not None:
+                dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+                parameter.grad.div_(self.world_size)
 
     def _check_finite(self, what: str, where: str, loss_value: float) -> None:
         """Raise ``FloatingPointError`` naming the first parameter whose gradient (``what ==
@@ -719,6 +854,22 @@ class Trainer:
         self.model.eval()
         try:
             with self._autocast():
-                return {k: float(v) for k, v in self.task.evaluate(self.model, split).items()}
+                return self._evaluate(split)
         finally:
             self.model.train(was)
+
+    def _evaluate(self, split: str) -> dict[str, float]:
+        if not self.distributed:
+            return {k: float(v) for k, v in self.task.evaluate(self.model, split).items()}
+        try:
+            parameters = inspect.signature(self.task.evaluate).parameters
+        except (TypeError, ValueError):
+            parameters = {}  # type: ignore[assignment]
+        if {"rank", "world_size"} <= set(parameters):
+            merged = cast(Any, self.task).evaluate(
+                self.model, split, rank=self.rank, world_size=self.world_size
+            )
+            return {k: float(v) for k, v in merged.items()}
+        # A task that cannot merge across ranks evaluates everything on every rank.
+        values = {k: float(v) for k, v in self.task.evaluate(self.model, split).items()}
+        return cast(dict[str, float], _dist.broadcast_object(values))
