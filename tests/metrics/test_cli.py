@@ -19,7 +19,9 @@ def files(tmp_path):
 
 def test_eval_prints_a_table(files, capsys):
     qrels_path, run_path, run, qrels = files
-    assert main(["eval", qrels_path, run_path, "-m", "ndcg@10", "-m", "map"]) == 0
+    assert (
+        main(["eval", qrels_path, run_path, "-m", "ndcg@10", "-m", "map", "--format", "table"]) == 0
+    )
     out = capsys.readouterr().out
     means = M.evaluate(qrels, run, ["ndcg@10", "map"])
     last = [line for line in out.splitlines() if line.startswith("all")][0].split()
@@ -30,7 +32,8 @@ def test_eval_prints_a_table(files, capsys):
 
 def test_eval_per_query_and_options(files, capsys):
     qrels_path, run_path, *_ = files
-    assert main(["eval", qrels_path, run_path, "--per-query", "-c", "--digits", "2"]) == 0
+    args = ["eval", qrels_path, run_path, "--per-query", "-c", "--digits", "2", "--format", "table"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "ndcg@10" in out and "mrr" in out  # default metrics
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:-1]}

