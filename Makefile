@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 BENCH_OUT ?= bench-out
 
-.PHONY: bench test lint venv clean
+.PHONY: bench test lint docs venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,16 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy src/rankloss tests/test_typing.py
 
-test: lint
+# The documentation site (mkdocs + mkdocstrings, API reference from the docstrings); --strict
+# turns every warning (a broken link, a docstring griffe cannot read) into a failure.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+test: lint docs
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --cov=rankloss --cov-report=term:skip-covered
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/rankloss bench quick --threads 1 --out $(BENCH_OUT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage site

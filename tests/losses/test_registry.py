@@ -101,7 +101,7 @@ def test_hyper_parameters_match_the_function_signature(name):
 
 def test_unknown_name_raises_key_error_listing_names():
     with pytest.raises(KeyError) as info:
-        get("rank_net")
+        get("ranknett")
     message = str(info.value)
     assert "did you mean 'ranknet'" in message
     for name in NAMES:
