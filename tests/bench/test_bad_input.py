@@ -97,7 +97,8 @@ def test_bad_option_is_refused_before_any_work(
         (CONFIG + "[[suite.loss]]\nname = 'nope'\n", "loss 'nope': unknown loss 'nope'; known:"),
         (
             CONFIG + "[[suite.loss]]\nname = 'ranknet'\nhyper = { zz = 1 }\n",
-            "RankNetLoss got an unknown hyper-parameter 'zz'; valid: ['impl', 'k', 'reduction', 'sigma', 'tile_size']",
+            "RankNetLoss got an unknown hyper-parameter 'zz'; "
+            "valid: ['impl', 'k', 'reduction', 'sigma', 'tile_size']",
         ),
     ],
     ids=[
