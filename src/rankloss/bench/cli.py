@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -170,6 +172,31 @@ def _launched_world_size() -> int:
         return 1
 
 
+#: What ``rankloss bench`` imports, by the extra that installs it.
+_NEEDS = {"scikit-learn": "sklearn", "pandas": "pandas", "numpy": "numpy"}
+
+
+def _check_extras(plots: bool) -> None:
+    """Refuse, before any work, when a package the benchmark needs is not installed."""
+    missing = [name for name, module in _NEEDS.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        _refuse(f"{', '.join(missing)} not installed: pip install 'rankloss[bench]'")
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        _refuse("plots need matplotlib: pip install 'rankloss[bench]', or pass --no-plots")
+
+
+def _log_to_stderr() -> None:
+    """Send the ``rankloss`` logger's INFO lines (one per finished run) to stderr, unless the
+    program has configured logging itself."""
+    root = logging.getLogger("rankloss")
+    if root.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rankloss bench: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def _run_bench(args: argparse.Namespace) -> int:
     _check_counts(args)
     if args.nproc is not None and args.nproc > 1 and _launched_world_size() == 1:
@@ -234,7 +261,10 @@ def _run_bench_here(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     main = is_main_process()  # under torchrun only rank 0 reports; the others only train
+    _check_extras(plots=not args.no_plots)
     progress = not args.no_progress and sys.stderr.isatty() and main
+    if main:
+        _log_to_stderr()
     start = time.perf_counter()
     with _warnings_on_one_line():
         runner = BenchmarkRunner(

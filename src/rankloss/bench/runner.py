@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import time
@@ -36,6 +37,9 @@ import torch
 from rankloss._io import atomic_write_json
 from rankloss.bench.suites import LossSpec, SuiteSpec
 from rankloss.distributed import training as _dist
+
+#: Run-by-run progress when no progress bar is shown (stderr is not a terminal).
+logger = logging.getLogger("rankloss.bench")
 
 try:
     import fcntl
@@ -253,6 +257,8 @@ class BenchmarkRunner:
         self.log = log
         self.results_path = self.out / "results.json"
         self.runs: list[dict[str, Any]] = []
+        self._todo = 0  # runs to do in the current call of run(), for the progress lines
+        self._finished: list[float] = []  # seconds of each run finished in this call
         if _dist.is_main_process():  # under torch.distributed only rank 0 touches the files
             with _locked(self.out):
                 self.runs, stale = _load_results(self.out)
@@ -295,6 +301,7 @@ class BenchmarkRunner:
             return self._run_distributed(planned, keys)
         done = self._done_keys()
         todo = [p for p, key in zip(planned, keys) if key not in done]
+        self._todo, self._finished = len(todo), []
         skipped = len(planned) - len(todo)
         if skipped:
             self.log(f"resuming: {skipped} of {len(planned)} runs already in {self.results_path}")
@@ -329,6 +336,7 @@ class BenchmarkRunner:
         main = _dist.is_main_process()
         done = self._done_keys() if main else set()
         todo = _dist.broadcast_object([i for i, key in enumerate(keys) if key not in done])
+        self._todo, self._finished = len(todo), []
         if main and len(todo) < len(planned):
             skipped = len(planned) - len(todo)
             self.log(f"resuming: {skipped} of {len(planned)} runs already in {self.results_path}")
@@ -432,6 +440,42 @@ class BenchmarkRunner:
         }
         atomic_write_json(workdir / RECORD_NAME, record)
         self._save(record)
+        self._report(record)
+
+    def _report(self, record: dict[str, Any]) -> None:
+        """One log line per finished run (what ran, its primary metric, its time, the runs
+        left and an estimate of the time left), when no progress bar shows it."""
+        self._finished.append(float(record["seconds"]))
+        if self.progress:
+            return
+        done, total = len(self._finished), max(self._todo, len(self._finished))
+        left = total - done
+        eta = sum(self._finished) / done * left
+        primary = record["primary"]
+        value = record["metrics"].get(primary, float("nan"))
+        logger.info(
+            "[%d/%d] %s: %s seed %d: %s=%.4f in %.1f s; %d left, about %s",
+            done,
+            total,
+            record["suite"],
+            record["loss"],
+            record["seed"],
+            primary,
+            value,
+            record["seconds"],
+            left,
+            _duration(eta),
+        )
+
+
+def _duration(seconds: float) -> str:
+    """``"1h02m"``, ``"4m05s"`` or ``"12s"``."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
 
 
 def _progress(total: int, enabled: bool) -> Any:
