@@ -26,6 +26,7 @@ __all__ = [
     "pairs_to_triplets",
     "triplets_to_pairs",
     "keep_top_per_anchor",
+    "from_indices_tuple",
 ]
 
 
@@ -330,3 +331,55 @@ def triplets_to_pairs(triplets: Triplets) -> Pairs:
     is_positive = (unique % 2).bool()
     unique = unique // 2
     return Pairs(unique // width, unique % width, is_positive)
+
+
+def from_indices_tuple(indices: object, where: str = "indices") -> Pairs | Triplets | None:
+    """:class:`Pairs` or :class:`Triplets` from pytorch-metric-learning's indices tuples.
+
+    ``(anchor, positive, negative)``: three ``[T]`` integer tensors, one triplet per position.
+    ``(anchor1, positive, anchor2, negative)``: four tensors, the positive pairs
+    ``(anchor1[t], positive[t])`` and the negative pairs ``(anchor2[t], negative[t])``.
+    :class:`Pairs`, :class:`Triplets` and ``None`` pass through unchanged.
+
+    Raises:
+        TypeError: another object, or a tuple of another length.
+        ValueError: a tensor that is not 1-D integer, or parts of different lengths.
+
+    >>> t = from_indices_tuple((torch.tensor([0]), torch.tensor([1]), torch.tensor([2])))
+    >>> type(t).__name__, t.negative.tolist()
+    ('Triplets', [2])
+    """
+    if indices is None or isinstance(indices, (Pairs, Triplets)):
+        return indices
+    if not isinstance(indices, (tuple, list)) or len(indices) not in (3, 4):
+        length = f" of length {len(indices)}" if isinstance(indices, (tuple, list)) else ""
+        raise TypeError(
+            f"{where}: indices must be Pairs, Triplets or an indices tuple of 3 tensors "
+            f"(anchor, positive, negative) or 4 (anchor1, positive, anchor2, negative), got "
+            f"{type(indices).__name__}{length}"
+        )
+    parts = []
+    for position, part in enumerate(indices):
+        if not isinstance(part, Tensor) or part.dim() != 1 or part.is_floating_point():
+            shape = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
+            raise ValueError(
+                f"{where}: indices[{position}] must be a 1-D integer tensor, got {shape}"
+            )
+        parts.append(part.long())
+    if len(parts) == 3:
+        if not parts[0].shape == parts[1].shape == parts[2].shape:
+            raise ValueError(
+                f"{where}: the three parts of a triplet tuple differ in length: "
+                f"{[len(t) for t in parts]}"
+            )
+        return Triplets(parts[0], parts[1], parts[2])
+    a1, pos, a2, neg = parts
+    if a1.shape != pos.shape or a2.shape != neg.shape:
+        raise ValueError(
+            f"{where}: anchor1 and positive, and anchor2 and negative, must have equal lengths, "
+            f"got {[len(t) for t in parts]}"
+        )
+    is_positive = torch.cat(
+        [torch.ones_like(a1, dtype=torch.bool), torch.zeros_like(a2, dtype=torch.bool)]
+    )
+    return Pairs(torch.cat([a1, a2]), torch.cat([pos, neg]), is_positive)

@@ -47,7 +47,13 @@ from rankloss._core import params
 from rankloss._core.candidates import FALSE_NEGATIVES, Candidates, build_candidates
 from rankloss._core.reduce import Reduction, reduce_values
 from rankloss._core.similarity import SIMILARITIES, Similarity, pairwise_similarity
-from rankloss._core.tuples import Pairs, Triplets, pairs_to_triplets, triplets_to_pairs
+from rankloss._core.tuples import (
+    Pairs,
+    Triplets,
+    from_indices_tuple,
+    pairs_to_triplets,
+    triplets_to_pairs,
+)
 from rankloss._core.validation import check_embeddings, computes_in_float32, shape_str
 from rankloss.functional import embedding as F
 from rankloss.functional import siglip as S
@@ -275,7 +281,7 @@ class SimilarityLoss(EmbeddingLoss):
         ref_embeddings: Tensor | None = None,
         ref_labels: Tensor | None = None,
         hard_negatives: Tensor | None = None,
-        indices: Pairs | Triplets | None = None,
+        indices: Pairs | Triplets | tuple[Tensor, ...] | None = None,
         weights: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
@@ -291,6 +297,7 @@ class SimilarityLoss(EmbeddingLoss):
             hard_negatives: ``[N, d]`` or ``[N, h, d]`` extra negatives of every anchor (only
                 the losses that take them).
             indices: :class:`~rankloss.mining.Pairs` or :class:`~rankloss.mining.Triplets`
+                (or pytorch-metric-learning's indices tuple of 3 or 4 tensors)
                 indexing anchors and candidates (the batch, or the keys, then the references,
                 then the hard negatives): use these tuples only (pair and triplet losses, and
                 not with a ``miner``).
@@ -301,6 +308,7 @@ class SimilarityLoss(EmbeddingLoss):
             A scalar, or ``[N]`` with ``reduction="none"``.
         """
         where = type(self).__name__
+        indices = from_indices_tuple(indices, where)
         self._check_parts(hard_negatives, indices)
         candidates = build_candidates(
             embeddings,
@@ -1039,7 +1047,7 @@ class NTXentLoss(_SoftmaxLoss):
         ref_embeddings: Tensor | None = None,
         ref_labels: Tensor | None = None,
         hard_negatives: Tensor | None = None,
-        indices: Pairs | Triplets | None = None,
+        indices: Pairs | Triplets | tuple[Tensor, ...] | None = None,
         weights: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
@@ -1056,6 +1064,7 @@ class NTXentLoss(_SoftmaxLoss):
                 generator=generator,
             )
         where = type(self).__name__
+        indices = from_indices_tuple(indices, where)
         self._check_parts(hard_negatives, indices)
         view1 = check_embeddings(embeddings, "embeddings", where)
         view2 = check_embeddings(keys, "keys", where)
