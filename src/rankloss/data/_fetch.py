@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import posixpath
 import re
@@ -46,6 +47,47 @@ from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 from rankloss._io import atomic_write
+
+#: Says what is downloaded, how large it is, and how far the download has got (INFO).
+logger = logging.getLogger("rankloss.data")
+
+
+def _size(n: int | None) -> str:
+    """``"512 B"``, ``"1.5 MB"``, ``"2.3 GB"``, or ``"size unknown"``."""
+    if n is None:
+        return "size unknown"
+    value = float(n)
+    for unit in ("B", "KB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+class _DownloadLog:
+    """One line before a download (what and how large) and one at each quarter (or every
+    50 MB when the size is not announced), on the ``rankloss.data`` logger."""
+
+    def __init__(self, url: str, total: int | None) -> None:
+        self.url, self.total, self.done, self.next = url, total, 0, 0.25
+        logger.info("downloading %s (%s)", url, _size(total))
+
+    def update(self, size: int) -> None:
+        step = self.done // 50_000_000
+        self.done += size
+        if self.total:
+            while self.next <= 1.0 and self.done >= self.next * self.total:
+                logger.info("  %s: %d%% of %s", self.url, round(self.next * 100), _size(self.total))
+                self.next += 0.25
+        elif self.done // 50_000_000 > step:
+            logger.info("  %s: %s so far", self.url, _size(self.done))
+
+
+def _announced(response: object) -> int | None:
+    headers = getattr(response, "headers", None)
+    value = headers.get("Content-Length") if headers is not None else None
+    return int(value) if value is not None and value.strip().isdigit() else None
+
 
 __all__ = [
     "DataFile",
@@ -240,11 +282,13 @@ def _copy_capped(url: str, response: IO[bytes], out: IO[bytes], limit: int) -> N
     if announced is not None and announced.strip().isdigit() and int(announced) > limit:
         raise _too_large(url, f"Content-Length {int(announced)} bytes is", limit)
     size = 0
+    progress = _DownloadLog(url, _announced(response))
     for block in iter(lambda: response.read(1 << 20), b""):
         size += len(block)
         if size > limit:
             raise _too_large(url, f"the body streamed {size} bytes,", limit)
         out.write(block)
+        progress.update(len(block))
 
 
 def _mkdir(path: Path) -> Path:
@@ -445,12 +489,14 @@ def _download(url: str, target: Path, limit: int = MAX_ARCHIVE_BYTES) -> str:
     """Stream ``url`` into ``target``; its SHA-256 (refused past ``limit`` bytes)."""
     digest, size = hashlib.sha256(), 0
     with _urlopen(url) as r, open(target, "wb") as w:
+        progress = _DownloadLog(url, _announced(r))
         for block in iter(lambda: r.read(1 << 20), b""):
             size += len(block)
             if size > limit:
                 raise ValueError(f"{url} is larger than {limit} bytes; refused")
             digest.update(block)
             w.write(block)
+            progress.update(len(block))
     return digest.hexdigest()
 
 
