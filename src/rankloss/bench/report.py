@@ -170,6 +170,53 @@ def _csv_text(tables: Sequence[SuiteTable]) -> str:
     return buffer.getvalue()
 
 
+def _bar_limits(means: Sequence[float], errors: Sequence[float]) -> tuple[float, float] | None:
+    """The x range of a bar plot: the bars' span (mean ± std) with 5% padding, starting at 0
+    unless the span is far from it; ``None`` when no mean is finite."""
+    finite = [(m, e) for m, e in zip(means, errors) if math.isfinite(m)]
+    if not finite:
+        return None
+    low = min(m - e for m, e in finite)
+    high = max(m + e for m, e in finite)
+    pad = 0.05 * (high - low) + 1e-3
+    start = max(0.0, low - pad)
+    if start < 0.25 * high:  # close to 0 anyway: show the whole bars
+        start = 0.0
+    return start, (min(1.0, high + pad) if high <= 1.0 else high + pad)
+
+
+def curve_over_seeds(
+    histories: Sequence[Sequence[dict[str, float]]], key: str, *, relative: bool = False
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """``(epochs, mean, low, high)`` of ``key`` over the seeds' histories, per epoch.
+
+    Only epochs every history reached are kept. ``relative=True`` divides each history by its
+    first value (training losses of different scales compare). ``low``/``high`` are the
+    minimum and maximum over seeds.
+    """
+    series: list[dict[float, float]] = []
+    for history in histories:
+        points = {
+            float(h.get("epoch", i + 1)): float(h[key]) for i, h in enumerate(history) if key in h
+        }
+        if relative and points:
+            first = points[min(points)]
+            if first != 0.0:
+                points = {e: v / first for e, v in points.items()}
+        if points:
+            series.append(points)
+    if not series:
+        return [], [], [], []
+    epochs = sorted(set.intersection(*(set(s) for s in series)))
+    values = [[s[e] for s in series] for e in epochs]
+    return (
+        epochs,
+        [sum(v) / len(v) for v in values],
+        [min(v) for v in values],
+        [max(v) for v in values],
+    )
+
+
 def _plot_bars(table: SuiteTable, path: Path) -> None:
     import matplotlib
 
@@ -186,12 +233,11 @@ def _plot_bars(table: SuiteTable, path: Path) -> None:
         errors = [table.std.get((row, metric), 0.0) for row in table.rows]
         ax.barh(positions, means, xerr=errors, color="#4c72b0", ecolor="black", capsize=3)
         ax.set_title(metric)
-        finite = [(m, e) for m, e in zip(means, errors) if math.isfinite(m)]
-        if finite:
-            low = min(m - e for m, e in finite)
-            high = max(m + e for m, e in finite)
-            pad = 0.05 * (high - low) + 1e-3
-            ax.set_xlim(max(0.0, low - pad), min(1.0, high + pad) if high <= 1.0 else high + pad)
+        limits = _bar_limits(means, errors)
+        if limits is not None:
+            ax.set_xlim(limits[0], limits[1])
+            if limits[0] > 0:  # a cut axis exaggerates differences: say so on the plot
+                ax.set_xlabel(f"axis cut: starts at {limits[0]:.3g}", color="#b03030")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(positions, table.rows)
     axes[0][0].invert_yaxis()
@@ -207,29 +253,30 @@ def _plot_curves(suite: str, runs: Sequence[dict[str, Any]], path: Path) -> bool
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves: dict[str, list[dict[str, float]]] = {}
+    curves: dict[str, list[list[dict[str, float]]]] = {}
     primary = "metric"
     for run in runs:
-        if run["suite"] == suite and run.get("history") and run["loss"] not in curves:
-            curves[run["loss"]] = run["history"]
+        if run["suite"] == suite and run.get("history"):
+            curves.setdefault(run["loss"], []).append(run["history"])
             primary = run.get("primary") or _primary_of(suite) or primary
     if not curves:
         return False
+    seeds = max(len(h) for h in curves.values())
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
     titles = {
         "train_loss": "training loss / its first-epoch value",
         "validation": f"validation {primary}",
     }
     for ax, key in zip(axes[0], titles):
-        for label, history in curves.items():
-            points = [(h.get("epoch", i + 1), h[key]) for i, h in enumerate(history) if key in h]
-            if key == "train_loss" and points and points[0][1] not in (0.0,):
-                first = points[0][1]
-                points = [(epoch, value / first) for epoch, value in points]
-            if points:
-                ax.plot(*zip(*points), marker=".", label=label)
+        for label, histories in curves.items():
+            epochs, mean, low, high = curve_over_seeds(histories, key, relative=key == "train_loss")
+            if epochs:
+                (line,) = ax.plot(epochs, mean, marker=".", label=label)
+                if len(histories) > 1:
+                    ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.15)
         ax.set_xlabel("epoch")
-        ax.set_title(f"{titles[key]} (first seed)")
+        band = f"mean of {seeds} seeds, band min-max" if seeds > 1 else "one seed"
+        ax.set_title(f"{titles[key]} ({band})", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in reversed(axes[0]):
         if ax.get_legend_handles_labels()[0]:
