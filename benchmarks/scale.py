@@ -650,6 +650,12 @@ def run_all(args) -> dict:
                     stopped[name] = "timeout"
                 results.append(row)
                 print(json.dumps(row), flush=True)
+        # Written after every loss, so a run stopped by a time limit keeps what it measured.
+        write_outputs(args.out, _report(args, device, rate, tol, results), plots=False)
+    return _report(args, device, rate, tol, results)
+
+
+def _report(args, device: str, rate, tol: float, results: list[dict]) -> dict:
     return {
         "machine": {
             "platform": platform.platform(),
@@ -772,6 +778,14 @@ def write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_outputs(out: str, report: dict, *, plots: bool) -> None:
+    """``scale.json`` and ``scale.md`` (and ``scale.png`` with ``plots``), each atomically."""
+    write_atomic(os.path.join(out, "scale.json"), json.dumps(report, indent=1))
+    write_atomic(os.path.join(out, "scale.md"), to_markdown(report))
+    if plots:
+        plot(report, os.path.join(out, "scale.png"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -812,9 +826,7 @@ def main(argv: list[str] | None = None) -> int:
         args.mem_limit_gb = 0.5 * total / 1e9
     os.makedirs(args.out, exist_ok=True)
     report = run_all(args)
-    write_atomic(os.path.join(args.out, "scale.json"), json.dumps(report, indent=1))
-    write_atomic(os.path.join(args.out, "scale.md"), to_markdown(report))
-    plot(report, os.path.join(args.out, "scale.png"))
+    write_outputs(args.out, report, plots=True)
     print(to_markdown(report))
     return 0
 
