@@ -339,8 +339,10 @@ def _pml(loss: str) -> Callable[[dict], torch.Tensor]:
         def run(inp):
             n = len(inp["emb"])
             idx = torch.arange(n, device=inp["emb"].device)
-            # queries vs keys only: ref_emb form (one direction, like InfoNCE)
-            return ntx(inp["emb"].float(), idx, ref_emb=inp["keys"].float(), ref_labels=idx)
+            # queries vs keys only: ref_emb form (one direction, like InfoNCE). ref_labels must
+            # be another tensor object: when it *is* labels, pytorch-metric-learning takes the
+            # call for self-retrieval, drops the diagonal (every positive) and returns 0.
+            return ntx(inp["emb"].float(), idx, ref_emb=inp["keys"].float(), ref_labels=idx.clone())
 
         return run
     table = {
