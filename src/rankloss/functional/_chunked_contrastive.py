@@ -20,14 +20,15 @@ scale), so a learnable temperature or scale gets its gradient through that produ
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from rankloss._core import params
 from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
+from rankloss.functional._chunked import _blocks
 
 __all__ = ["chunked_supcon", "chunked_siglip", "softplus_exact"]
 
@@ -36,16 +37,6 @@ def softplus_exact(x: Tensor) -> Tensor:
     """``log(1 + e^x)`` without ``F.softplus``'s linear cut-off above 20 (whose gradient, 1,
     would differ from the exact :math:`\\sigma(x)` of the recomputed backward)."""
     return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
-
-
-def _blocks(cand: Candidates, chunk: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, cand.num_keys, chunk):
-        yield start, min(start + chunk, cand.num_keys)
-
-
-def _check_chunk(chunk: int, where: str) -> None:
-    if chunk < 1:
-        raise ValueError(f"{where}: chunk_size must be a positive integer, got {chunk}")
 
 
 class _ChunkedSupCon(torch.autograd.Function):
@@ -153,7 +144,7 @@ def chunked_supcon(
     """Per-query SupCon ``[N]`` and validity (a positive) ``[N]`` of queries already divided by
     the temperature (and normalised for cosine) against ``keys``, in blocks of ``chunk``.
     float16/bfloat16 inputs are computed in float32, with autocast off."""
-    _check_chunk(chunk, "chunked_supcon")
+    params.positive_int("chunked_supcon", "chunk_size", chunk)
     dtype = compute_dtype(torch.promote_types(queries.dtype, keys.dtype))
     with autocast_off(queries.device):
         values, valid = _ChunkedSupCon.apply(queries.to(dtype), keys.to(dtype), cand, chunk)
@@ -166,7 +157,7 @@ def chunked_siglip(
     """Per-query SigLIP ``[N]`` and validity (a pair) ``[N]`` of queries already multiplied by
     the scale (and normalised for cosine) against ``keys`` with logit ``bias`` (a scalar
     tensor, which gets a gradient when it requires one), in blocks of ``chunk``."""
-    _check_chunk(chunk, "chunked_siglip")
+    params.positive_int("chunked_siglip", "chunk_size", chunk)
     dtype = compute_dtype(torch.promote_types(queries.dtype, keys.dtype))
     with autocast_off(queries.device):
         values, valid = _ChunkedSigLIP.apply(
