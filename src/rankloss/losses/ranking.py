@@ -60,6 +60,17 @@ def _doc(function: Callable[..., Tensor]) -> str:
     )
 
 
+class _TiledListLoss(ListLoss):
+    """A list loss with the ``impl`` and ``tile_size`` options of the pair-matrix losses."""
+
+    impl: Impl
+    tile_size: int | None
+
+    def _init_impl(self, impl: Impl, tile_size: int | None, *, streams: bool = True) -> None:
+        check_impl(type(self).__name__, impl, tile_size, streams=streams)
+        self.impl, self.tile_size = impl, tile_size
+
+
 # ------------------------------------------------------------------------------------------
 # Pointwise
 
@@ -194,7 +205,7 @@ class ListMLELoss(ListLoss):
 
 
 @register_loss("approx_ndcg", family="listwise", function=F.approx_ndcg_loss)
-class ApproxNDCGLoss(ListLoss):
+class ApproxNDCGLoss(_TiledListLoss):
     __doc__ = _doc(F.approx_ndcg_loss)
     function = staticmethod(F.approx_ndcg_loss)
 
@@ -211,9 +222,7 @@ class ApproxNDCGLoss(ListLoss):
         where = type(self).__name__
         self.alpha = params.positive(where, "alpha", alpha)
         self.gain: Gain = params.choice(where, "gain", gain, GAINS)
-        check_impl(where, impl, tile_size)
-        self.impl: Impl = impl
-        self.tile_size = tile_size
+        self._init_impl(impl, tile_size)
 
 
 @register_loss("neural_ndcg", family="listwise", function=F.neural_ndcg_loss)
@@ -245,7 +254,7 @@ class NeuralNDCGLoss(ListLoss):
 
 
 @register_loss("pairwise", family="pairwise", function=F.pairwise_loss, tie_order="scores")
-class PairwiseLoss(ListLoss):
+class PairwiseLoss(_TiledListLoss):
     """Any pair term with any pair weight: :func:`rankloss.functional.pairwise_loss`.
 
     >>> from rankloss.losses import PairwiseLoss
@@ -300,13 +309,11 @@ class PairwiseLoss(ListLoss):
         )
         spec = PAIR_WEIGHTS[weight] if isinstance(weight, str) else weight
         named = isinstance(spec, PairWeight) and weight_name(spec) is not None
-        check_impl(where, impl, tile_size, streams=named)
-        self.impl: Impl = impl
-        self.tile_size = tile_size
+        self._init_impl(impl, tile_size, streams=named)
 
 
 @register_loss("ranknet", family="pairwise", function=F.ranknet_loss)
-class RankNetLoss(ListLoss):
+class RankNetLoss(_TiledListLoss):
     __doc__ = _doc(F.ranknet_loss)
     function = staticmethod(F.ranknet_loss)
 
@@ -322,13 +329,11 @@ class RankNetLoss(ListLoss):
         super().__init__(reduction=reduction)
         self.sigma = params.positive(type(self).__name__, "sigma", sigma)
         self.k = params.cutoff(type(self).__name__, "k", k)
-        check_impl(type(self).__name__, impl, tile_size)
-        self.impl: Impl = impl
-        self.tile_size = tile_size
+        self._init_impl(impl, tile_size)
 
 
 @register_loss("pairwise_hinge", family="pairwise", function=F.pairwise_hinge_loss)
-class PairwiseHingeLoss(ListLoss):
+class PairwiseHingeLoss(_TiledListLoss):
     __doc__ = _doc(F.pairwise_hinge_loss)
     function = staticmethod(F.pairwise_hinge_loss)
 
@@ -344,13 +349,11 @@ class PairwiseHingeLoss(ListLoss):
         super().__init__(reduction=reduction)
         self.margin = params.nonnegative(type(self).__name__, "margin", margin)
         self.k = params.cutoff(type(self).__name__, "k", k)
-        check_impl(type(self).__name__, impl, tile_size)
-        self.impl: Impl = impl
-        self.tile_size = tile_size
+        self._init_impl(impl, tile_size)
 
 
 @register_loss("bpr", family="pairwise", function=F.bpr_loss)
-class BPRLoss(ListLoss):
+class BPRLoss(_TiledListLoss):
     __doc__ = _doc(F.bpr_loss)
     function = staticmethod(F.bpr_loss)
 
@@ -367,13 +370,11 @@ class BPRLoss(ListLoss):
         where = type(self).__name__
         self.relevance_threshold = params.number(where, "relevance_threshold", relevance_threshold)
         self.k = params.cutoff(where, "k", k)
-        check_impl(where, impl, tile_size)
-        self.impl: Impl = impl
-        self.tile_size = tile_size
+        self._init_impl(impl, tile_size)
 
 
 @register_loss("lambdarank", family="pairwise", function=F.lambdarank_loss, tie_order="scores")
-class LambdaRankLoss(ListLoss):
+class LambdaRankLoss(_TiledListLoss):
     __doc__ = _doc(F.lambdarank_loss)
     function = staticmethod(F.lambdarank_loss)
 
@@ -392,13 +393,11 @@ class LambdaRankLoss(ListLoss):
         self.sigma = params.positive(where, "sigma", sigma)
         self.k = params.cutoff(where, "k", k)
         self.gain: Gain = params.choice(where, "gain", gain, GAINS)
-        check_impl(where, impl, tile_size)
-        self.impl: Impl = impl
-        self.tile_size = tile_size
+        self._init_impl(impl, tile_size)
 
 
 @register_loss("lambdaloss", family="pairwise", function=F.lambdaloss_loss, tie_order="scores")
-class LambdaLoss(ListLoss):
+class LambdaLoss(_TiledListLoss):
     __doc__ = _doc(F.lambdaloss_loss)
     function: ClassVar[Callable[..., Tensor]] = staticmethod(F.lambdaloss_loss)
 
@@ -421,6 +420,4 @@ class LambdaLoss(ListLoss):
         self.mu = params.nonnegative(where, "mu", mu)
         self.k = params.cutoff(where, "k", k)
         self.gain: Gain = params.choice(where, "gain", gain, GAINS)
-        check_impl(where, impl, tile_size)
-        self.impl: Impl = impl
-        self.tile_size = tile_size
+        self._init_impl(impl, tile_size)
