@@ -173,7 +173,7 @@ def _launched_world_size() -> int:
 
 
 #: What ``rankloss bench`` imports, by the extra that installs it.
-_NEEDS = {"scikit-learn": "sklearn", "pandas": "pandas", "numpy": "numpy"}
+_NEEDS = {"scikit-learn": "sklearn", "pandas": "pandas"}
 
 
 def _check_extras(plots: bool) -> None:
