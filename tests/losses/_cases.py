@@ -41,6 +41,10 @@ ORDER_DEPENDENT_SCORE_TIES = _names_where(lambda i: i.tie_order == "scores")
 #: Losses whose labels are soft targets with a gradient (regression, distillation).
 DIFFERENTIABLE_LABELS = _names_where(lambda i: i.soft_labels)
 
+#: Losses whose backward is not the gradient of their value (error-driven updates): gradcheck
+#: does not apply; each is tested against a reference of its own backward.
+SURROGATE_GRADIENT = _names_where(lambda i: not i.exact_gradient)
+
 
 def list_loss_names() -> list[str]:
     return available(kind="list")
@@ -51,10 +55,11 @@ def function(name: str):
 
 
 def hyper(name: str) -> dict[str, Any]:
-    """Hyper-parameters that make ``name`` accept arbitrary real labels."""
+    """Hyper-parameters that make ``name`` accept arbitrary real labels (and its ``example``)."""
     if info(name).label_range == "unit":
-        return {"relevance_threshold": 0.5}  # binarise instead of requiring labels in [0, 1]
-    return {}
+        # binarise instead of requiring labels in [0, 1]
+        return {**info(name).example, "relevance_threshold": 0.5}
+    return dict(info(name).example)
 
 
 def call(name: str, scores: Tensor, labels: Tensor, mask: Tensor | None = None, **kwargs) -> Tensor:

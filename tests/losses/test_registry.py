@@ -20,7 +20,7 @@ from rankloss.losses import LOSSES, CombinedLoss, Loss, available, get
 from tests.losses._cases import LIST_FAMILIES, fit_labels, hyper
 
 FAMILIES = (*LIST_FAMILIES, "adversarial")
-NAMES = [name for family in FAMILIES for name in available(family)]
+NAMES = [*available(kind="list"), *available("adversarial")]
 
 
 def _batch(name: str):
@@ -372,11 +372,29 @@ def test_list_and_embedding_losses_do_not_combine():
 
 
 def test_kinds_of_every_registered_loss():
+    kinds = {"embedding": "embedding", "proxy": "embedding", "adversarial": "adversarial"}
     for name in available():
         cls = LOSSES.get(name)
         family = LOSSES.entry(name).family
-        expected = {"embedding": "embedding", "adversarial": "adversarial"}.get(family, "list")
-        assert cls.kind == expected, name
-    assert set(available(kind="list")) == {
+        assert cls.kind == kinds.get(family, "list"), name
+    assert set(available(kind="list")) >= {
         n for f in ("pointwise", "pairwise", "listwise") for n in available(f)
     }
+
+
+def test_a_loss_with_required_hyper_parameters_says_which_and_gives_an_example():
+    registry: Registry = LOSSES
+    required = [
+        n
+        for n in available()
+        if any(
+            v is inspect.Parameter.empty
+            for v in registry.get(n).hyper_parameter_defaults().values()
+        )
+    ]
+    for name in required:
+        example = registry.entry(name).meta["info"].example
+        assert example, f"{name} has required hyper-parameters but no example"
+        with pytest.raises(TypeError, match=r"needs the hyper-parameter\(s\) .*for example"):
+            get(name)
+        assert isinstance(get(name, **example), Loss)

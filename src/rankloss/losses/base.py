@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
 from torch import Tensor, nn
@@ -46,6 +46,8 @@ __all__ = [
     "resolve_name",
     "ALIASES",
     "LossKind",
+    "NeedsPairs",
+    "SearchDimension",
 ]
 
 LossKind = Literal["list", "embedding", "adversarial"]
@@ -55,6 +57,15 @@ LabelRange = Literal["real", "nonnegative", "unit"]
 
 #: Which input ties change the value when items are permuted (ties broken in input order).
 TieOrder = Literal["none", "labels", "scores"]
+
+#: Which pairs an embedding query needs before it adds to the loss: a positive and a negative,
+#: a positive alone, or any pair (every pair has a term of its own).
+NeedsPairs = Literal["positive_and_negative", "positive", "any_pair"]
+
+#: One dimension of a loss's hyper-parameter search space: ``("log", low, high)`` (log-uniform
+#: float), ``("float", low, high)`` (uniform float), ``("int", low, high)`` (inclusive) or
+#: ``("choice", (a, b, ...))``.
+SearchDimension = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,14 @@ class LossInfo:
         tie_order: ``"labels"`` (``"scores"``) when the value depends on the input order of
             tied labels (scores), so permuting items is invariant only without such ties.
         soft_labels: labels are soft targets with a gradient (regression, distillation).
+        example: hyper-parameters a generic test or example builds the loss with when some
+            have no default (``{"num_classes": 4, "embedding_size": 8}`` for a proxy loss).
+        exact_gradient: ``False`` when the backward is not the gradient of the value (an
+            error-driven update, or weights treated as constants), so ``gradcheck`` does not
+            apply and tests compare the backward with its own reference instead.
+        needs_pairs: embedding losses: which pairs a query needs before it adds to the loss.
+        search_space: the hyper-parameters a tuned benchmark searches, by name (see
+            :data:`SearchDimension`); the learning rate is searched for every loss.
     """
 
     name: str
@@ -79,6 +98,10 @@ class LossInfo:
     label_range: LabelRange = "real"
     tie_order: TieOrder = "none"
     soft_labels: bool = False
+    example: Mapping[str, Any] = field(default_factory=dict)
+    exact_gradient: bool = True
+    needs_pairs: NeedsPairs = "positive_and_negative"
+    search_space: Mapping[str, SearchDimension] = field(default_factory=dict)
 
 
 class Loss(nn.Module):
@@ -205,6 +228,10 @@ def register_loss(
     label_range: LabelRange = "real",
     tie_order: TieOrder = "none",
     soft_labels: bool = False,
+    example: Mapping[str, Any] | None = None,
+    exact_gradient: bool = True,
+    needs_pairs: NeedsPairs = "positive_and_negative",
+    search_space: Mapping[str, SearchDimension] | None = None,
 ) -> Callable[[type[L]], type[L]]:
     """Class decorator: register a loss module under ``name`` with what tests need to know.
 
@@ -216,10 +243,27 @@ def register_loss(
     def wrap(cls: type[L]) -> type[L]:
         if not isinstance(cls, type) or not issubclass(cls, Loss):
             raise TypeError(f"register_loss({name!r}): expected a Loss subclass, got {cls!r}")
-        info = LossInfo(name, family, cls.kind, function, label_range, tie_order, soft_labels)
+        info = LossInfo(
+            name,
+            family,
+            cls.kind,
+            function,
+            label_range,
+            tie_order,
+            soft_labels,
+            dict(example or {}),
+            exact_gradient,
+            needs_pairs,
+            dict(search_space or {}),
+        )
         cls.registered_name = name
         defaults = cls.hyper_parameter_defaults()
-        listed = ", ".join(f"{k}={v!r}" for k, v in defaults.items()) or "none"
+        listed = (
+            ", ".join(
+                k if v is inspect.Parameter.empty else f"{k}={v!r}" for k, v in defaults.items()
+            )
+            or "none"
+        )
         cls.__doc__ = (
             f"Registered as ``{name!r}`` (family ``{family}``, kind ``{cls.kind}``).\n\n"
             f"Hyper-parameters (checked when built): {listed}.\n\n"
@@ -309,6 +353,14 @@ def get(name: str, **hyper: Any) -> Loss:
             raise TypeError(
                 f"{cls.__name__} got an unknown hyper-parameter {key!r}; valid: {sorted(allowed)}"
             )
+    missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in hyper]
+    if missing:
+        example = LOSSES.entry(resolve_name(name)).meta["info"].example
+        shown = ", ".join(f"{k}={v!r}" for k, v in example.items())
+        raise TypeError(
+            f"{cls.__name__} needs the hyper-parameter(s) {', '.join(missing)}"
+            + (f"; for example get({name!r}, {shown})" if shown else "")
+        )
     return cls(**hyper)
 
 

@@ -431,7 +431,9 @@ def _streaming_pair(
     )
 
 
-@register_loss("contrastive", family="embedding", function=F.contrastive_loss)
+@register_loss(
+    "contrastive", family="embedding", function=F.contrastive_loss, needs_pairs="any_pair"
+)
 class ContrastiveLoss(SimilarityLoss):
     r"""Contrastive loss (Hadsell, Chopra and LeCun, CVPR 2006), on similarities.
 
@@ -514,7 +516,9 @@ class ContrastiveLoss(SimilarityLoss):
         )
 
 
-@register_loss("multi_similarity", family="embedding", function=F.multi_similarity_loss)
+@register_loss(
+    "multi_similarity", family="embedding", function=F.multi_similarity_loss, needs_pairs="any_pair"
+)
 class MultiSimilarityLoss(SimilarityLoss):
     r"""Multi-similarity loss (Wang et al., CVPR 2019).
 
@@ -777,7 +781,7 @@ class MarginRankingLoss(SimilarityLoss):
 # Softmax losses
 
 
-@register_loss("supcon", family="embedding", function=F.supcon_loss)
+@register_loss("supcon", family="embedding", function=F.supcon_loss, needs_pairs="positive")
 class SupConLoss(SimilarityLoss):
     r"""Supervised contrastive loss (Khosla et al., NeurIPS 2020), :math:`L^{sup}_{out}`.
 
@@ -1129,7 +1133,7 @@ class NTXentLoss(_SoftmaxLoss):
         return reduce_values(values, valid, weights, self.reduction, where=type(self).__name__)
 
 
-@register_loss("siglip", family="embedding", function=S.siglip_loss)
+@register_loss("siglip", family="embedding", function=S.siglip_loss, needs_pairs="any_pair")
 class SigLIPLoss(SimilarityLoss):
     r"""The sigmoid loss of SigLIP (Zhai et al., ICCV 2023): every pair its own binary
     classification, no softmax over the candidates.
