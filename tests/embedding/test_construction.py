@@ -26,6 +26,8 @@ from rankloss.losses.embedding import (
     SupConLoss,
     TripletLoss,
 )
+from tests.embedding.test_ap_surrogates import CONSTRUCTION as AP_SURROGATES
+from tests.embedding.test_tuple_losses import CONSTRUCTION as TUPLE_LOSSES
 
 NAN, INF = float("nan"), float("inf")
 
@@ -80,6 +82,8 @@ OWN = {
         "learnable_temperature": ([], ["yes"]),
         "chunk_size": ([0], [1.0]),
     },
+    **TUPLE_LOSSES,
+    **AP_SURROGATES,
 }
 
 CASES = [

@@ -680,5 +680,7 @@ def test_dot_similarity_on_huge_half_embeddings(name):
         assert torch.equal(x.grad, upcast.grad.to(dtype)), (dtype, scale)
         fits = upcast.grad.abs() <= torch.finfo(dtype).max
         assert torch.equal(torch.isfinite(x.grad), fits), (dtype, scale)
-        if dtype != torch.float16 or (scale < 1e4 and name != "circle"):  # gamma=256 there
+        squared = rankloss.losses.LOSSES.entry(name).meta["info"].squared_terms
+        # circle: gamma=256; a squared loss: gradients grow with the similarity squared
+        if dtype != torch.float16 or (scale < 1e4 and name != "circle" and not squared):
             assert torch.isfinite(x.grad).all(), (dtype, scale)

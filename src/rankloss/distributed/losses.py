@@ -32,7 +32,7 @@ from rankloss.distributed.gather import (
     rank,
     world_size,
 )
-from rankloss.losses.base import EmbeddingLoss, ListLoss, Loss
+from rankloss.losses.base import LOSSES, EmbeddingLoss, ListLoss, Loss
 from rankloss.losses.embedding import InfoNCELoss, NTXentLoss, SimilarityLoss
 
 __all__ = ["DistributedLoss", "MODES"]
@@ -106,8 +106,9 @@ class DistributedLoss(nn.Module):
     ``"sum"`` :math:`v_r = W \sum_{a \in r} w_a \ell_a`, so :math:`\frac1W\sum_r v_r = L`. The
     per-anchor terms :math:`\ell_a` depend on the anchor and the candidates only, so they equal
     the one-process terms, except for a miner that mines across the whole batch (not per
-    anchor) and the view layout of ``nt_xent`` (refused), and the ``symmetric`` InfoNCE
-    (refused: its second direction needs all queries).
+    anchor) and the view layout of ``nt_xent`` (refused), the ``symmetric`` InfoNCE
+    (refused: its second direction needs all queries) and the losses registered with
+    ``anchor_local=False`` such as ``dclw`` (refused: an anchor's value depends on the others).
 
     In both modes :math:`\frac1W\sum_r v_r = L` and the gradient at rank ``r``'s inputs is
     :math:`W \, \partial L / \partial x_r` (all-gather backward sums the gradient over ranks),
@@ -151,6 +152,16 @@ class DistributedLoss(nn.Module):
             raise ValueError(
                 f"{where}: mode='local' does not support NTXentLoss (its views are laid out "
                 "across the whole batch); use mode='global'"
+            )
+        name = getattr(loss, "registered_name", None)
+        if mode == "local" and isinstance(name, str) and name in LOSSES:
+            anchor_local = LOSSES.entry(name).meta["info"].anchor_local
+        else:
+            anchor_local = True
+        if not anchor_local:
+            raise ValueError(
+                f"{where}: mode='local' does not support {type(loss).__name__} (each anchor's "
+                "value depends on the other anchors of the batch); use mode='global'"
             )
         if mode == "local" and isinstance(loss, InfoNCELoss) and loss.symmetric:
             raise ValueError(

@@ -20,6 +20,7 @@ marks padding.
 
 from rankloss._core.validation import PaddingLabelWarning
 from rankloss.losses.adversarial import DiscriminatorLoss, GeneratorLoss
+from rankloss.losses.ap_surrogates import FastAPLoss, RecallAtKLoss, SmoothAPLoss
 from rankloss.losses.base import (
     LOSSES,
     AdversarialLoss,
@@ -33,6 +34,7 @@ from rankloss.losses.base import (
     get,
     register_loss,
 )
+from rankloss.losses.detection import ALRPLoss, APLoss, RankSortLoss
 from rankloss.losses.embedding import (
     CircleLoss,
     ContrastiveLoss,
@@ -43,6 +45,17 @@ from rankloss.losses.embedding import (
     SigLIPLoss,
     SupConLoss,
     TripletLoss,
+)
+from rankloss.losses.proxy import (
+    ArcFaceLoss,
+    CosFaceLoss,
+    NormalizedSoftmaxLoss,
+    ProxyAnchorLoss,
+    ProxyLoss,
+    ProxyNCALoss,
+    ProxyNCAPlusPlusLoss,
+    SoftTripleLoss,
+    SubCenterArcFaceLoss,
 )
 from rankloss.losses.ranking import (
     ApproxNDCGLoss,
@@ -62,6 +75,32 @@ from rankloss.losses.ranking import (
     SigmoidCELoss,
     SmoothL1Loss,
     SoftmaxCELoss,
+)
+from rankloss.losses.ranking_more import (
+    GumbelApproxNDCGLoss,
+    PiRankLoss,
+    PositionAwareListMLELoss,
+    RankCosineLoss,
+    SoftRankNDCGLoss,
+    XENDCGLoss,
+)
+from rankloss.losses.recommendation import (
+    BPRMaxLoss,
+    CCLLoss,
+    GBCELoss,
+    SampledSoftmaxLoss,
+    TOP1MaxLoss,
+)
+from rankloss.losses.tuples import (
+    AngularLoss,
+    DCLLoss,
+    DCLWLoss,
+    GeneralizedLiftedStructureLoss,
+    GuidedInfoNCELoss,
+    LiftedStructureLoss,
+    MarginLoss,
+    NPairsLoss,
+    TupletMarginLoss,
 )
 
 __all__ = [
@@ -88,6 +127,12 @@ __all__ = [
     "ListMLELoss",
     "ApproxNDCGLoss",
     "NeuralNDCGLoss",
+    "XENDCGLoss",
+    "GumbelApproxNDCGLoss",
+    "PiRankLoss",
+    "PositionAwareListMLELoss",
+    "RankCosineLoss",
+    "SoftRankNDCGLoss",
     "PairwiseLoss",
     "RankNetLoss",
     "PairwiseHingeLoss",
@@ -103,6 +148,35 @@ __all__ = [
     "MultiSimilarityLoss",
     "CircleLoss",
     "MarginRankingLoss",
+    "LiftedStructureLoss",
+    "GeneralizedLiftedStructureLoss",
+    "NPairsLoss",
+    "AngularLoss",
+    "MarginLoss",
+    "TupletMarginLoss",
+    "DCLLoss",
+    "DCLWLoss",
+    "GuidedInfoNCELoss",
+    "ProxyLoss",
+    "ProxyNCALoss",
+    "ProxyNCAPlusPlusLoss",
+    "ProxyAnchorLoss",
+    "NormalizedSoftmaxLoss",
+    "CosFaceLoss",
+    "ArcFaceLoss",
+    "SubCenterArcFaceLoss",
+    "SoftTripleLoss",
     "DiscriminatorLoss",
     "GeneratorLoss",
+    "FastAPLoss",
+    "SmoothAPLoss",
+    "RecallAtKLoss",
+    "APLoss",
+    "ALRPLoss",
+    "RankSortLoss",
+    "SampledSoftmaxLoss",
+    "BPRMaxLoss",
+    "TOP1MaxLoss",
+    "GBCELoss",
+    "CCLLoss",
 ]

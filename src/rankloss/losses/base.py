@@ -89,6 +89,12 @@ class LossInfo:
         needs_pairs: embedding losses: which pairs a query needs before it adds to the loss.
         search_space: the hyper-parameters a tuned benchmark searches, by name (see
             :data:`SearchDimension`); the learning rate is searched for every loss.
+        squared_terms: the loss squares its similarity terms (a squared hinge), so its
+            gradient grows with the similarity itself: float16 gradients overflow at smaller
+            embeddings than for a loss linear in the similarity.
+        anchor_local: embedding losses: each anchor's value depends only on its own row of
+            the similarity and on the candidates, not on the other anchors (so
+            :class:`~rankloss.distributed.DistributedLoss` in ``mode="local"`` reproduces it).
     """
 
     name: str
@@ -102,6 +108,8 @@ class LossInfo:
     exact_gradient: bool = True
     needs_pairs: NeedsPairs = "positive_and_negative"
     search_space: Mapping[str, SearchDimension] = field(default_factory=dict)
+    squared_terms: bool = False
+    anchor_local: bool = True
 
 
 class Loss(nn.Module):
@@ -232,6 +240,8 @@ def register_loss(
     exact_gradient: bool = True,
     needs_pairs: NeedsPairs = "positive_and_negative",
     search_space: Mapping[str, SearchDimension] | None = None,
+    squared_terms: bool = False,
+    anchor_local: bool = True,
 ) -> Callable[[type[L]], type[L]]:
     """Class decorator: register a loss module under ``name`` with what tests need to know.
 
@@ -255,6 +265,8 @@ def register_loss(
             exact_gradient,
             needs_pairs,
             dict(search_space or {}),
+            squared_terms,
+            anchor_local,
         )
         cls.registered_name = name
         defaults = cls.hyper_parameter_defaults()
@@ -300,6 +312,13 @@ ALIASES: dict[str, str] = {
     "pairwisehingeloss": "pairwise_hinge",
     "pairwiselogisticloss": "ranknet",
     "sigmoidloss": "siglip",
+    "proxyncaplusplus": "proxy_nca_pp",
+    "proxynca++": "proxy_nca_pp",
+    "gistembedloss": "guided_info_nce",
+    "gistembed": "guided_info_nce",
+    "plistmle": "position_aware_listmle",
+    "cosinecontrastive": "ccl",
+    "logqsoftmax": "sampled_softmax",
 }
 
 

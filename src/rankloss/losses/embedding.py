@@ -432,7 +432,11 @@ def _streaming_pair(
 
 
 @register_loss(
-    "contrastive", family="embedding", function=F.contrastive_loss, needs_pairs="any_pair"
+    "contrastive",
+    family="embedding",
+    function=F.contrastive_loss,
+    needs_pairs="any_pair",
+    search_space={"pos_margin": ("float", 0.5, 1.0), "neg_margin": ("float", 0.0, 0.5)},
 )
 class ContrastiveLoss(SimilarityLoss):
     r"""Contrastive loss (Hadsell, Chopra and LeCun, CVPR 2006), on similarities.
@@ -517,7 +521,15 @@ class ContrastiveLoss(SimilarityLoss):
 
 
 @register_loss(
-    "multi_similarity", family="embedding", function=F.multi_similarity_loss, needs_pairs="any_pair"
+    "multi_similarity",
+    family="embedding",
+    function=F.multi_similarity_loss,
+    needs_pairs="any_pair",
+    search_space={
+        "alpha": ("log", 0.5, 10.0),
+        "beta": ("log", 10.0, 100.0),
+        "base": ("float", 0.0, 1.0),
+    },
 )
 class MultiSimilarityLoss(SimilarityLoss):
     r"""Multi-similarity loss (Wang et al., CVPR 2019).
@@ -590,7 +602,12 @@ class MultiSimilarityLoss(SimilarityLoss):
         )
 
 
-@register_loss("circle", family="embedding", function=F.circle_loss)
+@register_loss(
+    "circle",
+    family="embedding",
+    function=F.circle_loss,
+    search_space={"margin": ("float", 0.1, 0.5), "gamma": ("log", 16.0, 256.0)},
+)
 class CircleLoss(SimilarityLoss):
     r"""Circle loss (Sun et al., CVPR 2020).
 
@@ -645,7 +662,12 @@ class CircleLoss(SimilarityLoss):
 # Triplet losses
 
 
-@register_loss("triplet", family="embedding", function=F.triplet_loss)
+@register_loss(
+    "triplet",
+    family="embedding",
+    function=F.triplet_loss,
+    search_space={"margin": ("float", 0.01, 0.5)},
+)
 class TripletLoss(SimilarityLoss):
     r"""Triplet margin loss (Weinberger and Saul 2009; Schroff et al. 2015), on similarities.
 
@@ -729,7 +751,12 @@ class TripletLoss(SimilarityLoss):
         )
 
 
-@register_loss("margin_ranking", family="embedding", function=F.margin_ranking_loss)
+@register_loss(
+    "margin_ranking",
+    family="embedding",
+    function=F.margin_ranking_loss,
+    search_space={"margin": ("float", 0.01, 0.5)},
+)
 class MarginRankingLoss(SimilarityLoss):
     r"""Pairwise margin ranking of each positive above each negative (Herbrich et al. 2000).
 
@@ -781,7 +808,13 @@ class MarginRankingLoss(SimilarityLoss):
 # Softmax losses
 
 
-@register_loss("supcon", family="embedding", function=F.supcon_loss, needs_pairs="positive")
+@register_loss(
+    "supcon",
+    family="embedding",
+    function=F.supcon_loss,
+    needs_pairs="positive",
+    search_space={"temperature": ("log", 0.03, 0.5)},
+)
 class SupConLoss(SimilarityLoss):
     r"""Supervised contrastive loss (Khosla et al., NeurIPS 2020), :math:`L^{sup}_{out}`.
 
@@ -919,7 +952,12 @@ class _SoftmaxLoss(SimilarityLoss):
         return contrastive.fused_per_anchor("info_nce", queries / temperature, keys, candidates)
 
 
-@register_loss("info_nce", family="embedding", function=F.info_nce_loss)
+@register_loss(
+    "info_nce",
+    family="embedding",
+    function=F.info_nce_loss,
+    search_space={"temperature": ("log", 0.01, 0.5)},
+)
 class InfoNCELoss(_SoftmaxLoss):
     r"""InfoNCE (van den Oord, Li and Vinyals 2018): each positive against the anchor's
     negatives.
@@ -1006,7 +1044,12 @@ class InfoNCELoss(_SoftmaxLoss):
         return reduce_values(values, valid, weights, self.reduction, where=where)
 
 
-@register_loss("nt_xent", family="embedding", function=F.nt_xent_loss)
+@register_loss(
+    "nt_xent",
+    family="embedding",
+    function=F.nt_xent_loss,
+    search_space={"temperature": ("log", 0.05, 1.0)},
+)
 class NTXentLoss(_SoftmaxLoss):
     r"""NT-Xent, the loss of SimCLR (Chen et al. 2020): InfoNCE over two views.
 
@@ -1133,7 +1176,13 @@ class NTXentLoss(_SoftmaxLoss):
         return reduce_values(values, valid, weights, self.reduction, where=type(self).__name__)
 
 
-@register_loss("siglip", family="embedding", function=S.siglip_loss, needs_pairs="any_pair")
+@register_loss(
+    "siglip",
+    family="embedding",
+    function=S.siglip_loss,
+    needs_pairs="any_pair",
+    search_space={"scale": ("log", 1.0, 30.0), "bias": ("float", -15.0, 0.0)},
+)
 class SigLIPLoss(SimilarityLoss):
     r"""The sigmoid loss of SigLIP (Zhai et al., ICCV 2023): every pair its own binary
     classification, no softmax over the candidates.

@@ -93,7 +93,13 @@ class MAELoss(ListLoss):
         super().__init__(reduction=reduction)
 
 
-@register_loss("smooth_l1", family="pointwise", function=F.smooth_l1_loss, soft_labels=True)
+@register_loss(
+    "smooth_l1",
+    family="pointwise",
+    function=F.smooth_l1_loss,
+    soft_labels=True,
+    search_space={"beta": ("log", 0.1, 10.0)},
+)
 class SmoothL1Loss(ListLoss):
     __doc__ = _doc(F.smooth_l1_loss)
     function = staticmethod(F.smooth_l1_loss)
@@ -119,7 +125,9 @@ class SigmoidCELoss(ListLoss):
         )
 
 
-@register_loss("hinge", family="pointwise", function=F.hinge_loss)
+@register_loss(
+    "hinge", family="pointwise", function=F.hinge_loss, search_space={"margin": ("float", 0.1, 2.0)}
+)
 class HingeLoss(ListLoss):
     __doc__ = _doc(F.hinge_loss)
     function = staticmethod(F.hinge_loss)
@@ -156,7 +164,13 @@ class SoftmaxCELoss(ListLoss):
         super().__init__(reduction=reduction)
 
 
-@register_loss("kl_div", family="listwise", function=F.kl_div_loss, soft_labels=True)
+@register_loss(
+    "kl_div",
+    family="listwise",
+    function=F.kl_div_loss,
+    soft_labels=True,
+    search_space={"label_temperature": ("log", 0.25, 4.0)},
+)
 class KLDivLoss(ListLoss):
     __doc__ = _doc(F.kl_div_loss)
     function = staticmethod(F.kl_div_loss)
@@ -168,7 +182,13 @@ class KLDivLoss(ListLoss):
         )
 
 
-@register_loss("listnet", family="listwise", function=F.listnet_loss, soft_labels=True)
+@register_loss(
+    "listnet",
+    family="listwise",
+    function=F.listnet_loss,
+    soft_labels=True,
+    search_space={"label_temperature": ("log", 0.25, 4.0)},
+)
 class ListNetLoss(ListLoss):
     __doc__ = _doc(F.listnet_loss)
     function = staticmethod(F.listnet_loss)
@@ -204,7 +224,12 @@ class ListMLELoss(ListLoss):
         )
 
 
-@register_loss("approx_ndcg", family="listwise", function=F.approx_ndcg_loss)
+@register_loss(
+    "approx_ndcg",
+    family="listwise",
+    function=F.approx_ndcg_loss,
+    search_space={"alpha": ("log", 1.0, 100.0)},
+)
 class ApproxNDCGLoss(_TiledListLoss):
     __doc__ = _doc(F.approx_ndcg_loss)
     function = staticmethod(F.approx_ndcg_loss)
@@ -225,7 +250,12 @@ class ApproxNDCGLoss(_TiledListLoss):
         self._init_impl(impl, tile_size)
 
 
-@register_loss("neural_ndcg", family="listwise", function=F.neural_ndcg_loss)
+@register_loss(
+    "neural_ndcg",
+    family="listwise",
+    function=F.neural_ndcg_loss,
+    search_space={"temperature": ("log", 0.1, 10.0)},
+)
 class NeuralNDCGLoss(ListLoss):
     __doc__ = _doc(F.neural_ndcg_loss)
     function = staticmethod(F.neural_ndcg_loss)
@@ -253,7 +283,13 @@ class NeuralNDCGLoss(ListLoss):
 # Pairwise: a pair term times a pair weight
 
 
-@register_loss("pairwise", family="pairwise", function=F.pairwise_loss, tie_order="scores")
+@register_loss(
+    "pairwise",
+    family="pairwise",
+    function=F.pairwise_loss,
+    tie_order="scores",
+    search_space={"term": ("choice", ("logistic", "hinge")), "sigma": ("log", 0.25, 4.0)},
+)
 class PairwiseLoss(_TiledListLoss):
     """Any pair term with any pair weight: :func:`rankloss.functional.pairwise_loss`.
 
@@ -312,7 +348,12 @@ class PairwiseLoss(_TiledListLoss):
         self._init_impl(impl, tile_size, streams=named)
 
 
-@register_loss("ranknet", family="pairwise", function=F.ranknet_loss)
+@register_loss(
+    "ranknet",
+    family="pairwise",
+    function=F.ranknet_loss,
+    search_space={"sigma": ("log", 0.25, 4.0)},
+)
 class RankNetLoss(_TiledListLoss):
     __doc__ = _doc(F.ranknet_loss)
     function = staticmethod(F.ranknet_loss)
@@ -332,7 +373,12 @@ class RankNetLoss(_TiledListLoss):
         self._init_impl(impl, tile_size)
 
 
-@register_loss("pairwise_hinge", family="pairwise", function=F.pairwise_hinge_loss)
+@register_loss(
+    "pairwise_hinge",
+    family="pairwise",
+    function=F.pairwise_hinge_loss,
+    search_space={"margin": ("float", 0.1, 2.0)},
+)
 class PairwiseHingeLoss(_TiledListLoss):
     __doc__ = _doc(F.pairwise_hinge_loss)
     function = staticmethod(F.pairwise_hinge_loss)
@@ -373,7 +419,13 @@ class BPRLoss(_TiledListLoss):
         self._init_impl(impl, tile_size)
 
 
-@register_loss("lambdarank", family="pairwise", function=F.lambdarank_loss, tie_order="scores")
+@register_loss(
+    "lambdarank",
+    family="pairwise",
+    function=F.lambdarank_loss,
+    tie_order="scores",
+    search_space={"sigma": ("log", 0.25, 4.0)},
+)
 class LambdaRankLoss(_TiledListLoss):
     __doc__ = _doc(F.lambdarank_loss)
     function = staticmethod(F.lambdarank_loss)
@@ -396,7 +448,16 @@ class LambdaRankLoss(_TiledListLoss):
         self._init_impl(impl, tile_size)
 
 
-@register_loss("lambdaloss", family="pairwise", function=F.lambdaloss_loss, tie_order="scores")
+@register_loss(
+    "lambdaloss",
+    family="pairwise",
+    function=F.lambdaloss_loss,
+    tie_order="scores",
+    search_space={
+        "weighting": ("choice", ("ndcg_loss2pp", "ndcg_loss2", "ndcg_loss1")),
+        "sigma": ("log", 0.25, 4.0),
+    },
+)
 class LambdaLoss(_TiledListLoss):
     __doc__ = _doc(F.lambdaloss_loss)
     function: ClassVar[Callable[..., Tensor]] = staticmethod(F.lambdaloss_loss)

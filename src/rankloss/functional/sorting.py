@@ -1,0 +1,335 @@
+r"""Differentiable sorting and ranking operators on ``[..., n]`` with an optional bool ``mask``.
+
+Two relaxed permutation matrices (row :math:`t` = rank position, column :math:`j` = item):
+
+* :func:`neural_sort` (Grover et al., ICLR 2019) and
+* :func:`soft_sort_matrix` (SoftSort, Prillo and Eisenschlos, ICML 2020);
+
+and two projections onto the permutahedron (Blondel et al., ICML 2020), exact in the limit of
+a small ``regularization_strength`` and piecewise linear otherwise:
+
+* :func:`soft_sort`: the values in (soft) sorted order;
+* :func:`soft_rank`: the (soft) rank of every item, 1 for the largest when ``descending``.
+
+Masked items take no part (each list is sorted among its own real items) and get a zero
+gradient. Half-precision inputs are computed in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rankloss._core import params
+from rankloss._core.validation import compute_dtype
+from rankloss.functional.listwise import _neural_sort_log
+
+__all__ = ["neural_sort", "soft_sort_matrix", "soft_sort", "soft_rank", "isotonic_nonincreasing"]
+
+
+def _prepare(values: Tensor, mask: Tensor | None, where: str) -> tuple[Tensor, Tensor, torch.Size]:
+    """Flatten to ``[B, n]`` in the compute dtype, check the mask, zero the padding."""
+    if not isinstance(values, Tensor) or values.dim() < 1:
+        raise ValueError(f"{where}: values must be a tensor of shape [..., n]")
+    if not values.dtype.is_floating_point:
+        raise ValueError(f"{where}: values must be floating point, got dtype {values.dtype}")
+    shape = values.shape
+    flat = values.to(compute_dtype(values.dtype)).reshape(math.prod(shape[:-1]), shape[-1])
+    if mask is None:
+        real = torch.ones_like(flat, dtype=torch.bool)
+    else:
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != shape:
+            raise ValueError(
+                f"{where}: mask must be a bool tensor of the shape of the values "
+                f"{tuple(shape)}, got {getattr(mask, 'dtype', type(mask).__name__)} "
+                f"{tuple(getattr(mask, 'shape', ()))}"
+            )
+        real = mask.reshape(flat.shape).to(flat.device)
+    real_values = flat.detach()[real]
+    if real_values.numel() and not bool(torch.isfinite(real_values).all()):
+        raise ValueError(f"{where}: values holds NaN or inf at a real (unmasked) position")
+    return torch.where(real, flat, flat.new_zeros(())), real, shape
+
+
+def neural_sort(scores: Tensor, mask: Tensor | None = None, *, temperature: float) -> Tensor:
+    r"""NeuralSort: a row-stochastic relaxation of the permutation that sorts descending.
+
+    .. math:: \hat P_{t,:} = \mathrm{softmax}\Bigl(\frac{(n + 1 - 2t)\, s - A_s \mathbf{1}}
+        {\tau}\Bigr), \qquad (A_s)_{jk} = |s_j - s_k|
+
+    :math:`\hat P_{tj}` is the weight of item :math:`j` at rank position :math:`t`; as
+    :math:`\tau \to 0` it tends to the hard permutation matrix (ties aside), so
+    :math:`\hat P s` tends to the scores sorted in descending order.
+
+    Args:
+        scores: ``[..., n]``.
+        mask: ``[..., n]`` bool (True = real item) or ``None``. :math:`n` is each list's own
+            number of real items; rows beyond it and padded columns are 0.
+        temperature: :math:`\tau > 0`, divides the logits.
+
+    Returns:
+        ``[..., n, n]``, rows summing to 1 (over the real items) for :math:`t \le n`.
+
+    Cost: :math:`O(n^2)` time and memory per list.
+
+    Reference: Grover et al., "Stochastic Optimization of Sorting Networks via Continuous
+    Relaxations", ICLR 2019.
+    """
+    temperature = params.positive("neural_sort", "temperature", temperature)
+    flat, real, shape = _prepare(scores, mask, "neural_sort")
+    logits, valid = _neural_sort_log(flat, real, temperature)
+    matrix = torch.where(valid, torch.softmax(logits, dim=-1), flat.new_zeros(()))
+    return matrix.reshape(*shape, shape[-1])
+
+
+def soft_sort_matrix(
+    scores: Tensor, mask: Tensor | None = None, *, temperature: float = 1.0, power: float = 1.0
+) -> Tensor:
+    r"""SoftSort: a row-stochastic relaxation of the permutation that sorts descending.
+
+    .. math:: \hat P_{t,:} = \mathrm{softmax}\Bigl(-\frac{|s_{[t]} - s|^p}{\tau}\Bigr)
+
+    with :math:`s_{[t]}` the :math:`t`-th largest score (the sort itself is differentiable
+    almost everywhere, and gradients flow through it). As :math:`\tau \to 0` it tends to the hard
+    permutation matrix for distinct scores.
+
+    Args:
+        scores: ``[..., n]``.
+        mask: ``[..., n]`` bool or ``None``; rows beyond a list's length and padded columns
+            are 0.
+        temperature: :math:`\tau > 0`, divides the logits.
+        power: :math:`p > 0`, the power of the distance (1 in the paper).
+
+    Returns:
+        ``[..., n, n]``.
+
+    Cost: a sort and :math:`O(n^2)` time and memory per list.
+
+    Reference: Prillo and Eisenschlos, "SoftSort: A Continuous Relaxation for the argsort
+    Operator", ICML 2020.
+    """
+    temperature = params.positive("soft_sort_matrix", "temperature", temperature)
+    power = params.positive("soft_sort_matrix", "power", power)
+    flat, real, shape = _prepare(scores, mask, "soft_sort_matrix")
+    n = shape[-1]
+    keyed = torch.where(real, flat, flat.new_full((), -math.inf))
+    order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
+    sorted_values = flat.gather(-1, order)
+    distance = (sorted_values.unsqueeze(-1) - flat.unsqueeze(-2)).abs()
+    if power != 1.0:
+        # (x + 0)^p has an infinite gradient at 0 for p < 1: keep it finite on the diagonal.
+        distance = torch.where(distance > 0, distance, distance.new_ones(())).pow(power) * (
+            distance > 0
+        )
+    lengths = real.sum(-1, keepdim=True)
+    rows_real = torch.arange(n, device=flat.device).unsqueeze(0) < lengths
+    valid = rows_real.unsqueeze(-1) & real.unsqueeze(-2)
+    logits = torch.where(valid, -distance / temperature, flat.new_full((), -1e9))
+    matrix = torch.where(valid, torch.softmax(logits, dim=-1), flat.new_zeros(()))
+    return matrix.reshape(*shape, n)
+
+
+# ------------------------------------------------------------------------------------------
+# Isotonic regression and the permutahedron projection
+
+
+def _pav_row(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-increasing isotonic regression of one row by pool adjacent violators.
+
+    Returns the fitted values and the block index of every position. :math:`O(n)` amortised.
+    """
+    n = y.shape[0]
+    sums = np.empty(n)
+    counts = np.empty(n, dtype=np.int64)
+    top = -1
+    for value in y:
+        top += 1
+        sums[top], counts[top] = value, 1
+        # A block whose mean exceeds the mean of the block before it violates v_1 >= v_2 >= ...
+        while top > 0 and sums[top] * counts[top - 1] > sums[top - 1] * counts[top]:
+            sums[top - 1] += sums[top]
+            counts[top - 1] += counts[top]
+            top -= 1
+    means = sums[: top + 1] / counts[: top + 1]
+    blocks = np.repeat(np.arange(top + 1), counts[: top + 1])
+    return means[blocks], blocks
+
+
+class _IsotonicNonincreasing(torch.autograd.Function):
+    r"""Isotonic regression :math:`\arg\min_{v_1 \ge \dots \ge v_m} \frac12 \|v - y\|^2` of the
+    first ``lengths[b]`` entries of each row (the rest are returned as 0). The Jacobian is block
+    diagonal, each block :math:`\mathbf{1}\mathbf{1}^\top / |B|` (the mean of the block), so the
+    backward averages the incoming gradient within every block."""
+
+    @staticmethod
+    def forward(ctx: Any, y: Tensor, lengths: Tensor) -> Tensor:
+        rows = y.detach().to("cpu", torch.float64).numpy()
+        counts = lengths.to("cpu").tolist()
+        out = np.zeros_like(rows)
+        size, n = rows.shape
+        # Padded positions each form a block of their own (index >= their row's length).
+        blocks = np.tile(np.arange(n, dtype=np.int64), (size, 1))
+        for b in range(size):
+            m = int(counts[b])
+            if m:
+                out[b, :m], blocks[b, :m] = _pav_row(rows[b, :m])
+        block_ids = torch.from_numpy(blocks).to(y.device)
+        ctx.save_for_backward(block_ids, lengths)
+        return torch.from_numpy(out).to(device=y.device, dtype=y.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        block_ids, lengths = ctx.saved_tensors
+        n = grad.shape[-1]
+        real = torch.arange(n, device=grad.device).unsqueeze(0) < lengths.unsqueeze(-1)
+        g = torch.where(real, grad, grad.new_zeros(()))
+        sums = torch.zeros_like(g).scatter_add_(-1, block_ids, g)
+        counts = torch.zeros_like(g).scatter_add_(-1, block_ids, real.to(g.dtype))
+        means = sums / counts.clamp(min=1.0)
+        return torch.where(real, means.gather(-1, block_ids), g.new_zeros(())), None
+
+
+def isotonic_nonincreasing(y: Tensor, lengths: Tensor) -> Tensor:
+    r"""Non-increasing isotonic regression of the first ``lengths[b]`` entries of each row.
+
+    .. math:: v = \arg\min_{v_1 \ge v_2 \ge \dots \ge v_m} \tfrac12 \|v - y\|^2
+
+    Solved by pool adjacent violators: every block of pooled entries takes its mean.
+
+    Args:
+        y: ``[B, n]`` floating point.
+        lengths: ``[B]`` integers in ``0..n``; entries at positions ``>= lengths[b]`` are
+            ignored and returned as 0 with a zero gradient.
+
+    Returns:
+        ``[B, n]``; differentiable (the backward averages the gradient within each block).
+
+    Cost: :math:`O(n)` per row, in a Python loop on the CPU (a copy to and from the host for
+    other devices); the backward is vectorised.
+
+    Reference: Best and Chakravarti, "Active set algorithms for isotonic regression", 1990.
+    """
+    out: Tensor = _IsotonicNonincreasing.apply(y, lengths)
+    return out
+
+
+def _permutahedron_projection(z: Tensor, w_sorted: Tensor, real: Tensor) -> Tensor:
+    r""":math:`P(z, w) = z - v(z_\sigma, w)_{\sigma^{-1}}`, the Euclidean projection of ``z`` onto
+    the permutahedron of ``w`` (``w_sorted`` descending, real entries first), per list over its
+    real items; ``[B, n]`` with 0 at padded positions."""
+    keyed = torch.where(real, z, z.new_full((), -math.inf))
+    order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
+    z_sorted = z.gather(-1, order)
+    lengths = real.sum(-1)
+    fit = isotonic_nonincreasing(z_sorted - w_sorted, lengths)
+    projected_sorted = z_sorted - fit
+    out = torch.empty_like(projected_sorted).scatter(-1, order, projected_sorted)
+    return torch.where(real, out, out.new_zeros(()))
+
+
+def _descending_positions(real: Tensor) -> Tensor:
+    """``[B, n]``: :math:`(m, m - 1, \\dots, 1, 0, \\dots)` with :math:`m` each list's length."""
+    n = real.shape[-1]
+    lengths = real.sum(-1, keepdim=True)
+    positions = torch.arange(n, device=real.device).unsqueeze(0)
+    return (lengths - positions).clamp(min=0)
+
+
+def soft_sort(
+    values: Tensor,
+    mask: Tensor | None = None,
+    *,
+    regularization_strength: float = 1.0,
+    descending: bool = True,
+) -> Tensor:
+    r"""Soft sort: the projection of :math:`\rho / \varepsilon` onto the permutahedron of the
+    values.
+
+    .. math:: \mathrm{softsort}_\varepsilon(\theta) = \arg\min_{\mu \in \mathcal P(\theta)}
+        \tfrac12 \| \mu - \rho / \varepsilon \|^2, \qquad \rho = (n, n - 1, \dots, 1)
+
+    computed as :math:`\rho / \varepsilon - v` with :math:`v` the non-increasing isotonic
+    regression of :math:`\rho / \varepsilon - \theta_{\text{sorted}}`. For
+    :math:`\varepsilon \to 0` it is the hard sort (descending, or ascending with
+    ``descending=False``); as :math:`\varepsilon` grows every entry tends to the mean. The sum
+    of the values is kept for every :math:`\varepsilon`.
+
+    Args:
+        values: ``[..., n]``.
+        mask: ``[..., n]`` bool or ``None``; each list is sorted among its real items, which
+            fill the first positions of the output; the rest is 0 (zero gradient).
+        regularization_strength: :math:`\varepsilon > 0`.
+        descending: largest first (default) or smallest first.
+
+    Returns:
+        ``[..., n]`` in the input dtype (float32 for half-precision inputs); computed in
+        float64, because the projection subtracts numbers of size :math:`n / \varepsilon`.
+
+    Cost: a sort, then :math:`O(n)` pool-adjacent-violators per list in a Python loop on the
+    CPU (see :func:`isotonic_nonincreasing`); the backward is :math:`O(n)` and vectorised.
+
+    Reference: Blondel, Teboul, Berthet and Djolonga, "Fast Differentiable Sorting and
+    Ranking", ICML 2020.
+    """
+    epsilon = params.positive("soft_sort", "regularization_strength", regularization_strength)
+    descending = params.boolean("soft_sort", "descending", descending)
+    flat, real, shape = _prepare(values, mask, "soft_sort")
+    sign = 1.0 if descending else -1.0
+    # rho / eps - v is a difference of large numbers for a small eps: computed in float64.
+    theta = sign * flat.double()
+    keyed = torch.where(real, theta, theta.new_full((), -math.inf))
+    order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
+    sorted_real = real.gather(-1, order)
+    theta_sorted = torch.where(sorted_real, theta.gather(-1, order), theta.new_zeros(()))
+    rho = _descending_positions(real).to(theta.dtype) / epsilon
+    # z = rho / eps is already in descending order, so no permutation is needed on its side.
+    fit = isotonic_nonincreasing(rho - theta_sorted, real.sum(-1))
+    out = torch.where(sorted_real, rho - fit, theta.new_zeros(()))
+    return (sign * out).to(flat.dtype).reshape(shape)
+
+
+def soft_rank(
+    values: Tensor,
+    mask: Tensor | None = None,
+    *,
+    regularization_strength: float = 1.0,
+    descending: bool = True,
+) -> Tensor:
+    r"""Soft rank: the projection of :math:`-\theta / \varepsilon` onto the permutahedron of
+    :math:`\rho = (n, \dots, 1)`.
+
+    .. math:: \mathrm{softrank}_\varepsilon(\theta) = \arg\min_{\mu \in \mathcal P(\rho)}
+        \tfrac12 \| \mu + \theta / \varepsilon \|^2
+
+    For :math:`\varepsilon \to 0` it is the hard rank, 1 for the largest value (or the smallest
+    with ``descending=False``); tied values get equal (averaged) ranks for every
+    :math:`\varepsilon`. The ranks lie in :math:`[1, n]` and sum to :math:`n(n+1)/2`.
+
+    Args:
+        values: ``[..., n]``.
+        mask: ``[..., n]`` bool or ``None``; each list is ranked among its real items
+            (:math:`n` is its own length); padded positions hold 0 (zero gradient).
+        regularization_strength: :math:`\varepsilon > 0`.
+        descending: rank 1 for the largest value (default) or for the smallest.
+
+    Returns:
+        ``[..., n]`` in the input dtype (float32 for half-precision inputs); computed in
+        float64, because the projection subtracts numbers of size :math:`n / \varepsilon`.
+
+    Cost: a sort, then :math:`O(n)` pool-adjacent-violators per list in a Python loop on the
+    CPU (see :func:`isotonic_nonincreasing`); the backward is :math:`O(n)` and vectorised.
+
+    Reference: Blondel, Teboul, Berthet and Djolonga, "Fast Differentiable Sorting and
+    Ranking", ICML 2020.
+    """
+    epsilon = params.positive("soft_rank", "regularization_strength", regularization_strength)
+    descending = params.boolean("soft_rank", "descending", descending)
+    flat, real, shape = _prepare(values, mask, "soft_rank")
+    # z - v is a difference of large numbers for a small eps: computed in float64.
+    z = (-flat if descending else flat).double() / epsilon
+    rho = _descending_positions(real).to(z.dtype)
+    return _permutahedron_projection(z, rho, real).to(flat.dtype).reshape(shape)
