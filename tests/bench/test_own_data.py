@@ -1,0 +1,193 @@
+"""``rankloss bench`` on the user's own files: the config's ``dataset`` table, ``--data``, the
+checks before training, the run record naming the file and its hash, and tiny runs end to
+end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rankloss.bench import tasks
+from rankloss.bench.config import load_config, own_data_suite
+from rankloss.cli import main
+from rankloss.data.formats import DataSource
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANKLOSS_DATA", str(tmp_path / "cache"))
+
+
+def _svmlight(path: Path, queries: int = 24, docs: int = 8, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    lines = []
+    for q in range(queries):
+        x = rng.normal(size=(docs, 5))
+        labels = np.digitize(x[:, 0] + 0.3 * rng.normal(size=docs), [0.0, 0.8, 1.5])
+        for label, row in zip(labels, x):
+            lines.append(
+                f"{label} qid:{q + 1} " + " ".join(f"{i + 1}:{v:.3f}" for i, v in enumerate(row))
+            )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _ratings(path: Path) -> None:
+    rng = np.random.default_rng(1)
+    lines = ["user,item,rating,time"]
+    for u in range(30):
+        for t, i in enumerate(rng.choice(25, size=8, replace=False)):
+            lines.append(f"u{u},m{i},{rng.integers(3, 6)},{t}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+LTR_CONFIG = """
+[bench]
+seeds = [0]
+
+[[suite]]
+name = "mine"
+base = "ltr"
+dataset = {dataset}
+budget = {{ epochs = 1, patience = 1 }}
+model = {{ hidden = [8] }}
+
+[[suite.loss]]
+name = "ranknet"
+"""
+
+
+def _config(tmp_path: Path, dataset: str, text: str = LTR_CONFIG) -> Path:
+    path = tmp_path / "conf" / "bench.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text.format(dataset=dataset))
+    return path
+
+
+def test_relative_path_and_spec(tmp_path: Path) -> None:
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    _svmlight(tmp_path / "conf" / "data" / "my.svm")
+    config = load_config(
+        _config(tmp_path, '{ path = "data/my.svm", format = "svmlight", seed = 1 }')
+    )
+    (suite,) = config.suites
+    source = DataSource.from_spec(suite.dataset)
+    assert source.format == "svmlight" and source.options == {"seed": 1}
+    assert source.path == (tmp_path / "conf" / "data" / "my.svm").resolve()
+    # the config check parsed the file into the cache already
+    assert len(list((tmp_path / "cache" / "parsed").iterdir())) == 1
+    label = tasks.resolve_dataset(suite)
+    assert label.startswith("my.svm (svmlight, sha256 ") and len(label.split()[-1]) == 13
+    data = tasks.load_dataset(label)
+    assert data.train.num_features == 5 and len(data.test) == 5  # 20% of 24 queries
+
+
+@pytest.mark.badinput("bench")
+@pytest.mark.parametrize(
+    ("dataset", "match"),
+    [
+        ('{ path = "my.svm", format = "svmlight", sed = 1 }', r"unknown key\(s\) \['sed'\]"),
+        ('{ path = "nope.svm", format = "svmlight" }', r"path '.*nope.svm' is not a file"),
+        ('{ path = "my.svm", format = "interactions" }', r"format 'interactions' is data for"),
+        ('{ path = "my.svm" }', "needs 'format'"),
+        ('{ path = "my.svm", format = "svmlight", test_fraction = 2.0 }', r"in \[0, 1\)"),
+        ("3", "dataset must be a data set's name or a table"),
+    ],
+)
+def test_bad_dataset_tables_name_the_file_and_suite(tmp_path: Path, dataset, match) -> None:
+    (tmp_path / "conf").mkdir()
+    _svmlight(tmp_path / "conf" / "my.svm")
+    path = _config(tmp_path, dataset)
+    with pytest.raises(ValueError, match=match) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: [[suite]] 'mine'")
+
+
+@pytest.mark.badinput("bench")
+def test_a_bad_line_fails_at_load_with_file_and_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "my.svm").write_text("1 qid:1 1:0.5\n0 qid:1 1:0.2\n2 qid:2 1:oops\n")
+    path = _config(tmp_path, '{ path = "my.svm", format = "svmlight" }')
+    with pytest.raises(SystemExit) as error:
+        main(["bench", "--config", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert error.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(f"rankloss bench: {path}: [[suite]] 'mine': dataset: ")
+    assert f"{tmp_path / 'conf' / 'my.svm'}:3: feature '1:oops'" in message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.badinput("bench")
+def test_fallbacks_are_refused_with_a_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    _svmlight(tmp_path / "conf" / "my.svm")
+    text = LTR_CONFIG.replace("base = ", 'fallbacks = ["digits"]\nbase = ')
+    with pytest.raises(ValueError, match="'fallbacks' apply to registered data sets"):
+        load_config(_config(tmp_path, '{ path = "my.svm", format = "svmlight" }', text))
+
+
+@pytest.mark.badinput("cli")
+def test_data_flags_are_checked(tmp_path: Path, capsys) -> None:
+    _svmlight(tmp_path / "my.svm")
+    for argv, match in (
+        (["--data", str(tmp_path / "my.svm")], "--data needs --data-format"),
+        (["--task", "ltr"], "--task needs --data PATH"),
+        (
+            ["--data", str(tmp_path / "my.svm"), "--data-format", "svmlight", "--task", "recsys"],
+            "is data for",
+        ),
+        (["--data", str(tmp_path / "my.svm"), "--data-format", "trec"], "a 'qrels' file too"),
+        (["--data", str(tmp_path / "my.svm"), "--data-format", "interactions"], "my.svm:1: header"),
+    ):
+        with pytest.raises(SystemExit) as error:
+            main(["bench", *argv, "--out", str(tmp_path / "out"), "--no-progress"])
+        assert error.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_retrieval_gets_class_disjoint_train_classes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "v.npz", x=rng.normal(size=(100, 4)), y=np.repeat(np.arange(5) * 7, 20))
+    suite = own_data_suite(tmp_path / "v.npz", "vectors", losses=["supcon"])
+    assert suite.task == "retrieval" and suite.budget["train_classes"] == 3
+    assert [row.name for row in suite.losses] == ["supcon"]
+    data = tasks.load_dataset(suite.dataset)
+    assert data.num_classes == 5 and data.class_names == ["0", "7", "14", "21", "28"]
+
+
+def test_end_to_end_svmlight_config(tmp_path: Path, capsys) -> None:
+    (tmp_path / "conf").mkdir()
+    _svmlight(tmp_path / "conf" / "train.svm", seed=0)
+    _svmlight(tmp_path / "conf" / "test.svm", queries=6, seed=1)
+    path = _config(
+        tmp_path,
+        '{ path = "train.svm", test = "test.svm", format = "svmlight", normalize = "none" }',
+    )
+    out = tmp_path / "out"
+    argv = ["bench", "--config", str(path), "--out", str(out), "--no-progress", "--no-plots"]
+    assert main(argv) == 0
+    (run,) = json.loads((out / "results.json").read_text())["runs"]
+    assert run["dataset"].startswith("train.svm (svmlight, sha256 ")
+    assert run["metrics"]["ndcg@10"] > 0
+    report = (out / "results.md").read_text()
+    assert f"### mine ({run['dataset']})" in report
+    assert main(argv) == 0 and "resuming: 1 of 1 runs" in capsys.readouterr().out
+    # a changed file is a new data set: its label (hash) and so its runs are new
+    _svmlight(tmp_path / "conf" / "train.svm", seed=5)
+    assert main(argv) == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert len(runs) == 2 and runs[0]["dataset"] != runs[1]["dataset"]
+
+
+def test_end_to_end_interactions_from_the_command_line(tmp_path: Path) -> None:
+    _ratings(tmp_path / "ratings.csv")
+    out = tmp_path / "out"
+    argv = ["bench", "--data", str(tmp_path / "ratings.csv"), "--data-format", "interactions"]
+    argv += ["--loss", "bpr", "--loss", "listnet", "--epochs", "1", "--seeds", "1"]
+    assert main([*argv, "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [r["loss"] for r in runs] == ["bpr", "listnet"]
+    assert all(r["dataset"].startswith("ratings.csv (interactions, sha256 ") for r in runs)
+    assert all(r["suite"] == "recsys-own-data" for r in runs)
+    assert all(0 <= r["metrics"]["ndcg@10"] <= 1 for r in runs)
