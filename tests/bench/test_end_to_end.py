@@ -62,14 +62,16 @@ def test_tiny_suite_writes_every_file_and_the_table(tmp_path: Path, capsys) -> N
         assert run["history"] and "train_loss" in run["history"][0]
     table = (out / "results.md").read_text()
     assert "### tiny-retrieval (digits)" in table and "### tiny-imbalanced (digits)" in table
-    assert "| loss | precision@1 | r_precision | map@r | seeds | s/run |" in table
+    assert (
+        "| loss | precision@1 | r_precision | map@r | validation/map@r | seeds | s/run |" in table
+    )
     assert "| triplet (batch-hard) |" in table and " ± " in table and "**" in table
     assert "### tiny-imbalanced: per-class recall / precision (mean over seeds)" in table
     assert "| softmax_ce | " in table.split("per-class recall")[1]
     imbalanced = [r for r in runs if r["suite"] == "tiny-imbalanced"]
     assert all(f"recall/{c}" in r["extra_metrics"] for r in imbalanced for c in range(10))
     csv_rows = (out / "results.csv").read_text().splitlines()
-    assert len(csv_rows) == 1 + 2 * 3 + 1 * 4
+    assert len(csv_rows) == 1 + 2 * 4 + 1 * 4
     for name in (
         "tiny-retrieval_metrics.png",
         "tiny-retrieval_curves.png",
@@ -147,7 +149,7 @@ def test_retrieval_views_row_calls_the_loss_with_keys(tmp_path: Path) -> None:
     loss = LossSpec("nt_xent (views)", "nt_xent", {"temperature": 0.5}, {"views": True})
     ctx = _context(tmp_path, "quick-retrieval", loss, epochs=1, max_per_split=300)
     result = TASKS["retrieval"](ctx)
-    assert set(result.metrics) == {"precision@1", "r_precision", "map@r"}
+    assert set(result.metrics) == {"precision@1", "r_precision", "map@r", "validation/map@r"}
     assert len(result.history) == 1
 
 

@@ -51,6 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--seeds", type=int, help="number of seeds, an integer >= 1 (runs seeds 0..N-1); default 3"
     )
     bench.add_argument("--epochs", type=int, help="override every suite's epochs (>= 1)")
+    bench.add_argument(
+        "--tune",
+        type=int,
+        metavar="N",
+        help="first search every row's settings with N seeded TPE trials (>= 1; optuna), "
+        "chosen on the validation split, then run the best on every seed",
+    )
     bench.add_argument("--device", choices=["cpu", "cuda", "auto"], help="default: auto")
     bench.add_argument("--out", type=Path, help="output folder (default: bench-out)")
     bench.add_argument(
@@ -65,6 +72,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "torchrun on this machine; N >= 1 (default 1). Running the command under "
         "'torchrun --nproc-per-node N -m rankloss bench ...' does the same",
     )
+    own = bench.add_argument_group(
+        "your own data",
+        "run the built-in suite of --task (ltr, recsys or retrieval) on your file; options of "
+        "the format (columns, split rule, ...) go in a --config file instead",
+    )
+    own.add_argument("--data", type=Path, metavar="PATH", help="your data file")
+    own.add_argument(
+        "--data-format",
+        choices=["svmlight", "table", "trec", "interactions", "vectors"],
+        help="the format of --data",
+    )
+    own.add_argument(
+        "--task",
+        choices=["ltr", "recsys", "retrieval"],
+        help="the task to run on --data (default: the one the format serves)",
+    )
+    own.add_argument(
+        "--loss",
+        action="append",
+        metavar="NAME",
+        help="a registered loss to compare on --data (repeat; default: the suite's rows)",
+    )
     bench.set_defaults(func=_run_bench)
 
     listing = subparsers.add_parser("list", help="list suites, data sets, losses and metrics")
@@ -78,8 +107,9 @@ def _refuse(message: str) -> NoReturn:
 
 
 def _check_counts(args: argparse.Namespace) -> None:
-    """``--seeds``, ``--epochs``, ``--threads`` and ``--nproc`` are integers >= 1 when given."""
-    for option in ("seeds", "epochs", "threads", "nproc"):
+    """``--seeds``, ``--epochs``, ``--threads``, ``--nproc`` and ``--tune`` are integers >= 1
+    when given."""
+    for option in ("seeds", "epochs", "threads", "nproc", "tune"):
         value = getattr(args, option)
         if value is not None:
             try:
@@ -158,6 +188,11 @@ def torchrun_command(args: argparse.Namespace) -> list[str]:
         value = getattr(args, option)
         if value is not None:
             command += [f"--{option}", str(value)]
+    for option in ("data", "data_format", "task"):
+        if getattr(args, option, None) is not None:
+            command += ["--" + option.replace("_", "-"), str(getattr(args, option))]
+    for name in getattr(args, "loss", None) or ():
+        command += ["--loss", name]
     for flag in ("no_plots", "no_progress"):
         if getattr(args, flag):
             command.append("--" + flag.replace("_", "-"))
@@ -199,6 +234,8 @@ def _log_to_stderr() -> None:
 
 def _run_bench(args: argparse.Namespace) -> int:
     _check_counts(args)
+    if args.tune is not None:
+        _check_tune(args.nproc)
     if args.nproc is not None and args.nproc > 1 and _launched_world_size() == 1:
         return subprocess.call(torchrun_command(args))
     if _launched_world_size() > 1:
@@ -237,8 +274,9 @@ def _run_bench_here(args: argparse.Namespace) -> int:
         seeds, device, out = config.seeds, config.device, config.out
     else:
         suites = []
+    suites += _own_data_suites(args)
     try:
-        if args.suites or args.config is None:
+        if args.suites or (args.config is None and args.data is None):
             suites += [s for s in resolve_suites(args.suites or ["quick"]) if s not in suites]
     except KeyError as error:
         _refuse(f"SUITE: {error.args[0]}")
@@ -262,6 +300,9 @@ def _run_bench_here(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     main = is_main_process()  # under torchrun only rank 0 reports; the others only train
     _check_extras(plots=not args.no_plots)
+    tune = args.tune if args.tune is not None else (config.tune if args.config else None)
+    if tune is not None:
+        _check_tune(args.nproc)
     progress = not args.no_progress and sys.stderr.isatty() and main
     if main:
         _log_to_stderr()
@@ -276,10 +317,23 @@ def _run_bench_here(args: argparse.Namespace) -> int:
             dataset_resolver=resolve_dataset,
             log=print if main else (lambda _: None),
         )
+        tuning = None
+        if tune is not None:
+            from rankloss.bench.tune import Tuner
+
+            tuner = Tuner(runner, tune)
+            suites = tuner.tune(suites)  # one suite per row, with its chosen settings
+            tuning = tuner.entries
         wanted = runner.run(suites)
     if not main:
         return 0
-    paths = write_reports(out_dir, wanted, plots=not args.no_plots)
+    paths = write_reports(out_dir, wanted, plots=not args.no_plots, tuning=tuning)
+    if tuning is not None:
+        from rankloss.bench.report import tuning_tables, which_loss_report
+
+        print(tuning_tables(tuning))
+        print(which_loss_report(summarise(wanted)))
+        paths.append(runner.out / "tuning.json")
     print(markdown_tables(summarise(wanted)))
     per_class = per_class_tables(wanted)
     if per_class:
@@ -290,6 +344,32 @@ def _run_bench_here(args: argparse.Namespace) -> int:
         + f", {runner.results_path}"
     )
     return 0
+
+
+def _check_tune(nproc: int | None) -> None:
+    """``--tune`` (or ``tune`` in the config) runs in one process, with optuna installed."""
+    if (nproc or 1) > 1 or _launched_world_size() > 1:
+        _refuse("--tune runs in one process: drop --nproc (and torchrun)")
+    if importlib.util.find_spec("optuna") is None:
+        _refuse("--tune needs optuna: pip install 'rankloss[bench]'")
+
+
+def _own_data_suites(args: argparse.Namespace) -> list[SuiteSpec]:
+    """The suite of ``--data PATH --data-format FORMAT [--task TASK] [--loss NAME ...]``."""
+    from rankloss.bench.config import own_data_suite
+
+    given = [f for f in ("data_format", "task", "loss") if getattr(args, f, None)]
+    if args.data is None:
+        if given:
+            flags = ", ".join("--" + f.replace("_", "-") for f in given)
+            _refuse(f"{flags} {'needs' if len(given) == 1 else 'need'} --data PATH")
+        return []
+    if args.data_format is None:
+        _refuse("--data needs --data-format (svmlight, table, trec, interactions or vectors)")
+    try:
+        return [own_data_suite(args.data, args.data_format, args.task, args.loss or ())]
+    except (TypeError, ValueError) as error:
+        _refuse(str(error))
 
 
 def _family_order(family: str) -> tuple[int, str]:

@@ -6,6 +6,7 @@ Example (``bench.toml``)::
     seeds = [0, 1, 2]      # optional
     device = "cpu"         # optional
     out = "bench-out"      # optional
+    tune = 20              # optional: seeded TPE trials per row (rankloss bench --tune)
 
     [[suite]]
     name = "my-ltr"
@@ -20,34 +21,48 @@ Example (``bench.toml``)::
     name = "ranknet"
     hyper = { sigma = 2.0 }
 
+A suite's ``dataset`` is a registered data set's name, or a table naming the user's own
+files and their format (paths relative to this file)::
+
+    dataset = { path = "train.svmlight", format = "svmlight", test = "test.svmlight" }
+    dataset = { path = "ratings.csv", format = "interactions", feedback = "graded" }
+
+Formats (:data:`rankloss.data.formats.FORMATS`): ``svmlight``, ``table`` and ``trec`` for
+``ltr`` suites, ``interactions`` for ``recsys``, ``vectors`` for ``retrieval`` and
+``imbalanced``. The files are parsed (or read from the content-hash cache) when this file is
+read, so a malformed line fails here, as ``file:line: message``, before anything trains.
+
 A suite without ``base`` must give ``task``, ``dataset``, ``metrics`` and at least one loss.
 Every key is checked, the ``budget`` and ``model`` tables and each loss's ``options`` against
 what the suite's task reads (:data:`rankloss.bench.suites.TASK_SETTINGS`): an unknown key is an
 error that names the file, the suite, the table and the valid keys. ``[bench]`` values are
 checked too: ``seeds`` is a non-empty list of distinct integers >= 0, ``device`` one of
-``"cpu"``, ``"cuda"``, ``"auto"``, ``out`` a folder name. Every loss is built with
-its ``hyper`` table when the file is read, so a bad hyper-parameter fails before anything
-trains, in the loss's own words (``"RankNetLoss: sigma must be > 0, got -1.0"``), with the
-file named.
+``"cpu"``, ``"cuda"``, ``"auto"``, ``out`` a folder name, ``tune`` an integer >= 1. Every
+loss is built with its ``hyper`` table when the file is read, so a bad hyper-parameter fails
+before anything trains, in the loss's own words (``"RankNetLoss: sigma must be > 0, got
+-1.0"``), with the file named.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Set
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rankloss._core import params
 from rankloss.bench.suites import SUITES, TASK_SETTINGS, LossSpec, SuiteSpec, check_suite
+
+if TYPE_CHECKING:
+    from rankloss.data.formats import DataSource
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["BenchConfig", "load_config"]
+__all__ = ["BenchConfig", "load_config", "own_data_suite"]
 
 _SUITE_KEYS = {
     "name",
@@ -63,7 +78,7 @@ _SUITE_KEYS = {
     "description",
 }
 _LOSS_KEYS = {"label", "name", "hyper", "options"}
-_BENCH_KEYS = {"seeds", "device", "out", "suites"}
+_BENCH_KEYS = {"seeds", "device", "out", "suites", "tune"}
 #: What ``[bench] device`` may be (as ``rankloss bench --device``).
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -74,6 +89,7 @@ class BenchConfig:
     seeds: list[int] | None = None
     device: str | None = None
     out: str | None = None
+    tune: int | None = None
 
 
 def _check_keys(where: str, table: dict[str, Any], allowed: Set[str]) -> None:
@@ -125,6 +141,9 @@ def _suite(path: Path, index: int, table: dict[str, Any]) -> SuiteSpec:
         base = SUITES[base_name]
     task = _task(where, table, base)
     settings = TASK_SETTINGS[task]
+    own = isinstance(table.get("dataset"), dict)
+    if own and "fallbacks" in table:
+        raise ValueError(f"{where}: 'fallbacks' apply to registered data sets, not to files")
     budget = _table(where, table, "budget")
     model = _table(where, table, "model")
     _check_keys(f"{where} budget", budget, settings.budget)
@@ -138,7 +157,7 @@ def _suite(path: Path, index: int, table: dict[str, Any]) -> SuiteSpec:
             name=name,
             task=task,
             dataset=table.get("dataset", base.dataset),
-            fallbacks=tuple(table.get("fallbacks", base.fallbacks)),
+            fallbacks=() if own else tuple(table.get("fallbacks", base.fallbacks)),
             losses=losses or base.losses,
             metrics=tuple(table.get("metrics", base.metrics)),
             budget={**base.budget, **budget},
@@ -164,10 +183,110 @@ def _suite(path: Path, index: int, table: dict[str, Any]) -> SuiteSpec:
             primary=table.get("primary", table["metrics"][0]),
             description=table.get("description", ""),
         )
+    if own:
+        source = _source(f"{where} dataset", table["dataset"], path.parent)
+        suite = _with_own_data(where, suite, source)
+    elif not isinstance(suite.dataset, str):
+        raise ValueError(
+            f"{where}: dataset must be a data set's name or a table "
+            f"{{ path = ..., format = ... }}, got {suite.dataset!r}"
+        )
     try:
         check_suite(suite)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
+    return suite
+
+
+def _source(where: str, table: dict[str, Any], base: Path) -> DataSource:
+    from rankloss.data.formats import data_source
+
+    return data_source(table, base=base, where=where)
+
+
+#: The options each task's runner loads its data set with (``rankloss.bench.tasks``), so that
+#: the check at load time parses (and caches) the very data set the runs read.
+_TASK_LOAD_OPTIONS: dict[str, Callable[[SuiteSpec], dict[str, Any]]] = {
+    "ltr": lambda suite: {"normalize": suite.budget.get("list_normalize")},
+    "recsys": lambda suite: {"split": "leave-last-out"},
+}
+
+
+def _with_own_data(where: str, suite: SuiteSpec, source: DataSource) -> SuiteSpec:
+    """``suite`` on the user's files: the format must serve the suite's task, and the files
+    are parsed now (or read from the cache), so a malformed line fails before any training.
+
+    A ``retrieval`` suite without ``train_classes`` in its budget trains on the first 60% of
+    the classes (in label order, at least one) and retrieves the others.
+    """
+    from rankloss.data.formats import FORMAT_TASKS
+
+    tasks = FORMAT_TASKS[source.format]
+    if suite.task not in tasks:
+        raise ValueError(
+            f"{where}: format {source.format!r} is data for task(s) {list(tasks)}, "
+            f"not for {suite.task!r}"
+        )
+    options = _TASK_LOAD_OPTIONS.get(suite.task, lambda _: {})(suite)
+    try:
+        data = source.load(**options)
+    except (ValueError, TypeError, OSError) as error:
+        raise ValueError(f"{where}: dataset: {error}") from None
+    if suite.task == "retrieval" and "train_classes" not in suite.budget:
+        classes = data.num_classes
+        if classes < 2:
+            raise ValueError(f"{where}: dataset: retrieval needs 2 classes or more, got {classes}")
+        train_classes = min(classes - 1, max(1, round(0.6 * classes)))
+        suite = suite.with_budget(train_classes=train_classes)
+    return replace(suite, dataset=source.spec(), fallbacks=())
+
+
+#: The tasks ``rankloss bench --data`` runs (each the built-in suite of that name).
+OWN_DATA_TASKS = ("ltr", "recsys", "retrieval")
+
+
+def own_data_suite(
+    path: str | Path,
+    data_format: str,
+    task: str | None = None,
+    losses: Sequence[str] = (),
+) -> SuiteSpec:
+    """The default suite of ``task`` (``ltr``, ``recsys`` or ``retrieval``: the built-in
+    suites of those names) run on the user's file ``path`` in ``data_format`` (``rankloss
+    bench --data PATH --data-format FORMAT --task TASK [--loss NAME ...]``).
+
+    ``task`` defaults to the task the format serves (``svmlight``, ``table``, ``trec`` ->
+    ``ltr``; ``interactions`` -> ``recsys``; ``vectors`` -> ``retrieval``). ``losses``
+    replace the suite's rows by those registered losses, with their default
+    hyper-parameters. The file is parsed (or read from the cache) here.
+
+    Raises:
+        ValueError: an unknown format or task, a format that does not serve the task, a
+            missing file, or a malformed line (``file:line: message``).
+    """
+    from rankloss.data.formats import FORMAT_TASKS, FORMATS
+
+    where = "--data"
+    if data_format not in FORMAT_TASKS:
+        raise ValueError(
+            f"--data-format: unknown format {data_format!r}; known: {', '.join(FORMAT_TASKS)}"
+        )
+    others = [role for role in FORMATS[data_format].required if role != "path"]
+    if others:
+        raise ValueError(
+            f"--data-format {data_format} needs a {', '.join(map(repr, others))} file too: "
+            "give the files in a --config file's dataset table"
+        )
+    if task is None:
+        task = next(t for t in FORMAT_TASKS[data_format] if t in OWN_DATA_TASKS)
+    if task not in OWN_DATA_TASKS:
+        raise ValueError(f"--task must be one of {list(OWN_DATA_TASKS)}, got {task!r}")
+    source = _source(where, {"format": data_format, "path": str(path)}, Path.cwd())
+    suite = replace(SUITES[task], name=f"{task}-own-data")
+    if losses:
+        suite = replace(suite, losses=tuple(LossSpec(name, name) for name in losses))
+    suite = _with_own_data(where, suite, source)
+    check_suite(suite)
     return suite
 
 
@@ -204,6 +323,11 @@ def _bench(path: Path, bench: object) -> tuple[list[int] | None, str | None, str
     out = bench.get("out")
     if out is not None and (not isinstance(out, str) or not out):
         raise ValueError(f"{where}: out must be a folder name (a non-empty string), got {out!r}")
+    if "tune" in bench:
+        try:
+            params.positive_int(where, "tune", bench["tune"])
+        except TypeError as error:
+            raise ValueError(str(error)) from None
     names = bench.get("suites", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError(f"{where}: suites must be a list of suite names, got {names!r}")
@@ -237,4 +361,4 @@ def load_config(path: str | Path) -> BenchConfig:
         suites.append(SUITES[name])
     if not suites:
         raise ValueError(f"{path}: no suites: add [[suite]] tables or [bench] suites = [...]")
-    return BenchConfig(suites, seeds, device, out)
+    return BenchConfig(suites, seeds, device, out, bench.get("tune"))

@@ -1,7 +1,16 @@
 """Turn ``results.json`` runs into tables (Markdown, CSV) and plots (PNG).
 
 Every metric in a table is higher-is-better; each cell is the mean ± sample standard deviation
-over seeds, and the best mean in each column is in bold.
+over seeds, and the best mean in each column is in bold. Every table also compares each row
+with the best row on the suite's primary metric, paired across seeds
+(:func:`rankloss.bench.stats.paired_comparison`: the difference with its 95% interval and
+p-value); rows not significantly worse than the best are marked ``~`` ("tied with best").
+
+``results.md`` opens with a "which loss" report: per suite, the rows ranked by the primary
+metric with 95% intervals, the recommendation the comparisons support ("use X" or "no
+significant difference among X, Y, Z") and the best listwise row against the best pairwise
+row (families from the loss registry), paired across seeds. A tuned benchmark
+(:mod:`rankloss.bench.tune`) adds each row's chosen settings.
 """
 
 from __future__ import annotations
@@ -11,13 +20,25 @@ import io
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rankloss._io import atomic_write, atomic_write_text
+from rankloss.bench.stats import PairedComparison, mean_interval, paired_comparison
 
-__all__ = ["SuiteTable", "summarise", "markdown_tables", "per_class_tables", "write_reports"]
+__all__ = [
+    "SuiteTable",
+    "summarise",
+    "markdown_tables",
+    "per_class_tables",
+    "write_reports",
+    "compare_to_best",
+    "recommendation",
+    "family_comparison",
+    "which_loss_report",
+    "tuning_tables",
+]
 
 
 @dataclass
@@ -32,6 +53,12 @@ class SuiteTable:
     std: dict[tuple[str, str], float]
     seeds: dict[str, int]
     seconds: dict[str, float]
+    #: The metric rows are ranked and compared by (the suite's primary metric).
+    primary: str = ""
+    #: ``(row, metric) -> {seed: value}``: the per-seed values the paired tests use.
+    per_seed: dict[tuple[str, str], dict[int, float]] = field(default_factory=dict)
+    #: Each row's loss family in the registry (``None`` for a baseline that trains no loss).
+    families: dict[str, str | None] = field(default_factory=dict)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -64,6 +91,18 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[SuiteTable]:
         mean, std = {}, {}
         for key, vals in values.items():
             mean[key], std[key] = _mean_std(vals)
+        per_seed: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+        families: dict[str, str | None] = {}
+        for run in suite_runs:
+            config = run["config"]
+            families.setdefault(
+                run["loss"], _family(config.get("task"), config.get("loss", {}).get("name"))
+            )
+            for metric in metrics:
+                value = run["metrics"].get(metric)
+                if value is not None and math.isfinite(value):
+                    per_seed[(run["loss"], metric)][int(run["seed"])] = float(value)
+        primary = suite_runs[0].get("primary") or suite_runs[0]["config"].get("primary")
         tables.append(
             SuiteTable(
                 suite=suite,
@@ -74,9 +113,204 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[SuiteTable]:
                 std=std,
                 seeds={row: len(seconds[row]) for row in rows},
                 seconds={row: sum(seconds[row]) / len(seconds[row]) for row in rows},
+                primary=primary if primary in metrics else metrics[0],
+                per_seed=dict(per_seed),
+                families=families,
             )
         )
     return tables
+
+
+def _family(task: str | None, name: str | None) -> str | None:
+    """The registry family of the loss a row trains (``None`` for a baseline with no loss)."""
+    from rankloss.bench.suites import TASK_SETTINGS
+    from rankloss.losses import LOSSES
+
+    if name is None:
+        return None
+    settings = TASK_SETTINGS.get(task or "")
+    if settings is not None and name in settings.baselines:
+        name = settings.baselines[name]
+        if name is None:
+            return None
+    return LOSSES.entry(name).family if name in LOSSES else None
+
+
+def _best_row(table: SuiteTable, metric: str, rows: Sequence[str] | None = None) -> str | None:
+    """The row with the highest mean of ``metric`` (the first on a tie)."""
+    best, value = None, -math.inf
+    for row in table.rows if rows is None else rows:
+        mean = table.mean.get((row, metric))
+        if mean is not None and mean > value:
+            best, value = row, mean
+    return best
+
+
+def _paired(table: SuiteTable, row: str, other: str, metric: str) -> PairedComparison:
+    """``row - other`` on ``metric`` over the seeds both ran."""
+    a = table.per_seed.get((row, metric), {})
+    b = table.per_seed.get((other, metric), {})
+    seeds = sorted(set(a) & set(b))
+    return paired_comparison([a[s] for s in seeds], [b[s] for s in seeds])
+
+
+def compare_to_best(
+    table: SuiteTable, metric: str | None = None
+) -> tuple[str | None, dict[str, PairedComparison]]:
+    """The best row on ``metric`` (default: the primary metric) and every other row's paired
+    comparison with it (``row - best`` across the seeds both ran)."""
+    metric = metric or table.primary or table.metrics[0]
+    best = _best_row(table, metric)
+    if best is None:
+        return None, {}
+    return best, {
+        row: _paired(table, row, best, metric)
+        for row in table.rows
+        if row != best and (row, metric) in table.mean
+    }
+
+
+def _worse(comparison: PairedComparison) -> bool:
+    """Significantly worse than the row it was compared with."""
+    return comparison.significant and comparison.mean_difference < 0
+
+
+def _number(value: float, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
+
+
+def _difference(comparison: PairedComparison) -> str:
+    if not comparison.tested:
+        return f"{comparison.mean_difference:+.4f} (n/a)"
+    return f"{comparison.mean_difference:+.4f} [{comparison.low:+.4f}, {comparison.high:+.4f}]"
+
+
+def _p(comparison: PairedComparison) -> str:
+    if comparison.p_value is None:
+        return "n/a"
+    return "<0.001" if comparison.p_value < 0.001 else f"{comparison.p_value:.3f}"
+
+
+def _tied(comparison: PairedComparison | None) -> str:
+    if comparison is None:
+        return "~"  # the best row itself
+    if not comparison.tested:
+        return "n/a"
+    return "" if _worse(comparison) else "~"
+
+
+def recommendation(table: SuiteTable) -> str:
+    """The recommendation the paired comparisons with the best row support: ``"use X"`` when
+    every other row is significantly worse, else ``"no significant difference among X, Y,
+    ..."`` (the best and the rows not significantly worse); rows with fewer than 3 paired seeds
+    are named as not tested."""
+    metric = table.primary or table.metrics[0]
+    best, comparisons = compare_to_best(table)
+    if best is None:
+        return f"no row reports {metric}."
+    if not comparisons:
+        return f"only one row ({best}): nothing to compare."
+    order = sorted(comparisons, key=lambda r: -table.mean[(r, metric)])  # highest mean first
+    tied = [best] + [r for r in order if comparisons[r].tested and not _worse(comparisons[r])]
+    worse = [r for r in order if comparisons[r].tested and _worse(comparisons[r])]
+    untested = [r for r in order if not comparisons[r].tested]
+    if not worse and len(tied) == 1:
+        return (
+            f"not enough seeds to tell the rows apart (a paired test needs at least 3 seeds "
+            f"per row); the highest mean {metric} is {best}'s."
+        )
+    if len(tied) == 1:
+        text = f"**use {best}**: every other row is significantly worse on {metric}"
+    else:
+        text = (
+            f"**no significant difference among {', '.join(tied)}** on {metric} "
+            f"(none is significantly worse than {best}, the highest mean)"
+        )
+        if worse:
+            text += f"; {', '.join(worse)} significantly worse"
+    if untested:
+        text += f"; {', '.join(untested)} not tested (fewer than 3 paired seeds)"
+    return text + "."
+
+
+def family_comparison(table: SuiteTable) -> str:
+    """The best listwise row against the best pairwise row (registry families) on the primary
+    metric, paired across seeds: the difference, its 95% interval and p-value, or "not enough
+    rows" when the suite lacks one of the two families."""
+    metric = table.primary or table.metrics[0]
+    listwise = [r for r in table.rows if table.families.get(r) == "listwise"]
+    pairwise = [r for r in table.rows if table.families.get(r) == "pairwise"]
+    best_list = _best_row(table, metric, listwise)
+    best_pair = _best_row(table, metric, pairwise)
+    if best_list is None or best_pair is None:
+        missing = [f for f, rows in (("listwise", best_list), ("pairwise", best_pair)) if not rows]
+        return f"not enough rows (no {' and no '.join(missing)} row)."
+    c = _paired(table, best_list, best_pair, metric)
+    head = (
+        f"best listwise ({best_list}, {table.mean[(best_list, metric)]:.4f}) minus best "
+        f"pairwise ({best_pair}, {table.mean[(best_pair, metric)]:.4f})"
+    )
+    if not c.tested:
+        return (
+            f"{head} = {c.mean_difference:+.4f} over {c.n} paired seed(s): n/a (a paired test "
+            "needs at least 3 seeds)."
+        )
+    if not c.significant:
+        verdict = "no significant difference"
+    else:
+        verdict = "listwise is better" if c.mean_difference > 0 else "pairwise is better"
+    return (
+        f"{head} = {c.mean_difference:+.4f}, 95% CI [{c.low:+.4f}, {c.high:+.4f}], "
+        f"p = {_p(c)} ({c.method}, {c.n} seeds): **{verdict}**."
+    )
+
+
+def which_loss_report(tables: Sequence[SuiteTable]) -> str:
+    """Per suite: the rows ranked by the primary metric (test mean over seeds, 95% t
+    interval), each compared with the best row, the recommendation and the listwise-vs-pairwise
+    answer (Markdown)."""
+    parts = []
+    for table in tables:
+        metric = table.primary or table.metrics[0]
+        best, comparisons = compare_to_best(table)
+        ranked = sorted(
+            (r for r in table.rows if (r, metric) in table.mean),
+            key=lambda r: -table.mean[(r, metric)],
+        )
+        lines = [
+            f"### {table.suite} ({table.dataset}): ranked by {metric}",
+            "",
+            f"| rank | loss | {metric} | 95% CI | vs best [95% CI] | p | tied with best |",
+            "|---:|---|---:|---|---|---:|:---:|",
+        ]
+        for rank, row in enumerate(ranked, 1):
+            values = list(table.per_seed.get((row, metric), {}).values())
+            mean, low, high = mean_interval(values)
+            interval = f"[{low:.4f}, {high:.4f}]" if math.isfinite(low) else "n/a"
+            comparison = comparisons.get(row)
+            versus = "best" if comparison is None else _difference(comparison)
+            p = "" if comparison is None else _p(comparison)
+            lines.append(
+                f"| {rank} | {row} | {mean:.4f} | {interval} | {versus} | {p} | "
+                f"{_tied(comparison)} |"
+            )
+        lines += [
+            "",
+            f"**Recommendation:** {recommendation(table)}",
+            "",
+            f"**Listwise vs pairwise:** {family_comparison(table)}",
+        ]
+        parts.append("\n".join(lines))
+    note = (
+        "Test metrics, mean over seeds with the 95% t interval. Each row is compared with the "
+        "best row paired across seeds (same seed, same data; `rankloss.bench.stats`): the "
+        "difference row - best with its 95% interval and the two-sided p-value; `~` marks "
+        "rows not significantly worse than the best (p >= 0.05), `n/a` rows with fewer than "
+        "3 paired seeds. The best row is chosen after seeing the results and there is no "
+        'correction for testing several rows, so read `~` as "cannot be told apart", not '
+        'as "equal".'
+    )
+    return "## Which loss?\n\n" + note + "\n\n" + "\n\n".join(parts) + "\n"
 
 
 def _best(table: SuiteTable, metric: str) -> float | None:
@@ -85,10 +319,22 @@ def _best(table: SuiteTable, metric: str) -> float | None:
 
 
 def markdown_tables(tables: Sequence[SuiteTable]) -> str:
-    """One Markdown table per suite; best mean per column in bold."""
+    """One Markdown table per suite; best mean per column in bold; each row's paired
+    comparison with the best row on the primary metric (difference [95% CI], p-value) and
+    ``~`` when it is not significantly worse ("tied with best")."""
     parts = []
     for table in tables:
-        header = ["loss", *table.metrics, "seeds", "s/run"]
+        primary = table.primary or table.metrics[0]
+        _, comparisons = compare_to_best(table)
+        header = [
+            "loss",
+            *table.metrics,
+            "seeds",
+            "s/run",
+            f"vs best {primary} [95% CI]",
+            "p",
+            "tied with best",
+        ]
         lines = [
             f"### {table.suite} ({table.dataset})",
             "",
@@ -105,6 +351,15 @@ def markdown_tables(tables: Sequence[SuiteTable]) -> str:
                 text = f"{m:.4f} ± {s:.4f}"
                 cells.append(f"**{text}**" if m == _best(table, metric) else text)
             cells += [str(table.seeds[row]), f"{table.seconds[row]:.1f}"]
+            if (row, primary) in table.mean:
+                comparison = comparisons.get(row)
+                cells += [
+                    "best" if comparison is None else _difference(comparison),
+                    "" if comparison is None else _p(comparison),
+                    _tied(comparison),
+                ]
+            else:
+                cells += ["–", "", ""]
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
@@ -296,19 +551,87 @@ def _primary_of(suite: str) -> str | None:
     return spec.primary if spec is not None else None
 
 
+def _dimension(dim: Sequence[Any]) -> str:
+    if dim[0] == "choice":
+        return "{" + ", ".join(str(c) for c in dim[1]) + "}"
+    return f"{dim[0]} [{dim[1]:g}, {dim[2]:g}]"
+
+
+def tuning_tables(entries: Sequence[dict[str, Any]]) -> str:
+    """Per suite, each tuned row's chosen settings, its best validation score (the primary
+    metric on the validation split), the trials run and the seconds per trial, and the space
+    searched (Markdown; the ``tuning.json`` entries of :class:`rankloss.bench.tune.Tuner`)."""
+    by_suite: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in entries:
+        by_suite[entry["suite"]].append(entry)
+    parts = []
+    for suite, rows in by_suite.items():
+        primary = rows[0].get("primary", "")
+        requested = max(int(r.get("trials_requested", 0)) for r in rows)
+        lines = [
+            f"### {suite}: tuned settings ({requested} seeded TPE trials per row, chosen by "
+            f"validation {primary})",
+            "",
+            f"| loss | chosen settings | best validation {primary} | trials | s/trial | searched |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for entry in rows:
+            space = entry.get("space", {})
+            searched = ", ".join(
+                f"{name} {_dimension(dim)}"
+                for target in ("budget", "hyper")
+                for name, dim in space.get(target, {}).items()
+            )
+            trials = entry.get("trials", [])
+            complete = sum(1 for trial in trials if trial.get("value") is not None)
+            best = entry.get("best")
+            if best:
+                chosen = ", ".join(
+                    f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                    for target in ("budget", "hyper")
+                    for name, value in best["setting"].get(target, {}).items()
+                )
+                score = f"{best['value']:.4f} (trial {best['number'] + 1})"
+            else:
+                status = entry.get("status", "")
+                note = entry.get("note", "")
+                chosen = f"defaults ({status}{': ' + note if note else ''})"
+                score = "–"
+            per_trial = entry.get("seconds_per_trial")
+            lines.append(
+                f"| {entry['row']} | {chosen} | {score} | {complete}/{len(trials)} | "
+                + (f"{per_trial:.1f}" if per_trial is not None else "–")
+                + f" | {searched or '–'} |"
+            )
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + ("\n" if parts else "")
+
+
 def write_reports(
-    out: str | Path, runs: Sequence[dict[str, Any]], *, plots: bool = True
+    out: str | Path,
+    runs: Sequence[dict[str, Any]],
+    *,
+    plots: bool = True,
+    tuning: Sequence[dict[str, Any]] | None = None,
 ) -> list[Path]:
-    """Write ``results.md``, ``results.csv`` and PNG plots into ``out``; return the paths."""
+    """Write ``results.md``, ``results.csv`` and PNG plots into ``out``; return the paths.
+
+    ``results.md`` opens with the "which loss" report (:func:`which_loss_report`), then the
+    tables, the per-class tables and, with ``tuning`` (the entries of a tuned benchmark), the
+    chosen settings (:func:`tuning_tables`).
+    """
     out = Path(out)
     tables = summarise(runs)
     per_class = per_class_tables(runs)
+    tuned = tuning_tables(tuning) if tuning else ""
     written = [
         atomic_write_text(
             out / "results.md",
             "# rankloss bench results\n\n"
+            + (which_loss_report(tables) + "\n## Tables\n\n" if tables else "")
             + markdown_tables(tables)
-            + ("\n" + per_class if per_class else ""),
+            + ("\n" + per_class if per_class else "")
+            + ("\n## Tuning\n\n" + tuned if tuned else ""),
         ),
         atomic_write_text(out / "results.csv", _csv_text(tables)),
     ]

@@ -78,6 +78,9 @@ class RunResult:
     notes: str = ""
     #: Further test metrics that are not columns of the table (e.g. per-class recall).
     extra_metrics: dict[str, float] = field(default_factory=dict)
+    #: Metrics of the validation split (of the weights kept, e.g. the best epoch): what a
+    #: tuned benchmark (:mod:`rankloss.bench.tune`) selects settings by; never the test split.
+    validation: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -434,6 +437,7 @@ class BenchmarkRunner:
             "history": result.history,
             "notes": result.notes,
             "extra_metrics": {k: float(v) for k, v in result.extra_metrics.items()},
+            "validation_metrics": {k: float(v) for k, v in result.validation.items()},
             "environment": env,
             "world_size": _dist.get_world_size(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rankloss._core import params
 from rankloss.bench.runner import RunContext, RunResult, SkipRun
 from rankloss.bench.suites import SuiteSpec, build_row_loss
 
@@ -32,16 +34,45 @@ LossFn = Callable[..., Tensor]
 __all__ = ["TASKS", "resolve_dataset", "load_dataset"]
 
 
+#: The users' data sets :func:`resolve_dataset` chose, by the label it returned for each.
+_OWN_DATA: dict[str, str] = {}
+
+
 @functools.lru_cache(maxsize=8)
 def load_dataset(name: str, **options: Any) -> Any:
-    """``rankloss.data.load`` with a per-process cache (every run of a suite shares it)."""
-    from rankloss import data
+    """``rankloss.data.load`` with a per-process cache (every run of a suite shares it).
 
+    ``name`` may also be a user's data set: a :meth:`rankloss.data.formats.DataSource.spec`
+    (as a config's ``dataset = { path = ..., format = ... }`` becomes), or the label
+    :func:`resolve_dataset` gave one (``"my.svmlight (svmlight, sha256 1a2b3c4d5e6f)"``). It
+    loads through the content-hash cache, the task's ``options`` as defaults under the
+    source's own.
+    """
+    from rankloss import data
+    from rankloss.data.formats import DataSource
+
+    spec = _OWN_DATA.get(name, name)
+    if DataSource.is_spec(spec):
+        return DataSource.from_spec(spec).load(**options)
     return data.load(name, **options)
 
 
 def resolve_dataset(suite: SuiteSpec) -> str:
-    """The first of the suite's data set and its fallbacks that loads here."""
+    """The first of the suite's data set and its fallbacks that loads here.
+
+    A user's data set (a source spec) resolves to its label, which names the file and the
+    first 12 hex digits of its SHA-256; that label is what the run records, the results'
+    tables and the configuration hash carry, so a changed file makes new runs.
+    """
+    from rankloss.data.formats import DataSource
+
+    if DataSource.is_spec(suite.dataset):
+        label = DataSource.from_spec(suite.dataset).label()
+        if _OWN_DATA.setdefault(label, suite.dataset) != suite.dataset:
+            # the same file with other options: tell the two apart
+            label = f"{label} #{SuiteSpec.config_hash({'spec': suite.dataset})[:6]}"
+            _OWN_DATA[label] = suite.dataset
+        return label
     errors = []
     for name in (suite.dataset, *suite.fallbacks):
         try:
@@ -109,28 +140,52 @@ def _fit_and_test(ctx: RunContext, trainer: Trainer) -> RunResult:
         )
     notes = f"best epoch {result.best_epoch} of {result.epochs_run}"
     extra = {k: v for k, v in metrics.items() if k not in ctx.suite.metrics}
+    best = result.best_metrics
+    validation = {
+        m: best[f"validation/{m}"] for m in ctx.suite.metrics if f"validation/{m}" in best
+    }
     return RunResult(
         {m: metrics[m] for m in ctx.suite.metrics},
         _history(result, ctx.suite.primary),
         notes,
         extra,
+        validation,
     )
 
 
 # ============================================================================ learning to rank
 def run_ltr(ctx: RunContext) -> RunResult:
-    """MLP scorer on query lists; ``lightgbm`` rows train LightGBM's LambdaMART instead."""
+    """MLP scorer on query lists; ``lightgbm`` rows train LightGBM's LambdaMART instead and
+    ``random`` rows score documents at random (the floor every ranker must beat).
+
+    Features: ``budget["feature_transform"]`` (default ``"log1p"``: signed ``log1p`` then
+    per-feature standardisation fitted on the training split, see
+    :class:`rankloss.train.LTRTask`), after an optional per-list normalisation
+    ``budget["list_normalize"]`` (default none). ``budget["max_items"]`` caps training lists,
+    keeping their relevant documents. A row's ``options["list_normalize"]`` and
+    ``options["feature_transform"]`` replace the budget's for that row (the LightGBM rows
+    normalise per list, which trees gain from, and skip the global transform, which is monotone
+    in each feature and so changes nothing for a tree).
+    """
     from rankloss.models import MLPScorer
     from rankloss.train.tasks import LTRTask
 
-    data = load_dataset(ctx.dataset, normalize="standardize")
+    budget = ctx.suite.budget
+    normalize = ctx.loss.options.get("list_normalize", budget.get("list_normalize"))
+    data = load_dataset(ctx.dataset, normalize=normalize)
     task = LTRTask(
         data,
-        batch_size=ctx.suite.budget.get("batch_size", 8),
-        max_items=ctx.suite.budget.get("max_items"),
+        batch_size=budget.get("batch_size", 8),
+        max_items=budget.get("max_items"),
+        feature_transform=ctx.loss.options.get(
+            "feature_transform", budget.get("feature_transform", "log1p")
+        ),
     )
     if ctx.loss.name == "lightgbm":
-        return _run_lightgbm(ctx, data, task)
+        return _run_lightgbm(ctx, task.data, task)
+    if ctx.loss.name == "random":
+        metrics = task.evaluate(_RandomScores(ctx.seed), "test")
+        return RunResult({m: metrics[m] for m in ctx.suite.metrics}, notes="random scores")
     torch.manual_seed(ctx.seed)
     model = MLPScorer(
         data.num_features,
@@ -138,6 +193,33 @@ def run_ltr(ctx: RunContext) -> RunResult:
         dropout=ctx.suite.model.get("dropout", 0.1),
     )
     return _fit_and_test(ctx, _trainer(ctx, model, task, _row_loss(ctx)))
+
+
+class _RandomScores(nn.Module):
+    """Scores every document with a seeded uniform random number: a ranking by chance."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.generator = torch.Generator().manual_seed(seed)
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        return torch.rand(mask.shape, generator=self.generator).to(features.device)
+
+
+#: LightGBM settings of a ``lightgbm`` row; the row's ``hyper`` override any of them (and may
+#: add any other ``LGBMRanker`` argument), ``early_stopping_rounds`` included.
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "objective": "lambdarank",
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 10,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "early_stopping_rounds": 30,
+}
 
 
 class _PredictedScores(nn.Module):
@@ -164,19 +246,13 @@ def _run_lightgbm(ctx: RunContext, data: Any, task: Any) -> RunResult:
         raise
     train, validation = data.train, data.validation
     params = {
-        "objective": "lambdarank",
-        "n_estimators": 300,
-        "learning_rate": 0.05,
-        "num_leaves": 31,
-        "min_child_samples": 10,
-        "subsample": 0.8,
-        "subsample_freq": 1,
-        "colsample_bytree": 0.8,
+        **LIGHTGBM_DEFAULTS,
         "random_state": ctx.seed,
         "n_jobs": torch.get_num_threads(),
         "verbose": -1,
         **ctx.loss.hyper,
     }
+    rounds = int(params.pop("early_stopping_rounds"))
     ranker = lightgbm.LGBMRanker(**params)
     eval_x = validation.features[validation.mask].numpy()
     eval_y = validation.labels[validation.mask].long().numpy()
@@ -192,29 +268,77 @@ def _run_lightgbm(ctx: RunContext, data: Any, task: Any) -> RunResult:
         group=train.mask.sum(-1).numpy(),
         eval_group=[validation.mask.sum(-1).numpy()],
         eval_at=[10],
-        callbacks=[lightgbm.early_stopping(30, verbose=False)],
+        callbacks=[lightgbm.early_stopping(rounds, verbose=False)],
         **evaluation,
     )
     model = _PredictedScores(ranker)
     metrics = task.evaluate(model, "test")
+    validation = task.evaluate(model, "validation")
     return RunResult(
-        {m: metrics[m] for m in ctx.suite.metrics}, notes=f"best iteration {ranker.best_iteration_}"
+        {m: metrics[m] for m in ctx.suite.metrics},
+        notes=f"best iteration {ranker.best_iteration_}",
+        validation={m: validation[m] for m in ctx.suite.metrics},
     )
 
 
 # ============================================================================ image retrieval
-def _held_out_classes(data: Any, train_classes: int) -> Any:
-    """Train on classes ``< train_classes``; test retrieval on the other classes."""
-    from rankloss.data.types import LabelledDataset
+#: Rows of a retrieval suite that train nothing: the input pixels (cosine) and the network at
+#: its seeded initialisation, measured on the same test classes as every trained row.
+RETRIEVAL_BASELINES = ("raw", "untrained")
+#: Model kinds of the retrieval task (``model.kind``).
+_IMAGE_MODELS = ("conv", "cnn", "mlp")
 
-    def keep(split: Any, seen: bool) -> Any:
-        index = (split.y < train_classes) if seen else (split.y >= train_classes)
-        return split.subset(torch.nonzero(index).flatten())
 
+def _held_out_classes(data: Any, train_classes: int, folds: int = 3, fold: int = 0) -> Any:
+    """Class-disjoint train, validation and test splits (Musgrave et al. 2020, "A Metric
+    Learning Reality Check").
+
+    The classes ``>= train_classes`` are the test classes: the test split is their samples of
+    the data set's test split. With ``folds >= 2`` the classes ``< train_classes`` are cut into
+    ``folds`` folds of consecutive classes (``torch.tensor_split``; ``folds <= train_classes //
+    2``, so every fold has two classes or more); fold ``fold`` holds the validation classes,
+    whose samples of the data set's train and validation splits are the validation split; the
+    samples of the other folds' classes in those two splits are the train split. No class is in
+    two splits, so early stopping on the validation split never sees a training or a test
+    class. ``folds = 1`` is the protocol without validation classes: the train and validation
+    splits are the data set's, cut to the training classes.
+    """
+    from rankloss.data.types import LabelledDataset, LabelledSplit
+
+    where = "retrieval: budget"
+    params.positive_int(where, "train_classes", train_classes)
+    params.positive_int(where, "folds", folds)
+    if folds == 1:
+
+        def seen_classes(split: Any) -> Any:
+            return split.subset(torch.nonzero(split.y < train_classes).flatten())
+
+        return LabelledDataset(
+            seen_classes(data.train),
+            data.test.subset(torch.nonzero(data.test.y >= train_classes).flatten()),
+            None if data.validation is None else seen_classes(data.validation),
+            data.class_names,
+            data.card,
+        )
+    if folds > train_classes // 2:
+        raise ValueError(
+            f"{where}: folds must be 1 (no validation classes) or from 2 to train_classes // 2 "
+            f"({train_classes // 2}; a validation fold of one class has nothing to rank "
+            f"against), got {folds}"
+        )
+    params.nonnegative_int(where, "fold", fold)
+    if fold >= folds:
+        raise ValueError(f"{where}: fold must be < folds ({folds}), got {fold}")
+    validation_classes = torch.arange(train_classes).tensor_split(folds)[fold]
+    seen = [s for s in (data.train, data.validation) if s is not None]
+    pooled = LabelledSplit(torch.cat([s.x for s in seen]), torch.cat([s.y for s in seen]))
+    is_validation = torch.isin(pooled.y, validation_classes)
+    is_train = (pooled.y < train_classes) & ~is_validation
+    test = data.test.subset(torch.nonzero(data.test.y >= train_classes).flatten())
     return LabelledDataset(
-        keep(data.train, True),
-        keep(data.test, False),
-        keep(data.validation, True),
+        pooled.subset(torch.nonzero(is_train).flatten()),
+        test,
+        pooled.subset(torch.nonzero(is_validation).flatten()),
         data.class_names,
         data.card,
     )
@@ -238,13 +362,41 @@ def _subsample(data: Any, limit: int | None) -> Any:
 
 
 def _image_model(ctx: RunContext, sample: Tensor) -> nn.Module:
-    from rankloss.models import EmbeddingMLP, SmallCNN
+    """The suite's embedding network (``model.kind``), seeded with the run's seed:
+    ``"conv"`` (:class:`~rankloss.models.ConvEmbedding`: the flattened conv map and a
+    projection head of ``model.head`` hidden sizes), ``"cnn"``
+    (:class:`~rankloss.models.SmallCNN`, global average pooling) or ``"mlp"``
+    (:class:`~rankloss.models.EmbeddingMLP`, also for flat ``[N, f]`` inputs)."""
+    from rankloss.models import ConvEmbedding, EmbeddingMLP, SmallCNN
 
+    kind = ctx.suite.model.get("kind", "cnn")
+    params.choice("retrieval: model", "kind", kind, _IMAGE_MODELS)
     torch.manual_seed(ctx.seed)
     dim = ctx.suite.model.get("embedding_dim", 64)
-    if ctx.suite.model.get("kind", "cnn") == "mlp" or sample.dim() == 2:
+    width = ctx.suite.model.get("width", 32)
+    if kind == "mlp" or sample.dim() == 2:
         return EmbeddingMLP(sample[0].numel(), dim, hidden=(256,))
-    return SmallCNN(sample.shape[1], dim, width=ctx.suite.model.get("width", 32))
+    if kind == "conv":
+        size = (int(sample.shape[-2]), int(sample.shape[-1]))
+        head = tuple(ctx.suite.model.get("head", (128,)))
+        return ConvEmbedding(sample.shape[1], size, dim, width, head=head)
+    return SmallCNN(sample.shape[1], dim, width=width)
+
+
+def _image_views(size: int) -> Any:
+    """The augmentation of the retrieval task (``views`` rows and ``augment``): crop, jitter,
+    blur, noise; no flip (a mirrored digit is another digit)."""
+    from rankloss.augment import simclr_image_pipeline
+
+    return simclr_image_pipeline(
+        size,
+        crop_scale=(0.5, 1.0),
+        flip=False,
+        jitter=0.4,
+        grayscale_p=0.0,
+        blur_p=0.3,
+        noise_std=0.05,
+    )
 
 
 @dataclass
@@ -253,70 +405,165 @@ class _Views:
     view2: Tensor
 
 
-class _ViewsTask:
-    """An embedding task whose batches are two augmented views of each image (SimCLR): the
-    loss (kind ``"embedding"``) is called in its (queries, keys) form, ``loss(z1, keys=z2)``,
-    each view's positive being the other view of its image."""
+class _Features(nn.Module):
+    """``model.features`` as a model: the representation under the projection head."""
 
-    def __init__(self, base: EmbeddingTask, seed: int) -> None:
-        from rankloss.augment import TwoViews, simclr_image_pipeline
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
 
-        self.base = base
-        size = base.data.train.x.shape[-1]
-        self.views = TwoViews(
-            simclr_image_pipeline(
-                size,
-                crop_scale=(0.5, 1.0),
-                flip=False,
-                jitter=0.4,
-                grayscale_p=0.0,
-                blur_p=0.3,
-                noise_std=0.05,
-            ),
-            seed=seed,
-        )
+    def forward(self, x: Tensor) -> Tensor:
+        features: Any = self.model.features
+        return features(x)
+
+
+class _ImageTask:
+    """The retrieval task around an :class:`~rankloss.train.EmbeddingTask` ``base``.
+
+    Training: with ``views``, two augmented views of each image (SimCLR), the loss (kind
+    ``"embedding"``) called as ``loss(z1, keys=z2)``, each view's positive being the other view
+    of its image; otherwise the labelled batches of ``base`` (an embedding loss as
+    ``loss(embeddings, labels)``, a list loss on the in-batch similarities), each image
+    replaced by one random view of it when ``augment``. The views of an epoch come from a
+    generator seeded by that epoch's generator, so a resumed run sees the same views.
+
+    Evaluation ranks by ``model.features`` (the representation under the projection head)
+    when ``features``, else by the model's output.
+    """
+
+    def __init__(self, base: EmbeddingTask, *, views: bool, augment: bool, features: bool) -> None:
+        self.base, self.views, self.augment, self.features = base, views, augment, features
+        self.transform = _image_views(base.data.train.x.shape[-1])
 
     def check_loss(self, loss: LossFn) -> None:
         from rankloss.train import check_loss_kind
 
-        check_loss_kind("retrieval (views)", loss, ("embedding",))
+        if self.views:
+            check_loss_kind("retrieval (views)", loss, ("embedding",))
+        else:
+            self.base.check_loss(loss)
 
-    def train_batches(self, generator: torch.Generator) -> Iterator[_Views]:
+    def train_batches(self, generator: torch.Generator) -> Iterator[Any]:
+        seed = int(torch.randint(2**31 - 1, (), generator=generator))
+        views = torch.Generator().manual_seed(seed)
         for batch in self.base.train_batches(generator):
-            view1, view2, _ = self.views(batch.x)
-            yield _Views(view1, view2)
+            if self.views:
+                yield _Views(
+                    self.transform(batch.x, generator=views),
+                    self.transform(batch.x, generator=views),
+                )
+            elif self.augment:
+                yield replace(batch, x=self.transform(batch.x, generator=views))
+            else:
+                yield batch
 
-    def training_step(self, model: nn.Module, batch: _Views, loss: LossFn) -> Tensor:
+    def training_step(self, model: nn.Module, batch: Any, loss: LossFn) -> Tensor:
+        if not self.views:
+            return self.base.training_step(model, batch, loss)
         self.check_loss(loss)
         return loss(model(batch.view1).float(), keys=model(batch.view2).float())
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        return self.base.evaluate(model, split)
+        return self.base.evaluate(_Features(model) if self.features else model, split)
+
+
+def _retrieval_columns(
+    ctx: RunContext, test: dict[str, float], validation: dict[str, float]
+) -> RunResult:
+    """The suite's columns (``validation/<metric>`` from the validation classes, the others
+    from the test classes); the other test metrics go to ``extra_metrics``, every validation
+    metric to ``validation``."""
+    both = {**test, **{f"validation/{k}": v for k, v in validation.items()}}
+    missing = [m for m in ctx.suite.metrics if m not in both]
+    if missing:
+        raise KeyError(
+            f"suite {ctx.suite.name!r}: the task reports no {missing}; it reports {sorted(both)}"
+        )
+    extra = {k: v for k, v in test.items() if k not in ctx.suite.metrics}
+    return RunResult(
+        {m: both[m] for m in ctx.suite.metrics}, extra_metrics=extra, validation=dict(validation)
+    )
+
+
+def _run_retrieval_baseline(ctx: RunContext, task: _ImageTask, sample: Tensor) -> RunResult:
+    """``raw``: the input pixels, flattened, ranked by cosine similarity; ``untrained``: the
+    suite's network at its seeded initialisation (eval mode), evaluated as a trained one is.
+    Nothing is trained."""
+    evaluate: Callable[[nn.Module, str], dict[str, float]] = task.evaluate
+    if ctx.loss.name == "raw":
+        model: nn.Module = nn.Flatten()
+        evaluate = task.base.evaluate
+    else:
+        model = _image_model(ctx, sample)
+    model.eval()
+    with torch.no_grad():
+        result = _retrieval_columns(ctx, evaluate(model, "test"), evaluate(model, "validation"))
+    result.notes = "no training"
+    return result
 
 
 def run_retrieval(ctx: RunContext) -> RunResult:
-    """Embedding network on images, trained on some classes, evaluated on held-out ones.
+    """Embedding network on images, on class-disjoint train, validation and test classes.
+
+    The protocol of Musgrave et al. (2020): the test classes (``>= train_classes``) are held
+    out; the training classes are cut into ``folds`` folds of classes and the run's seed picks
+    the validation fold (``seed % folds``, so seeds 0, 1, 2 with 3 folds cover every fold once),
+    whose classes are neither trained on nor tested. Early stopping and the choice of the best
+    epoch read the validation classes' ``map@r``; the columns give the test classes' metrics
+    and ``validation/map@r``.
 
     An embedding loss is called as ``loss(embeddings, labels)``, a list loss on the in-batch
-    cosine similarities (see :class:`rankloss.train.EmbeddingTask`); a ``views`` row trains on
-    two augmented views of each image instead of the labels.
+    cosine similarities (see :class:`rankloss.train.EmbeddingTask`); with ``augment`` every
+    training image is a random view of itself; a ``views`` row trains on two augmented views of
+    each image instead of the labels. With ``model.retrieve = "features"`` retrieval ranks by
+    the representation under the projection head (:meth:`rankloss.models.ConvEmbedding.features`).
+    The ``raw`` and ``untrained`` rows train nothing.
     """
     from rankloss.train.tasks import EmbeddingTask
 
-    budget = ctx.suite.budget
-    data = _held_out_classes(load_dataset(ctx.dataset), budget.get("train_classes", 6))
+    budget, model_settings = ctx.suite.budget, ctx.suite.model
+    train_classes = budget.get("train_classes", 6)
+    params.positive_int("retrieval: budget", "train_classes", train_classes)
+    requested = params.positive_int("retrieval: budget", "folds", budget.get("folds", 3))
+    # fewer than two folds of two classes (a user's data set of few classes): no validation
+    # classes; the notes say so
+    folds = min(requested, train_classes // 2) if train_classes // 2 >= 2 else 1
+    data = _held_out_classes(load_dataset(ctx.dataset), train_classes, folds, ctx.seed % folds)
     data = _subsample(data, budget.get("max_per_split"))
-    base = EmbeddingTask(
-        data,
-        batch_size=budget.get("batch_size", 128),
-        per_class=budget.get("m_per_class", 16),
-        ks=(1, 10),
+    retrieve = model_settings.get("retrieve", "embeddings")
+    params.choice("retrieval: model", "retrieve", retrieve, ("embeddings", "features"))
+    if retrieve == "features" and model_settings.get("kind", "cnn") != "conv":
+        raise ValueError('retrieval: model: retrieve = "features" needs kind = "conv"')
+    task = _ImageTask(
+        EmbeddingTask(
+            data,
+            batch_size=budget.get("batch_size", 128),
+            per_class=budget.get("m_per_class", 16),
+            ks=(1, 10),
+        ),
+        views=bool(ctx.loss.options.get("views")),
+        augment=bool(budget.get("augment", False)),
+        features=retrieve == "features" and data.train.x.dim() == 4,  # a ConvEmbedding
     )
-    task: EmbeddingTask | _ViewsTask = (
-        _ViewsTask(base, ctx.seed) if ctx.loss.options.get("views") else base
-    )
+    if ctx.loss.name in RETRIEVAL_BASELINES:
+        return _run_retrieval_baseline(ctx, task, data.train.x)
     model = _image_model(ctx, data.train.x)
-    return _fit_and_test(ctx, _trainer(ctx, model, task, _row_loss(ctx)))
+    trainer = _trainer(ctx, model, task, _row_loss(ctx))
+    fit = trainer.fit()
+    result = _retrieval_columns(ctx, trainer.evaluate("test"), trainer.evaluate("validation"))
+    result.history = _history(fit, ctx.suite.primary)
+    result.notes = f"best epoch {fit.best_epoch} of {fit.epochs_run}; " + _validation_note(
+        data, requested, folds
+    )
+    return result
+
+
+def _validation_note(data: Any, requested: int, folds: int) -> str:
+    if folds == 1:
+        return f"no validation classes (folds {requested} -> 1: too few training classes)"
+    classes = sorted(set(data.validation.y.tolist()))
+    changed = f" (folds {requested} -> {folds})" if folds != requested else ""
+    return f"validation classes {classes}{changed}"
 
 
 # ============================================================================ imbalanced data
@@ -451,7 +698,8 @@ class _InBatch:
 
 class _InBatchTask:
     """One positive per user; the other users' positives in the batch are the negatives. The
-    loss (kind ``"list"``) is called as ``loss(scores [B, B], labels [B, B])``."""
+    loss (kind ``"list"``) is called as ``loss(scores [B, B] / T, labels [B, B])`` with the
+    base task's ``temperature`` ``T``."""
 
     def __init__(self, base: RecsysTask) -> None:
         self.base = base
@@ -471,37 +719,84 @@ class _InBatchTask:
         factors: Any = model  # a MatrixFactorization
         scores = factors.user_vectors(batch.users) @ factors.item_vectors(batch.items).T
         scores = scores + factors.item_bias(batch.items).unsqueeze(0)
-        return loss(scores.float(), batch.labels)
+        return loss(scores.float() / self.base.temperature, batch.labels)
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         return self.base.evaluate(model, split)
 
 
-def run_recsys(ctx: RunContext) -> RunResult:
-    """Matrix factorisation, leave-last-out, full-catalogue Recall@10 / NDCG@10.
+class _Popularity(nn.Module):
+    """Scores every item by its number of training interactions, the same for every user."""
 
-    ``sampled_softmax`` rows train ``softmax_ce`` on the sampled lists, or with
-    ``negatives = "in_batch"`` on the other users' positives of the batch.
+    def __init__(self, counts: Tensor) -> None:
+        super().__init__()
+        self.counts: Tensor
+        self.register_buffer("counts", counts.float())
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def full_scores(self, users: Tensor) -> Tensor:
+        return self.counts.to(users.device).unsqueeze(0).expand(len(users), -1)
+
+
+def _recsys_option(ctx: RunContext, name: str, default: Any) -> Any:
+    """A row's option, else the suite budget's value, else ``default``."""
+    return ctx.loss.options.get(name, ctx.suite.budget.get(name, default))
+
+
+def run_recsys(ctx: RunContext) -> RunResult:
+    """Matrix factorisation, full-catalogue Recall@10 / NDCG@10 (seen items excluded).
+
+    Data: implicit feedback, an interaction for every rating ``>= budget["rating_threshold"]``
+    (default 4), split by ``budget["split"]`` (``"ratio"``: per user 8:1:1 at random, RecBole's
+    protocol; default ``"leave-last-out"``); the threshold, split and interaction counts are
+    written in the run's notes. A row's ``options`` may set ``negatives`` (a count, or
+    ``"in_batch"``: the other users' positives of the batch; ``"sampled"``: the budget's count),
+    ``temperature`` (training scores are divided by it) and ``lr``, each replacing the budget's
+    value for that row. ``popularity`` rows rank items by training popularity (no training);
+    ``sampled_softmax`` rows train ``softmax_ce``.
     """
+    from rankloss._core import params
     from rankloss.models import MatrixFactorization
     from rankloss.train.tasks import RecsysTask
 
     budget = ctx.suite.budget
-    data = load_dataset(ctx.dataset, split="leave-last-out")
+    where = f"suite {ctx.suite.name!r}: loss {ctx.loss.label!r}"
+    threshold = params.number(where, "rating_threshold", budget.get("rating_threshold", 4.0))
+    split = budget.get("split", "leave-last-out")
+    data = load_dataset(
+        ctx.dataset, split=split, feedback="implicit", rating_threshold=float(threshold)
+    )
+    notes = (
+        f"implicit feedback: rating >= {threshold:g}; split {split!r}: train "
+        f"{len(data.train)}, validation {len(data.validation or [])}, test {len(data.test)}"
+    )
+    logging.getLogger("rankloss.bench").info("%s: %s", ctx.suite.name, notes)
+    negatives = _recsys_option(ctx, "negatives", 20)
+    in_batch = negatives == "in_batch"
+    if negatives in ("in_batch", "sampled"):
+        negatives = budget.get("negatives", 20)
     base = RecsysTask(
         data,
         batch_size=budget.get("batch_size", 512),
         positives=budget.get("positives", 1),
-        negatives=budget.get("negatives", 20),
+        negatives=params.positive_int(where, "negatives", negatives),
         lists_per_user=budget.get("lists_per_user", 1),
         ks=(10,),
+        temperature=params.positive(where, "temperature", _recsys_option(ctx, "temperature", 1.0)),
     )
-    task: RecsysTask | _InBatchTask = base
-    if ctx.loss.name == "sampled_softmax" and ctx.loss.options.get("negatives") == "in_batch":
-        task = _InBatchTask(base)
+    if ctx.loss.name == "popularity":
+        counts = torch.bincount(data.train.item, minlength=data.num_items)
+        metrics = base.evaluate(_Popularity(counts), "test")
+        return RunResult({m: metrics[m] for m in ctx.suite.metrics}, notes=notes)
+    task: RecsysTask | _InBatchTask = _InBatchTask(base) if in_batch else base
+    if "lr" in ctx.loss.options:
+        lr = params.positive(where, "lr", ctx.loss.options["lr"])
+        ctx = replace(ctx, suite=ctx.suite.with_budget(lr=lr))
     torch.manual_seed(ctx.seed)
     model = MatrixFactorization(data.num_users, data.num_items, ctx.suite.model.get("dim", 64))
-    return _fit_and_test(ctx, _trainer(ctx, model, task, _row_loss(ctx)))
+    result = _fit_and_test(ctx, _trainer(ctx, model, task, _row_loss(ctx)))
+    result.notes = f"{result.notes}; {notes}"
+    return result
 
 
 # ============================================================================ text retrieval

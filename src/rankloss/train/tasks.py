@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rankloss import metrics
+from rankloss._core import params
 from rankloss._core.ranking import dcg_at_k, gain
 from rankloss.data.batching import index_batches, list_batches
 from rankloss.data.types import (
@@ -135,6 +136,96 @@ def _device(model: nn.Module) -> torch.device:
 
 
 # ============================================================================ learning to rank
+#: The feature transforms of :class:`LTRTask`.
+FEATURE_TRANSFORMS = ("log1p", "standardize", "none")
+
+
+def _signed_log1p(features: Tensor) -> Tensor:
+    return torch.sign(features) * torch.log1p(features.abs())
+
+
+def _fit_feature_transform(
+    split: LTRSplit, method: str = "log1p"
+) -> Callable[[Tensor, Tensor], Tensor]:
+    r"""A feature transform fitted on the real documents of ``split`` (the training split).
+
+    .. math::
+
+        \tilde x_j = \frac{g(x_j) - \mu_j}{\sigma_j}, \qquad
+        g(x) = \operatorname{sign}(x) \log(1 + |x|) \ (\text{"log1p"}), \quad
+        g(x) = x \ (\text{"standardize"})
+
+    with :math:`\mu_j, \sigma_j` the mean and (population) standard deviation of feature
+    :math:`j` after :math:`g` over every real document of ``split``; a feature constant there
+    becomes 0. ``"none"`` returns the features as they are. The transform of Qin et al.,
+    *Are Neural Rankers still Outperformed by Gradient Boosted Decision Trees?*, ICLR 2021.
+
+    Args:
+        split: the split the statistics come from (``features [Q, n, f]``, ``mask [Q, n]``).
+        method: ``"log1p"``, ``"standardize"`` or ``"none"``.
+
+    Returns:
+        ``transform(features [..., n, f], mask [..., n]) -> [..., n, f]`` (padding set to 0).
+        Cost: one pass over the split, :math:`O(N f)`.
+    """
+    method = params.choice("LTRTask", "feature_transform", method, FEATURE_TRANSFORMS)
+    if method == "none":
+        return lambda features, mask: features
+    log = method == "log1p"
+    real = split.features[split.mask].double()
+    real = _signed_log1p(real) if log else real
+    mean = real.mean(0) if len(real) else torch.zeros(split.num_features, dtype=torch.float64)
+    std = real.std(0, unbiased=False) if len(real) else torch.ones_like(mean)
+    constant = std <= 1e-12
+    scale = torch.where(constant, torch.zeros_like(std), 1.0 / std.clamp_min(1e-12))
+
+    def transform(features: Tensor, mask: Tensor) -> Tensor:
+        x = features.double()
+        x = _signed_log1p(x) if log else x
+        x = (x - mean) * scale
+        return torch.where(mask.unsqueeze(-1), x, 0.0).to(features.dtype)
+
+    return transform
+
+
+def _keep_relevant(
+    batch: LTRSplit, max_items: int, *, generator: torch.Generator | None = None
+) -> LTRSplit:
+    r"""At most ``max_items`` documents of each list, its relevant ones first.
+
+    Each list keeps all its relevant documents (label > 0) up to ``max_items`` (a random
+    ``max_items`` of them when it has more), then fills the rest with non-relevant documents
+    drawn at random; a shorter list is kept whole. The selection of
+    :class:`rankloss.mining.ListSampler` on padded lists; kept documents keep their order.
+
+    Args:
+        batch: lists ``features [B, n, f]``, ``labels [B, n]``, ``mask [B, n]``.
+        max_items: the most documents a list keeps (``>= 1``).
+        generator: the random source.
+
+    Returns:
+        An :class:`~rankloss.data.types.LTRSplit` of ``min(n, max_items)`` columns.
+        Cost: :math:`O(B n \log n)`.
+    """
+    b, n = batch.mask.shape
+    if n <= max_items:
+        return batch
+    keys = torch.rand(b, n, generator=generator).to(batch.mask.device)
+    relevant = (batch.labels > 0) & batch.mask
+    keys = torch.where(relevant, keys, keys + 1.0)  # relevant documents before the others
+    keys = torch.where(batch.mask, keys, torch.full_like(keys, 3.0))  # padding last
+    chosen = torch.topk(-keys, max_items, dim=-1).indices.sort(dim=-1).values
+    features = torch.gather(
+        batch.features, 1, chosen.unsqueeze(-1).expand(-1, -1, batch.features.shape[-1])
+    )
+    return LTRSplit(
+        features,
+        torch.gather(batch.labels, 1, chosen),
+        torch.gather(batch.mask, 1, chosen),
+        batch.query_ids,
+    )
+
+
 class LTRTask:
     """Padded query lists (:class:`~rankloss.data.types.LTRDataset`): the model maps
     ``(features [B, n, f], mask [B, n])`` to scores ``[B, n]``; the loss (kind ``"list"``) is
@@ -143,9 +234,17 @@ class LTRTask:
     Args:
         data: the data set.
         batch_size: lists per batch.
-        max_items: subsample lists longer than this in training (seeded).
+        max_items: in training, keep at most this many documents of a longer list: all its
+            relevant documents up to the cap (a random subset of them when there are more),
+            then random non-relevant ones (seeded), as :class:`rankloss.mining.ListSampler`.
         ks: cut-offs of the reported ``ndcg@k``; ``map`` and ``mrr`` (label >= 1 relevant) too.
         eval_batch_size: lists per batch in evaluation.
+        feature_transform: ``"log1p"`` (signed ``log1p``, then per-feature standardisation),
+            ``"standardize"`` (per-feature standardisation) or ``"none"``; the statistics are
+            fitted on the real documents of the training split only and applied to every
+            split; a feature constant there becomes 0. ``"log1p"`` is the transform of Qin et
+            al., *Are Neural Rankers still Outperformed by Gradient Boosted Decision Trees?*,
+            ICLR 2021.
     """
 
     def __init__(
@@ -156,9 +255,21 @@ class LTRTask:
         max_items: int | None = None,
         ks: Sequence[int] = (1, 5, 10),
         eval_batch_size: int = 64,
+        feature_transform: str = "none",
     ) -> None:
+        if max_items is not None:
+            max_items = params.positive_int("LTRTask", "max_items", max_items)
+        transform = _fit_feature_transform(data.train, feature_transform)
+        if feature_transform != "none":
+            data = LTRDataset(
+                data.train.map_features(transform),
+                data.test.map_features(transform),
+                data.validation.map_features(transform) if data.validation is not None else None,
+                data.card,
+            )
         self.data, self.batch_size, self.max_items = data, batch_size, max_items
         self.ks, self.eval_batch_size = tuple(ks), eval_batch_size
+        self.feature_transform = feature_transform
 
     def check_loss(self, loss: LossFn) -> None:
         """``TypeError`` unless ``loss`` is a list loss (or a callable without a kind)."""
@@ -170,13 +281,12 @@ class LTRTask:
         """Batches of ``batch_size`` lists; with ``world_size > 1``, rank ``rank``'s slice of
         each global batch of ``world_size * batch_size`` lists (a last global batch with fewer
         lists than ranks is dropped)."""
-        batches = list_batches(
-            self.data.train,
-            self.batch_size * world_size,
-            shuffle=True,
-            generator=generator,
-            max_items=self.max_items,
+        batches: Iterator[LTRSplit] = list_batches(
+            self.data.train, self.batch_size * world_size, shuffle=True, generator=generator
         )
+        if self.max_items is not None:
+            cap = self.max_items
+            batches = (_keep_relevant(batch, cap, generator=generator) for batch in batches)
         if world_size == 1:
             yield from batches
             return
@@ -391,6 +501,9 @@ class RecsysTask:
     Evaluation ranks the full catalogue for every user with held-out items in the split,
     excluding the user's training items (and, for ``test``, validation items):
     ``recall@k`` (fraction of the held-out items in the top ``k``), ``ndcg@k``, ``hit@k``.
+
+    ``temperature`` divides the training scores before the loss, ``loss(s / T, labels, mask)``
+    (evaluation ranks by the scores themselves, which ``T`` does not reorder).
     """
 
     def __init__(
@@ -403,7 +516,9 @@ class RecsysTask:
         lists_per_user: int = 1,
         ks: Sequence[int] = (10,),
         eval_batch_size: int = 256,
+        temperature: float = 1.0,
     ) -> None:
+        self.temperature = params.positive("RecsysTask", "temperature", temperature)
         self.data, self.batch_size = data, batch_size
         self.positives, self.negatives, self.lists_per_user = positives, negatives, lists_per_user
         self.ks, self.eval_batch_size = tuple(ks), eval_batch_size
@@ -440,7 +555,7 @@ class RecsysTask:
 
     def training_step(self, model: nn.Module, batch: _UserLists, loss: LossFn) -> Tensor:
         self.check_loss(loss)
-        scores = model(batch.users, batch.items).float()
+        scores = model(batch.users, batch.items).float() / self.temperature
         return loss(scores, batch.labels, batch.mask)
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:

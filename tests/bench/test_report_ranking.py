@@ -1,0 +1,191 @@
+"""The "which loss" report and the significance marks of the tables, on made-up records."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from rankloss.bench.report import (
+    compare_to_best,
+    family_comparison,
+    markdown_tables,
+    recommendation,
+    summarise,
+    which_loss_report,
+    write_reports,
+)
+from rankloss.bench.stats import mean_interval, paired_comparison
+
+# Test ndcg@10 per seed (seeds 0-4) of each row: listnet best; lambdarank within noise of it;
+# mse and lightgbm clearly worse.
+VALUES = {
+    "listnet": [0.431, 0.442, 0.425, 0.450, 0.437],
+    "lambdarank": [0.428, 0.445, 0.420, 0.441, 0.433],
+    "mse": [0.401, 0.409, 0.398, 0.412, 0.400],
+    "lightgbm lambdamart": [0.380, 0.392, 0.377, 0.391, 0.380],
+}
+NAMES = {"listnet": "listnet", "lambdarank": "lambdarank", "mse": "mse"}
+
+
+def _records(values: dict[str, list[float]], suite: str = "s", task: str = "ltr") -> list[dict]:
+    runs = []
+    for row, per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            runs.append(
+                {
+                    "suite": suite,
+                    "dataset": "toy",
+                    "loss": row,
+                    "seed": seed,
+                    "primary": "ndcg@10",
+                    "seconds": 1.0,
+                    "metrics": {"map": 0.5 + value / 10, "ndcg@10": value},
+                    "config": {
+                        "task": task,
+                        "metrics": ["map", "ndcg@10"],
+                        "primary": "ndcg@10",
+                        "loss": {"name": NAMES.get(row, "lightgbm")},
+                    },
+                }
+            )
+    return runs
+
+
+def test_ranking_comparisons_and_recommendation() -> None:
+    runs = _records(VALUES)
+    random.Random(0).shuffle(runs)  # pairing goes by seed, not by order
+    (table,) = summarise(runs)
+    assert table.primary == "ndcg@10"
+    assert table.families == {
+        "listnet": "listwise",
+        "lambdarank": "pairwise",
+        "mse": "pointwise",
+        "lightgbm lambdamart": None,
+    }
+    best, comparisons = compare_to_best(table)
+    assert best == "listnet"
+    for row in ("lambdarank", "mse", "lightgbm lambdamart"):
+        reference = paired_comparison(VALUES[row], VALUES["listnet"])
+        assert comparisons[row].p_value == pytest.approx(reference.p_value)
+        assert comparisons[row].low == pytest.approx(reference.low)
+    assert not comparisons["lambdarank"].significant
+    assert comparisons["mse"].significant and comparisons["mse"].mean_difference < 0
+    text = recommendation(table)
+    assert text.startswith("**no significant difference among listnet, lambdarank** on ndcg@10")
+    assert "mse, lightgbm lambdamart significantly worse" in text
+    # Rows are named highest mean first, whatever the order of the table.
+    (backwards,) = summarise(_records(dict(reversed(VALUES.items()))))
+    assert backwards.rows[0] == "lightgbm lambdamart"
+    assert recommendation(backwards) == text
+
+    report = which_loss_report([table])
+    lines = report.splitlines()
+    start = lines.index(
+        "| rank | loss | ndcg@10 | 95% CI | vs best [95% CI] | p | tied with best |"
+    )
+    ranked = [line.split(" | ")[1] for line in lines[start + 2 : start + 6]]
+    assert ranked == ["listnet", "lambdarank", "mse", "lightgbm lambdamart"]
+    mean, low, high = mean_interval(VALUES["listnet"])
+    assert f"| 1 | listnet | {mean:.4f} | [{low:.4f}, {high:.4f}] | best |  | ~ |" in report
+    c = comparisons["mse"]
+    assert f"| 3 | mse | {sum(VALUES['mse']) / 5:.4f} | " in report
+    assert c.p_value is not None and c.p_value < 0.001
+    assert f"{c.mean_difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}] | <0.001 |  |" in report
+    c = comparisons["lambdarank"]
+    assert (
+        f"{c.mean_difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}] | {c.p_value:.3f} | ~ |" in report
+    )
+    assert "**Recommendation:** **no significant difference among listnet, lambdarank**" in report
+
+
+def test_listwise_against_pairwise() -> None:
+    (table,) = summarise(_records(VALUES))
+    c = paired_comparison(VALUES["listnet"], VALUES["lambdarank"])
+    text = family_comparison(table)
+    assert text.startswith("best listwise (listnet, 0.4370) minus best pairwise (lambdarank,")
+    assert f"= {c.mean_difference:+.4f}, 95% CI [{c.low:+.4f}, {c.high:+.4f}]" in text
+    assert text.endswith("(paired t-test, 5 seeds): **no significant difference**.")
+    # A pairwise row clearly better.
+    better = {**VALUES, "lambdarank": [v + 0.05 for v in VALUES["listnet"][:4]] + [0.49]}
+    (table,) = summarise(_records(better))
+    assert family_comparison(table).endswith("**pairwise is better**.")
+    # A suite without a pairwise row (or with only baselines) cannot answer.
+    (table,) = summarise(_records({k: VALUES[k] for k in ("listnet", "mse")}))
+    assert family_comparison(table) == "not enough rows (no pairwise row)."
+    (table,) = summarise(_records({"lightgbm lambdamart": VALUES["mse"]}))
+    assert family_comparison(table) == "not enough rows (no listwise and no pairwise row)."
+
+
+def test_clear_winner_is_recommended() -> None:
+    values = {
+        "lambdarank": [v + 0.05 for v in VALUES["lambdarank"]],
+        "listnet": VALUES["listnet"],
+        "mse": VALUES["mse"],
+    }
+    (table,) = summarise(_records(values))
+    assert recommendation(table) == (
+        "**use lambdarank**: every other row is significantly worse on ndcg@10."
+    )
+    text = markdown_tables([table])
+    header = (
+        "| loss | map | ndcg@10 | seeds | s/run | vs best ndcg@10 [95% CI] | p | tied with best |"
+    )
+    assert header in text
+    assert text.splitlines()[4].endswith("| 5 | 1.0 | best |  | ~ |")  # lambdarank
+    assert text.splitlines()[5].endswith("|  |")  # listnet: significantly worse, no mark
+
+
+def test_fewer_than_three_seeds_say_na() -> None:
+    values = {row: v[:2] for row, v in VALUES.items()}
+    (table,) = summarise(_records(values))
+    assert recommendation(table).startswith("not enough seeds to tell the rows apart")
+    assert "| n/a | n/a |" in markdown_tables([table])
+    assert "n/a (a paired test needs at least 3 seeds)" in family_comparison(table)
+    # One row with 3 seeds against a best row that ran once (a deterministic baseline).
+    mixed = {"listnet": VALUES["listnet"], "lambdarank": [0.5]}
+    (table,) = summarise(_records(mixed))
+    assert recommendation(table) == (
+        "not enough seeds to tell the rows apart (a paired test needs at least 3 seeds per "
+        "row); the highest mean ndcg@10 is lambdarank's."
+    )
+    (table,) = summarise(_records({"listnet": VALUES["listnet"]}))
+    assert recommendation(table) == "only one row (listnet): nothing to compare."
+
+
+def test_results_md_opens_with_the_report_and_lists_tuning(tmp_path: Path) -> None:
+    entries = [
+        {
+            "suite": "s",
+            "row": "listnet",
+            "primary": "ndcg@10",
+            "trials_requested": 2,
+            "space": {"budget": {"lr": ["log", 1e-4, 1e-2]}, "hyper": {}},
+            "trials": [{"value": 0.41, "seconds": 1.0}, {"value": 0.45, "seconds": 3.0}],
+            "best": {"number": 1, "value": 0.45, "setting": {"budget": {"lr": 0.002}, "hyper": {}}},
+            "status": "tuned",
+            "seconds_per_trial": 2.0,
+        },
+        {
+            "suite": "s",
+            "row": "lightgbm lambdamart",
+            "primary": "ndcg@10",
+            "trials_requested": 2,
+            "space": {"budget": {}, "hyper": {}},
+            "trials": [],
+            "best": None,
+            "status": "skipped",
+            "note": "lightgbm is not installed",
+        },
+    ]
+    write_reports(tmp_path, _records(VALUES), plots=False, tuning=entries)
+    text = (tmp_path / "results.md").read_text()
+    assert text.startswith("# rankloss bench results\n\n## Which loss?\n")
+    assert text.index("### s (toy): ranked by ndcg@10") < text.index("## Tables")
+    assert text.index("## Tables") < text.index("## Tuning")
+    assert "| listnet | lr=0.002 | 0.4500 (trial 2) | 2/2 | 2.0 | lr log [0.0001, 0.01] |" in text
+    assert "| lightgbm lambdamart | defaults (skipped: lightgbm is not installed) | – |" in text
+    # Without tuning, no tuning section.
+    write_reports(tmp_path, _records(VALUES), plots=False)
+    assert "## Tuning" not in (tmp_path / "results.md").read_text()
