@@ -2,10 +2,12 @@
 
 Two kinds of loss, each with its own base class (:mod:`rankloss.losses.base`):
 
-* :class:`ListLoss` (``kind == "list"``, families ``pointwise``, ``pairwise``, ``listwise``):
-  ``loss(scores, labels, mask=None, *, weights=None)`` on ``[..., n]`` lists;
-* :class:`EmbeddingLoss` (``kind == "embedding"``, family ``embedding``):
-  ``loss(embeddings, labels)`` or ``loss(queries, keys=keys)``;
+* :class:`ListLoss` (``kind == "list"``, families ``pointwise``, ``pairwise``, ``listwise``,
+  ``recommendation``, ``detection``): ``loss(scores, labels, mask=None, *, weights=None)`` on
+  ``[..., n]`` lists;
+* :class:`EmbeddingLoss` (``kind == "embedding"``, families ``embedding`` and ``proxy``):
+  ``loss(embeddings, labels)`` or ``loss(queries, keys=keys)`` (proxy losses, which hold
+  learnable class proxies, take the first form only);
 
 and :class:`AdversarialLoss` (``kind == "adversarial"``) on discriminator logits.
 ``available()`` lists the registered names; ``get(name, **hyper)`` builds a module; every
