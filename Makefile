@@ -19,6 +19,9 @@ $(BIN)/python:
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install "$(TORCH_SPEC)"
 	$(BIN)/pip install -e ".[dev]"
+	# open_clip's SigLIP loss is a test peer; its package needs torchvision (a second torch),
+	# its loss file only torch, so it is installed without dependencies.
+	$(BIN)/pip install --no-deps "open_clip_torch>=2.24"
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

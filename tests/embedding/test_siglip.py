@@ -183,3 +183,49 @@ def test_bad_function_arguments():
         siglip_loss(s, eye, ~eye, bias=torch.zeros(2))
     with pytest.raises(ValueError, match="positive has shape"):
         siglip_loss(s, eye[:1], ~eye)
+
+
+def _open_clip_loss_module():
+    """open_clip's ``loss.py`` loaded on its own: the package's ``__init__`` needs torchvision,
+    which would pull a second torch; the loss file needs only torch."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("open_clip is not installed (pip install --no-deps open_clip_torch)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "loss.py"
+    loss_spec = importlib.util.spec_from_file_location("_open_clip_loss", path)
+    assert loss_spec is not None and loss_spec.loader is not None
+    module = importlib.util.module_from_spec(loss_spec)
+    loss_spec.loader.exec_module(module)
+    return module
+
+
+def test_equals_open_clip_siglip_loss_values_and_gradients():
+    peer = _open_clip_loss_module().SigLipLoss()
+    g = torch.Generator().manual_seed(3)
+    worst = 0.0
+    for n, d in ((6, 4), (16, 8)):
+        images = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64))
+        texts = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64))
+        a, b = images.clone().requires_grad_(True), texts.clone().requires_grad_(True)
+        scale, bias = (
+            torch.tensor(7.5, dtype=torch.float64),
+            torch.tensor(-4.0, dtype=torch.float64),
+        )
+        expected = peer(a, b, scale, bias)
+        expected.backward()
+        x, y = images.clone().requires_grad_(True), texts.clone().requires_grad_(True)
+        ours = SigLIPLoss(similarity="dot", scale=7.5, bias=-4.0, learnable=False)(x, keys=y)
+        ours.backward()
+        torch.testing.assert_close(ours, expected, rtol=0, atol=1e-12)
+        torch.testing.assert_close(x.grad, a.grad, rtol=0, atol=1e-12)
+        torch.testing.assert_close(y.grad, b.grad, rtol=0, atol=1e-12)
+        worst = max(
+            worst,
+            float((ours - expected).detach().abs()),
+            float((x.grad - a.grad).abs().max()),
+            float((y.grad - b.grad).abs().max()),
+        )
+    print(f"siglip vs open_clip SigLipLoss (float64): max |difference| {worst:.2e}")
