@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import rankloss.functional as RF
-from tests.losses._cases import list_loss_names
+from tests.losses._cases import function, info, list_loss_names
 from tests.reference import ltr_losses as ref
 
 WIDTH = 8
@@ -78,6 +78,41 @@ CASES = [
     ("neural_ndcg", {"k": 3, "temperature": 0.5, "sinkhorn_iterations": 5}, "nonnegative"),
     ("neural_ndcg", {"gain": "linear", "sinkhorn_iterations": 0}, "graded"),
     ("neural_ndcg", {"k": 1, "temperature": 2.0}, "graded"),
+    ("xe_ndcg", {}, "nonnegative"),
+    ("xe_ndcg", {}, "unit"),
+    ("gumbel_approx_ndcg", {}, "nonnegative"),
+    ("gumbel_approx_ndcg", {"alpha": 2.0, "gain": "linear", "samples": 3}, "graded"),
+    ("pirank", {}, "nonnegative"),
+    ("pirank", {"k": 3, "temperature": 0.5}, "nonnegative"),
+    ("pirank", {"k": None, "temperature": 2.0, "gain": "linear"}, "graded"),
+    ("pirank", {"k": 1, "temperature": 0.1}, "graded"),
+    ("position_aware_listmle", {}, "graded"),
+    ("position_aware_listmle", {}, "real"),
+    ("rank_cosine", {}, "real"),
+    ("rank_cosine", {}, "graded"),
+    ("soft_rank_ndcg", {}, "nonnegative"),
+    ("soft_rank_ndcg", {"regularization_strength": 0.1}, "nonnegative"),
+    ("soft_rank_ndcg", {"regularization_strength": 5.0, "gain": "linear"}, "graded"),
+    ("ap_loss", {}, "unit"),
+    ("ap_loss", {"delta": 0.25}, "nonnegative"),
+    ("alrp_loss", {}, "unit"),
+    ("alrp_loss", {"delta": 1.5, "min_positive_iou": 0.3}, "unit"),
+    ("rank_sort", {}, "unit"),
+    ("rank_sort", {"delta": 0.2}, "unit"),
+    ("rank_sort", {"delta": 1.0}, "nonnegative"),
+    ("sampled_softmax", {}, "nonnegative"),
+    ("sampled_softmax", {"temperature": 0.5}, "unit"),
+    ("bpr_max", {}, "unit"),
+    ("bpr_max", {"regularization": 0.0}, "unit"),
+    ("bpr_max", {"regularization": 0.3}, "unit"),
+    ("top1_max", {"regularization": 1.0}, "unit"),
+    ("top1_max", {"regularization": 0.0}, "unit"),
+    ("top1_max", {"regularization": 2.0}, "nonnegative"),
+    ("gbce", {"num_negatives": 256, "num_items": 10000}, "nonnegative"),
+    ("gbce", {"sampling_rate": 0.2, "calibration": 0.0}, "unit"),
+    ("gbce", {"sampling_rate": 0.05, "calibration": 1.0}, "nonnegative"),
+    ("ccl", {}, "unit"),
+    ("ccl", {"margin": -0.2, "negative_weight": 2.0}, "nonnegative"),
 ]
 
 REDUCTIONS = ("none", "sum", "mean")
@@ -150,7 +185,7 @@ def test_matches_reference(case, weight_mode):
     name, hyper, label_kind = case
     seed = zlib.crc32(f"{_case_id(case)}-{weight_mode}".encode())
     scores, labels, mask, list_weights, item_weights = _make_batch(seed, label_kind)
-    function = getattr(RF, f"{name}_loss")
+    loss_function = function(name)
     weights = {"no_weights": None, "list_weights": list_weights, "item_weights": item_weights}[
         weight_mode
     ]
@@ -162,7 +197,7 @@ def test_matches_reference(case, weight_mode):
     assert sum(valid) >= 4 and not valid[0]
     per_list_weights = list_weights.tolist() if weight_mode == "list_weights" else None
     for reduction in REDUCTIONS:
-        actual = function(scores, labels, mask, weights=weights, reduction=reduction, **hyper)
+        actual = loss_function(scores, labels, mask, weights=weights, reduction=reduction, **hyper)
         expected = ref.reduce_ref(results, reduction, per_list_weights)
         assert actual.dtype == torch.float64
         torch.testing.assert_close(
@@ -178,9 +213,10 @@ def test_fully_masked_batch_matches_reference_zero():
     scores, labels, mask, _, _ = _make_batch(0, "nonnegative")
     mask[:] = False
     for name in list_loss_names():
-        results = _reference(name, {}, scores, labels, mask, None)
+        example = info(name).example
+        results = _reference(name, example, scores, labels, mask, None)
         assert ref.reduce_ref(results, "mean") == 0.0
-        value = getattr(RF, f"{name}_loss")(scores, labels, mask)
+        value = function(name)(scores, labels, mask, **example)
         assert value.item() == 0.0
 
 
@@ -304,3 +340,60 @@ def test_ranks_and_ideal_dcg_reference_helpers():
     assert ref.ideal_dcg_of([1.0, 3.0], None) == pytest.approx(3.0 + 1.0 / math.log2(3))
     assert ref.ideal_dcg_of([1.0, 3.0], 1) == 3.0
     assert list(itertools.chain(*ref.listmle_tie_orders([0.0]))) == [0]
+
+
+def test_more_listwise_and_detection_reference_hand_values():
+    log2 = math.log(2.0)
+    # XE-NDCG with gamma = 0: phi = (2, 1) / 3 against a uniform softmax: log 2.
+    assert ref.xe_ndcg_ref([0.0, 0.0], [1.0, 0.0], gamma=[0.0, 0.0]) == pytest.approx((log2, True))
+    # PiRank at a tiny temperature is 1 - NDCG@k of the hard ranking.
+    value, ok = ref.pirank_ref([0.2, 1.0, -0.5], [2.0, 0.0, 1.0], temperature=1e-4, k=2)
+    assert ok and value == pytest.approx(1.0 - (3.0 / math.log2(3)) / (3.0 + 1.0 / math.log2(3)))
+    assert ref.position_aware_listmle_ref([0.7], [1.0]) == (0.0, True)
+    assert ref.rank_cosine_ref([0.0, 0.0], [1.0, 2.0]) == (0.5, True)
+    assert ref.rank_cosine_ref([1.0, 2.0], [2.0, 4.0])[0] == pytest.approx(0.0, abs=1e-15)
+    assert ref.rank_cosine_ref([1.0, 2.0], [0.0, 0.0]) == (0.0, False)
+    # Isotonic fits by the min-max formula, and soft ranks at both ends of the strength.
+    assert ref.isotonic_nonincreasing_ref([1.0, 3.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
+    assert ref.isotonic_nonincreasing_ref([3.0, 1.0, 2.0]) == pytest.approx([3.0, 1.5, 1.5])
+    assert ref.soft_rank_ref([0.3, 2.0, -1.0], 1e-3) == pytest.approx([2.0, 1.0, 3.0])
+    assert ref.soft_rank_ref([0.3, 2.0, -1.0], 1e6) == pytest.approx([2.0, 2.0, 2.0])
+    assert ref.soft_rank_ref([0.5, 0.5, -1.0], 1e-3) == pytest.approx([1.5, 1.5, 3.0])
+    # AP-Loss with a sharp step: positives at ranks 1 and 3, precisions 1 and 2/3.
+    assert ref.ap_loss_ref([2.0, 1.0, 0.0], [1.0, 0.0, 1.0], delta=0.01) == pytest.approx(
+        (1.0 / 6.0, True)
+    )
+    assert ref.alrp_loss_ref([2.0, 1.0, 0.0], [1.0, 0.0, 1.0], delta=0.01) == pytest.approx(
+        (1.0 / 6.0, True)
+    )
+    assert ref.ap_loss_ref([2.0, 1.0], [0.0, 0.0]) == (0.0, False)
+    # Rank & Sort is 0 for positives ranked first and sorted by IoU, positive otherwise.
+    ious = [0.9, 0.6, 0.3, 0.0]
+    assert ref.rank_sort_ref([3.0, 2.0, 1.0, 0.0], ious, delta=0.1)[0] == pytest.approx(0.0)
+    assert ref.rank_sort_ref([2.0, 3.0, 1.0, 0.0], ious, delta=0.1)[0] > 0.0
+
+
+def test_recommendation_reference_hand_values():
+    log2 = math.log(2.0)
+    assert ref.sampled_softmax_ref([0.0, 0.0], [1.0, 0.0]) == pytest.approx((log2, True))
+    # log-Q correction: logits log 2 and log 4, the positive's probability 1/3.
+    value, ok = ref.sampled_softmax_ref(
+        [0.0, 0.0], [1.0, 0.0], log_q=[math.log(0.5), math.log(0.25)]
+    )
+    assert ok and value == pytest.approx(math.log(3.0))
+    assert ref.sampled_softmax_ref([1.0, 2.0], [0.0, 0.0]) == (0.0, False)
+    assert ref.bpr_max_ref([0.0, 0.0], [1.0, 0.0], regularization=0.0) == pytest.approx(
+        (log2, True)
+    )
+    # One negative of score 2: -log sigma(1 - 2) + 2^2.
+    assert ref.bpr_max_ref([1.0, 2.0], [1.0, 0.0])[0] == pytest.approx(ref.softplus(1.0) + 4.0)
+    assert ref.bpr_max_ref([1.0, 2.0], [1.0, 3.0]) == (0.0, False)
+    assert ref.top1_max_ref([0.0, 0.0], [1.0, 0.0]) == pytest.approx((1.0, True))
+    # beta = 1/2 at calibration 1 and sampling rate 1/2.
+    value, ok = ref.gbce_ref([0.0, 0.0], [1.0, 0.0], sampling_rate=0.5, calibration=1.0)
+    assert ok and value == pytest.approx(1.5 * log2)
+    beta = 1.0 - 0.75 * (1.0 - 256 / 10_000)
+    value, _ = ref.gbce_ref([0.0], [1.0], num_negatives=256, num_items=10_001)
+    assert value == pytest.approx(beta * log2)
+    assert ref.ccl_ref([0.8, 0.7, 0.1], [1.0, 0.0, 0.0]) == pytest.approx((1.2, True))
+    assert ref.ccl_ref([0.8], [0.0]) == (0.0, False)

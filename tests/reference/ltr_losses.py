@@ -9,7 +9,8 @@ whether the list has anything to learn from. :func:`reduce_ref` then reduces ove
 
 Per-item ``weights`` (a list of floats, or ``None``) follow the docstrings: pointwise and
 listwise losses weight each item's term; pairwise losses weight each pair by the weight of its
-more relevant item; NDCG-based listwise losses scale the gains.
+more relevant item; NDCG-based listwise losses scale the gains; detection losses weight each
+positive's term; recommendation losses weight each item's term.
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ __all__ = [
     "listmle_ref",
     "approx_ndcg_ref",
     "neural_ndcg_ref",
+    "xe_ndcg_ref",
+    "gumbel_approx_ndcg_ref",
+    "pirank_ref",
+    "position_aware_listmle_ref",
+    "rank_cosine_ref",
+    "soft_rank_ndcg_ref",
+    "ap_loss_ref",
+    "alrp_loss_ref",
+    "rank_sort_ref",
+    "sampled_softmax_ref",
+    "bpr_max_ref",
+    "top1_max_ref",
+    "gbce_ref",
+    "ccl_ref",
     "discriminator_ref",
     "generator_ref",
 ]
@@ -564,6 +579,401 @@ def neural_ndcg_ref(
 
 
 # ----------------------------------------------------------------------------------------------
+# More listwise: XE-NDCG, Gumbel-ApproxNDCG, PiRank, position-aware ListMLE, RankCosine and
+# NDCG on soft ranks
+
+
+def xe_ndcg_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    gamma: Floats | None = None,
+) -> Result:
+    """Bruch et al. (WWW 2019): phi_i = (2^y_i - gamma_i) / sum_j (2^y_j - gamma_j), the loss
+    -sum_i w_i phi_i log softmax(s)_i; ``gamma`` defaults to its expectation 1/2."""
+    n = len(scores)
+    if any(y < 0 for y in labels):
+        raise ValueError("xe_ndcg needs labels >= 0")
+    g = [0.5] * n if gamma is None else list(gamma)
+    phi = [2.0 ** labels[i] - g[i] for i in range(n)]
+    total = sum(phi)
+    if n == 0 or total <= 0:
+        return 0.0, False
+    w = _weights(weights, n)
+    log_q = log_softmax(scores)
+    return -sum(w[i] * phi[i] / total * log_q[i] for i in range(n)), True
+
+
+def gumbel_approx_ndcg_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    alpha: float = 10.0,
+    gain: str = "exp2",
+    samples: int = 1,
+    noise: Sequence[Floats] | None = None,
+) -> Result:
+    """Bruch et al. (WSDM 2020): the mean over the noise samples of ApproxNDCG of the perturbed
+    scores. Without ``noise`` (one list of floats per sample) there is no perturbation: the
+    function draws noise only from a caller's generator, so ``samples`` alone changes nothing."""
+    del samples
+    n = len(scores)
+    draws = [[0.0] * n] if noise is None else [list(e) for e in noise]
+    results = [
+        approx_ndcg_ref(
+            [scores[i] + e[i] for i in range(n)], labels, weights, alpha=alpha, gain=gain
+        )
+        for e in draws
+    ]
+    if not results[0][1]:
+        return 0.0, False
+    return sum(value for value, _ in results) / len(results), True
+
+
+def pirank_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    temperature: float = 1.0,
+    k: int | None = 10,
+    gain: str = "exp2",
+) -> Result:
+    """Swezey et al. (NeurIPS 2021): 1 - NDCG@k with the expected gain at each position t under
+    the row-stochastic NeuralSort matrix (no Sinkhorn scaling)."""
+    n = len(scores)
+    w = _weights(weights, n)
+    gains = [gain_of(labels[i], gain) * w[i] for i in range(n)]
+    idcg = ideal_dcg_of(gains, k)
+    if n == 0 or idcg <= 0:
+        return 0.0, False
+    dcg = 0.0
+    for t in range(1, n + 1):
+        if k is not None and t > k:
+            break
+        logits = [
+            ((n + 1 - 2 * t) * scores[j] - sum(abs(scores[j] - scores[u]) for u in range(n)))
+            / temperature
+            for j in range(n)
+        ]
+        p = [math.exp(v) for v in log_softmax(logits)]
+        dcg += sum(p[j] * gains[j] for j in range(n)) * discount_of(t)
+    return 1.0 - dcg / idcg, True
+
+
+def position_aware_listmle_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None
+) -> Result:
+    """Lan et al. (UAI 2014): ListMLE's stage t weighted by alpha(t) = 2^(n - t) - 1, the
+    weights normalised to sum to 1 over the list (the rankloss docstring); ties in input
+    order. A one-item list has no weighted stage: 0, but it counts."""
+    n = len(scores)
+    if n == 0:
+        return 0.0, False
+    w = _weights(weights, n)
+    order = sorted(range(n), key=lambda i: -labels[i])
+    alpha = [2.0 ** (n - t) - 1.0 for t in range(1, n + 1)]
+    norm = sum(alpha)
+    if norm == 0:
+        return 0.0, True
+    total = 0.0
+    for t in range(n):
+        tail = [scores[order[u]] for u in range(t, n)]
+        top = max(tail)
+        log_tail = top + math.log(sum(math.exp(v - top) for v in tail))
+        total += w[order[t]] * alpha[t] / norm * (log_tail - scores[order[t]])
+    return total, True
+
+
+def rank_cosine_ref(scores: Floats, labels: Floats, weights: Floats | None = None) -> Result:
+    """Qin et al. (IP&M 2008): (1 - cos(y, s)) / 2 with the weighted inner product; a zero
+    score vector has cosine 0; all-zero labels leave nothing to learn."""
+    n = len(scores)
+    w = _weights(weights, n)
+    y_norm = math.sqrt(sum(w[i] * labels[i] ** 2 for i in range(n)))
+    if n == 0 or y_norm <= 0:
+        return 0.0, False
+    s_norm = math.sqrt(sum(w[i] * scores[i] ** 2 for i in range(n)))
+    dot = sum(w[i] * labels[i] * scores[i] for i in range(n))
+    cosine = dot / (y_norm * s_norm) if s_norm > 0 else 0.0
+    return 0.5 * (1.0 - cosine), True
+
+
+def isotonic_nonincreasing_ref(y: Floats) -> list[float]:
+    """argmin over v_1 >= ... >= v_m of ||v - y||^2 by the min-max formula
+    v_i = min_{a <= i} max_{b >= i} mean(y[a..b]) (no pooling algorithm)."""
+    m = len(y)
+    out = []
+    for i in range(m):
+        best = math.inf
+        for a in range(i + 1):
+            worst = -math.inf
+            for b in range(i, m):
+                worst = max(worst, sum(y[a : b + 1]) / (b + 1 - a))
+            best = min(best, worst)
+        out.append(best)
+    return out
+
+
+def project_onto_permutahedron(z: Floats, w: Floats) -> list[float]:
+    """Euclidean projection of z onto the convex hull of the permutations of w (Blondel et al.,
+    ICML 2020, Prop. 3): sort z descending, subtract the isotonic fit of z_sorted - w_sorted."""
+    n = len(z)
+    order = sorted(range(n), key=lambda i: -z[i])
+    w_sorted = sorted(w, reverse=True)
+    fit = isotonic_nonincreasing_ref([z[order[t]] - w_sorted[t] for t in range(n)])
+    out = [0.0] * n
+    for t in range(n):
+        out[order[t]] = z[order[t]] - fit[t]
+    return out
+
+
+def soft_rank_ref(scores: Floats, regularization_strength: float = 1.0) -> list[float]:
+    """Descending soft ranks (1 for the top score): the projection of -s / eps onto the
+    permutahedron of (n, n - 1, ..., 1)."""
+    n = len(scores)
+    return project_onto_permutahedron(
+        [-v / regularization_strength for v in scores], [float(n - t) for t in range(n)]
+    )
+
+
+def soft_rank_ndcg_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    regularization_strength: float = 1.0,
+    gain: str = "exp2",
+) -> Result:
+    """1 - NDCG with the soft ranks of Blondel et al. in the discount."""
+    n = len(scores)
+    w = _weights(weights, n)
+    gains = [gain_of(labels[i], gain) * w[i] for i in range(n)]
+    idcg = ideal_dcg_of(gains, None)
+    if n == 0 or idcg <= 0:
+        return 0.0, False
+    ranks = soft_rank_ref(scores, regularization_strength)
+    return 1.0 - sum(gains[i] / math.log2(1.0 + ranks[i]) for i in range(n)) / idcg, True
+
+
+# ----------------------------------------------------------------------------------------------
+# Detection: AP-Loss, aLRP loss and Rank & Sort loss (values; a positive is a label > 0)
+
+
+def interpolated_step(x: float, delta: float) -> float:
+    """AP-Loss's H(x): 0 below -delta, 1 above delta, linear in between."""
+    if x < -delta:
+        return 0.0
+    if x > delta:
+        return 1.0
+    return x / (2.0 * delta) + 0.5
+
+
+def _detection_ranks(
+    scores: Floats, labels: Floats, delta: float
+) -> tuple[list[int], dict[int, float], dict[int, float]]:
+    """Positives, and for each positive i: N_FP(i) and rank^+(i) = 1 + sum_{k in P, k != i}
+    H(s_k - s_i)."""
+    n = len(scores)
+    if any(y < 0 for y in labels):
+        raise ValueError("detection losses need labels >= 0")
+    positives = [i for i in range(n) if labels[i] > 0]
+    false_positives, rank_pos = {}, {}
+    for i in positives:
+        false_positives[i] = sum(
+            interpolated_step(scores[j] - scores[i], delta) for j in range(n) if labels[j] <= 0
+        )
+        rank_pos[i] = 1.0 + sum(
+            interpolated_step(scores[k] - scores[i], delta) for k in positives if k != i
+        )
+    return positives, false_positives, rank_pos
+
+
+def ap_loss_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, delta: float = 1.0
+) -> Result:
+    """Chen et al. (CVPR 2019): 1 - AP = mean over positives of N_FP(i) / rank(i)."""
+    positives, fp, rank_pos = _detection_ranks(scores, labels, delta)
+    if not positives:
+        return 0.0, False
+    w = _weights(weights, len(scores))
+    total = sum(w[i] * fp[i] / (rank_pos[i] + fp[i]) for i in positives)
+    return total / len(positives), True
+
+
+def alrp_loss_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    delta: float = 0.5,
+    min_positive_iou: float = 0.5,
+) -> Result:
+    """Oksuz et al. (NeurIPS 2020): the classification component of aLRP,
+    L_cls = mean over positives of N_FP(i) / rank(i) (``min_positive_iou`` only enters the
+    error-driven update, not the value)."""
+    del min_positive_iou
+    return ap_loss_ref(scores, labels, weights, delta=delta)
+
+
+def rank_sort_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, delta: float = 0.5
+) -> Result:
+    """Oksuz et al. (ICCV 2021): mean over positives of the ranking error N_FP(i) / rank(i)
+    plus the sorting error (current minus target), with IoU targets q = min(label, 1) and the
+    anchor itself counted once in its own sets."""
+    positives, fp, rank_pos = _detection_ranks(scores, labels, delta)
+    if not positives:
+        return 0.0, False
+    w = _weights(weights, len(scores))
+    q = [min(1.0, y) for y in labels]
+    total = 0.0
+    for i in positives:
+
+        def h(k: int, i: int = i) -> float:
+            return 1.0 if k == i else interpolated_step(scores[k] - scores[i], delta)
+
+        ranking = fp[i] / (rank_pos[i] + fp[i])
+        current = sum(h(k) * (1.0 - q[k]) for k in positives) / rank_pos[i]
+        above = [k for k in positives if q[k] >= q[i]]
+        target = sum(h(k) * (1.0 - q[k]) for k in above) / sum(h(k) for k in above)
+        total += w[i] * (ranking + current - target)
+    return total / len(positives), True
+
+
+# ----------------------------------------------------------------------------------------------
+# Recommendation: positives have label > 0, negatives label 0
+
+
+def _positives_negatives(labels: Floats) -> tuple[list[int], list[int]]:
+    if any(y < 0 for y in labels):
+        raise ValueError("recommendation losses need labels >= 0")
+    positives = [i for i in range(len(labels)) if labels[i] > 0]
+    negatives = [j for j in range(len(labels)) if labels[j] == 0]
+    return positives, negatives
+
+
+def sampled_softmax_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    temperature: float = 1.0,
+    log_q: Floats | None = None,
+) -> Result:
+    """Yi et al. (RecSys 2019): softmax cross-entropy of the logits s_j / tau - log Q_j (every
+    candidate corrected), the target the labels over their sum."""
+    n = len(scores)
+    _positives_negatives(labels)
+    total = sum(labels)
+    if n == 0 or total <= 0:
+        return 0.0, False
+    q = [0.0] * n if log_q is None else list(log_q)
+    log_p = log_softmax([scores[j] / temperature - q[j] for j in range(n)])
+    w = _weights(weights, n)
+    return -sum(w[i] * labels[i] / total * log_p[i] for i in range(n)), True
+
+
+def _negative_softmax(scores: Floats, negatives: list[int]) -> dict[int, float]:
+    top = max(scores[j] for j in negatives)
+    e = {j: math.exp(scores[j] - top) for j in negatives}
+    z = sum(e.values())
+    return {j: e[j] / z for j in negatives}
+
+
+def bpr_max_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, regularization: float = 1.0
+) -> Result:
+    """Hidasi and Karatzoglou (CIKM 2018): for each positive i,
+    -log sum_j p_j sigma(s_i - s_j) + lambda sum_j p_j s_j^2 with p the softmax of the
+    negatives' scores; the mean over the positives."""
+    positives, negatives = _positives_negatives(labels)
+    if not positives or not negatives:
+        return 0.0, False
+    p = _negative_softmax(scores, negatives)
+    w = _weights(weights, len(scores))
+    penalty = sum(p[j] * scores[j] ** 2 for j in negatives)
+    total = 0.0
+    for i in positives:
+        mix = sum(p[j] * sigmoid(scores[i] - scores[j]) for j in negatives)
+        total += w[i] * (-math.log(mix) + regularization * penalty)
+    return total / len(positives), True
+
+
+def top1_max_ref(
+    scores: Floats, labels: Floats, weights: Floats | None = None, *, regularization: float = 1.0
+) -> Result:
+    """Hidasi and Karatzoglou (CIKM 2018): for each positive i,
+    sum_j p_j (sigma(s_j - s_i) + lambda sigma(s_j^2)); the mean over the positives."""
+    positives, negatives = _positives_negatives(labels)
+    if not positives or not negatives:
+        return 0.0, False
+    p = _negative_softmax(scores, negatives)
+    w = _weights(weights, len(scores))
+    total = 0.0
+    for i in positives:
+        term = sum(
+            p[j] * (sigmoid(scores[j] - scores[i]) + regularization * sigmoid(scores[j] ** 2))
+            for j in negatives
+        )
+        total += w[i] * term
+    return total / len(positives), True
+
+
+def gbce_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    sampling_rate: float | None = None,
+    num_negatives: int | None = None,
+    num_items: int | None = None,
+    calibration: float = 0.75,
+) -> Result:
+    """Petrov and Macdonald (RecSys 2023): -log sigma(s_i)^beta for the positives (their mean)
+    and -log(1 - sigma(s_j)) summed over the negatives, with
+    beta = alpha (t (1 - 1/alpha) + 1/alpha) and alpha = k / (|I| - 1) or the given rate."""
+    if sampling_rate is not None:
+        alpha = sampling_rate
+    else:
+        if num_negatives is None or num_items is None:
+            raise TypeError("gbce needs sampling_rate or num_negatives and num_items")
+        alpha = num_negatives / (num_items - 1)
+    beta = alpha * (calibration * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+    positives, negatives = _positives_negatives(labels)
+    if not positives:
+        return 0.0, False
+    w = _weights(weights, len(scores))
+    positive_term = sum(w[i] * -beta * math.log(sigmoid(scores[i])) for i in positives)
+    # 1 - sigma(s) = sigma(-s)
+    negative_term = sum(w[j] * -math.log(sigmoid(-scores[j])) for j in negatives)
+    return positive_term / len(positives) + negative_term, True
+
+
+def ccl_ref(
+    scores: Floats,
+    labels: Floats,
+    weights: Floats | None = None,
+    *,
+    margin: float = 0.5,
+    negative_weight: float = 10.0,
+) -> Result:
+    """Mao et al. (CIKM 2021), SimpleX: the mean over the positives of max(0, 1 - s_i) plus
+    negative_weight times the mean over the negatives of max(0, s_j - margin)."""
+    positives, negatives = _positives_negatives(labels)
+    if not positives:
+        return 0.0, False
+    w = _weights(weights, len(scores))
+    value = sum(w[i] * max(0.0, 1.0 - scores[i]) for i in positives) / len(positives)
+    if negatives:
+        pushed = sum(w[j] * max(0.0, scores[j] - margin) for j in negatives)
+        value += negative_weight * pushed / len(negatives)
+    return value, True
+
+
+# ----------------------------------------------------------------------------------------------
 # Adversarial: elementwise on logits
 
 
@@ -633,4 +1043,18 @@ REFERENCES: dict[str, Callable[..., Result]] = {
     "listmle": listmle_ref,
     "approx_ndcg": approx_ndcg_ref,
     "neural_ndcg": neural_ndcg_ref,
+    "xe_ndcg": xe_ndcg_ref,
+    "gumbel_approx_ndcg": gumbel_approx_ndcg_ref,
+    "pirank": pirank_ref,
+    "position_aware_listmle": position_aware_listmle_ref,
+    "rank_cosine": rank_cosine_ref,
+    "soft_rank_ndcg": soft_rank_ndcg_ref,
+    "ap_loss": ap_loss_ref,
+    "alrp_loss": alrp_loss_ref,
+    "rank_sort": rank_sort_ref,
+    "sampled_softmax": sampled_softmax_ref,
+    "bpr_max": bpr_max_ref,
+    "top1_max": top1_max_ref,
+    "gbce": gbce_ref,
+    "ccl": ccl_ref,
 }
