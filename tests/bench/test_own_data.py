@@ -191,3 +191,22 @@ def test_end_to_end_interactions_from_the_command_line(tmp_path: Path) -> None:
     assert all(r["dataset"].startswith("ratings.csv (interactions, sha256 ") for r in runs)
     assert all(r["suite"] == "recsys-own-data" for r in runs)
     assert all(0 <= r["metrics"]["ndcg@10"] <= 1 for r in runs)
+
+
+def test_a_files_own_split_and_threshold_win_and_the_notes_say_so(tmp_path: Path) -> None:
+    _ratings(tmp_path / "ratings.csv")
+    (tmp_path / "bench.toml").write_text(
+        "[[suite]]\n"
+        'name = "mine"\n'
+        'base = "recsys"\n'
+        'dataset = { path = "ratings.csv", format = "interactions", rating_threshold = 3.0, '
+        'split = "leave-last-out" }\n'
+        "budget = { epochs = 1 }\n"
+        '[[suite.loss]]\nname = "bpr"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    argv = ["bench", "--config", str(tmp_path / "bench.toml"), "--seeds", "1"]
+    assert main([*argv, "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    (run,) = json.loads((out / "results.json").read_text())["runs"]
+    assert "rating >= 3; split 'leave-last-out'" in run["notes"]

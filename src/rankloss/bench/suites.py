@@ -175,7 +175,7 @@ TASK_SETTINGS: dict[str, TaskSettings] = {
         budget=_COMMON_BUDGET
         | {"positives", "negatives", "lists_per_user", "temperature", "rating_threshold", "split"},
         model=frozenset({"dim"}),
-        options=_COMMON_OPTIONS | {"negatives", "temperature", "lr"},
+        options=_COMMON_OPTIONS | {"negatives", "temperature", "lr", "log_q", "similarity"},
         baselines={"sampled_softmax": "softmax_ce", "popularity": None},
         search_space={
             "lr": ("log", 1e-3, 5e-2),
@@ -201,9 +201,20 @@ def _settings(task: str) -> TaskSettings:
     return TASK_SETTINGS[task]
 
 
-def build_row_loss(task: str, row: LossSpec) -> Loss | CombinedLoss | None:
+def build_row_loss(
+    task: str, row: LossSpec, facts: Mapping[str, Any] | None = None
+) -> Loss | CombinedLoss | None:
     """The loss module a row of a ``task`` suite trains with (``None`` for a baseline that
     trains none, such as ``lightgbm``).
+
+    A loss that cannot be built from the row's hyper-parameters alone (a proxy loss needs
+    ``num_classes`` and ``embedding_size``; ``gbce`` its sampling rate) takes the keys of its
+    registered ``example`` that the row does not set from ``facts``, what the task knows
+    (the number of training classes, the model's output size, the negatives per list and the
+    catalogue size); ``facts=None`` (checking a suite before any data is loaded) takes the
+    example's own values. A recommendation row with ``options["log_q"]`` trains the
+    registered ``sampled_softmax`` rather than the ``sampled_softmax`` baseline
+    (``softmax_ce``), as only it takes the log sampling probabilities.
 
     Raises:
         ValueError: an unknown task or loss name, or a bad hyper-parameter value.
@@ -214,7 +225,7 @@ def build_row_loss(task: str, row: LossSpec) -> Loss | CombinedLoss | None:
 
     settings = _settings(task)
     name: str | None = row.name
-    if row.name in settings.baselines:
+    if row.name in settings.baselines and not row.options.get("log_q"):
         name = settings.baselines[row.name]
         if name is None:
             return None
@@ -222,7 +233,15 @@ def build_row_loss(task: str, row: LossSpec) -> Loss | CombinedLoss | None:
     if name not in LOSSES.names():
         known = ", ".join([*settings.baselines, *LOSSES.names()])
         raise ValueError(f"unknown loss {name!r}; known: {known}")
-    loss = get(name, **row.hyper)
+    example = LOSSES.entry(name).meta["info"].example
+    known_facts = example if facts is None else facts
+    supplied = {k: known_facts[k] for k in example if k in known_facts and k not in row.hyper}
+    try:
+        loss = get(name, **row.hyper)
+    except TypeError:
+        if not supplied:
+            raise
+        loss = get(name, **row.hyper, **supplied)
     if loss.kind not in settings.kinds:
         raise TypeError(
             f"{name!r} is a loss of kind {loss.kind!r}; task {task!r} "
@@ -280,6 +299,18 @@ def check_suite(suite: SuiteSpec) -> None:
 
 
 _LTR_METRICS = ("map", "ndcg@1", "ndcg@5", "ndcg@10", "mrr")
+#: Listwise rows of the full LTR suite only (the quick suite keeps its short table).
+_LTR_MORE_LOSSES = tuple(
+    LossSpec(name, name)
+    for name in (
+        "xe_ndcg",
+        "gumbel_approx_ndcg",
+        "pirank",
+        "position_aware_listmle",
+        "rank_cosine",
+        "soft_rank_ndcg",
+    )
+)
 #: LightGBM rows: features standardised per list (trees gain from it), no global transform (a
 #: monotone map of each feature changes nothing for a tree).
 _LIGHTGBM_FEATURES = {"list_normalize": "standardize", "feature_transform": "none"}
@@ -299,6 +330,7 @@ LTR = SuiteSpec(
         LossSpec("listmle", "listmle"),
         LossSpec("approx_ndcg", "approx_ndcg"),
         LossSpec("neural_ndcg", "neural_ndcg"),
+        *_LTR_MORE_LOSSES,
         LossSpec("lightgbm lambdamart", "lightgbm", options=_LIGHTGBM_FEATURES),
         LossSpec("random", "random"),
     ),
@@ -336,6 +368,17 @@ RECSYS = SuiteSpec(
         ),
         LossSpec("listnet", "listnet"),
         LossSpec("ranknet", "ranknet"),
+        # The in-batch negatives are other users' positives, drawn as often as the users
+        # pick them: the registered sampled_softmax is corrected by their log probability.
+        LossSpec(
+            "sampled_softmax (in-batch, logQ)",
+            "sampled_softmax",
+            options={"negatives": "in_batch", "temperature": 4.0, "log_q": True},
+        ),
+        LossSpec("bpr_max", "bpr_max"),
+        LossSpec("top1_max", "top1_max"),
+        LossSpec("gbce", "gbce"),  # num_negatives and num_items come from the task
+        LossSpec("ccl (cosine)", "ccl", options={"similarity": "cosine"}),
     ),
     metrics=("recall@10", "ndcg@10"),
     budget={
@@ -363,6 +406,32 @@ _RETRIEVAL_LOSSES = (
     LossSpec("supcon", "supcon"),
     LossSpec("multi_similarity", "multi_similarity"),
 )
+#: Rows of the full retrieval suites only: pair and tuple losses, AP and recall surrogates, and
+#: proxy losses (built with the training classes and the model's output size).
+_RETRIEVAL_MORE_LOSSES = tuple(
+    LossSpec(name, name)
+    for name in (
+        "lifted_structure",
+        "generalized_lifted_structure",
+        "n_pairs",
+        "angular",
+        "margin",
+        "tuplet_margin",
+        "dcl",
+        "dclw",
+        "fast_ap",
+        "smooth_ap",
+        "recall_at_k",
+        "proxy_nca",
+        "proxy_nca_pp",
+        "proxy_anchor",
+        "normalized_softmax",
+        "cosface",
+        "arcface",
+        "sub_center_arcface",
+        "soft_triple",
+    )
+)
 
 RETRIEVAL = SuiteSpec(
     name="retrieval",
@@ -371,7 +440,7 @@ RETRIEVAL = SuiteSpec(
     fallbacks=("digits",),
     description="Image retrieval on held-out classes (classes 0-5 in 3 folds: train on two, "
     "early-stop on the third; retrieve 6-9)",
-    losses=_RETRIEVAL_LOSSES,
+    losses=_RETRIEVAL_LOSSES + _RETRIEVAL_MORE_LOSSES,
     metrics=("precision@1", "r_precision", "map@r", "validation/map@r"),
     budget={
         "epochs": 15,
@@ -455,7 +524,11 @@ QUICK_LTR = replace(
     name="quick-ltr",
     # Lists of 4: twice the steps of the same 15 epochs, a smaller spread over seeds.
     budget={**LTR.budget, "epochs": 15, "batch_size": 4},
-    losses=tuple(loss for loss in LTR.losses if loss.name not in ("lightgbm", "random"))
+    losses=tuple(
+        loss
+        for loss in LTR.losses
+        if loss.name not in ("lightgbm", "random") and loss not in _LTR_MORE_LOSSES
+    )
     + (
         LossSpec(
             "lightgbm lambdamart",
@@ -469,6 +542,7 @@ QUICK_RETRIEVAL = replace(
     RETRIEVAL,
     name="quick-retrieval",
     dataset="digits",
+    losses=_RETRIEVAL_LOSSES,
     fallbacks=(),
     budget={**RETRIEVAL.budget, "epochs": 8},
     # width 64 over 32: the higher validation map@r (0.81-0.84 against 0.79-0.82) on digits

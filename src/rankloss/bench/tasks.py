@@ -57,6 +57,17 @@ def load_dataset(name: str, **options: Any) -> Any:
     return data.load(name, **options)
 
 
+def _own_data_options(name: str, keys: Any) -> dict[str, Any]:
+    """The options among ``keys`` that a user's data set ``name`` sets itself (``{}`` for a
+    registered data set)."""
+    from rankloss.data.formats import DataSource
+
+    spec = _OWN_DATA.get(name, name)
+    if not DataSource.is_spec(spec):
+        return {}
+    return {k: v for k, v in DataSource.from_spec(spec).options.items() if k in keys}
+
+
 def resolve_dataset(suite: SuiteSpec) -> str:
     """The first of the suite's data set and its fallbacks that loads here.
 
@@ -85,15 +96,22 @@ def resolve_dataset(suite: SuiteSpec) -> str:
     )
 
 
-def _row_loss(ctx: RunContext) -> Loss | CombinedLoss:
-    """The loss module of this run's row, built with its hyper-parameters."""
-    loss = build_row_loss(ctx.suite.task, ctx.loss)
+def _row_loss(ctx: RunContext, **facts: Any) -> Loss | CombinedLoss:
+    """The loss module of this run's row, built with its hyper-parameters (and the task's
+    ``facts`` where the loss needs them, see :func:`~rankloss.bench.suites.build_row_loss`)."""
+    loss = build_row_loss(ctx.suite.task, ctx.loss, facts)
     if loss is None:
         raise ValueError(f"suite {ctx.suite.name!r}: row {ctx.loss.label!r} trains no loss")
     return loss
 
 
-def _trainer(ctx: RunContext, model: nn.Module, task: Any, loss: Loss | CombinedLoss) -> Trainer:
+def _trainer(
+    ctx: RunContext,
+    model: nn.Module,
+    task: Any,
+    loss: Loss | CombinedLoss,
+    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
+) -> Trainer:
     from rankloss.train import Trainer
 
     budget = ctx.suite.budget
@@ -102,6 +120,7 @@ def _trainer(ctx: RunContext, model: nn.Module, task: Any, loss: Loss | Combined
         model,
         task,
         loss,
+        optimizer=optimizer,
         lr=budget.get("lr", 1e-3),
         weight_decay=budget.get("weight_decay", 0.0),
         epochs=budget.get("epochs", 10),
@@ -502,6 +521,49 @@ def _run_retrieval_baseline(ctx: RunContext, task: _ImageTask, sample: Tensor) -
     return result
 
 
+#: The proxies' learning rate, as a multiple of the model's (docs/proxy_losses.md: 10 to 100
+#: times the model's with Adam, and no weight decay on them).
+PROXY_LR_SCALE = 10.0
+
+
+def _proxy_optimizer(
+    loss: nn.Module, budget: dict[str, Any]
+) -> str | Callable[..., torch.optim.Optimizer]:
+    """Adam; a loss's proxies (parameters named ``proxies``) in a group of their own, with
+    :data:`PROXY_LR_SCALE` times the budget's learning rate and no weight decay."""
+    proxies = {id(p) for name, p in loss.named_parameters() if name.split(".")[-1] == "proxies"}
+    if not proxies:
+        return "adam"
+    lr = budget.get("lr", 1e-3)
+
+    def make(parameters: Any) -> torch.optim.Optimizer:
+        parameters = list(parameters)
+        return torch.optim.Adam(
+            [
+                {"params": [p for p in parameters if id(p) not in proxies]},
+                {
+                    "params": [p for p in parameters if id(p) in proxies],
+                    "lr": PROXY_LR_SCALE * lr,
+                    "weight_decay": 0.0,
+                },
+            ],
+            lr=lr,
+            weight_decay=budget.get("weight_decay", 0.0),
+        )
+
+    return make
+
+
+def _output_size(model: nn.Module, sample: Tensor) -> int:
+    """The size of the model's output for one ``sample`` image (run in eval mode)."""
+    training = model.training
+    model.eval()
+    with torch.no_grad():
+        size = int(model(sample[:1]).shape[-1])
+    model.train(training)
+    return size
+
+
 def run_retrieval(ctx: RunContext) -> RunResult:
     """Embedding network on images, on class-disjoint train, validation and test classes.
 
@@ -517,7 +579,10 @@ def run_retrieval(ctx: RunContext) -> RunResult:
     training image is a random view of itself; a ``views`` row trains on two augmented views of
     each image instead of the labels. With ``model.retrieve = "features"`` retrieval ranks by
     the representation under the projection head (:meth:`rankloss.models.ConvEmbedding.features`).
-    The ``raw`` and ``untrained`` rows train nothing.
+    The ``raw`` and ``untrained`` rows train nothing. A proxy loss is built with
+    ``num_classes`` = the number of training classes (relabelled ``0, ..., C - 1``) and
+    ``embedding_size`` = the model's output size; its proxies learn at
+    :data:`PROXY_LR_SCALE` times the learning rate, without weight decay.
     """
     from rankloss.train.tasks import EmbeddingTask
 
@@ -530,6 +595,10 @@ def run_retrieval(ctx: RunContext) -> RunResult:
     folds = min(requested, train_classes // 2) if train_classes // 2 >= 2 else 1
     data = _held_out_classes(load_dataset(ctx.dataset), train_classes, folds, ctx.seed % folds)
     data = _subsample(data, budget.get("max_per_split"))
+    # The training classes relabelled 0..C-1 in their order: samplers and the losses that
+    # compare labels see the same batches, and a proxy loss indexes its C proxies with them.
+    classes, train_labels = torch.unique(data.train.y, return_inverse=True)
+    data = replace(data, train=replace(data.train, y=train_labels))
     retrieve = model_settings.get("retrieve", "embeddings")
     params.choice("retrieval: model", "retrieve", retrieve, ("embeddings", "features"))
     if retrieve == "features" and model_settings.get("kind", "cnn") != "conv":
@@ -548,7 +617,10 @@ def run_retrieval(ctx: RunContext) -> RunResult:
     if ctx.loss.name in RETRIEVAL_BASELINES:
         return _run_retrieval_baseline(ctx, task, data.train.x)
     model = _image_model(ctx, data.train.x)
-    trainer = _trainer(ctx, model, task, _row_loss(ctx))
+    loss = _row_loss(
+        ctx, num_classes=len(classes), embedding_size=_output_size(model, data.train.x)
+    )
+    trainer = _trainer(ctx, model, task, loss, _proxy_optimizer(loss, budget))
     fit = trainer.fit()
     result = _retrieval_columns(ctx, trainer.evaluate("test"), trainer.evaluate("validation"))
     result.history = _history(fit, ctx.suite.primary)
@@ -699,10 +771,13 @@ class _InBatch:
 class _InBatchTask:
     """One positive per user; the other users' positives in the batch are the negatives. The
     loss (kind ``"list"``) is called as ``loss(scores [B, B] / T, labels [B, B])`` with the
-    base task's ``temperature`` ``T``."""
+    base task's ``temperature`` ``T``; with ``log_q``, as ``loss(..., log_q=log_q [B, B])``,
+    the log probability that each column's item is a batch positive (see
+    :func:`_positive_log_probability`)."""
 
-    def __init__(self, base: RecsysTask) -> None:
+    def __init__(self, base: RecsysTask, *, log_q: bool = False) -> None:
         self.base = base
+        self.log_q = _positive_log_probability(base) if log_q else None
 
     def check_loss(self, loss: LossFn) -> None:
         self.base.check_loss(loss)
@@ -719,10 +794,53 @@ class _InBatchTask:
         factors: Any = model  # a MatrixFactorization
         scores = factors.user_vectors(batch.users) @ factors.item_vectors(batch.items).T
         scores = scores + factors.item_bias(batch.items).unsqueeze(0)
-        return loss(scores.float() / self.base.temperature, batch.labels)
+        if self.log_q is None:
+            return loss(scores.float() / self.base.temperature, batch.labels)
+        log_q = self.log_q.to(scores.device)[batch.items].unsqueeze(0).expand_as(scores)
+        return loss(scores.float() / self.base.temperature, batch.labels, log_q=log_q)
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         return self.base.evaluate(model, split)
+
+
+def _positive_log_probability(base: RecsysTask) -> Tensor:
+    r"""``[num_items]`` log probability that a batch positive of :class:`_InBatchTask` is each
+    item: a user drawn uniformly among those with training items, then one of their training
+    items uniformly, :math:`Q_i = \frac{1}{|U|} \sum_{u \ni i} 1 / |I_u|` (``-inf`` for an
+    item no user has, which is never in a batch)."""
+    counts = torch.zeros(base.data.num_items, dtype=torch.float64)
+    for user in base.users.tolist():
+        items = base.user_items[user]
+        counts.index_add_(0, items, torch.full((len(items),), 1.0 / len(items), dtype=counts.dtype))
+    return (counts / len(base.users)).log().float()
+
+
+class _CosineScores(nn.Module):
+    """A matrix factorisation scored by the cosine of its user and item vectors (no item
+    bias), for losses that expect cosine scores (``ccl``), in training and evaluation."""
+
+    def __init__(self, factors: nn.Module) -> None:
+        super().__init__()
+        self.factors: Any = factors
+
+    def user_vectors(self, users: Tensor) -> Tensor:
+        return F.normalize(self.factors.user_vectors(users), dim=-1)
+
+    def item_vectors(self, items: Tensor) -> Tensor:
+        return F.normalize(self.factors.item_vectors(items), dim=-1)
+
+    def item_bias(self, items: Tensor) -> Tensor:
+        return torch.zeros(items.shape, device=items.device)
+
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        u, v = self.user_vectors(users), self.item_vectors(items)
+        if items.dim() == users.dim() + 1:
+            u = u.unsqueeze(-2)
+        return (u * v).sum(-1)
+
+    def full_scores(self, users: Tensor) -> Tensor:
+        items = torch.arange(self.factors.num_items, device=users.device)
+        return self.user_vectors(users) @ self.item_vectors(items).T
 
 
 class _Popularity(nn.Module):
@@ -753,7 +871,12 @@ def run_recsys(ctx: RunContext) -> RunResult:
     ``"in_batch"``: the other users' positives of the batch; ``"sampled"``: the budget's count),
     ``temperature`` (training scores are divided by it) and ``lr``, each replacing the budget's
     value for that row. ``popularity`` rows rank items by training popularity (no training);
-    ``sampled_softmax`` rows train ``softmax_ce``.
+    ``sampled_softmax`` rows train ``softmax_ce``, or with ``options["log_q"]`` the registered
+    ``sampled_softmax`` with the log-Q correction of in-batch negatives (sampled negatives are
+    uniform: no correction). ``options["similarity"] = "cosine"`` scores by the cosine of the
+    user and item vectors (no item bias; for ``ccl``), default ``"dot"``. ``gbce`` gets its
+    sampling rate from the task: ``num_negatives`` (the batch size - 1 in-batch) and
+    ``num_items``.
     """
     from rankloss._core import params
     from rankloss.models import MatrixFactorization
@@ -763,11 +886,14 @@ def run_recsys(ctx: RunContext) -> RunResult:
     where = f"suite {ctx.suite.name!r}: loss {ctx.loss.label!r}"
     threshold = params.number(where, "rating_threshold", budget.get("rating_threshold", 4.0))
     split = budget.get("split", "leave-last-out")
-    data = load_dataset(
-        ctx.dataset, split=split, feedback="implicit", rating_threshold=float(threshold)
-    )
+    requested = {"split": split, "feedback": "implicit", "rating_threshold": float(threshold)}
+    data = load_dataset(ctx.dataset, **requested)
+    # A user's file's own options win over the suite's (load_dataset gives them precedence):
+    # the notes say what the data was built with.
+    used = {**requested, **_own_data_options(ctx.dataset, requested)}
     notes = (
-        f"implicit feedback: rating >= {threshold:g}; split {split!r}: train "
+        f"{used['feedback']} feedback: rating >= {float(used['rating_threshold']):g}; "
+        f"split {used['split']!r}: train "
         f"{len(data.train)}, validation {len(data.validation or [])}, test {len(data.test)}"
     )
     logging.getLogger("rankloss.bench").info("%s: %s", ctx.suite.name, notes)
@@ -788,13 +914,24 @@ def run_recsys(ctx: RunContext) -> RunResult:
         counts = torch.bincount(data.train.item, minlength=data.num_items)
         metrics = base.evaluate(_Popularity(counts), "test")
         return RunResult({m: metrics[m] for m in ctx.suite.metrics}, notes=notes)
-    task: RecsysTask | _InBatchTask = _InBatchTask(base) if in_batch else base
+    log_q = params.boolean(where, "log_q", ctx.loss.options.get("log_q", False))
+    similarity = ctx.loss.options.get("similarity", "dot")
+    params.choice(where, "similarity", similarity, ("dot", "cosine"))
+    task: RecsysTask | _InBatchTask = _InBatchTask(base, log_q=log_q) if in_batch else base
     if "lr" in ctx.loss.options:
         lr = params.positive(where, "lr", ctx.loss.options["lr"])
         ctx = replace(ctx, suite=ctx.suite.with_budget(lr=lr))
     torch.manual_seed(ctx.seed)
-    model = MatrixFactorization(data.num_users, data.num_items, ctx.suite.model.get("dim", 64))
-    result = _fit_and_test(ctx, _trainer(ctx, model, task, _row_loss(ctx)))
+    cosine = similarity == "cosine"
+    dim = ctx.suite.model.get("dim", 64)
+    model: nn.Module = MatrixFactorization(data.num_users, data.num_items, dim, bias=not cosine)
+    if cosine:
+        model = _CosineScores(model)
+    listed = base.batch_size - 1 if in_batch else base.negatives
+    loss = _row_loss(ctx, num_negatives=listed, num_items=data.num_items)
+    if log_q and getattr(loss, "registered_name", None) != "sampled_softmax":
+        raise ValueError(f"{where}: options log_q needs the sampled_softmax loss")
+    result = _fit_and_test(ctx, _trainer(ctx, model, task, loss))
     result.notes = f"{result.notes}; {notes}"
     return result
 
