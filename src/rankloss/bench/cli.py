@@ -400,10 +400,11 @@ def _run_list(args: argparse.Namespace) -> int:
             continue
         print(f"  {kind}: {call}")
         families = sorted(losses.LOSSES.families(), key=_family_order)
+        width = max(len(f) for f in families)
         for family in families:
             in_family = [n for n in losses.available(family) if n in of_kind]
             if in_family:
-                print(f"    {family:<12} {', '.join(in_family)}")
+                print(f"    {family:<{width}}  {', '.join(in_family)}")
     try:
         from rankloss import metrics
 
