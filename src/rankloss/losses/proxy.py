@@ -42,7 +42,7 @@ from rankloss._core import params
 from rankloss._core.reduce import Reduction
 from rankloss._core.validation import computes_in_float32, shape_str
 from rankloss.functional import proxy as F
-from rankloss.losses.base import EmbeddingLoss, register_loss
+from rankloss.losses.base import LOSSES, EmbeddingLoss, register_loss
 
 __all__ = [
     "ProxyLoss",
@@ -59,14 +59,17 @@ __all__ = [
 #: Built with ``get(name, **EXAMPLE)`` by the generic tests and examples.
 EXAMPLE = {"num_classes": 4, "embedding_size": 8}
 
+#: Hyper-parameters that fix the proxies' shape: not arguments of the functions.
+_PROXY_SHAPE = frozenset({"num_classes", "embedding_size", "sub_centers", "centers_per_class"})
+
 _REFUSED = ("keys", "ref_embeddings", "ref_labels", "hard_negatives", "indices")
 
 
 class ProxyLoss(EmbeddingLoss):
     """Base of the proxy losses: ``loss(embeddings [N, d], labels [N], *, weights=None)``.
 
-    Subclasses write a typed ``__init__`` (calling :meth:`_init_proxies`) and
-    :meth:`_compute` (one call of their function with ``self.proxies``).
+    Subclasses write a typed ``__init__`` (calling :meth:`_init_proxies`); the forward calls
+    their registered function with ``self.proxies`` and the hyper-parameters.
 
     Attributes:
         proxies: the ``nn.Parameter`` of the class proxies, ``[C, d]`` or ``[C, K, d]``.
@@ -164,7 +167,13 @@ class ProxyLoss(EmbeddingLoss):
         return self._compute(embeddings, labels, weights)
 
     def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        raise NotImplementedError
+        """The registered function of this loss on ``self.proxies``, with every
+        hyper-parameter except those that only shape the proxies."""
+        name = type(self).registered_name
+        assert name is not None, f"{type(self).__name__} is not registered"
+        function = LOSSES.entry(name).meta["function"]
+        hyper = {k: v for k, v in self.hyper_parameters().items() if k not in _PROXY_SHAPE}
+        return function(embeddings, labels, self.proxies, weights=weights, **hyper)
 
 
 def _normal(std: float) -> Callable[[Tensor], object]:
@@ -227,16 +236,6 @@ class ProxyNCALoss(ProxyLoss):
         self.temperature = params.positive(where, "temperature", temperature)
         self._init_proxies(num_classes, embedding_size, _normal(1.0))
 
-    def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        return F.proxy_nca_loss(
-            embeddings,
-            labels,
-            self.proxies,
-            temperature=self.temperature,
-            weights=weights,
-            reduction=self.reduction,
-        )
-
 
 @register_loss(
     "proxy_nca_pp",
@@ -275,16 +274,6 @@ class ProxyNCAPlusPlusLoss(ProxyLoss):
         where = type(self).__name__
         self.temperature = params.positive(where, "temperature", temperature)
         self._init_proxies(num_classes, embedding_size, _normal(1.0 / 8.0))
-
-    def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        return F.proxy_nca_pp_loss(
-            embeddings,
-            labels,
-            self.proxies,
-            temperature=self.temperature,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 @register_loss(
@@ -336,17 +325,6 @@ class ProxyAnchorLoss(ProxyLoss):
             lambda t: nn.init.kaiming_normal_(t, mode="fan_out"),
         )
 
-    def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        return F.proxy_anchor_loss(
-            embeddings,
-            labels,
-            self.proxies,
-            margin=self.margin,
-            alpha=self.alpha,
-            weights=weights,
-            reduction=self.reduction,
-        )
-
 
 @register_loss(
     "normalized_softmax",
@@ -382,16 +360,6 @@ class NormalizedSoftmaxLoss(ProxyLoss):
         where = type(self).__name__
         self.temperature = params.positive(where, "temperature", temperature)
         self._init_proxies(num_classes, embedding_size, _uniform_linear)
-
-    def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        return F.normalized_softmax_loss(
-            embeddings,
-            labels,
-            self.proxies,
-            temperature=self.temperature,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 @register_loss(
@@ -432,17 +400,6 @@ class CosFaceLoss(ProxyLoss):
         self.margin = params.nonnegative(where, "margin", margin)
         self.scale = params.positive(where, "scale", scale)
         self._init_proxies(num_classes, embedding_size, _normal(0.01))
-
-    def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        return F.cosface_loss(
-            embeddings,
-            labels,
-            self.proxies,
-            margin=self.margin,
-            scale=self.scale,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 @register_loss(
@@ -487,18 +444,6 @@ class ArcFaceLoss(ProxyLoss):
         self.scale = params.positive(where, "scale", scale)
         self.easy_margin = params.boolean(where, "easy_margin", easy_margin)
         self._init_proxies(num_classes, embedding_size, _normal(0.01))
-
-    def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        return F.arcface_loss(
-            embeddings,
-            labels,
-            self.proxies,
-            margin=self.margin,
-            scale=self.scale,
-            easy_margin=self.easy_margin,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 @register_loss(
@@ -548,18 +493,6 @@ class SubCenterArcFaceLoss(ProxyLoss):
         self.scale = params.positive(where, "scale", scale)
         self.easy_margin = params.boolean(where, "easy_margin", easy_margin)
         self._init_proxies(num_classes, embedding_size, _normal(0.01), centres=sub_centers)
-
-    def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        return F.sub_center_arcface_loss(
-            embeddings,
-            labels,
-            self.proxies,
-            margin=self.margin,
-            scale=self.scale,
-            easy_margin=self.easy_margin,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 @register_loss(
@@ -615,16 +548,3 @@ class SoftTripleLoss(ProxyLoss):
             where, "center_regularization", center_regularization
         )
         self._init_proxies(num_classes, embedding_size, _uniform_fan, centres=centers_per_class)
-
-    def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
-        return F.soft_triple_loss(
-            embeddings,
-            labels,
-            self.proxies,
-            scale=self.scale,
-            center_temperature=self.center_temperature,
-            margin=self.margin,
-            center_regularization=self.center_regularization,
-            weights=weights,
-            reduction=self.reduction,
-        )
