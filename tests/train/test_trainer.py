@@ -383,6 +383,55 @@ def test_text_retrieval_calls_an_embedding_loss_with_keys():
     assert shape == keys == (16, 8) and labels.dtype == torch.long and labels.shape == (16,)
 
 
+def test_text_retrieval_passes_the_guide_similarity_to_a_guided_loss():
+    data, featurize = _reviews()
+    torch.manual_seed(0)
+    guide = EmbeddingMLP(8, 4, hidden=(8,))
+    seen = []
+
+    class Spy(nn.Module):
+        kind = "embedding"
+        takes_guide_similarity = True
+
+        def forward(self, queries, labels=None, *, keys=None, guide_similarity=None):
+            seen.append(guide_similarity)
+            return get("guided_info_nce")(
+                queries, labels, keys=keys, guide_similarity=guide_similarity
+            )
+
+    task = TextRetrievalTask(data, featurize, batch_size=16, guide=guide)
+    batch = next(task.train_batches(torch.Generator().manual_seed(0)))
+    model = EmbeddingMLP(8, 8, hidden=(16,))
+    loss = task.training_step(model, batch, Spy())
+    assert torch.isfinite(loss)
+    (g,) = seen
+    # An independent computation: cosine of the guide's embeddings, query rows x document columns.
+    with torch.no_grad():
+        gq, gd = guide(batch.queries), guide(batch.documents)
+    expected = torch.tensor(
+        [[float(torch.nn.functional.cosine_similarity(a, b, dim=0)) for b in gd] for a in gq]
+    )
+    assert g.shape == (16, 16) and not g.requires_grad
+    torch.testing.assert_close(g, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_text_retrieval_never_calls_the_guide_for_other_losses():
+    class Exploding(nn.Module):
+        def forward(self, x):
+            raise AssertionError("the guide was called")
+
+    data, featurize = _reviews()
+    task = TextRetrievalTask(data, featurize, batch_size=16, guide=Exploding())
+    batch = next(task.train_batches(torch.Generator().manual_seed(0)))
+    assert torch.isfinite(task.training_step(EmbeddingMLP(8, 8), batch, get("info_nce")))
+
+
+@pytest.mark.badinput("data")
+def test_text_retrieval_refuses_a_guide_that_is_no_module():
+    with pytest.raises(TypeError, match="guide must be an nn.Module, got str"):
+        TextRetrievalTask(*_reviews(), guide="all-MiniLM-L6-v2")
+
+
 def test_loss_by_name_with_options_and_errors():
     trainer = Trainer(
         MLPScorer(6),

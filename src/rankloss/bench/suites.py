@@ -506,6 +506,8 @@ TEXT = SuiteSpec(
         LossSpec("zero-shot (no training)", "zero_shot", options={"deterministic": True}),
         LossSpec("info_nce", "info_nce", {"temperature": 0.05}),
         LossSpec("triplet", "triplet", {"margin": 0.2}),
+        # Its guide is a frozen copy of the pre-trained encoder (the zero-shot row's model).
+        LossSpec("guided_info_nce", "guided_info_nce", {"temperature": 0.05}),
     ),
     metrics=("ndcg@10", "recall@10"),
     budget={

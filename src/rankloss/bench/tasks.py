@@ -861,6 +861,10 @@ def _recsys_option(ctx: RunContext, name: str, default: Any) -> Any:
     return ctx.loss.options.get(name, ctx.suite.budget.get(name, default))
 
 
+#: (suite, data description) pairs already logged in this process.
+_LOGGED_DATA: set[tuple[str, str]] = set()
+
+
 def run_recsys(ctx: RunContext) -> RunResult:
     """Matrix factorisation, full-catalogue Recall@10 / NDCG@10 (seen items excluded).
 
@@ -896,7 +900,9 @@ def run_recsys(ctx: RunContext) -> RunResult:
         f"split {used['split']!r}: train "
         f"{len(data.train)}, validation {len(data.validation or [])}, test {len(data.test)}"
     )
-    logging.getLogger("rankloss.bench").info("%s: %s", ctx.suite.name, notes)
+    if (ctx.suite.name, notes) not in _LOGGED_DATA:  # once per suite and data, not per run
+        _LOGGED_DATA.add((ctx.suite.name, notes))
+        logging.getLogger("rankloss.bench").info("%s: %s", ctx.suite.name, notes)
     negatives = _recsys_option(ctx, "negatives", 20)
     in_batch = negatives == "in_batch"
     if negatives in ("in_batch", "sampled"):
@@ -941,30 +947,41 @@ def run_text(ctx: RunContext) -> RunResult:
     """Fine-tune the sentence encoder (optional ``text`` extra) on title -> review pairs.
 
     A ``zero_shot`` row evaluates the pre-trained encoder without training, as the reference
-    every fine-tuning loss should beat.
+    every fine-tuning loss should beat. A loss that filters false negatives by a guide model
+    (``takes_guide_similarity``, e.g. ``guided_info_nce``) gets a frozen copy of the
+    pre-trained encoder as its guide: the zero-shot row's model.
     """
     from rankloss.train.tasks import TextRetrievalTask
 
     budget = ctx.suite.budget
+    loss = None if ctx.loss.name == "zero_shot" else _row_loss(ctx)
+    guide = None
     try:
         from rankloss.models import SentenceEncoder
 
         torch.manual_seed(ctx.seed)
-        model = SentenceEncoder(max_length=budget.get("max_length", 64), trainable=True)
+        max_length = budget.get("max_length", 64)
+        model = SentenceEncoder(max_length=max_length, trainable=True)
+        if getattr(loss, "takes_guide_similarity", False):
+            guide = SentenceEncoder(max_length=max_length, trainable=False).to(ctx.device)
     except (ImportError, OSError, RuntimeError) as error:
         raise SkipRun(
             f"the sentence encoder is not available ({error}); pip install 'rankloss[text]'"
         ) from None
     data = load_dataset(ctx.dataset, max_pairs=budget.get("max_pairs", 2000))
     task = TextRetrievalTask(
-        data, batch_size=budget.get("batch_size", 32), ks=(10,), eval_batch_size=128
+        data,
+        batch_size=budget.get("batch_size", 32),
+        ks=(10,),
+        eval_batch_size=128,
+        guide=guide,
     )
-    if ctx.loss.name == "zero_shot":
+    if loss is None:
         model.eval()
         with torch.no_grad():
             metrics = task.evaluate(model, "test")
         return RunResult({m: metrics[m] for m in ctx.suite.metrics}, notes="no training")
-    return _fit_and_test(ctx, _trainer(ctx, model, task, _row_loss(ctx)))
+    return _fit_and_test(ctx, _trainer(ctx, model, task, loss))
 
 
 TASKS: dict[str, Callable[[RunContext], RunResult]] = {

@@ -22,6 +22,8 @@ torch.Size([])
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -666,6 +668,9 @@ class GuidedInfoNCELoss(SimilarityLoss):
     """
 
     takes_hard_negatives = True
+    #: Training loops with a guide model pass ``guide_similarity`` (see
+    #: :class:`~rankloss.train.tasks.TextRetrievalTask`).
+    takes_guide_similarity: ClassVar[bool] = True
 
     def __init__(
         self,

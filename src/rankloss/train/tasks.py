@@ -606,6 +606,12 @@ class TextRetrievalTask:
     ``loss(q, document_ids, keys=d)`` (a document twice in a batch is no negative of its own
     queries); a ``"list"`` loss as ``loss(scale * cos(q, d) [B, B], eye(B), mask)``.
 
+    ``guide`` is a frozen second model for losses that filter false negatives by a guide's
+    similarity (:class:`~rankloss.losses.GuidedInfoNCELoss`, GISTEmbed; losses with
+    ``takes_guide_similarity``): each step embeds the batch's queries and documents with it,
+    without gradients, and passes ``guide_similarity = cos(g(queries), g(documents)) [B, B]``.
+    Other losses never call the guide.
+
     Evaluation ranks the whole corpus for each query of the split: ``mrr@10``, ``recall@k``
     (the fraction of the query's relevant documents in the top ``k``), ``ndcg@k``.
     """
@@ -621,8 +627,14 @@ class TextRetrievalTask:
         ks: Sequence[int] = (1, 10),
         query_model: nn.Module | None = None,
         eval_batch_size: int = 512,
+        guide: nn.Module | None = None,
     ) -> None:
         _check_form("TextRetrievalTask", form)
+        if guide is not None and not isinstance(guide, nn.Module):
+            raise TypeError(
+                f"TextRetrievalTask: guide must be an nn.Module, got {type(guide).__name__}"
+            )
+        self.guide = guide
         self.data, self.batch_size, self.form, self.scale = data, batch_size, form, scale
         self.ks, self.query_model, self.eval_batch_size = tuple(ks), query_model, eval_batch_size
         self.doc_ids = list(data.corpus)
@@ -679,10 +691,24 @@ class TextRetrievalTask:
         q = self._query_model(model)(batch.queries).float()
         d = model(batch.documents).float()
         if form == "embedding":
-            return loss(q, batch.document_ids.to(q.device), keys=d)
+            ids = batch.document_ids.to(q.device)
+            if self.guide is not None and getattr(loss, "takes_guide_similarity", False):
+                return loss(q, ids, keys=d, guide_similarity=self._guide_similarity(batch))
+            return loss(q, ids, keys=d)
         scores = self.scale * (F.normalize(q, dim=-1) @ F.normalize(d, dim=-1).T)
         labels = torch.eye(q.shape[0], device=q.device)
         return loss(scores, labels, torch.ones_like(labels, dtype=torch.bool))
+
+    def _guide_similarity(self, batch: _Pairs) -> Tensor:
+        """``cos(g(queries), g(documents)) [B, B]`` of the frozen guide, without gradients."""
+        guide = cast(nn.Module, self.guide)
+        was_training = guide.training
+        guide.eval()
+        with torch.no_grad():
+            gq = F.normalize(guide(batch.queries).float(), dim=-1)
+            gd = F.normalize(guide(batch.documents).float(), dim=-1)
+        guide.train(was_training)
+        return gq @ gd.T
 
     def _embed(self, model: nn.Module, inputs: Any) -> Tensor:
         parts = []
