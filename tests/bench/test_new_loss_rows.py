@@ -262,6 +262,57 @@ def _values(table: dict[int, float]) -> torch.Tensor:
     return torch.tensor(list(table.values()), dtype=torch.float32)
 
 
+def test_full_catalogue_row_lists_every_item_but_the_users_other_positives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _rec_data()
+    monkeypatch.setattr(bench_tasks, "load_dataset", lambda name, **options: data)
+    users: list[torch.Tensor] = []
+    calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    step = bench_tasks._FullCatalogueTask.training_step
+    loss_class = LOSSES.get("softmax_ce")
+    forward = loss_class.forward
+
+    def recorded_step(self: Any, model: Any, batch: Any, loss: Any) -> Any:
+        users.append(batch.users)
+        return step(self, model, batch, loss)
+
+    def recorded(self: Any, scores: Any, labels: Any, mask: Any = None, **kwargs: Any) -> Any:
+        calls.append((scores.detach(), labels, mask))
+        return forward(self, scores, labels, mask, **kwargs)
+
+    monkeypatch.setattr(bench_tasks._FullCatalogueTask, "training_step", recorded_step)
+    monkeypatch.setattr(loss_class, "forward", recorded)
+    row = LossSpec("full softmax", "sampled_softmax", options={"negatives": "all"})
+    result = bench_tasks.run_recsys(_context(tmp_path, _recsys_suite(), row))
+    assert math.isfinite(result.history[0]["train_loss"]) and calls
+    assert len(users) == len(calls)
+    mine: dict[int, set[int]] = {}
+    for user, item in zip(data.train.user.tolist(), data.train.item.tolist()):
+        mine.setdefault(user, set()).add(item)
+    for batch_users, (scores, labels, mask) in zip(users, calls):
+        assert scores.shape == labels.shape == mask.shape == (len(batch_users), data.num_items)
+        for r, user in enumerate(batch_users.tolist()):
+            # one drawn positive of this user, labelled 1; every other item 0
+            (target,) = torch.nonzero(labels[r]).flatten().tolist()
+            assert target in mine[user] and labels[r, target] == 1.0
+            # the list: the target and every item the user has not interacted with
+            expected = [i == target or i not in mine[user] for i in range(data.num_items)]
+            assert mask[r].tolist() == expected
+
+
+@pytest.mark.badinput("bench")
+def test_log_q_with_sampled_negatives_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench_tasks, "load_dataset", lambda name, **options: _rec_data())
+    row = LossSpec("s", "sampled_softmax", options={"negatives": "all", "log_q": True})
+    with pytest.raises(
+        ValueError, match='log_q corrects in-batch negatives: it needs negatives = "in_batch"'
+    ):
+        bench_tasks.run_recsys(_context(tmp_path, _recsys_suite(), row))
+
+
 @pytest.mark.badinput("bench")
 def test_log_q_on_another_loss_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_tasks, "load_dataset", lambda name, **options: _rec_data())

@@ -366,6 +366,12 @@ RECSYS = SuiteSpec(
             "sampled_softmax",
             options={"negatives": 100, "temperature": 4.0},
         ),
+        # Every item of the catalogue a negative (the user's other training items left out).
+        LossSpec(
+            "full softmax",
+            "sampled_softmax",
+            options={"negatives": "all", "temperature": 4.0},
+        ),
         LossSpec("listnet", "listnet"),
         LossSpec("ranknet", "ranknet"),
         # The in-batch negatives are other users' positives, drawn as often as the users

@@ -803,6 +803,43 @@ class _InBatchTask:
         return self.base.evaluate(model, split)
 
 
+class _FullCatalogueTask:
+    """:class:`~rankloss.train.tasks.RecsysTask` with the whole catalogue as each user's list
+    (full softmax): the list of user :math:`u` is every item, labelled with the gains of the
+    training positives drawn for this step and 0 elsewhere, with the user's *other* training
+    items masked out (they are neither the target nor a negative). The loss is called as
+    ``loss(full_scores(u) / T [B, I], labels [B, I], mask [B, I])``.
+
+    Cost: :math:`O(B I d)` per step for ``I`` items, against :math:`O(B (p + k) d)` for ``k``
+    sampled negatives; exact, with no sampling bias to correct.
+    """
+
+    def __init__(self, base: RecsysTask) -> None:
+        self.base = base
+
+    def check_loss(self, loss: LossFn) -> None:
+        self.base.check_loss(loss)
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[Any]:
+        return self.base.train_batches(generator)
+
+    def training_step(self, model: nn.Module, batch: Any, loss: LossFn) -> Tensor:
+        self.check_loss(loss)
+        p = self.base.positives
+        factors: Any = model  # a MatrixFactorization (or its cosine form)
+        scores = factors.full_scores(batch.users).float() / self.base.temperature
+        positives, chosen = batch.items[:, :p], batch.mask[:, :p]
+        gains = torch.where(chosen, batch.labels[:, :p], torch.zeros_like(batch.labels[:, :p]))
+        labels = torch.zeros_like(scores).scatter_reduce_(1, positives, gains, reduce="amax")
+        target = torch.zeros_like(scores, dtype=torch.bool)
+        target = target.scatter_reduce_(1, positives, chosen, reduce="amax")
+        seen = self.base.train_gains.to(scores.device)[batch.users] != 0
+        return loss(scores, labels, target | ~seen)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        return self.base.evaluate(model, split)
+
+
 def _positive_log_probability(base: RecsysTask) -> Tensor:
     r"""``[num_items]`` log probability that a batch positive of :class:`_InBatchTask` is each
     item: a user drawn uniformly among those with training items, then one of their training
@@ -872,7 +909,8 @@ def run_recsys(ctx: RunContext) -> RunResult:
     (default 4), split by ``budget["split"]`` (``"ratio"``: per user 8:1:1 at random, RecBole's
     protocol; default ``"leave-last-out"``); the threshold, split and interaction counts are
     written in the run's notes. A row's ``options`` may set ``negatives`` (a count, or
-    ``"in_batch"``: the other users' positives of the batch; ``"sampled"``: the budget's count),
+    ``"in_batch"``: the other users' positives of the batch; ``"sampled"``: the budget's count;
+    ``"all"``: the whole catalogue, a full softmax without the user's other training items),
     ``temperature`` (training scores are divided by it) and ``lr``, each replacing the budget's
     value for that row. ``popularity`` rows rank items by training popularity (no training);
     ``sampled_softmax`` rows train ``softmax_ce``, or with ``options["log_q"]`` the registered
@@ -904,8 +942,8 @@ def run_recsys(ctx: RunContext) -> RunResult:
         _LOGGED_DATA.add((ctx.suite.name, notes))
         logging.getLogger("rankloss.bench").info("%s: %s", ctx.suite.name, notes)
     negatives = _recsys_option(ctx, "negatives", 20)
-    in_batch = negatives == "in_batch"
-    if negatives in ("in_batch", "sampled"):
+    in_batch, full = negatives == "in_batch", negatives == "all"
+    if negatives in ("in_batch", "sampled", "all"):
         negatives = budget.get("negatives", 20)
     base = RecsysTask(
         data,
@@ -923,7 +961,15 @@ def run_recsys(ctx: RunContext) -> RunResult:
     log_q = params.boolean(where, "log_q", ctx.loss.options.get("log_q", False))
     similarity = ctx.loss.options.get("similarity", "dot")
     params.choice(where, "similarity", similarity, ("dot", "cosine"))
-    task: RecsysTask | _InBatchTask = _InBatchTask(base, log_q=log_q) if in_batch else base
+    if log_q and not in_batch:
+        raise ValueError(
+            f'{where}: options log_q corrects in-batch negatives: it needs negatives = "in_batch"'
+        )
+    task: RecsysTask | _InBatchTask | _FullCatalogueTask = base
+    if in_batch:
+        task = _InBatchTask(base, log_q=log_q)
+    elif full:
+        task = _FullCatalogueTask(base)
     if "lr" in ctx.loss.options:
         lr = params.positive(where, "lr", ctx.loss.options["lr"])
         ctx = replace(ctx, suite=ctx.suite.with_budget(lr=lr))
@@ -933,7 +979,7 @@ def run_recsys(ctx: RunContext) -> RunResult:
     model: nn.Module = MatrixFactorization(data.num_users, data.num_items, dim, bias=not cosine)
     if cosine:
         model = _CosineScores(model)
-    listed = base.batch_size - 1 if in_batch else base.negatives
+    listed = base.batch_size - 1 if in_batch else data.num_items - 1 if full else base.negatives
     loss = _row_loss(ctx, num_negatives=listed, num_items=data.num_items)
     if log_q and getattr(loss, "registered_name", None) != "sampled_softmax":
         raise ValueError(f"{where}: options log_q needs the sampled_softmax loss")
