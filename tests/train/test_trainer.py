@@ -426,6 +426,13 @@ def test_text_retrieval_never_calls_the_guide_for_other_losses():
     assert torch.isfinite(task.training_step(EmbeddingMLP(8, 8), batch, get("info_nce")))
 
 
+@pytest.mark.badinput("losses")
+def test_text_retrieval_refuses_a_loss_without_keys_before_training():
+    proxy = get("proxy_anchor", num_classes=4, embedding_size=8)
+    with pytest.raises(TypeError, match="ProxyAnchorLoss takes no keys="):
+        Trainer(EmbeddingMLP(8, 8), TextRetrievalTask(*_reviews()), proxy, progress=False)
+
+
 @pytest.mark.badinput("data")
 def test_text_retrieval_refuses_a_guide_that_is_no_module():
     with pytest.raises(TypeError, match="guide must be an nn.Module, got str"):

@@ -208,9 +208,12 @@ class EmbeddingLoss(Loss):
 
     The forward computes in float32 under ``torch.autocast`` (the similarity's matrix product
     included): it is decorated with :func:`~rankloss._core.validation.computes_in_float32`.
+    :attr:`takes_keys` says whether the (queries, keys) form exists (``False`` for the proxy
+    losses, which compare embeddings with learned class centres only).
     """
 
     kind: ClassVar[LossKind] = "embedding"
+    takes_keys: ClassVar[bool] = True
 
 
 class AdversarialLoss(Loss):

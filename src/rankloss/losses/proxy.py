@@ -78,6 +78,7 @@ class ProxyLoss(EmbeddingLoss):
     """
 
     values_per: ClassVar[Literal["embedding", "proxy"]] = "embedding"
+    takes_keys: ClassVar[bool] = False
 
     num_classes: int
     embedding_size: int

@@ -21,6 +21,7 @@ metrics need, so that every rank reports the numbers of one process.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -116,6 +117,26 @@ def _resolve_form(owner: str, form: Form, loss: object) -> Literal["embedding", 
             "form='lists' (loss(scores, labels, mask))"
         )
     return "embedding" if kind == "embedding" else "lists"
+
+
+def _check_takes_keys(owner: str, loss: object) -> None:
+    """``TypeError`` unless ``loss`` can be called as ``loss(queries, ids, keys=keys)``: a
+    rankloss loss that declares ``takes_keys = False`` (the proxy losses) or a callable whose
+    signature has no ``keys`` cannot."""
+    takes = bool(getattr(loss, "takes_keys", True))
+    if takes:
+        try:
+            forward: Any = getattr(loss, "forward", loss)
+            parameters = inspect.signature(forward).parameters.values()
+        except (TypeError, ValueError):  # no signature to read: the call decides
+            return
+        takes = any(p.name == "keys" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    if not takes:
+        raise TypeError(
+            f"{owner}: {type(loss).__name__} takes no keys=: this task calls an embedding loss "
+            "as loss(queries, ids, keys=documents), query against document; a loss over class "
+            "labels alone (a proxy loss with learned class centres) has no such form"
+        )
 
 
 def _check_form(owner: str, form: str) -> None:
@@ -656,8 +677,10 @@ class TextRetrievalTask:
         self.pair_doc = torch.tensor([self.doc_index[d] for _, d in pairs])
 
     def check_loss(self, loss: LossFn) -> None:
-        """``TypeError`` unless ``loss`` is an embedding or list loss usable with ``form``."""
-        _resolve_form("TextRetrievalTask", self.form, loss)
+        """``TypeError`` unless ``loss`` is an embedding or list loss usable with ``form``; an
+        embedding loss must take ``keys=`` (the (queries, keys) form: not a proxy loss)."""
+        if _resolve_form("TextRetrievalTask", self.form, loss) == "embedding":
+            _check_takes_keys("TextRetrievalTask", loss)
 
     def _inputs(self, texts: list[str]) -> Any:
         return self.featurize(texts) if self.featurize is not None else texts
