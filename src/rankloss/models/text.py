@@ -58,9 +58,19 @@ class SentenceEncoder(nn.Module):
             raise ImportError(
                 "SentenceEncoder needs the 'text' extra: pip install 'rankloss[text]'"
             ) from err
+        from transformers.utils import logging as hf_logging
+
         path = model or default_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.transformer = AutoModel.from_pretrained(path)
+        # A local read of a small model: no "Loading weights" progress bar in the log of every
+        # run (the caller's setting is restored).
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.transformer = AutoModel.from_pretrained(path)
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
         self.max_length, self.normalize, self.trainable = max_length, normalize, trainable
         if not trainable:
             self.transformer.requires_grad_(False)
