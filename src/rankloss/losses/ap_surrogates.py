@@ -17,12 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor
-
 from rankloss._core import params
 from rankloss._core.reduce import Reduction
 from rankloss._core.similarity import Similarity
-from rankloss._core.tuples import Triplets
 from rankloss.functional import ap_surrogates as F
 from rankloss.losses.base import register_loss
 from rankloss.losses.embedding import SimilarityLoss
@@ -59,23 +56,6 @@ class FastAPLoss(SimilarityLoss):
         super().__init__(similarity=similarity, reduction=reduction)
         self.num_bins = params.positive_int(type(self).__name__, "num_bins", num_bins)
 
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.fast_ap_loss(
-            similarity,
-            positive,
-            negative,
-            num_bins=self.num_bins,
-            weights=weights,
-            reduction=self.reduction,
-        )
-
 
 @register_loss(
     "smooth_ap",
@@ -105,23 +85,6 @@ class SmoothAPLoss(SimilarityLoss):
     ) -> None:
         super().__init__(similarity=similarity, reduction=reduction)
         self.temperature = params.positive(type(self).__name__, "temperature", temperature)
-
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.smooth_ap_loss(
-            similarity,
-            positive,
-            negative,
-            temperature=self.temperature,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 @register_loss(
@@ -160,22 +123,3 @@ class RecallAtKLoss(SimilarityLoss):
         where = type(self).__name__
         self.cutoffs, self.rank_temperatures = F.check_cutoffs(where, cutoffs, rank_temperatures)
         self.temperature = params.positive(where, "temperature", temperature)
-
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.recall_at_k_loss(
-            similarity,
-            positive,
-            negative,
-            cutoffs=self.cutoffs,
-            temperature=self.temperature,
-            rank_temperatures=self.rank_temperatures,
-            weights=weights,
-            reduction=self.reduction,
-        )

@@ -58,7 +58,7 @@ from rankloss._core.validation import check_embeddings, computes_in_float32, sha
 from rankloss.functional import embedding as F
 from rankloss.functional import siglip as S
 from rankloss.kernels.dispatch import IMPLS, Impl, resolve_impl
-from rankloss.losses.base import EmbeddingLoss, register_loss
+from rankloss.losses.base import LOSSES, EmbeddingLoss, register_loss
 from rankloss.mining import Miner
 
 __all__ = [
@@ -171,16 +171,24 @@ def _in_batch_valid(candidates: Candidates) -> Tensor:
 class SimilarityLoss(EmbeddingLoss):
     """The shared forward of the embedding losses: candidates -> similarity -> tuples -> loss.
 
-    Subclasses write a typed ``__init__`` and :meth:`_compute` (one call of their function),
-    and say which parts of a call they take:
+    Subclasses write a typed ``__init__`` and say which parts of a call they take:
 
     * :attr:`tuple_kind`: ``"pairs"`` or ``"triplets"`` for a loss that takes a ``miner`` and
-      ``indices``; ``None`` for one that refuses them.
+      ``indices``; ``None`` for one that refuses them. A ``"triplets"`` loss's function
+      receives ``triplets=``.
     * :attr:`takes_hard_negatives`: whether ``hard_negatives`` are accepted.
+    * :attr:`module_only`: the hyper-parameters that shape the module (how the similarity
+      matrix and the tuples are built, which path runs) and are not passed to the function.
+
+    The default :meth:`_compute` calls the loss's registered function with every other
+    hyper-parameter by its name; a loss whose function takes something else overrides it.
     """
 
     tuple_kind: ClassVar[Literal["pairs", "triplets"] | None] = None
     takes_hard_negatives: ClassVar[bool] = False
+    module_only: ClassVar[frozenset[str]] = frozenset(
+        {"similarity", "miner", "impl", "chunk_size", "reduction"}
+    )
 
     similarity: Similarity
 
@@ -363,7 +371,18 @@ class SimilarityLoss(EmbeddingLoss):
         triplets: Triplets | None,
         weights: Tensor | None,
     ) -> Tensor:
-        raise NotImplementedError
+        """The registered function of this loss on the similarity matrix and masks, with
+        ``triplets`` for a triplet loss and every hyper-parameter not in :attr:`module_only`
+        by its name (a name the function does not take is a ``TypeError``)."""
+        name = type(self).registered_name
+        assert name is not None, f"{type(self).__name__} is not registered"
+        function = LOSSES.entry(name).meta["function"]
+        hyper = {k: v for k, v in self.hyper_parameters().items() if k not in self.module_only}
+        if self.tuple_kind == "triplets":
+            hyper["triplets"] = triplets
+        return function(
+            similarity, positive, negative, weights=weights, reduction=self.reduction, **hyper
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,25 +519,6 @@ class ContrastiveLoss(SimilarityLoss):
             return out
         return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
 
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.contrastive_loss(
-            similarity,
-            positive,
-            negative,
-            pos_margin=self.pos_margin,
-            neg_margin=self.neg_margin,
-            squared=self.squared,
-            weights=weights,
-            reduction=self.reduction,
-        )
-
 
 @register_loss(
     "multi_similarity",
@@ -582,25 +582,6 @@ class MultiSimilarityLoss(SimilarityLoss):
             return out
         return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
 
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.multi_similarity_loss(
-            similarity,
-            positive,
-            negative,
-            alpha=self.alpha,
-            beta=self.beta,
-            base=self.base,
-            weights=weights,
-            reduction=self.reduction,
-        )
-
 
 @register_loss(
     "circle",
@@ -638,24 +619,6 @@ class CircleLoss(SimilarityLoss):
         self.margin = params.in_range(where, "margin", margin, 0.0, 1.0)
         self.gamma = params.positive(where, "gamma", gamma)
         self._set_miner(miner)
-
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.circle_loss(
-            similarity,
-            positive,
-            negative,
-            margin=self.margin,
-            gamma=self.gamma,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -731,25 +694,6 @@ class TripletLoss(SimilarityLoss):
             return out
         return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
 
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.triplet_loss(
-            similarity,
-            positive,
-            negative,
-            triplets=triplets,
-            margin=self.margin,
-            soft_margin=self.soft_margin,
-            weights=weights,
-            reduction=self.reduction,
-        )
-
 
 @register_loss(
     "margin_ranking",
@@ -784,24 +728,6 @@ class MarginRankingLoss(SimilarityLoss):
         super().__init__(similarity=similarity, reduction=reduction)
         self.margin = params.nonnegative(type(self).__name__, "margin", margin)
         self._set_miner(miner)
-
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.margin_ranking_loss(
-            similarity,
-            positive,
-            negative,
-            triplets=triplets,
-            margin=self.margin,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -872,23 +798,6 @@ class SupConLoss(SimilarityLoss):
                 "supcon", queries / self.temperature, keys, candidates
             )
         return reduce_values(values, valid, weights, self.reduction, where=type(self).__name__)
-
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.supcon_loss(
-            similarity,
-            positive,
-            negative,
-            temperature=self.temperature,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 class _SoftmaxLoss(SimilarityLoss):

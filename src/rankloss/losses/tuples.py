@@ -186,23 +186,6 @@ class GeneralizedLiftedStructureLoss(SimilarityLoss):
         self.margin = params.nonnegative(type(self).__name__, "margin", margin)
         self._set_miner(miner)
 
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.generalized_lifted_structure_loss(
-            similarity,
-            positive,
-            negative,
-            margin=self.margin,
-            weights=weights,
-            reduction=self.reduction,
-        )
-
 
 # --------------------------------------------------------------------------------------------
 # N-pairs and angular
@@ -498,24 +481,6 @@ class TupletMarginLoss(SimilarityLoss):
         self.scale = params.positive(where, "scale", scale)
         self._set_miner(miner)
 
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.tuplet_margin_loss(
-            similarity,
-            positive,
-            negative,
-            angular_margin=self.angular_margin,
-            scale=self.scale,
-            weights=weights,
-            reduction=self.reduction,
-        )
-
 
 # --------------------------------------------------------------------------------------------
 # Decoupled contrastive
@@ -551,23 +516,6 @@ class DCLLoss(SimilarityLoss):
     ) -> None:
         super().__init__(similarity=similarity, reduction=reduction)
         self.temperature = params.positive(type(self).__name__, "temperature", temperature)
-
-    def _compute(
-        self,
-        similarity: Tensor,
-        positive: Tensor,
-        negative: Tensor,
-        triplets: Triplets | None,
-        weights: Tensor | None,
-    ) -> Tensor:
-        return F.dcl_loss(
-            similarity,
-            positive,
-            negative,
-            temperature=self.temperature,
-            weights=weights,
-            reduction=self.reduction,
-        )
 
 
 @register_loss(
