@@ -632,8 +632,17 @@ def test_module_misuse_fails_clearly():
         MarginLoss(learnable_beta=True, num_classes=2)(x, y)
     with pytest.raises(ValueError, match="MarginLoss: num_classes must be None unless"):
         MarginLoss(num_classes=3)
-    with pytest.raises(TypeError, match="AngularLoss does not take hard_negatives"):
+    with pytest.raises(TypeError, match="AngularLoss does not take hard_negatives") as info:
         AngularLoss()(x, keys=k, hard_negatives=k)
+    # the message names the losses that do, the newer ones included
+    assert all(name in str(info.value) for name in ("dcl", "n_pairs", "guided_info_nce"))
+    with pytest.raises(TypeError, match="AngularLoss does not take indices") as info:
+        AngularLoss()(
+            x,
+            y,
+            indices=(torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), torch.tensor([2])),
+        )
+    assert all(name in str(info.value) for name in ("tuplet_margin", "margin", "triplet"))
 
 
 @pytest.mark.badinput("losses")

@@ -78,7 +78,17 @@ MinerFn = Callable[..., "Pairs | Triplets"]
 
 FalseNegatives = Literal["mask", "positive"]
 
-_TAKE_HARD_NEGATIVES = "InfoNCELoss, NTXentLoss, SupConLoss, SigLIPLoss and MarginRankingLoss"
+
+def _registered_similarity_losses(attribute: str) -> str:
+    """The registered names of the similarity losses whose class has a true ``attribute``
+    (for error messages: the list follows the registry, not a hand-kept copy)."""
+    names = []
+    for name in sorted(LOSSES.names()):
+        cls = LOSSES.entry(name).obj
+        if isinstance(cls, type) and issubclass(cls, SimilarityLoss) and getattr(cls, attribute):
+            names.append(name)
+    return ", ".join(names)
+
 
 #: Candidates per block of the streaming path when ``impl="streaming"`` is given without
 #: ``chunk_size``.
@@ -258,15 +268,15 @@ class SimilarityLoss(EmbeddingLoss):
         if hard_negatives is not None and not self.takes_hard_negatives:
             raise TypeError(
                 f"{where} does not take hard_negatives (the losses that do: "
-                f"{_TAKE_HARD_NEGATIVES}); pass them as ref_embeddings without ref_labels to "
-                "make them negatives of every anchor"
+                f"{_registered_similarity_losses('takes_hard_negatives')}); pass them as "
+                "ref_embeddings without ref_labels to make them negatives of every anchor"
             )
         if indices is None:
             return
         if self.tuple_kind is None:
             raise TypeError(
-                f"{where} does not take indices; the pair and triplet losses (contrastive, "
-                "triplet, multi_similarity, circle, margin_ranking) do"
+                f"{where} does not take indices; the pair and triplet losses "
+                f"({_registered_similarity_losses('tuple_kind')}) do"
             )
         if not isinstance(indices, (Pairs, Triplets)):
             raise TypeError(
