@@ -4,16 +4,21 @@ Contenders per loss: a naive PyTorch form written here from the formula (``[B, n
 matrices, ``[N, N]`` similarities and masks), rankloss with ``impl="torch"``, ``"streaming"``
 and ``"triton"`` (CUDA only), and the peer libraries that import (pytorch-metric-learning,
 sentence-transformers, allRank from ``--allrank-path`` / ``$RANKLOSS_ALLRANK_PATH``, Inf-CL on
-CUDA). A contender that does not exist records ``"n/a"``.
+CUDA), a plain ``F.cross_entropy(q @ k.T / t, arange)`` for InfoNCE, and rax (JAX, CPU, jit-compiled
+``jax.value_and_grad``) for the list losses where rax has the same definition. A contender that
+does not exist records ``"n/a"``.
 
 Timing: forward+backward, median of repeats after a warm-up (synchronised on CUDA). Memory:
 on CUDA ``max_memory_allocated`` minus the inputs; on CPU each (contender, size) runs in a fresh
 subprocess and its peak RSS (``os.wait4``) minus that of a baseline child that only builds the
-inputs. CPU out-of-memory is predicted for the direct forms (``"OOM (predicted X GB > limit)"``).
+inputs (the ``hotspots`` preset, small sizes where fixed costs dominate, times in-process with
+no memory figure). CPU out-of-memory is predicted for the direct forms
+(``"OOM (predicted X GB > limit)"``).
 Run:
 
     python benchmarks/scale.py --preset tiny --device cpu --out /tmp/scale
     python benchmarks/scale.py --preset cpu --suite embedding --losses info_nce,supcon
+    python benchmarks/scale.py --preset hotspots --device cpu --threads 1 --out /tmp/hot
     python benchmarks/scale.py --device cuda --preset gpu --dtype bfloat16 --out out/scale-gpu
 """
 
@@ -55,6 +60,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "info_nce": [(2048, 128), (8192, 128), (16384, 128), (32768, 128)],
         "repeats": 3,
         "budget_s": 60.0,
+    },
+    # CPU fixed-cost hot spots: small sizes, timed in-process (no memory), 1 thread.
+    "hotspots": {
+        "list": [(32, 32), (64, 128)],
+        "embedding": [(256, 128), (1024, 128)],
+        "info_nce": [(128, 128), (256, 384)],
+        "repeats": 50,
+        "budget_s": 120.0,
+        "in_process": True,
     },
     "gpu": {
         "list": [(64, 1024), (64, 4096), (64, 8192)],
@@ -384,6 +398,90 @@ def _sentence_transformers(loss: str) -> Callable[[dict], torch.Tensor]:
     return run
 
 
+def _plain_ce(loss: str) -> Callable[[dict], torch.Tensor]:
+    if loss != "info_nce":
+        raise NotAvailable("info_nce only")
+    # The floor of in-batch InfoNCE: one matmul and a cross-entropy (inputs are unit vectors).
+    return lambda inp: F.cross_entropy(
+        inp["emb"].float() @ inp["keys"].float().T / 0.07,
+        torch.arange(len(inp["emb"]), device=inp["emb"].device),
+    )
+
+
+def _rax_loss(loss: str):
+    """The rax (JAX) form of a list loss, ``(scores, labels) -> value``, or NotAvailable."""
+    try:
+        jax = importlib.import_module("jax")
+        jnp = importlib.import_module("jax.numpy")
+        rax = importlib.import_module("rax")
+    except Exception as exc:  # noqa: BLE001
+        raise NotAvailable(f"rax/jax not importable: {type(exc).__name__}") from exc
+
+    def per_list(pair_losses, count, by_count):
+        per = pair_losses.reshape(pair_losses.shape[0], -1).sum(-1)  # rax flattens the pairs
+        return per / jnp.maximum(count, 1) if by_count else per
+
+    def pairwise(lambdaweight=None, by_count=False):
+        def fn(s, y):
+            kw = {"lambdaweight_fn": lambdaweight} if lambdaweight is not None else {}
+            pair = rax.pairwise_logistic_loss(s, y, reduce_fn=None, **kw)
+            count = (y[..., :, None] > y[..., None, :]).sum((-1, -2))
+            per = per_list(pair, count, by_count)
+            # rax's normalised DCG lambda weights come out n times those of the formula
+            # (measured: the ratio is exactly the list length), so they are divided by n.
+            return jnp.mean(per if lambdaweight is None else per / s.shape[-1])
+
+        return fn
+
+    def lambdaloss_weight(scores, labels, **kw):
+        return rax.dcg_lambdaweight(scores, labels, normalize=True) + 10.0 * (
+            rax.dcg2_lambdaweight(scores, labels, normalize=True)
+        )
+
+    try:  # approx_t12n uses jax.util.wraps, gone from newer JAX
+        approx_ndcg = rax.approx_t12n(rax.ndcg_metric, temperature=0.1)
+    except AttributeError as exc:
+        approx_ndcg = None
+        if loss == "approx_ndcg":
+            raise NotAvailable(f"rax.approx_t12n fails on this JAX: {exc}") from exc
+
+    forms = {
+        "ranknet": pairwise(by_count=True),
+        "lambdarank": pairwise(lambda s, y, **kw: rax.dcg_lambdaweight(s, y, normalize=True)),
+        "lambdaloss": pairwise(lambdaloss_weight),
+        "approx_ndcg": lambda s, y: 1.0 + approx_ndcg(s, y),
+        "listnet": lambda s, y: rax.softmax_loss(
+            s, y, label_fn=lambda a, where: jax.nn.softmax(a, axis=-1)
+        ),
+    }
+    if loss not in forms:
+        raise NotAvailable("no rax counterpart")
+    return jax, forms[loss]
+
+
+def _rax(loss: str) -> Callable[[dict], torch.Tensor]:
+    """rax, jit-compiled forward+backward (``jax.value_and_grad``), on CPU arrays made once."""
+    if loss not in LIST_LOSSES:
+        raise NotAvailable("no rax counterpart")
+    jax, form = _rax_loss(loss)
+    step = jax.jit(jax.value_and_grad(form))
+    cache: dict[int, tuple] = {}
+
+    def run(inp):
+        key = id(inp["scores"])
+        if key not in cache:  # the conversion is not part of the timed work
+            cache.clear()
+            cache[key] = (
+                jax.numpy.asarray(inp["scores"].detach().float().cpu().numpy()),
+                jax.numpy.asarray(inp["labels"].float().cpu().numpy()),
+            )
+        value, grad = step(*cache[key])
+        grad.block_until_ready()
+        return torch.tensor(float(value), requires_grad=True)
+
+    return run
+
+
 def _allrank(loss: str, path: str | None) -> Callable[[dict], torch.Tensor]:
     names = {
         "ranknet": "rankNet",
@@ -427,12 +525,12 @@ def _inf_cl(loss: str, device: str) -> Callable[[dict], torch.Tensor]:
 def contender_names(loss: str, device: str) -> list[str]:
     names = ["naive", "rankloss-torch", "rankloss-streaming", "rankloss-triton"]
     if loss in LIST_LOSSES:
-        names.append("allrank")
+        names += ["allrank", "rax"]
     else:
         if loss in ("info_nce", "supcon", "multi_similarity", "contrastive", "triplet"):
             names.append("pml")
         if loss == "info_nce":
-            names += ["sentence-transformers", "inf-cl"]
+            names += ["sentence-transformers", "plain-ce", "inf-cl"]
     return names
 
 
@@ -450,6 +548,12 @@ def build(loss: str, contender: str, device: str, allrank_path: str | None):
         return _allrank(loss, allrank_path)
     if contender == "inf-cl":
         return _inf_cl(loss, device)
+    if contender == "plain-ce":
+        return _plain_ce(loss)
+    if contender == "rax":
+        if device != "cpu":
+            raise NotAvailable("rax contender: CPU only")
+        return _rax(loss)
     raise NotAvailable(contender)
 
 
@@ -586,6 +690,7 @@ def run_all(args) -> dict:
     mem_limit = args.mem_limit_gb * 1e9
     tol = TOL if args.dtype == "float32" else 3e-2
     results: list[dict] = []
+    in_process = args.in_process or PRESETS[args.preset].get("in_process", False)
     for loss in args.losses:
         names = contender_names(loss, device)
         stopped: dict[str, str] = {}
@@ -603,7 +708,7 @@ def run_all(args) -> dict:
                 "allrank_path": args.allrank_path,
             }
             base_rss = math.nan
-            if device == "cpu" and not args.in_process:
+            if device == "cpu" and not in_process:
                 _, base_rss = run_child(dict(cfg, contender="baseline"))
             ref = None
             for name in names:
@@ -624,7 +729,7 @@ def run_all(args) -> dict:
                     results.append(row)
                     continue
                 start = time.perf_counter()
-                if device == "cpu" and not args.in_process:
+                if device == "cpu" and not in_process:
                     res, rss = run_child(dict(cfg, contender=name))
                     if res.get("status") == "ok":
                         res["peak_mb"] = rss - base_rss
@@ -644,6 +749,9 @@ def run_all(args) -> dict:
                         err = abs(res["value"] - ref) / max(1.0, abs(ref))
                         row["agrees"] = bool(err <= tol)
                         row["rel_err"] = err
+                        if name == "rax" and not row["agrees"]:
+                            # rax's definition (normalisation, weights) is not the naive one
+                            row["note"] = "definition differs"
                 if res.get("status") == "OOM":
                     stopped[name] = "OOM"
                 elif res.get("status") == "n/a":
@@ -673,6 +781,7 @@ def _report(args, device: str, rate, tol: float, results: list[dict]) -> dict:
         "dtype": args.dtype,
         "preset": args.preset,
         "matmul_flops_per_s": rate,
+        "in_process": bool(args.in_process or PRESETS[args.preset].get("in_process", False)),
         "memory": "CUDA max_memory_allocated minus inputs"
         if device == "cuda"
         else "child peak RSS minus a baseline child that only builds the inputs",
@@ -692,17 +801,20 @@ def _cell(row: dict) -> str:
     if row.get("status") != "ok":
         return str(row.get("status"))
     flag = "" if row.get("agrees", True) else " ≠"
-    return f"{row['ms']:.1f} / {row.get('peak_mb', float('nan')):.0f}{flag}"
+    if "peak_mb" not in row:  # timed in-process: no memory figure
+        return f"{row['ms']:.2f}{flag}"
+    return f"{row['ms']:.1f} / {row['peak_mb']:.0f}{flag}"
 
 
 def to_markdown(report: dict) -> str:
     lines = [
         f"Device: {report['device']} ({report['device_name']}), torch {report['torch']}, "
-        f"{report['threads']} thread(s), {report['dtype']}. Cells: time ms / peak MB; "
-        "≠ marks a value that disagrees with the naive form.",
+        f"{report['threads']} thread(s), {report['dtype']}. Cells: "
+        + ("time ms" if report.get("in_process") else "time ms / peak MB")
+        + "; ≠ marks a value that disagrees with the naive form.",
         "",
     ]
-    peers = ("pml", "sentence-transformers", "allrank", "inf-cl")
+    peers = ("pml", "sentence-transformers", "plain-ce", "allrank", "rax", "inf-cl")
     by_loss: dict[str, list[dict]] = {}
     for row in report["results"]:
         by_loss.setdefault(row["loss"], []).append(row)

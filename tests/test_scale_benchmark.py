@@ -37,3 +37,59 @@ def test_tiny_preset_writes_results(tmp_path: Path) -> None:
             assert row["ms"] > 0
     torch_rows = [r for r in rows if r["contender"] == "rankloss-torch"]
     assert torch_rows and all(r["status"] == "ok" and r["agrees"] for r in torch_rows)
+
+
+def _load_scale():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scale_bench", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hotspots_preset_runs_in_process(tmp_path: Path) -> None:
+    out = tmp_path / "hot"
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--preset",
+        "hotspots",
+        "--device",
+        "cpu",
+        "--repeats",
+        "2",
+        "--losses",
+        "listnet,info_nce",
+        "--out",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    rows = json.loads((out / "scale.json").read_text())["results"]
+    assert {tuple(r["size"]) for r in rows if r["loss"] == "listnet"} == {(32, 32), (64, 128)}
+    ok = [r for r in rows if r["status"] == "ok"]
+    # in-process timing: no child processes, so no memory figure
+    assert ok and all("peak_mb" not in r for r in ok)
+    plain = [r for r in rows if r["contender"] == "plain-ce"]
+    assert len(plain) == 2 and all(r["status"] == "ok" and r["agrees"] for r in plain)
+    rax_rows = [r for r in rows if r["contender"] == "rax"]
+    assert len(rax_rows) == 2
+    assert all(r["status"] == "n/a" or r["agrees"] for r in rax_rows)
+    assert "plain-ce" in (out / "scale.md").read_text()
+
+
+def test_rax_forms_match_the_naive_forms() -> None:
+    import pytest
+    import torch
+
+    pytest.importorskip("rax")
+    scale = _load_scale()
+    for loss in ("ranknet", "lambdarank", "lambdaloss", "listnet"):
+        for size in ((3, 7), (2, 12)):
+            inp = scale.make_inputs(loss, size, "cpu", torch.float32)
+            want = float(scale.NAIVE[loss](inp["scores"], inp["labels"]).detach())
+            got = float(scale._rax(loss)(inp).detach())
+            assert abs(got - want) <= 1e-4 * max(1.0, abs(want)), (loss, size, got, want)
+    with pytest.raises(scale.NotAvailable):
+        scale._rax("neural_ndcg")
