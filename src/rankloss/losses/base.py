@@ -112,6 +112,23 @@ class LossInfo:
     anchor_local: bool = True
 
 
+#: ``(name, default)`` of each loss class's keyword-only ``__init__`` arguments, by class.
+_KEYWORD_DEFAULTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _keyword_defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    """``(name, default)`` of the keyword-only arguments of ``cls.__init__``, read once per
+    class (the losses' forward passes read them on every call)."""
+    if cls not in _KEYWORD_DEFAULTS:
+        signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+        _KEYWORD_DEFAULTS[cls] = tuple(
+            (p.name, p.default)
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY
+        )
+    return _KEYWORD_DEFAULTS[cls]
+
+
 class Loss(nn.Module):
     """Common base of every loss module: hyper-parameters, ``+``/``*``, registry name.
 
@@ -130,12 +147,15 @@ class Loss(nn.Module):
     @classmethod
     def hyper_parameter_defaults(cls) -> dict[str, Any]:
         """The hyper-parameters this loss accepts, with their defaults."""
-        signature = inspect.signature(cls.__init__)
-        return {
-            p.name: p.default
-            for p in signature.parameters.values()
-            if p.name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        return dict(_keyword_defaults(cls))
+
+    @classmethod
+    def registered_function(cls) -> Callable[..., Tensor]:
+        """The functional form this loss was registered with (``register_loss(function=)``)."""
+        name = cls.registered_name
+        assert name is not None, f"{cls.__name__} is not registered"
+        function: Callable[..., Tensor] = LOSSES.entry(name).meta["function"]
+        return function
 
     def hyper_parameters(self) -> dict[str, Any]:
         """This module's hyper-parameters by name, as built (``reduction`` included)."""

@@ -384,9 +384,7 @@ class SimilarityLoss(EmbeddingLoss):
         """The registered function of this loss on the similarity matrix and masks, with
         ``triplets`` for a triplet loss and every hyper-parameter not in :attr:`module_only`
         by its name (a name the function does not take is a ``TypeError``)."""
-        name = type(self).registered_name
-        assert name is not None, f"{type(self).__name__} is not registered"
-        function = LOSSES.entry(name).meta["function"]
+        function = type(self).registered_function()
         hyper = {k: v for k, v in self.hyper_parameters().items() if k not in self.module_only}
         if self.tuple_kind == "triplets":
             hyper["triplets"] = triplets

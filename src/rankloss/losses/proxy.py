@@ -42,7 +42,7 @@ from rankloss._core import params
 from rankloss._core.reduce import Reduction
 from rankloss._core.validation import computes_in_float32, shape_str
 from rankloss.functional import proxy as F
-from rankloss.losses.base import LOSSES, EmbeddingLoss, register_loss
+from rankloss.losses.base import EmbeddingLoss, register_loss
 
 __all__ = [
     "ProxyLoss",
@@ -170,9 +170,7 @@ class ProxyLoss(EmbeddingLoss):
     def _compute(self, embeddings: Tensor, labels: Tensor, weights: Tensor | None) -> Tensor:
         """The registered function of this loss on ``self.proxies``, with every
         hyper-parameter except those that only shape the proxies."""
-        name = type(self).registered_name
-        assert name is not None, f"{type(self).__name__} is not registered"
-        function = LOSSES.entry(name).meta["function"]
+        function = type(self).registered_function()
         hyper = {k: v for k, v in self.hyper_parameters().items() if k not in _PROXY_SHAPE}
         return function(embeddings, labels, self.proxies, weights=weights, **hyper)
 
