@@ -118,14 +118,22 @@ def _retrieval_suite() -> Any:
     return SUITES["retrieval"].with_budget(epochs=1, max_per_split=160, patience=1)
 
 
-@pytest.mark.parametrize("name", PROXY)
-def test_proxy_rows_train_with_the_training_classes(
+def _run_retrieval_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
-) -> None:
+) -> tuple[Any, Any, Any]:
+    """The retrieval suite's row ``name`` run for one epoch on digits: (spy, suite, result)."""
     monkeypatch.setattr(bench_tasks, "load_dataset", lambda name: _digits())
     spy = _Spy(monkeypatch)
     suite = replace(_retrieval_suite(), dataset="digits", fallbacks=())
     result = bench_tasks.run_retrieval(_context(tmp_path, suite, _row("retrieval", name)))
+    return spy, suite, result
+
+
+@pytest.mark.parametrize("name", PROXY)
+def test_proxy_rows_train_with_the_training_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    spy, suite, result = _run_retrieval_row(tmp_path, monkeypatch, name)
     (trainer,) = spy.trainers
     loss = trainer.loss
     # seed 0 validates on fold 0 (classes 0, 1): classes 2-5 train, relabelled 0-3
@@ -145,10 +153,7 @@ def test_proxy_rows_train_with_the_training_classes(
 def test_embedding_rows_train_a_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    monkeypatch.setattr(bench_tasks, "load_dataset", lambda name: _digits())
-    spy = _Spy(monkeypatch)
-    suite = replace(_retrieval_suite(), dataset="digits", fallbacks=())
-    result = bench_tasks.run_retrieval(_context(tmp_path, suite, _row("retrieval", name)))
+    spy, _, result = _run_retrieval_row(tmp_path, monkeypatch, name)
     assert len(spy.trainers[0].optimizer.param_groups) == 1  # no proxies: one group
     assert math.isfinite(result.history[0]["train_loss"])
     assert 0.0 < result.metrics["map@r"] <= 1.0

@@ -768,7 +768,25 @@ class _InBatch:
     labels: Tensor
 
 
-class _InBatchTask:
+class _RecsysVariant:
+    """A :class:`~rankloss.train.tasks.RecsysTask` trained on other lists: the same batches of
+    users and their drawn positives, the same loss check and evaluation; subclasses write
+    ``training_step`` (and may reshape the batches)."""
+
+    def __init__(self, base: RecsysTask) -> None:
+        self.base = base
+
+    def check_loss(self, loss: LossFn) -> None:
+        self.base.check_loss(loss)
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[Any]:
+        return self.base.train_batches(generator)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        return self.base.evaluate(model, split)
+
+
+class _InBatchTask(_RecsysVariant):
     """One positive per user; the other users' positives in the batch are the negatives. The
     loss (kind ``"list"``) is called as ``loss(scores [B, B] / T, labels [B, B])`` with the
     base task's ``temperature`` ``T``; with ``log_q``, as ``loss(..., log_q=log_q [B, B])``,
@@ -776,11 +794,8 @@ class _InBatchTask:
     :func:`_positive_log_probability`)."""
 
     def __init__(self, base: RecsysTask, *, log_q: bool = False) -> None:
-        self.base = base
+        super().__init__(base)
         self.log_q = _positive_log_probability(base) if log_q else None
-
-    def check_loss(self, loss: LossFn) -> None:
-        self.base.check_loss(loss)
 
     def train_batches(self, generator: torch.Generator) -> Iterator[_InBatch]:
         for batch in self.base.train_batches(generator):
@@ -799,11 +814,8 @@ class _InBatchTask:
         log_q = self.log_q.to(scores.device)[batch.items].unsqueeze(0).expand_as(scores)
         return loss(scores.float() / self.base.temperature, batch.labels, log_q=log_q)
 
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        return self.base.evaluate(model, split)
 
-
-class _FullCatalogueTask:
+class _FullCatalogueTask(_RecsysVariant):
     """:class:`~rankloss.train.tasks.RecsysTask` with the whole catalogue as each user's list
     (full softmax): the list of user :math:`u` is every item, labelled with the gains of the
     training positives drawn for this step and 0 elsewhere, with the user's *other* training
@@ -813,15 +825,6 @@ class _FullCatalogueTask:
     Cost: :math:`O(B I d)` per step for ``I`` items, against :math:`O(B (p + k) d)` for ``k``
     sampled negatives; exact, with no sampling bias to correct.
     """
-
-    def __init__(self, base: RecsysTask) -> None:
-        self.base = base
-
-    def check_loss(self, loss: LossFn) -> None:
-        self.base.check_loss(loss)
-
-    def train_batches(self, generator: torch.Generator) -> Iterator[Any]:
-        return self.base.train_batches(generator)
 
     def training_step(self, model: nn.Module, batch: Any, loss: LossFn) -> Tensor:
         self.check_loss(loss)
@@ -835,9 +838,6 @@ class _FullCatalogueTask:
         target = target.scatter_reduce_(1, positives, chosen, reduce="amax")
         seen = self.base.train_gains.to(scores.device)[batch.users] != 0
         return loss(scores, labels, target | ~seen)
-
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        return self.base.evaluate(model, split)
 
 
 def _positive_log_probability(base: RecsysTask) -> Tensor:
@@ -965,7 +965,7 @@ def run_recsys(ctx: RunContext) -> RunResult:
         raise ValueError(
             f'{where}: options log_q corrects in-batch negatives: it needs negatives = "in_batch"'
         )
-    task: RecsysTask | _InBatchTask | _FullCatalogueTask = base
+    task: RecsysTask | _RecsysVariant = base
     if in_batch:
         task = _InBatchTask(base, log_q=log_q)
     elif full:
