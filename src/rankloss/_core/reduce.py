@@ -75,8 +75,18 @@ def reduce_values(
     return _reduce(values, valid, weights, reduction)
 
 
-def _reduce(values: Tensor, valid: Tensor, weights: Tensor | None, reduction: str) -> Tensor:
-    """:func:`reduce_values` on inputs already checked."""
+def _reduce(values: Tensor, valid: Tensor | None, weights: Tensor | None, reduction: str) -> Tensor:
+    """:func:`reduce_values` on inputs already checked; ``valid=None`` means every entry is
+    valid (the caller knows it without a tensor: no padding), which saves the masking ops."""
+    if valid is None:
+        if reduction == "none":
+            return values
+        if weights is None:
+            if reduction == "sum":
+                return values.sum()
+            if values.numel() > 0:
+                return values.mean()
+        valid = torch.ones_like(values, dtype=torch.bool)
     zero = values.new_zeros(())
     kept = torch.where(valid, values, zero)
     if reduction == "none":
@@ -92,12 +102,15 @@ def _reduce(values: Tensor, valid: Tensor, weights: Tensor | None, reduction: st
     return total / torch.where(denominator != 0, denominator, torch.ones_like(denominator))
 
 
-def reduce_lists(per_list: Tensor, valid: Tensor, batch: ListBatch, reduction: str) -> Tensor:
+def reduce_lists(
+    per_list: Tensor, valid: Tensor | None, batch: ListBatch, reduction: str
+) -> Tensor:
     """:func:`reduce_values` for list losses: per-list weights from ``batch``, and
     ``reduction="none"`` reshaped back to the caller's batch shape ``[...]``.
 
     ``batch`` was validated by :func:`rankloss._core.validation.check_lists` (its weights
-    included), so nothing is checked again here: no device synchronisation.
+    included), so nothing is checked again here: no device synchronisation. ``valid=None``
+    means every list counts (see :meth:`ListBatch.real_lists`).
     """
     check_choice("reduction", reduction, REDUCTIONS, "loss")
     out = _reduce(per_list, valid, batch.list_weights, reduction)

@@ -222,6 +222,8 @@ class ListBatch:
         list_weights: ``[B]`` or ``None``.
         item_weights: ``[B, n]`` (0 at padded positions) or ``None``.
         batch_shape: the leading shape ``[...]`` of the inputs, to reshape results back.
+        padded: ``False`` when every item is real (no mask given, or an all-``True`` one):
+            losses may then skip the masking ops (:attr:`real`, :meth:`real_lists`).
     """
 
     scores: Tensor
@@ -230,10 +232,23 @@ class ListBatch:
     list_weights: Tensor | None
     item_weights: Tensor | None
     batch_shape: torch.Size
+    padded: bool = True
 
     @property
     def num_items(self) -> int:
         return self.scores.shape[-1]
+
+    @property
+    def real(self) -> Tensor | None:
+        """``[B, n]`` the mask, or ``None`` when nothing is padded (nothing to mask)."""
+        return self.mask if self.padded else None
+
+    def real_lists(self) -> Tensor | None:
+        """``[B]`` whether each list has a real item, or ``None`` when every list has one
+        (no padding and ``n > 0``): the ``valid`` argument of ``reduce_lists``."""
+        if self.padded or self.num_items == 0:
+            return self.mask.any(-1)
+        return None
 
     def unflatten(self, per_list: Tensor) -> Tensor:
         """Reshape a ``[B]`` tensor back to the caller's batch shape ``[...]``."""
@@ -351,17 +366,36 @@ def check_lists(
                 f"{where}: weights has shape {shape_str(weights)}; expected per-list "
                 f"{shape_str(scores[..., 0])} or per-item {shape_str(scores)}"
             )
-    # One check (one device synchronisation) for all; padding is already zero. Until the
-    # padding-label warning has been issued, the same synchronisation asks for -1 labels.
-    finite = torch.isfinite(flat_scores).all() & torch.isfinite(flat_labels).all()
+    # One device synchronisation for every check; padding is already zero. A sum holding NaN or
+    # inf is never finite, so the sums find every bad value (a sum that merely overflows sends
+    # the search below through the exact per-item check, which then finds nothing). Until the
+    # padding-label warning has been issued, the smallest label says whether -1 can be there.
+    stats: list[Tensor] = []
+
+    def slot(value: Tensor) -> int:
+        stats.append(value)
+        return len(stats) - 1
+
+    total = slot(flat_scores.detach().sum() + flat_labels.detach().sum())
+    weight_sum = weight_min = all_real = min_label = None
     if flat_weights is not None:
-        weights_ok = _weights_ok(flat_weights.detach())
-        finite = finite & weights_ok
-    minus_one = False
-    if mask is None and labels is not None and not _warned_padding_labels:
-        finite_flag, minus_one = torch.stack([finite, (flat_labels == -1).any()]).tolist()
-    else:
-        finite_flag = bool(finite)
+        weight_sum = slot(flat_weights.detach().sum())
+        if flat_weights.numel():
+            weight_min = slot(flat_weights.detach().amin())
+    if mask is not None:  # an all-True mask pads nothing: the losses' fast path applies
+        all_real = slot(flat_mask.all().to(dtype))
+    if mask is None and labels is not None and not _warned_padding_labels and flat_labels.numel():
+        min_label = slot(flat_labels.detach().amin())
+    values = torch.stack(stats).tolist()
+    finite_flag = math.isfinite(values[total])
+    if weight_sum is not None:
+        finite_flag = finite_flag and math.isfinite(values[weight_sum])
+    if weight_min is not None:
+        finite_flag = finite_flag and values[weight_min] >= 0
+    padded = all_real is not None and values[all_real] == 0
+    minus_one = (
+        min_label is not None and values[min_label] <= -1 and bool((flat_labels == -1).any())
+    )
     weights_error = None
     if not finite_flag:
         what = "a real item; padding may hold anything, real items must be finite"
@@ -387,7 +421,9 @@ def check_lists(
 
     if weights_error is not None:
         raise weights_error
-    return ListBatch(flat_scores, flat_labels, flat_mask, list_weights, item_weights, batch_shape)
+    return ListBatch(
+        flat_scores, flat_labels, flat_mask, list_weights, item_weights, batch_shape, padded
+    )
 
 
 def check_embeddings(x: object, name: str, where: str) -> Tensor:

@@ -32,8 +32,11 @@ __all__ = [
 _NEG = -1e9
 
 
-def _masked_log_softmax(logits: Tensor, mask: Tensor) -> Tensor:
-    """Log-softmax over real items; 0 at padded positions (finite, zero gradient)."""
+def _masked_log_softmax(logits: Tensor, mask: Tensor | None) -> Tensor:
+    """Log-softmax over real items; 0 at padded positions (finite, zero gradient).
+    ``mask=None``: nothing is padded (a plain log-softmax)."""
+    if mask is None:
+        return torch.log_softmax(logits, dim=-1)
     filled = torch.where(mask, logits, logits.new_full((), _NEG))
     out = torch.log_softmax(filled, dim=-1)
     return torch.where(mask, out, logits.new_zeros(()))
@@ -42,12 +45,14 @@ def _masked_log_softmax(logits: Tensor, mask: Tensor) -> Tensor:
 def _item_weighted(terms: Tensor, batch: ListBatch) -> Tensor:
     if batch.item_weights is not None:
         terms = terms * batch.item_weights
+    if not batch.padded:
+        return terms
     return torch.where(batch.mask, terms, terms.new_zeros(()))
 
 
 def _cross_entropy(target: Tensor, batch: ListBatch) -> Tensor:
     """``[B]``: :math:`-\\sum_i w_i p_i \\log \\mathrm{softmax}(s)_i` over real items."""
-    log_q = _masked_log_softmax(batch.scores, batch.mask)
+    log_q = _masked_log_softmax(batch.scores, batch.real)
     return -_item_weighted(target * log_q, batch).sum(-1)
 
 
@@ -87,6 +92,8 @@ def softmax_ce_loss(
 
 
 def _label_distribution(batch: ListBatch, label_temperature: float) -> Tensor:
+    if not batch.padded:
+        return torch.softmax(batch.labels / label_temperature, dim=-1)
     target = _masked_log_softmax(batch.labels / label_temperature, batch.mask)
     return torch.exp(target) * batch.mask
 
@@ -116,7 +123,7 @@ def listnet_loss(
     label_temperature = params.positive("listnet_loss", "label_temperature", label_temperature)
     batch = check_lists(scores, labels, mask, weights, where="listnet_loss", reduction=reduction)
     target = _label_distribution(batch, label_temperature)
-    return reduce_lists(_cross_entropy(target, batch), batch.mask.any(-1), batch, reduction)
+    return reduce_lists(_cross_entropy(target, batch), batch.real_lists(), batch, reduction)
 
 
 def kl_div_loss(
@@ -142,10 +149,10 @@ def kl_div_loss(
     """
     label_temperature = params.positive("kl_div_loss", "label_temperature", label_temperature)
     batch = check_lists(scores, labels, mask, weights, where="kl_div_loss", reduction=reduction)
-    log_p = _masked_log_softmax(batch.labels / label_temperature, batch.mask)
-    log_q = _masked_log_softmax(batch.scores, batch.mask)
+    log_p = _masked_log_softmax(batch.labels / label_temperature, batch.real)
+    log_q = _masked_log_softmax(batch.scores, batch.real)
     per_list = _item_weighted(torch.exp(log_p) * (log_p - log_q), batch).sum(-1)
-    return reduce_lists(per_list, batch.mask.any(-1), batch, reduction)
+    return reduce_lists(per_list, batch.real_lists(), batch, reduction)
 
 
 def _reverse_logcumsumexp(x: Tensor) -> Tensor:
@@ -272,23 +279,33 @@ def approx_ndcg_loss(
     return reduce_lists(1.0 - ndcg, valid, batch, reduction)
 
 
-def _neural_sort_log(scores: Tensor, mask: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+def _neural_sort_log(
+    scores: Tensor, mask: Tensor | None, temperature: float
+) -> tuple[Tensor, Tensor | None]:
     r"""Log of the NeuralSort relaxation :math:`\log \hat P` per list, ``[B, n, n]``.
 
     Row :math:`t` (rank position, :math:`1 \le t \le n_b`) and column :math:`j` (item):
     :math:`\hat P_{tj} = \mathrm{softmax}_j\bigl(((n_b + 1 - 2t) s_j - \sum_k |s_j - s_k|)
     / \tau\bigr)`, over the list's :math:`n_b` real items only. Rows beyond :math:`n_b` and
-    padded columns hold :data:`_NEG`.
+    padded columns hold :data:`_NEG`. Returns the logits and the ``[B, n, n]`` mask of real
+    entries, or ``None`` for it when ``mask`` is ``None`` (nothing padded, every entry real).
     """
     n = scores.shape[-1]
+    abs_diff = (scores.unsqueeze(-1) - scores.unsqueeze(-2)).abs()
+    positions = torch.arange(1, n + 1, device=scores.device, dtype=scores.dtype)
+    if mask is None:
+        row_sums = abs_diff.sum(-1)  # [b, n]
+        coefficient = (n + 1.0 - 2.0 * positions) / temperature  # [n]
+        return coefficient.unsqueeze(-1) * scores.unsqueeze(-2) - (
+            row_sums / temperature
+        ).unsqueeze(-2), None
     lengths = mask.sum(-1, keepdim=True).to(scores.dtype)  # [b, 1]
     pair_real = mask.unsqueeze(-1) & mask.unsqueeze(-2)
-    abs_diff = (scores.unsqueeze(-1) - scores.unsqueeze(-2)).abs()
     row_sums = torch.where(pair_real, abs_diff, abs_diff.new_zeros(())).sum(-1)  # [b, n]
-    positions = torch.arange(1, n + 1, device=scores.device, dtype=scores.dtype)
-    coefficient = lengths + 1.0 - 2.0 * positions  # [b, n] one per rank position
-    logits = coefficient.unsqueeze(-1) * scores.unsqueeze(-2) - row_sums.unsqueeze(-2)
-    logits = logits / temperature
+    coefficient = (lengths + 1.0 - 2.0 * positions) / temperature  # [b, n] one per rank
+    logits = coefficient.unsqueeze(-1) * scores.unsqueeze(-2) - (row_sums / temperature).unsqueeze(
+        -2
+    )
     rows_real = positions.unsqueeze(0) <= lengths  # [b, n]
     valid = rows_real.unsqueeze(-1) & mask.unsqueeze(-2)
     return torch.where(valid, logits, logits.new_full((), _NEG)), valid
@@ -340,14 +357,14 @@ def neural_ndcg_loss(
     batch = check_lists(
         scores, labels, mask, weights, where="neural_ndcg_loss", reduction=reduction
     )
-    log_p, valid = _neural_sort_log(batch.scores, batch.mask, temperature)
+    log_p, valid = _neural_sort_log(batch.scores, batch.real, temperature)
     gains, ok = _ndcg_inputs(batch, gain, k)
     sorted_gains = _sinkhorn_expected_gains(log_p, valid, gains, sinkhorn_iterations)
     return reduce_lists(1.0 - dcg_at_k(sorted_gains, k), ok, batch, reduction)
 
 
 def _sinkhorn_expected_gains(
-    logits: Tensor, valid: Tensor, gains: Tensor, iterations: int
+    logits: Tensor, valid: Tensor | None, gains: Tensor, iterations: int
 ) -> Tensor:
     r"""``[B, n]``: :math:`(\hat P G)_t`, with :math:`\hat P` the Sinkhorn-scaled NeuralSort matrix.
 
@@ -359,17 +376,25 @@ def _sinkhorn_expected_gains(
     NeuralSort row of its rank), so no column sum is below :math:`1/n` and nothing
     underflows to a zero sum. :math:`\hat P` itself is never formed: the expected gain at rank
     :math:`t` is :math:`u_t (K (v \odot G))_t`. Rows beyond a list's length and padded columns
-    are 0. The gradient is :class:`_SinkhornGains`'s exact reverse pass.
+    are 0 (``valid=None``: every entry is real). The gradient is :class:`_SinkhornGains`'s
+    exact reverse pass.
     """
-    kernel = torch.where(valid, torch.softmax(logits, dim=-1), logits.new_zeros(()))
-    rows_real = valid.any(-1)
-    columns_real = valid.any(-2)
+    if valid is None:
+        kernel = torch.softmax(logits, dim=-1)
+        rows_real = columns_real = None
+    else:
+        kernel = torch.where(valid, torch.softmax(logits, dim=-1), logits.new_zeros(()))
+        rows_real = valid.any(-1)
+        columns_real = valid.any(-2)
     out: Tensor = _SinkhornGains.apply(kernel, gains, rows_real, columns_real, iterations)
     return out
 
 
-def _safe_reciprocal(x: Tensor, real: Tensor) -> Tensor:
-    """``1 / x`` where ``real``, 0 elsewhere (no division by the 0 of an empty row or column)."""
+def _safe_reciprocal(x: Tensor, real: Tensor | None) -> Tensor:
+    """``1 / x`` where ``real``, 0 elsewhere (no division by the 0 of an empty row or column);
+    ``real=None``: every row or column is real."""
+    if real is None:
+        return torch.reciprocal(x)
     one = x.new_ones(())
     return torch.where(real, one / torch.where(real, x, one), x.new_zeros(()))
 
@@ -390,13 +415,16 @@ class _SinkhornGains(torch.autograd.Function):
         ctx: Any,
         kernel: Tensor,
         gains: Tensor,
-        rows_real: Tensor,
-        columns_real: Tensor,
+        rows_real: Tensor | None,
+        columns_real: Tensor | None,
         iterations: int,
     ) -> Tensor:
+        """``rows_real`` and ``columns_real`` are ``[B, n]``, or ``None`` when every row and
+        column is real (no padding: plain reciprocals, no masking ops)."""
         transposed = kernel.transpose(-1, -2).contiguous()
-        u = rows_real.to(kernel.dtype)
-        v = columns_real.to(kernel.dtype)
+        ones = gains.new_ones(gains.shape, dtype=kernel.dtype)
+        u = ones if rows_real is None else rows_real.to(kernel.dtype)
+        v = ones if columns_real is None else columns_real.to(kernel.dtype)
         us, vs = [u], []
         for _ in range(iterations):
             v = _safe_reciprocal(_row_times(u, kernel), columns_real)

@@ -236,8 +236,10 @@ def pirank_loss(
     k = params.cutoff(where, "k", k)
     params.choice(where, "gain", gain, GAINS)
     batch = check_lists(scores, labels, mask, weights, where=where, reduction=reduction)
-    logits, valid_entries = _neural_sort_log(batch.scores, batch.mask, temperature)
-    matrix = torch.where(valid_entries, torch.softmax(logits, dim=-1), logits.new_zeros(()))
+    logits, valid_entries = _neural_sort_log(batch.scores, batch.real, temperature)
+    matrix = torch.softmax(logits, dim=-1)
+    if valid_entries is not None:
+        matrix = torch.where(valid_entries, matrix, logits.new_zeros(()))
     gains, valid = normalised_gains(batch.labels, batch.mask, gain, k, weights=batch.item_weights)
     expected = torch.bmm(matrix, gains.unsqueeze(-1)).squeeze(-1)
     return reduce_lists(1.0 - dcg_at_k(expected, k), valid, batch, reduction)

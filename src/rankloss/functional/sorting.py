@@ -82,7 +82,9 @@ def neural_sort(scores: Tensor, mask: Tensor | None = None, *, temperature: floa
     temperature = params.positive("neural_sort", "temperature", temperature)
     flat, real, shape = _prepare(scores, mask, "neural_sort")
     logits, valid = _neural_sort_log(flat, real, temperature)
-    matrix = torch.where(valid, torch.softmax(logits, dim=-1), flat.new_zeros(()))
+    matrix = torch.softmax(logits, dim=-1)
+    if valid is not None:
+        matrix = torch.where(valid, matrix, flat.new_zeros(()))
     return matrix.reshape(*shape, shape[-1])
 
 
