@@ -35,7 +35,13 @@ def test_streaming_equals_direct_values_and_gradients(layout, cls, hyper, simila
     base = torch.randn(len(labels), 4, generator=g, dtype=torch.float64)
     weights = torch.rand(len(labels), generator=g, dtype=torch.float64)
     outs, grads = [], []
-    for kw in ({"impl": "torch"}, {"impl": "streaming", "chunk_size": 3}, {"chunk_size": 4}):
+    forms = (
+        {"impl": "torch"},
+        {"impl": "streaming", "chunk_size": 3},
+        {"chunk_size": 4},
+        {"impl": "streaming"},  # one default-sized block: not recomputed in the backward
+    )
+    for kw in forms:
         x = base.clone().requires_grad_()
         loss = cls(similarity=similarity, reduction=reduction, **hyper, **kw)
         out = loss(x, labels, weights=weights)

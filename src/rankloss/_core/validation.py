@@ -99,14 +99,25 @@ def computes_in_float32(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        tensors = (a for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
-        first = next(tensors, None)
+        # Called on every forward: one pass over the arguments, nothing built when no
+        # argument is in half precision and autocast is off (the common case).
+        first: Tensor | None = None
+        half = False
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, Tensor):
+                if first is None:
+                    first = value
+                half = half or value.dtype in _HALF
         if first is None:
             return fn(*args, **kwargs)
-        upcast_args: Any = tuple(_upcast(a) for a in args)
-        upcast_kwargs: Any = {k: _upcast(v) for k, v in kwargs.items()}
-        with autocast_off(first.device):
-            return fn(*upcast_args, **upcast_kwargs)
+        if half:
+            args = tuple(_upcast(a) for a in args)  # type: ignore[assignment]
+            kwargs = {k: _upcast(v) for k, v in kwargs.items()}  # type: ignore[assignment]
+        kind = first.device.type
+        if is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+            with torch.autocast(device_type=kind, enabled=False):
+                return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
 
     return wrapper
 

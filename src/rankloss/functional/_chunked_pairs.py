@@ -79,7 +79,9 @@ def streaming_per_anchor(
         ``(values [N], valid [N])``, equal to ``per_anchor`` on the whole matrix.
 
     Cost: the direct path's time plus one recomputation of each block in the backward;
-    memory :math:`O((N + M) d + c M)`.
+    memory :math:`O((N + M) d + c M)`. With the default block size, anchors that all fit in one
+    block (``N M`` within :data:`BLOCK_ELEMENTS`) are one block that is not recomputed: the
+    direct path's time, and memory bounded by a few blocks.
     """
     n = queries.shape[0]
     rows = chunk_size or default_rows(keys.shape[0])
@@ -93,7 +95,10 @@ def streaming_per_anchor(
             positive, negative = block_masks(candidates, start, stop)
             return per_anchor(q @ k.T, positive, negative)
 
-        if torch.is_grad_enabled() and (queries.requires_grad or keys.requires_grad):
+        # One default-sized block is within the memory budget as it is: recomputing it in the
+        # backward would save nothing worth its time, so it runs as the direct path does.
+        single = chunk_size is None and rows >= n
+        if not single and torch.is_grad_enabled() and (queries.requires_grad or keys.requires_grad):
             out = checkpoint(block, queries[start:stop], keys, use_reentrant=False)
         else:
             out = block(queries[start:stop], keys)
