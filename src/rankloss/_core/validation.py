@@ -294,8 +294,11 @@ def check_lists(
         ValueError: naming the argument and the shapes when the contract is broken, or naming
             the argument and the first position where a real (unmasked) score, label or
             weight is NaN or infinite, or where a weight is negative. Padding may hold
-            anything. Cost of the finiteness check: one fused ``isfinite().all()`` over the
-            scores, labels and weights, and one device synchronisation.
+            anything. Cost of the checks: one sum of the scores and labels (a sum holding NaN
+            or inf is not finite; the exact per-item search runs only then), the sum and
+            minimum of the weights, whether the mask is all ``True`` (then ``padded`` is
+            ``False`` and the losses skip their masking), all read in one device
+            synchronisation.
 
     Warns:
         PaddingLabelWarning: once per process, when labels hold -1 and no mask is given
