@@ -267,6 +267,11 @@ def approx_ndcg_loss(
     gains, valid = _ndcg_inputs(batch, gain)
     if chosen == "streaming":
         approx_ranks = streaming_smooth_ranks(batch.scores, batch.mask, alpha, tile)
+    elif not batch.padded:
+        diff = batch.scores.unsqueeze(-2) - batch.scores.unsqueeze(-1)  # [b, i, j] = s_j - s_i
+        # Every item is real: the diagonal's sigma(0) = 1/2 (its gradient is exactly 0, as
+        # s_i - s_i does not move) stands in for the 1/2 of the rank's leading 1.
+        approx_ranks = 0.5 + torch.sigmoid(diff.mul_(alpha)).sum(-1)
     else:
         with torch.no_grad():
             others = batch.mask.unsqueeze(-2) & batch.mask.unsqueeze(-1)
