@@ -69,7 +69,8 @@ class _ChunkedInfoNCE(torch.autograd.Function):
             rows, cols = torch.nonzero(positive, as_tuple=True)
             if rows.numel() == 0:
                 continue
-            logits = (queries @ keys[start:stop].T)[rows, cols]
+            # Only the positive entries: one dot product each, not the block's whole product.
+            logits = (queries[rows] * keys[start + cols]).sum(-1)
             gap = lse[rows] - logits
             total.index_add_(0, rows, F.softplus(gap))
             weight.index_add_(0, rows, torch.sigmoid(gap))
