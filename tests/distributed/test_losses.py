@@ -100,12 +100,14 @@ def _worker(rank: int, world: int, data: dict[str, torch.Tensor]) -> dict[str, A
     lhi = llo + list_rows[rank]
     for name in ("ranknet", "listnet"):
         for reduction in ("mean", "sum"):
-            scores = data["scores"][llo:lhi].clone().requires_grad_(True)
-            loss = DistributedLoss(losses.get(name, reduction=reduction))
-            value = loss(scores, data["grades"][llo:lhi], data["mask"][llo:lhi])
-            value.backward()
-            assert scores.grad is not None
-            out[(name, reduction)] = (value.detach(), scores.grad / world)
+            for padded in (True, False):  # False: no mask, the losses' unpadded fast path
+                scores = data["scores"][llo:lhi].clone().requires_grad_(True)
+                loss = DistributedLoss(losses.get(name, reduction=reduction))
+                mask = data["mask"][llo:lhi] if padded else None
+                value = loss(scores, data["grades"][llo:lhi], mask)
+                value.backward()
+                assert scores.grad is not None
+                out[(name, reduction, padded)] = (value.detach(), scores.grad / world)
     # ring SigLIP on equal shards of 5
     for similarity in ("cosine", "dot"):
         q = data["x"][5 * rank : 5 * rank + 5].clone().requires_grad_(True)
@@ -186,17 +188,20 @@ def test_embedding_loss_equals_one_process(
 
 @pytest.mark.parametrize("name", ["ranknet", "listnet"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("padded", [True, False])
 def test_list_loss_equals_one_process(
-    results: list[dict[str, Any]], name: str, reduction: str
+    results: list[dict[str, Any]], name: str, reduction: str, padded: bool
 ) -> None:
     data = _data()
     scores = data["scores"].clone().requires_grad_(True)
-    expected = losses.get(name, reduction=reduction)(scores, data["grades"], data["mask"])
+    mask = data["mask"] if padded else None
+    expected = losses.get(name, reduction=reduction)(scores, data["grades"], mask)
     expected.backward()
     assert scores.grad is not None
-    value = sum(res[(name, reduction)][0] for res in results) / len(results)
+    key = (name, reduction, padded)
+    value = sum(res[key][0] for res in results) / len(results)
     assert abs(float(value - expected.detach())) < TOL
-    grad = torch.cat([res[(name, reduction)][1] for res in results])
+    grad = torch.cat([res[key][1] for res in results])
     assert _max_diff(grad, scores.grad) < TOL
 
 

@@ -47,8 +47,11 @@ def _record_denominators() -> Iterator[list[Tensor]]:
     seen: list[Tensor] = []
     original = _reduce_module._reduce
 
-    def recording(values: Tensor, valid: Tensor, weights: Tensor | None, reduction: str) -> Tensor:
-        scale = valid.to(values.dtype)
+    def recording(
+        values: Tensor, valid: Tensor | None, weights: Tensor | None, reduction: str
+    ) -> Tensor:
+        # valid=None: every entry counts (an unpadded batch)
+        scale = torch.ones_like(values) if valid is None else valid.to(values.dtype)
         if weights is not None:
             scale = scale * weights.to(values.dtype)
         seen.append(scale.sum().detach())
