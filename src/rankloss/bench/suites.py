@@ -266,11 +266,31 @@ _BUDGET_CHECKS: dict[str, Callable[[str, str, object], object]] = {
 }
 
 
+#: Values of a retrieval row's ``options["views"]``: ``False`` (labelled batches, the
+#: default), ``True`` (two augmented views of each image, no labels: SimCLR) and
+#: ``"labelled"`` (both views with the labels repeated: SupCon's recipe).
+RETRIEVAL_VIEWS: tuple[bool | str, ...] = (False, True, "labelled")
+
+
+def _retrieval_views(where: str, value: object) -> bool | str:
+    """A retrieval row's ``views`` option, checked: one of :data:`RETRIEVAL_VIEWS` (a value
+    of another type is a ``TypeError``, another string a ``ValueError``)."""
+    allowed = 'false, true (SimCLR) or "labelled" (SupCon)'
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: views must be {allowed}, got {type(value).__name__} {value!r}")
+    if value != "labelled":
+        raise ValueError(f"{where}: views must be {allowed}, got {value!r}")
+    return value
+
+
 def check_suite(suite: SuiteSpec) -> None:
     """Check a suite before anything trains: a known task, known ``budget``, ``model`` and
     ``options`` keys, positive ``epochs``, ``batch_size``, ``max_seeds`` and ``lr`` (and a
-    ``weight_decay`` >= 0), a primary metric among the metrics, and every row's loss built with
-    its hyper-parameters (so a bad value fails here, in the loss's own words).
+    ``weight_decay`` >= 0), a primary metric among the metrics, a retrieval row's ``views``
+    among :data:`RETRIEVAL_VIEWS`, and every row's loss built with its hyper-parameters (so a
+    bad value fails here, in the loss's own words).
 
     Raises ``ValueError`` or ``TypeError`` with a message that names the suite (and the table,
     key or row).
@@ -292,6 +312,8 @@ def check_suite(suite: SuiteSpec) -> None:
         )
     for row in suite.losses:
         _check_keys(f"{where}: loss {row.label!r}: options", row.options, settings.options)
+        if suite.task == "retrieval" and "views" in row.options:
+            _retrieval_views(f"{where}: loss {row.label!r}: options", row.options["views"])
         try:
             build_row_loss(suite.task, row)
         except (TypeError, ValueError) as error:
@@ -412,9 +434,12 @@ _RETRIEVAL_LOSSES = (
     LossSpec("supcon", "supcon"),
     LossSpec("multi_similarity", "multi_similarity"),
 )
-#: Rows of the full retrieval suites only: pair and tuple losses, AP and recall surrogates, and
-#: proxy losses (built with the training classes and the model's output size).
-_RETRIEVAL_MORE_LOSSES = tuple(
+#: Rows of the full retrieval suites only: SupCon's own recipe (two labelled views of each
+#: image), pair and tuple losses, AP and recall surrogates, and proxy losses (built with the
+#: training classes and the model's output size).
+_RETRIEVAL_MORE_LOSSES = (
+    LossSpec("supcon (labelled views)", "supcon", options={"views": "labelled"}),
+) + tuple(
     LossSpec(name, name)
     for name in (
         "lifted_structure",

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from rankloss._core import params
 from rankloss.bench.runner import RunContext, RunResult, SkipRun
-from rankloss.bench.suites import SuiteSpec, build_row_loss
+from rankloss.bench.suites import SuiteSpec, _retrieval_views, build_row_loss
 
 if TYPE_CHECKING:
     from rankloss.losses import CombinedLoss, Loss
@@ -439,25 +439,37 @@ class _Features(nn.Module):
 class _ImageTask:
     """The retrieval task around an :class:`~rankloss.train.EmbeddingTask` ``base``.
 
-    Training: with ``views``, two augmented views of each image (SimCLR), the loss (kind
-    ``"embedding"``) called as ``loss(z1, keys=z2)``, each view's positive being the other view
-    of its image; otherwise the labelled batches of ``base`` (an embedding loss as
-    ``loss(embeddings, labels)``, a list loss on the in-batch similarities), each image
-    replaced by one random view of it when ``augment``. The views of an epoch come from a
-    generator seeded by that epoch's generator, so a resumed run sees the same views.
+    Training, by ``views`` (:data:`~rankloss.bench.suites.RETRIEVAL_VIEWS`):
 
-    Evaluation ranks by ``model.features`` (the representation under the projection head)
-    when ``features``, else by the model's output.
+    * ``True``: two augmented views of each image (SimCLR), the loss (kind ``"embedding"``)
+      called as ``loss(z1, keys=z2)``, each view's positive being the other view of its image;
+    * ``"labelled"``: two augmented views of each image of the labelled batch, concatenated,
+      with the labels repeated (SupCon's recipe, Khosla et al. 2020): the ``2B`` views go
+      through ``base`` as one labelled batch, so an embedding loss is called as
+      ``loss(cat([z1, z2]), cat([y, y]))`` (a list loss ranks the other ``2B - 1`` views), and
+      an image's other view and every view of its class are positives. Cost: two views per
+      image, twice the forward and backward of a labelled batch, and an embedding loss's cost
+      at ``2B`` (:math:`O(4 B^2 d)` for the pairwise similarities);
+    * ``False``: the labelled batches of ``base`` (an embedding loss as
+      ``loss(embeddings, labels)``, a list loss on the in-batch similarities), each image
+      replaced by one random view of it when ``augment``.
+
+    The views of an epoch come from a generator seeded by that epoch's generator, so a resumed
+    run sees the same views. Evaluation ranks by ``model.features`` (the representation under
+    the projection head) when ``features``, else by the model's output.
     """
 
-    def __init__(self, base: EmbeddingTask, *, views: bool, augment: bool, features: bool) -> None:
-        self.base, self.views, self.augment, self.features = base, views, augment, features
+    def __init__(
+        self, base: EmbeddingTask, *, views: bool | str, augment: bool, features: bool
+    ) -> None:
+        self.views = _retrieval_views("retrieval: options", views)
+        self.base, self.augment, self.features = base, augment, features
         self.transform = _image_views(base.data.train.x.shape[-1])
 
     def check_loss(self, loss: LossFn) -> None:
         from rankloss.train import check_loss_kind
 
-        if self.views:
+        if self.views is True:
             check_loss_kind("retrieval (views)", loss, ("embedding",))
         else:
             self.base.check_loss(loss)
@@ -466,18 +478,22 @@ class _ImageTask:
         seed = int(torch.randint(2**31 - 1, (), generator=generator))
         views = torch.Generator().manual_seed(seed)
         for batch in self.base.train_batches(generator):
-            if self.views:
+            if self.views is True:
                 yield _Views(
                     self.transform(batch.x, generator=views),
                     self.transform(batch.x, generator=views),
                 )
+            elif self.views == "labelled":
+                first = self.transform(batch.x, generator=views)
+                second = self.transform(batch.x, generator=views)
+                yield replace(batch, x=torch.cat([first, second]), y=torch.cat([batch.y, batch.y]))
             elif self.augment:
                 yield replace(batch, x=self.transform(batch.x, generator=views))
             else:
                 yield batch
 
     def training_step(self, model: nn.Module, batch: Any, loss: LossFn) -> Tensor:
-        if not self.views:
+        if self.views is not True:
             return self.base.training_step(model, batch, loss)
         self.check_loss(loss)
         return loss(model(batch.view1).float(), keys=model(batch.view2).float())
@@ -576,9 +592,11 @@ def run_retrieval(ctx: RunContext) -> RunResult:
 
     An embedding loss is called as ``loss(embeddings, labels)``, a list loss on the in-batch
     cosine similarities (see :class:`rankloss.train.EmbeddingTask`); with ``augment`` every
-    training image is a random view of itself; a ``views`` row trains on two augmented views of
-    each image instead of the labels. With ``model.retrieve = "features"`` retrieval ranks by
-    the representation under the projection head (:meth:`rankloss.models.ConvEmbedding.features`).
+    training image is a random view of itself; a ``views = true`` row trains on two augmented
+    views of each image instead of the labels, a ``views = "labelled"`` row on both views with
+    the labels repeated (see :class:`_ImageTask`). With ``model.retrieve = "features"``
+    retrieval ranks by the representation under the projection head
+    (:meth:`rankloss.models.ConvEmbedding.features`).
     The ``raw`` and ``untrained`` rows train nothing. A proxy loss is built with
     ``num_classes`` = the number of training classes (relabelled ``0, ..., C - 1``) and
     ``embedding_size`` = the model's output size; its proxies learn at
@@ -610,7 +628,7 @@ def run_retrieval(ctx: RunContext) -> RunResult:
             per_class=budget.get("m_per_class", 16),
             ks=(1, 10),
         ),
-        views=bool(ctx.loss.options.get("views")),
+        views=ctx.loss.options.get("views", False),
         augment=bool(budget.get("augment", False)),
         features=retrieve == "features" and data.train.x.dim() == 4,  # a ConvEmbedding
     )
