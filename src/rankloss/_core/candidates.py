@@ -31,6 +31,11 @@ class Candidates:
     ``forced_negative``; with ``exclude_self`` column ``i`` (the query itself) is never a pair;
     with ``diagonal_only`` the only positive is column ``i`` and other same-label candidates are
     neither positive nor negative (masked false negatives).
+
+    ``in_batch`` is a promise made by :func:`build_candidates` for the ``(queries, keys)`` form
+    without labels: query ``i``'s labels are ``arange(N)``, its only positive is column ``i``
+    and every other column is a negative, so :meth:`masks` builds the masks without comparing
+    labels. Left ``False`` (the default), nothing is assumed.
     """
 
     queries: Tensor
@@ -41,6 +46,7 @@ class Candidates:
     exclude_self: bool
     diagonal_only: bool
     pair_form: bool
+    in_batch: bool = False
 
     @property
     def num_queries(self) -> int:
@@ -53,22 +59,31 @@ class Candidates:
     def masks(self, start: int = 0, stop: int | None = None) -> tuple[Tensor, Tensor]:
         """``(positive, negative)`` bool masks of columns ``start:stop``: ``[N, stop - start]``.
 
-        Built with one ``[N, stop - start]`` comparison; forced negatives and the diagonal are
-        patched by indexing, so a block costs little beyond its logits.
+        Built with one ``[N, stop - start]`` comparison (none for ``in_batch``); forced
+        negatives and the diagonal are patched in place, so a block costs little beyond its
+        logits.
         """
-        stop = self.num_keys if stop is None else stop
+        stop = self.num_keys if stop is None else min(stop, self.num_keys)
+        # Column j of the block is candidate start + j: entry (i, i - start) is the query
+        # itself, on the block's diagonal of offset -start.
+        if self.in_batch:
+            positive = torch.zeros(
+                (self.num_queries, max(stop - start, 0)),
+                dtype=torch.bool,
+                device=self.key_labels.device,
+            )
+            positive.diagonal(-start).fill_(True)
+            return positive, ~positive
         positive = self.query_labels.unsqueeze(1) == self.key_labels[start:stop].unsqueeze(0)
         negative = ~positive
         forced = torch.nonzero(self.forced_negative[start:stop])[:, 0]
         if forced.numel():
             negative[:, forced] = True
             positive[:, forced] = False
-        low, high = start, min(stop, self.num_queries)
         if self.diagonal_only:
             positive = torch.zeros_like(positive)
-        if (self.exclude_self or self.diagonal_only) and low < high:
-            rows = torch.arange(low, high, device=positive.device)
-            positive[rows, rows - start] = self.diagonal_only
+        if self.exclude_self or self.diagonal_only:
+            positive.diagonal(-start).fill_(self.diagonal_only)
         return positive, negative
 
 
@@ -196,18 +211,20 @@ def build_candidates(
     dtype = queries.dtype
     for part in parts_keys:
         dtype = torch.promote_types(dtype, part.dtype)
-    keys_all = (
-        torch.cat([p.to(dtype) for p in parts_keys])
-        if len(parts_keys) > 1
-        else parts_keys[0].to(dtype)
-    )
+    # One part (the common in-batch call) is used as it is: no copy, no cast.
+    if len(parts_keys) == 1:
+        keys_all, key_labels, forced = parts_keys[0], parts_labels[0], parts_forced[0]
+    else:
+        keys_all = torch.cat([p.to(dtype) for p in parts_keys])
+        key_labels, forced = torch.cat(parts_labels), torch.cat(parts_forced)
     return Candidates(
-        queries=queries.to(dtype),
-        keys=keys_all,
+        queries=queries if queries.dtype == dtype else queries.to(dtype),
+        keys=keys_all if keys_all.dtype == dtype else keys_all.to(dtype),
         query_labels=query_labels,
-        key_labels=torch.cat(parts_labels),
-        forced_negative=torch.cat(parts_forced),
+        key_labels=key_labels,
+        forced_negative=forced,
         exclude_self=exclude_self,
         diagonal_only=diagonal_only,
         pair_form=pair_form,
+        in_batch=pair_form and labels is None,
     )

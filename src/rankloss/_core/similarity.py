@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rankloss._core.validation import (
@@ -20,7 +19,7 @@ from rankloss._core.validation import (
     shape_str,
 )
 
-__all__ = ["SIMILARITIES", "Similarity", "pairwise_similarity"]
+__all__ = ["SIMILARITIES", "Similarity", "pairwise_similarity", "similarity_of_checked_rows"]
 
 #: The similarity kinds :func:`pairwise_similarity` computes.
 SIMILARITIES = ("dot", "cosine", "neg_euclidean", "neg_sq_euclidean")
@@ -64,21 +63,52 @@ def pairwise_similarity(
     """
     check_choice("kind", kind, SIMILARITIES)
     x = check_embeddings(x, "x", "pairwise_similarity")
-    y = x if y is None else check_embeddings(y, "y", "pairwise_similarity")
+    if y is None or y is x:
+        return similarity_of_checked_rows(x, x, kind, eps=eps)
+    y = check_embeddings(y, "y", "pairwise_similarity")
     if y.shape[1] != x.shape[1]:
         raise ValueError(
             f"pairwise_similarity: y has shape {shape_str(y)} but x has shape {shape_str(x)} "
             "(the embedding sizes differ)"
         )
     dtype = torch.promote_types(x.dtype, y.dtype)
-    x, y = x.to(dtype), y.to(dtype)
+    return similarity_of_checked_rows(x.to(dtype), y.to(dtype), kind, eps=eps)
+
+
+def _unit_rows(x: Tensor, eps: float) -> Tensor:
+    """``x / max(||x||, eps)`` row by row: ``torch.nn.functional.normalize``'s value, with
+    fewer operations (no ``expand``) in the forward and the backward."""
+    return x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(eps)
+
+
+def similarity_of_checked_rows(x: Tensor, y: Tensor, kind: str, *, eps: float = 1e-12) -> Tensor:
+    r""":func:`pairwise_similarity` of rows that are already checked: :math:`s(x_i, y_j)`.
+
+    For callers that validated ``x`` and ``y`` themselves (the queries and keys of
+    :class:`rankloss._core.candidates.Candidates`): nothing is checked again, no dtype is
+    promoted and autocast is not touched, so both must be finite ``[N, d]`` and ``[M, d]``
+    tensors of one compute dtype, under the caller's :func:`computes_in_float32`.
+
+    Args:
+        x: ``[N, d]`` checked embeddings.
+        y: ``[M, d]`` checked embeddings of ``x``'s dtype; passing ``x`` itself computes its
+            row norms (cosine, Euclidean) once.
+        kind: one of :data:`SIMILARITIES` (not checked).
+        eps: as in :func:`pairwise_similarity`.
+
+    Returns:
+        ``[N, M]`` in the dtype of ``x``.
+
+    Cost: one ``[N, d] x [d, M]`` matrix product, :math:`O(NMd)` time, :math:`O(NM)` memory.
+    """
+    if kind == "cosine":
+        unit = _unit_rows(x, eps)
+        return unit @ (unit if y is x else _unit_rows(y, eps)).T
     if kind == "dot":
         return x @ y.T
-    if kind == "cosine":
-        return F.normalize(x, dim=1, eps=eps) @ F.normalize(y, dim=1, eps=eps).T
-    squared = (
-        x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * (x @ y.T)
-    ).clamp(min=0.0)
+    x_squared = x.pow(2).sum(1, keepdim=True)
+    y_squared = x_squared.T if y is x else y.pow(2).sum(1).unsqueeze(0)
+    squared = (x_squared + y_squared - 2.0 * (x @ y.T)).clamp(min=0.0)
     if kind == "neg_sq_euclidean":
         return -squared
     # Zero distance gives exactly 0 with a zero (not infinite) gradient.

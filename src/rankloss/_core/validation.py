@@ -446,7 +446,9 @@ def check_embeddings(x: object, name: str, where: str) -> Tensor:
     Raises:
         ValueError: naming ``name`` and the shape, or the first position holding NaN or inf
             (every entry of an embedding is real: there is no padding). Cost of the
-            finiteness check: one ``isfinite().all()`` and one device synchronisation.
+            finiteness check: one sum (a sum holding NaN or inf is never finite; only when
+            it is not finite, which finite entries can also cause by overflowing, does the
+            per-entry search run) and one device synchronisation.
     """
     if not isinstance(x, Tensor):
         raise ValueError(f"{where}: {name} must be a torch.Tensor, got {type(x).__name__}")
@@ -454,8 +456,12 @@ def check_embeddings(x: object, name: str, where: str) -> Tensor:
         raise ValueError(f"{where}: {name} must have shape [N, d], got {shape_str(x)}")
     if not x.dtype.is_floating_point:
         raise ValueError(f"{where}: {name} must be floating point, got dtype {x.dtype}")
-    out = x.to(compute_dtype(x.dtype))
-    error = _not_finite(out.detach(), x.detach(), name, where, "embeddings must be finite")
+    dtype = compute_dtype(x.dtype)
+    out = x if x.dtype == dtype else x.to(dtype)
+    values = out.detach()
+    if math.isfinite(values.sum().item()):
+        return out
+    error = _not_finite(values, x.detach(), name, where, "embeddings must be finite")
     if error is not None:
         raise error
     return out

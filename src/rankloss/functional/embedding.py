@@ -74,11 +74,21 @@ CHUNKED_SIMILARITIES = ("dot", "cosine")
 
 
 def _check_inputs(
-    similarity: object, positive: object, negative: object, reduction: str, where: str
+    similarity: object,
+    positive: object,
+    negative: object,
+    reduction: str,
+    where: str,
+    *,
+    masked_later: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Validate ``(similarity, positive, negative)`` and sanitise the entries that are no pair.
 
-    Returns the similarity in the compute dtype with 0 wherever neither mask is set.
+    Returns the similarity in the compute dtype with 0 wherever neither mask is set. A caller
+    that reads every entry through its masks afterwards (``masked_later``: a value that is no
+    pair never reaches the loss or its gradient) only needs the sanitising when an entry is
+    NaN or infinite: on the CPU, where reading one flag costs nothing, a finite sum of the
+    similarity (a sum holding NaN or inf is never finite) then skips the ``[N, M]`` select.
     """
     params.choice(where, "reduction", reduction, REDUCTIONS)
     if not isinstance(similarity, Tensor):
@@ -107,22 +117,26 @@ def _check_inputs(
             )
     assert isinstance(positive, Tensor) and isinstance(negative, Tensor)
     sim = similarity.to(compute_dtype(similarity.dtype))
+    if masked_later and sim.device.type == "cpu" and math.isfinite(sim.detach().sum().item()):
+        return sim, positive, negative
     sim = torch.where(positive | negative, sim, sim.new_zeros(()))
     return sim, positive, negative
 
 
 def _masked_logsumexp(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Row-wise log-sum-exp over ``mask`` and whether the row had any entry (0 where not).
+    r"""Row-wise log-sum-exp over ``mask`` and whether the row had any entry (0 where not).
 
-    Masked entries are replaced *before* ``exp``, so they leak neither NaN nor gradient.
+    Masked entries are replaced by :math:`-\infty` *before* ``exp`` (which gives exactly 0
+    there, with a zero gradient), so they leak neither NaN nor gradient.
     """
-    has_any = mask.any(1)
     if x.shape[1] == 0:  # no candidates: amax has nothing to reduce over
-        return x.sum(1), has_any
-    row_max = torch.where(mask, x, -math.inf).amax(1, keepdim=True).detach()
+        return x.sum(1), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    # A row has an entry when its largest mask flag is 1 (cheaper than any() on bools).
+    has_any = mask.view(torch.uint8).amax(1) != 0
+    masked = torch.where(mask, x, -math.inf)
+    row_max = masked.amax(1, keepdim=True).detach()
     row_max = torch.where(has_any.unsqueeze(1), row_max, torch.zeros_like(row_max))
-    shifted = torch.where(mask, x - row_max, torch.zeros_like(x))
-    total = torch.where(mask, shifted.exp(), torch.zeros_like(x)).sum(1)
+    total = (masked - row_max).exp().sum(1)
     total = torch.where(has_any, total, torch.ones_like(total))
     return row_max[:, 0] + total.log(), has_any
 
@@ -284,7 +298,9 @@ def contrastive_loss(
             "margins are on similarities (higher = closer), not distances"
         )
     power = 2 if params.boolean(where, "squared", squared) else 1
-    sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
+    sim, positive, negative = _check_inputs(
+        similarity, positive, negative, reduction, where, masked_later=True
+    )
     per_anchor, valid = _contrastive_values(sim, positive, negative, pos_margin, neg_margin, power)
     return reduce_values(per_anchor, valid, weights, reduction, where=where)
 
@@ -297,9 +313,14 @@ def _contrastive_values(
     neg_margin: float,
     power: int,
 ) -> tuple[Tensor, Tensor]:
-    """Per-anchor contrastive values and validity (``sim`` already sanitised)."""
-    pos_term, has_pos = masked_mean(torch.relu(pos_margin - sim).pow(power), positive)
-    neg_term, has_neg = masked_mean(torch.relu(sim - neg_margin).pow(power), negative)
+    """Per-anchor contrastive values and validity (``sim`` sanitised, or finite and read
+    only through the masks)."""
+    pos_hinge = torch.relu(pos_margin - sim)
+    neg_hinge = torch.relu(sim - neg_margin)
+    if power != 1:
+        pos_hinge, neg_hinge = pos_hinge.pow(power), neg_hinge.pow(power)
+    pos_term, has_pos = masked_mean(pos_hinge, positive)
+    neg_term, has_neg = masked_mean(neg_hinge, negative)
     return pos_term + neg_term, has_pos | has_neg
 
 
@@ -632,7 +653,9 @@ def _info_nce_values(
     where: str,
 ) -> tuple[Tensor, Tensor]:
     temperature = params.temperature(where, "temperature", temperature)
-    sim, positive, negative = _check_inputs(similarity, positive, negative, "none", where)
+    sim, positive, negative = _check_inputs(
+        similarity, positive, negative, "none", where, masked_later=True
+    )
     logits = sim / temperature
     lse, has_neg = _masked_logsumexp(logits, negative)
     per_positive = softplus_exact(lse.unsqueeze(1) - logits)
@@ -789,7 +812,9 @@ def supcon_loss(
     """
     where = "supcon_loss"
     temperature = params.temperature(where, "temperature", temperature)
-    sim, positive, negative = _check_inputs(similarity, positive, negative, reduction, where)
+    sim, positive, negative = _check_inputs(
+        similarity, positive, negative, reduction, where, masked_later=True
+    )
     logits = sim / temperature
     lse, _ = _masked_logsumexp(logits, positive | negative)
     mean_pos, has_pos = masked_mean(logits, positive)

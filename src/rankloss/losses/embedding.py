@@ -41,12 +41,17 @@ from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.amp.autocast_mode import is_autocast_available
 
 from rankloss import mining
 from rankloss._core import params
 from rankloss._core.candidates import FALSE_NEGATIVES, Candidates, build_candidates
 from rankloss._core.reduce import Reduction, reduce_values
-from rankloss._core.similarity import SIMILARITIES, Similarity, pairwise_similarity
+from rankloss._core.similarity import (
+    SIMILARITIES,
+    Similarity,
+    similarity_of_checked_rows,
+)
 from rankloss._core.tuples import (
     Pairs,
     Triplets,
@@ -149,12 +154,15 @@ def _reverse(candidates: Candidates) -> Candidates:
         exclude_self=False,
         diagonal_only=candidates.diagonal_only,
         pair_form=True,
+        in_batch=candidates.in_batch,
     )
 
 
 def _in_batch(candidates: Candidates) -> bool:
     """The ``(queries, keys)`` form without labels: the positive of query ``i`` is key ``i`` and
     every other candidate (keys, references, hard negatives) is a negative."""
+    if candidates.in_batch:
+        return True
     n = candidates.num_queries
     return (
         candidates.pair_form
@@ -165,7 +173,15 @@ def _in_batch(candidates: Candidates) -> bool:
     )
 
 
+def _autocast_on(device: torch.device) -> bool:
+    """Whether ``torch.autocast`` is enabled for ``device``'s type."""
+    kind = device.type
+    return is_autocast_available(kind) and torch.is_autocast_enabled(kind)
+
+
 def _diagonal(candidates: Candidates) -> Tensor:
+    if candidates.in_batch:  # the labels of the queries are arange(N) already
+        return candidates.query_labels
     return torch.arange(candidates.num_queries, device=candidates.queries.device)
 
 
@@ -234,6 +250,12 @@ class SimilarityLoss(EmbeddingLoss):
         """``"torch"``, ``"streaming"`` or ``"triton"`` for this call
         (:func:`rankloss.kernels.dispatch.resolve_impl`); ``chunk_size`` with ``impl="auto"``
         streams."""
+        return self._choose_impl_for(
+            candidates.queries.device, candidates.num_queries * candidates.num_keys
+        )
+
+    def _choose_impl_for(self, device: torch.device, elements: int) -> str:
+        """:meth:`_choose_impl` for a direct ``[N, M]`` matrix of ``elements`` entries."""
         impl: str = getattr(self, "impl", "auto")
         chunk_size = getattr(self, "chunk_size", None)
         if impl == "auto" and chunk_size is not None:
@@ -243,9 +265,9 @@ class SimilarityLoss(EmbeddingLoss):
         # on an H200 at N = 4096): "auto" does not pick them; impl="triton" runs them.
         return resolve_impl(
             impl,
-            candidates.queries.device,
+            device,
             where=type(self).__name__,
-            elements=candidates.num_queries * candidates.num_keys,
+            elements=elements,
             has_streaming=fused,
             has_triton=fused and impl == "triton",
         )
@@ -349,7 +371,9 @@ class SimilarityLoss(EmbeddingLoss):
         generator: torch.Generator | None,
     ) -> Tensor:
         where = type(self).__name__
-        similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
+        similarity = similarity_of_checked_rows(
+            candidates.queries, candidates.keys, self.similarity
+        )
         positive, negative = candidates.masks()
         tuples = indices
         if self._miner is not None:
@@ -846,14 +870,19 @@ class _SoftmaxLoss(SimilarityLoss):
         temperature = self.current_temperature()
         impl = self._choose_impl(candidates)
         if impl == "torch":
-            similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
             if _in_batch(candidates):
                 # Positive = the diagonal, every other key a forced or in-batch negative:
                 # softplus(lse_neg - z_ii) is the cross-entropy of row i at target i.
+                similarity = similarity_of_checked_rows(
+                    candidates.queries, candidates.keys, self.similarity
+                )
                 values = nn.functional.cross_entropy(
                     similarity / temperature, _diagonal(candidates), reduction="none"
                 )
                 return values, _in_batch_valid(candidates)
+            similarity = similarity_of_checked_rows(
+                candidates.queries, candidates.keys, self.similarity
+            )
             positive, negative = candidates.masks()
             return F.info_nce_per_anchor(similarity, positive, negative, temperature=temperature)
         if impl == "streaming":
@@ -921,6 +950,63 @@ class InfoNCELoss(_SoftmaxLoss):
     def _false_negatives(self) -> FalseNegatives:
         return self.false_negatives
 
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor | None = None,
+        *,
+        keys: Tensor | None = None,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        hard_negatives: Tensor | None = None,
+        indices: Pairs | Triplets | tuple[Tensor, ...] | None = None,
+        weights: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """As :meth:`SimilarityLoss.forward`. The plain in-batch call, ``loss(queries,
+        keys=keys)`` in float32 or float64 outside autocast, with nothing else and the mean,
+        skips building the candidates: after the same checks it is one cross-entropy of the
+        logits against the diagonal. Every other call (half precision and autocast included)
+        goes through :meth:`SimilarityLoss.forward`."""
+        if (
+            keys is not None
+            and labels is None
+            and ref_embeddings is None
+            and ref_labels is None
+            and hard_negatives is None
+            and indices is None
+            and weights is None
+            and not self.symmetric
+            and self.reduction == "mean"
+            and isinstance(embeddings, Tensor)
+            and isinstance(keys, Tensor)
+            and embeddings.shape == keys.shape
+            and embeddings.dtype == keys.dtype
+            and embeddings.dim() == 2
+            and embeddings.shape[0] > 1
+            and embeddings.dtype in (torch.float32, torch.float64)
+            and not _autocast_on(embeddings.device)
+            and self.impl in ("auto", "torch")  # these resolve without raising
+            and self._choose_impl_for(embeddings.device, embeddings.shape[0] ** 2) == "torch"
+        ):
+            where = type(self).__name__
+            queries = check_embeddings(embeddings, "embeddings", where)
+            key_rows = check_embeddings(keys, "keys", where)
+            similarity = similarity_of_checked_rows(queries, key_rows, self.similarity)
+            target = torch.arange(queries.shape[0], device=queries.device)
+            return nn.functional.cross_entropy(similarity / self.current_temperature(), target)
+        return super().forward(
+            embeddings,
+            labels,
+            keys=keys,
+            ref_embeddings=ref_embeddings,
+            ref_labels=ref_labels,
+            hard_negatives=hard_negatives,
+            indices=indices,
+            weights=weights,
+            generator=generator,
+        )
+
     def _loss(
         self,
         candidates: Candidates,
@@ -939,7 +1025,9 @@ class InfoNCELoss(_SoftmaxLoss):
             and self._choose_impl(candidates) == "torch"
         ):
             # In-batch InfoNCE: exactly the mean cross-entropy against the diagonal.
-            similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
+            similarity = similarity_of_checked_rows(
+                candidates.queries, candidates.keys, self.similarity
+            )
             return nn.functional.cross_entropy(
                 similarity / self.current_temperature(), _diagonal(candidates)
             )
@@ -1068,7 +1156,9 @@ class NTXentLoss(_SoftmaxLoss):
             where=where,
         )
         if self._choose_impl(candidates) == "torch":
-            similarity = pairwise_similarity(candidates.queries, candidates.keys, self.similarity)
+            similarity = similarity_of_checked_rows(
+                candidates.queries, candidates.keys, self.similarity
+            )
             positive, negative = candidates.masks()
             return F.nt_xent_loss(
                 similarity,
