@@ -29,6 +29,7 @@ __all__ = [
     "resolve_suites",
     "build_row_loss",
     "check_suite",
+    "check_retrieval_views",
 ]
 
 
@@ -272,7 +273,7 @@ _BUDGET_CHECKS: dict[str, Callable[[str, str, object], object]] = {
 RETRIEVAL_VIEWS: tuple[bool | str, ...] = (False, True, "labelled")
 
 
-def _retrieval_views(where: str, value: object) -> bool | str:
+def check_retrieval_views(where: str, value: object) -> bool | str:
     """A retrieval row's ``views`` option, checked: one of :data:`RETRIEVAL_VIEWS` (a value
     of another type is a ``TypeError``, another string a ``ValueError``)."""
     allowed = 'false, true (SimCLR) or "labelled" (SupCon)'
@@ -313,7 +314,7 @@ def check_suite(suite: SuiteSpec) -> None:
     for row in suite.losses:
         _check_keys(f"{where}: loss {row.label!r}: options", row.options, settings.options)
         if suite.task == "retrieval" and "views" in row.options:
-            _retrieval_views(f"{where}: loss {row.label!r}: options", row.options["views"])
+            check_retrieval_views(f"{where}: loss {row.label!r}: options", row.options["views"])
         try:
             build_row_loss(suite.task, row)
         except (TypeError, ValueError) as error:

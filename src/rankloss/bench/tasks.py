@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from rankloss._core import params
 from rankloss.bench.runner import RunContext, RunResult, SkipRun
-from rankloss.bench.suites import SuiteSpec, _retrieval_views, build_row_loss
+from rankloss.bench.suites import SuiteSpec, build_row_loss, check_retrieval_views
 
 if TYPE_CHECKING:
     from rankloss.losses import CombinedLoss, Loss
@@ -462,7 +462,7 @@ class _ImageTask:
     def __init__(
         self, base: EmbeddingTask, *, views: bool | str, augment: bool, features: bool
     ) -> None:
-        self.views = _retrieval_views("retrieval: options", views)
+        self.views = check_retrieval_views("retrieval: options", views)
         self.base, self.augment, self.features = base, augment, features
         self.transform = _image_views(base.data.train.x.shape[-1])
 
