@@ -25,7 +25,9 @@ Run:
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -35,7 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -482,6 +486,53 @@ def _rax(loss: str) -> Callable[[dict], torch.Tensor]:
     return run
 
 
+def _import_allrank(module: str, path: str | None) -> Any:
+    """``allrank.models.losses.<module>`` (allRank 1.4.3: ``pip install --no-deps allRank``, or
+    its unpacked wheel or checkout at ``path``).
+
+    allRank's loss files need only torch, but importing them goes through two modules with heavy
+    imports (torchvision, scikit-learn, gcsfs) for a padding constant and a device helper. When
+    those imports fail, the two modules are replaced by stand-ins (the constant read from
+    allRank's own source, the device helper returning CUDA when present) and the loss files
+    load unchanged.
+    """
+    if path and path not in sys.path:
+        sys.path.insert(0, path)
+    name = f"allrank.models.losses.{module}"
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        pass
+    spec = importlib.util.find_spec("allrank")
+    if spec is None or not spec.submodule_search_locations:
+        raise NotAvailable(
+            "allRank not importable (pip install --no-deps allRank, or --allrank-path)"
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    padded = None
+    for node in ast.parse((root / "data" / "dataset_loading.py").read_text()).body:
+        targets = getattr(node, "targets", [])
+        if any(isinstance(t, ast.Name) and t.id == "PADDED_Y_VALUE" for t in targets):
+            padded = ast.literal_eval(node.value)  # type: ignore[attr-defined]
+    if padded is None:
+        raise NotAvailable("allRank: PADDED_Y_VALUE not found in its dataset_loading.py")
+    for key in [k for k in sys.modules if k == "allrank" or k.startswith("allrank.")]:
+        del sys.modules[key]  # the half-imported package of the failed attempt
+    loading = types.ModuleType("allrank.data.dataset_loading")
+    loading.PADDED_Y_VALUE = padded  # type: ignore[attr-defined]
+    loading.PADDED_INDEX_VALUE = padded  # type: ignore[attr-defined]
+    utils = types.ModuleType("allrank.models.model_utils")
+    utils.get_torch_device = lambda: torch.device(  # type: ignore[attr-defined]
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    sys.modules["allrank.data.dataset_loading"] = loading
+    sys.modules["allrank.models.model_utils"] = utils
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not here"
+        raise NotAvailable(f"allRank not importable: {type(exc).__name__}: {exc}") from exc
+
+
 def _allrank(loss: str, path: str | None) -> Callable[[dict], torch.Tensor]:
     names = {
         "ranknet": "rankNet",
@@ -492,15 +543,25 @@ def _allrank(loss: str, path: str | None) -> Callable[[dict], torch.Tensor]:
     }
     if loss not in names:
         raise NotAvailable("no allRank counterpart")
-    if path and path not in sys.path:
-        sys.path.insert(0, path)
-    try:
-        mod = importlib.import_module(f"allrank.models.losses.{names[loss]}")
-    except Exception as exc:  # noqa: BLE001
-        raise NotAvailable(f"allRank not importable: {type(exc).__name__}") from exc
-    fn = getattr(mod, names[loss])
-    extra = {"weighing_scheme": "ndcgLoss2PP_scheme"} if loss == "lambdaloss" else {}
-    return lambda inp: fn(inp["scores"].float(), inp["labels"], **extra)
+    module = {"approx_ndcg": "approxNDCG", "neural_ndcg": "neuralNDCG"}.get(loss, names[loss])
+    fn = getattr(_import_allrank(module, path), names[loss])
+    # Matched to the naive forms: ApproxNDCG's alpha (allRank's default is 1); allRank's
+    # approxNDCG and neuralNDCG return -NDCG (1 is added back), its lambdaLoss sums over the
+    # lists in log base 2 (divided back by B / ln 2). The time includes these scalar steps.
+    extra: dict[str, Any] = {
+        "lambdaloss": {"weighing_scheme": "ndcgLoss2PP_scheme"},
+        "approx_ndcg": {"alpha": 10.0},
+    }.get(loss, {})
+
+    def run(inp: dict) -> torch.Tensor:
+        value = fn(inp["scores"].float(), inp["labels"], **extra)
+        if loss in ("approx_ndcg", "neural_ndcg"):
+            return 1.0 + value
+        if loss == "lambdaloss":
+            return value * math.log(2.0) / inp["scores"].shape[0]
+        return value
+
+    return run
 
 
 def _inf_cl(loss: str, device: str) -> Callable[[dict], torch.Tensor]:
@@ -693,6 +754,9 @@ def run_all(args) -> dict:
     in_process = args.in_process or PRESETS[args.preset].get("in_process", False)
     for loss in args.losses:
         names = contender_names(loss, device)
+        if args.contenders:
+            # the naive form stays: every value is checked against it
+            names = [n for n in names if n == "naive" or n in args.contenders]
         stopped: dict[str, str] = {}
         spent: dict[str, float] = {name: 0.0 for name in names}
         for size in sizes_for(loss, args.preset):
@@ -907,6 +971,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=tuple(PRESETS), default="tiny")
     ap.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     ap.add_argument("--losses", default=None, help="comma-separated subset")
+    ap.add_argument(
+        "--contenders",
+        default=None,
+        help="comma-separated subset (e.g. allrank,rax); the naive form always runs",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--mem-limit-gb", type=float, default=None, help="CPU: predicted-OOM limit")
@@ -935,6 +1004,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         chosen = [x for x in wanted if x in chosen]
     args.losses = chosen
+    if args.contenders:
+        known = {"naive", "rankloss-torch", "rankloss-streaming", "rankloss-triton"}
+        known |= {"allrank", "rax", "pml", "sentence-transformers", "plain-ce", "inf-cl"}
+        args.contenders = [x.strip() for x in args.contenders.split(",") if x.strip()]
+        bad = [x for x in args.contenders if x not in known]
+        if bad:
+            print(f"scale: unknown contender(s) {bad}; known: {sorted(known)}", file=sys.stderr)
+            return 2
     if args.mem_limit_gb is None:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         args.mem_limit_gb = 0.5 * total / 1e9
