@@ -528,3 +528,34 @@ def test_info_nce_plain_call_keeps_the_shape_errors():
         InfoNCELoss()(torch.ones(5, 3, dtype=torch.long), keys=torch.ones(5, 3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"InfoNCELoss: embeddings must have shape \[N, d\]"):
         InfoNCELoss()(torch.randn(5), keys=torch.randn(5))
+
+
+# --------------------------------------------------------------------------------------------
+# The exact softplus (a custom autograd function)
+
+
+def test_softplus_exact_values_and_gradients_match_the_formula():
+    from rankloss.functional._chunked_contrastive import softplus_exact
+
+    x = torch.tensor([-800.0, -40.0, -20.5, -1.0, 0.0, 1e-9, 0.7, 19.9, 20.1, 45.0, 800.0])
+    x = x.to(torch.float64)
+    want = [max(v, 0.0) + math.log1p(math.exp(-abs(v))) for v in x.tolist()]
+    slope = [1.0 / (1.0 + math.exp(-v)) if v > -700 else 0.0 for v in x.tolist()]
+    leaf = x.clone().requires_grad_()
+    got = softplus_exact(leaf)
+    got.sum().backward()
+    torch.testing.assert_close(got.detach(), torch.tensor(want, dtype=torch.float64), **TOL)
+    torch.testing.assert_close(leaf.grad, torch.tensor(slope, dtype=torch.float64), **TOL)
+    # above 20, unlike F.softplus, the gradient is sigma(x), not 1
+    assert leaf.grad[8].item() < 1.0
+    # infinities and NaN pass through as the formula gives them
+    edge = softplus_exact(torch.tensor([-math.inf, math.inf, math.nan]))
+    assert edge[0].item() == 0.0 and edge[1].item() == math.inf and math.isnan(edge[2].item())
+
+
+def test_softplus_exact_second_derivative():
+    from rankloss.functional._chunked_contrastive import softplus_exact
+
+    x = torch.randn(6, dtype=torch.float64, generator=_gen(5), requires_grad=True)
+    assert torch.autograd.gradcheck(softplus_exact, (x,))
+    assert torch.autograd.gradgradcheck(softplus_exact, (x,))

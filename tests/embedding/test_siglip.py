@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import rankloss
+from rankloss._core.similarity import pairwise_similarity
 from rankloss.functional import siglip_loss, siglip_per_anchor
 from rankloss.losses import SigLIPLoss
 
@@ -229,3 +230,71 @@ def test_equals_open_clip_siglip_loss_values_and_gradients():
             float((y.grad - b.grad).abs().max()),
         )
     print(f"siglip vs open_clip SigLipLoss (float64): max |difference| {worst:.2e}")
+
+
+def _general_siglip(q, k, extra, log_scale, bias, weights, reduction):
+    """The masked path: the function on the full similarity with explicit masks."""
+    keys = k if extra is None else torch.cat([k, extra])
+    s = pairwise_similarity(q, keys, "cosine")
+    n, m = s.shape
+    positive = torch.zeros(n, m, dtype=torch.bool)
+    positive[torch.arange(n), torch.arange(n)] = True
+    return siglip_loss(
+        s,
+        positive,
+        ~positive,
+        scale=log_scale.exp(),
+        bias=bias,
+        weights=weights,
+        reduction=reduction,
+    )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("extra", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_in_batch_path_equals_the_masked_path(reduction, extra, weighted):
+    # loss(q, keys=k) without labels takes the mask-free path (the diagonal negated in place
+    # of a sign matrix); values and every gradient equal the masked function's.
+    g = torch.Generator().manual_seed(11)
+    q = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    k = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    hard = torch.randn(7, 2, 5, generator=g, dtype=torch.float64) if extra else None
+    weights = torch.rand(7, generator=g, dtype=torch.float64) + 0.1 if weighted else None
+    loss = SigLIPLoss(scale=3.0, bias=-2.5, reduction=reduction).double()
+    q1, k1 = q.clone().requires_grad_(), k.clone().requires_grad_()
+    got = loss(q1, keys=k1, hard_negatives=hard, weights=weights)
+    got.sum().backward()
+    # the module's parameters as they are (its log-scale was rounded to float32 at init)
+    log_scale = loss.log_scale.detach().clone().requires_grad_()
+    bias = loss.bias_parameter.detach().clone().requires_grad_()
+    q2, k2 = q.clone().requires_grad_(), k.clone().requires_grad_()
+    flat = None if hard is None else hard.reshape(-1, 5)
+    want = _general_siglip(q2, k2, flat, log_scale, bias, weights, reduction)
+    want.sum().backward()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for a, b in [
+        (q1.grad, q2.grad),
+        (k1.grad, k2.grad),
+        (loss.log_scale.grad, log_scale.grad),
+        (loss.bias_parameter.grad, bias.grad),
+    ]:
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_in_batch_path_gradcheck():
+    g = torch.Generator().manual_seed(12)
+    q = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    loss = SigLIPLoss(scale=2.0, bias=-1.0, learnable=False)
+    assert torch.autograd.gradcheck(lambda a, b: loss(a, keys=b), (q, k))
+
+
+def test_in_batch_path_half_precision_matches_float32():
+    g = torch.Generator().manual_seed(13)
+    q, k = torch.randn(16, 8, generator=g), torch.randn(16, 8, generator=g)
+    loss = SigLIPLoss(learnable=False)
+    want = loss(q.half().float(), keys=k.half().float())
+    got = loss(q.half(), keys=k.half())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)

@@ -33,10 +33,29 @@ from rankloss.functional._chunked import _blocks
 __all__ = ["chunked_supcon", "chunked_siglip", "softplus_exact"]
 
 
+class _SoftplusExact(torch.autograd.Function):
+    """:math:`\\max(x, 0) + \\log(1 + e^{-|x|})` with the gradient :math:`\\sigma(x)`: the
+    forward in place on two temporaries, only ``x`` saved. The backward is written in
+    differentiable operations, so a second derivative works too."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        out = x.clamp(min=0)
+        return out.add_(x.abs().neg_().exp_().log1p_())
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x)
+
+
 def softplus_exact(x: Tensor) -> Tensor:
     """``log(1 + e^x)`` without ``F.softplus``'s linear cut-off above 20 (whose gradient, 1,
-    would differ from the exact :math:`\\sigma(x)` of the recomputed backward)."""
-    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
+    would differ from the exact :math:`\\sigma(x)` of the recomputed backward). Cost: about
+    half the passes over ``x`` of the same formula in plain operations (forward + backward)."""
+    out: Tensor = _SoftplusExact.apply(x)
+    return out
 
 
 class _ChunkedSupCon(torch.autograd.Function):

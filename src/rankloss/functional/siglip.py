@@ -15,8 +15,7 @@ from rankloss._core import params
 from rankloss._core.candidates import Candidates
 from rankloss._core.reduce import REDUCTIONS, Reduction, reduce_values
 from rankloss._core.similarity import Similarity
-from rankloss.functional._chunked_contrastive import chunked_siglip
-from rankloss.functional._chunked_contrastive import softplus_exact as _softplus
+from rankloss.functional._chunked_contrastive import chunked_siglip, softplus_exact
 from rankloss.functional.embedding import _check_inputs, _chunked_inputs
 
 __all__ = ["siglip_loss", "siglip_per_anchor", "chunked_siglip_per_anchor", "check_scale_bias"]
@@ -60,10 +59,14 @@ def siglip_per_anchor(
     """
     where = "siglip_loss"
     scale, bias = check_scale_bias(where, scale, bias)
-    sim, positive, negative = _check_inputs(similarity, positive, negative, "none", where)
+    # Entries that are no pair are dropped by the select below (value and gradient), so a
+    # finite similarity needs no sanitising first.
+    sim, positive, negative = _check_inputs(
+        similarity, positive, negative, "none", where, masked_later=True
+    )
     logits = sim * scale + bias
     sign = torch.where(positive, -1.0, 1.0).to(sim.dtype)
-    terms = _softplus(sign * logits)
+    terms = softplus_exact(sign * logits)
     pairs = positive | negative
     values = torch.where(pairs, terms, terms.new_zeros(())).sum(1)
     return values, pairs.any(1)
