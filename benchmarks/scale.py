@@ -626,6 +626,8 @@ def predicted_bytes(loss: str, contender: str, size: tuple[int, int]) -> int:
     if contender in ("rankloss-streaming", "rankloss-triton", "inf-cl"):
         return 0
     a, b = size
+    if loss == "listnet":  # two softmaxes over the lists: no [B, n, n]
+        return 8 * a * b * 4
     if loss in LIST_LOSSES:
         return 8 * a * b * b * 4
     if loss == "triplet" and contender == "naive":
