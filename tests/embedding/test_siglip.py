@@ -298,3 +298,29 @@ def test_in_batch_path_half_precision_matches_float32():
     got = loss(q.half(), keys=k.half())
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, want)
+
+
+def test_in_batch_function_equals_the_masked_function_and_refuses_bad_input():
+    from rankloss.functional.siglip import siglip_in_batch_per_anchor
+
+    g = torch.Generator().manual_seed(14)
+    s = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    positive = torch.zeros(4, 6, dtype=torch.bool)
+    positive[torch.arange(4), torch.arange(4)] = True
+    a = s.clone().requires_grad_()
+    b = s.clone().requires_grad_()
+    got = siglip_in_batch_per_anchor(a, scale=2.0, bias=-1.5)
+    want, valid = siglip_per_anchor(b, positive, ~positive, scale=2.0, bias=-1.5)
+    assert bool(valid.all())
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    (got * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
+    (want * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="M >= N"):
+        siglip_in_batch_per_anchor(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"\[N, M\]"):
+        siglip_in_batch_per_anchor(torch.zeros(3))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        siglip_in_batch_per_anchor(torch.tensor([[0.0, math.nan], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="scale"):
+        siglip_in_batch_per_anchor(torch.zeros(2, 2), scale=-1.0)

@@ -8,6 +8,8 @@ normalisation across a row.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -18,7 +20,13 @@ from rankloss._core.similarity import Similarity
 from rankloss.functional._chunked_contrastive import chunked_siglip, softplus_exact
 from rankloss.functional.embedding import _check_inputs, _chunked_inputs
 
-__all__ = ["siglip_loss", "siglip_per_anchor", "chunked_siglip_per_anchor", "check_scale_bias"]
+__all__ = [
+    "siglip_loss",
+    "siglip_per_anchor",
+    "siglip_in_batch_per_anchor",
+    "chunked_siglip_per_anchor",
+    "check_scale_bias",
+]
 
 
 def check_scale_bias(
@@ -70,6 +78,59 @@ def siglip_per_anchor(
     pairs = positive | negative
     values = torch.where(pairs, terms, terms.new_zeros(())).sum(1)
     return values, pairs.any(1)
+
+
+def siglip_in_batch_per_anchor(
+    similarity: Tensor,
+    *,
+    scale: float | Tensor = 10.0,
+    bias: float | Tensor = -10.0,
+) -> Tensor:
+    r"""``[N]``: :func:`siglip_per_anchor` of the in-batch form, without masks.
+
+    The positive of anchor :math:`a` is column :math:`a`, every other column a negative:
+
+    .. math::
+        \ell_a = \operatorname{softplus}\bigl(-(t\,s_{aa} + b)\bigr)
+        + \sum_{j \ne a} \operatorname{softplus}\bigl(t\,s_{aj} + b\bigr)
+
+    computed as one softplus of the logits with their diagonal negated (no sign matrix, no
+    masks), the same value and gradients as :func:`siglip_per_anchor` with the diagonal as
+    ``positive`` and the rest as ``negative``. Every anchor has its pair, so all are valid.
+
+    Args:
+        similarity: ``[N, M]`` with ``M >= N`` (columns ``N..M-1``: extra negatives), finite.
+        scale: :math:`t > 0` (or a scalar tensor). bias: :math:`b` (or a scalar tensor).
+
+    Returns:
+        ``[N]`` per-anchor values. Cost: :math:`O(NM)` time and memory (three ``[N, M]``
+        temporaries).
+
+    >>> s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> siglip_in_batch_per_anchor(s, scale=1.0, bias=0.0)
+    tensor([1.0064, 1.0064])
+    """
+    where = "siglip_in_batch_per_anchor"
+    scale, bias = check_scale_bias(where, scale, bias)
+    if not isinstance(similarity, Tensor) or similarity.dim() != 2:
+        shape = (
+            f"shape {list(similarity.shape)}"
+            if isinstance(similarity, Tensor)
+            else type(similarity).__name__
+        )
+        raise ValueError(f"{where}: similarity must be a [N, M] tensor, got {shape}")
+    n, m = similarity.shape
+    if m < n or not similarity.dtype.is_floating_point:
+        raise ValueError(
+            f"{where}: similarity must be floating point [N, M] with M >= N (column a is the "
+            f"positive of anchor a), got dtype {similarity.dtype} and shape [{n}, {m}]"
+        )
+    if not math.isfinite(similarity.detach().sum().item()) and not bool(
+        similarity.detach().isfinite().all()
+    ):
+        raise ValueError(f"{where}: similarity holds NaN or infinite entries")
+    logits = similarity * scale + bias
+    return softplus_exact(logits.diagonal_scatter(-logits.diagonal())).sum(1)
 
 
 def siglip_loss(

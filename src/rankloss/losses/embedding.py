@@ -62,7 +62,6 @@ from rankloss._core.tuples import (
 from rankloss._core.validation import check_embeddings, computes_in_float32, shape_str
 from rankloss.functional import embedding as F
 from rankloss.functional import siglip as S
-from rankloss.functional._chunked_contrastive import softplus_exact
 from rankloss.kernels.dispatch import IMPLS, Impl, resolve_impl
 from rankloss.losses.base import LOSSES, EmbeddingLoss, register_loss
 from rankloss.mining import Miner
@@ -1294,9 +1293,9 @@ class SigLIPLoss(SimilarityLoss):
         similarity = similarity_of_checked_rows(
             candidates.queries, candidates.keys, self.similarity
         )
-        logits = similarity * self.current_scale() + self.current_bias()
-        signed = logits.diagonal_scatter(-logits.diagonal())
-        return softplus_exact(signed).sum(1)
+        return S.siglip_in_batch_per_anchor(
+            similarity, scale=self.current_scale(), bias=self.current_bias()
+        )
 
     def _compute(
         self,
