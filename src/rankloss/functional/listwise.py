@@ -298,22 +298,32 @@ def _neural_sort_log(
     n = scores.shape[-1]
     abs_diff = (scores.unsqueeze(-1) - scores.unsqueeze(-2)).abs()
     positions = torch.arange(1, n + 1, device=scores.device, dtype=scores.dtype)
+    lengths: Tensor | float
     if mask is None:
+        lengths = float(n)
         row_sums = abs_diff.sum(-1)  # [b, n]
-        coefficient = (n + 1.0 - 2.0 * positions) / temperature  # [n]
-        return coefficient.unsqueeze(-1) * scores.unsqueeze(-2) - (
-            row_sums / temperature
-        ).unsqueeze(-2), None
-    lengths = mask.sum(-1, keepdim=True).to(scores.dtype)  # [b, 1]
-    pair_real = mask.unsqueeze(-1) & mask.unsqueeze(-2)
-    row_sums = torch.where(pair_real, abs_diff, abs_diff.new_zeros(())).sum(-1)  # [b, n]
-    coefficient = (lengths + 1.0 - 2.0 * positions) / temperature  # [b, n] one per rank
-    logits = coefficient.unsqueeze(-1) * scores.unsqueeze(-2) - (row_sums / temperature).unsqueeze(
-        -2
-    )
+    else:
+        lengths = mask.sum(-1, keepdim=True).to(scores.dtype)  # [b, 1]
+        pair_real = mask.unsqueeze(-1) & mask.unsqueeze(-2)
+        row_sums = torch.where(pair_real, abs_diff, abs_diff.new_zeros(())).sum(-1)
+    # one coefficient per rank position ([n], or [b, n] with a mask)
+    coefficient = (lengths + 1.0 - 2.0 * positions) / temperature
+    logits = coefficient.unsqueeze(-1) * scores.unsqueeze(-2)
+    logits = logits - (row_sums / temperature).unsqueeze(-2)
+    if mask is None:
+        return logits, None
     rows_real = positions.unsqueeze(0) <= lengths  # [b, n]
     valid = rows_real.unsqueeze(-1) & mask.unsqueeze(-2)
     return torch.where(valid, logits, logits.new_full((), _NEG)), valid
+
+
+def _neural_sort_matrix(logits: Tensor, valid: Tensor | None) -> Tensor:
+    """``[B, n, n]``: the row softmax of :func:`_neural_sort_log`'s logits, 0 outside
+    ``valid`` (``None``: every entry is real)."""
+    matrix = torch.softmax(logits, dim=-1)
+    if valid is None:
+        return matrix
+    return torch.where(valid, matrix, logits.new_zeros(()))
 
 
 def neural_ndcg_loss(
@@ -384,13 +394,9 @@ def _sinkhorn_expected_gains(
     are 0 (``valid=None``: every entry is real). The gradient is :class:`_SinkhornGains`'s
     exact reverse pass.
     """
-    if valid is None:
-        kernel = torch.softmax(logits, dim=-1)
-        rows_real = columns_real = None
-    else:
-        kernel = torch.where(valid, torch.softmax(logits, dim=-1), logits.new_zeros(()))
-        rows_real = valid.any(-1)
-        columns_real = valid.any(-2)
+    kernel = _neural_sort_matrix(logits, valid)
+    rows_real = None if valid is None else valid.any(-1)
+    columns_real = None if valid is None else valid.any(-2)
     out: Tensor = _SinkhornGains.apply(kernel, gains, rows_real, columns_real, iterations)
     return out
 

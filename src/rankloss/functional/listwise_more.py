@@ -24,6 +24,7 @@ from rankloss._core.validation import ListBatch, check_lists
 from rankloss.functional.listwise import (
     _masked_log_softmax,
     _neural_sort_log,
+    _neural_sort_matrix,
     _reverse_logcumsumexp,
     approx_ndcg_loss,
 )
@@ -237,9 +238,7 @@ def pirank_loss(
     params.choice(where, "gain", gain, GAINS)
     batch = check_lists(scores, labels, mask, weights, where=where, reduction=reduction)
     logits, valid_entries = _neural_sort_log(batch.scores, batch.real, temperature)
-    matrix = torch.softmax(logits, dim=-1)
-    if valid_entries is not None:
-        matrix = torch.where(valid_entries, matrix, logits.new_zeros(()))
+    matrix = _neural_sort_matrix(logits, valid_entries)
     gains, valid = normalised_gains(batch.labels, batch.mask, gain, k, weights=batch.item_weights)
     expected = torch.bmm(matrix, gains.unsqueeze(-1)).squeeze(-1)
     return reduce_lists(1.0 - dcg_at_k(expected, k), valid, batch, reduction)

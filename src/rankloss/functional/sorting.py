@@ -26,7 +26,7 @@ from torch import Tensor
 
 from rankloss._core import params
 from rankloss._core.validation import compute_dtype
-from rankloss.functional.listwise import _neural_sort_log
+from rankloss.functional.listwise import _neural_sort_log, _neural_sort_matrix
 
 __all__ = ["neural_sort", "soft_sort_matrix", "soft_sort", "soft_rank", "isotonic_nonincreasing"]
 
@@ -82,9 +82,7 @@ def neural_sort(scores: Tensor, mask: Tensor | None = None, *, temperature: floa
     temperature = params.positive("neural_sort", "temperature", temperature)
     flat, real, shape = _prepare(scores, mask, "neural_sort")
     logits, valid = _neural_sort_log(flat, real, temperature)
-    matrix = torch.softmax(logits, dim=-1)
-    if valid is not None:
-        matrix = torch.where(valid, matrix, flat.new_zeros(()))
+    matrix = _neural_sort_matrix(logits, valid)
     return matrix.reshape(*shape, shape[-1])
 
 

@@ -41,7 +41,6 @@ from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.amp.autocast_mode import is_autocast_available
 
 from rankloss import mining
 from rankloss._core import params
@@ -173,12 +172,6 @@ def _in_batch(candidates: Candidates) -> bool:
     )
 
 
-def _autocast_on(device: torch.device) -> bool:
-    """Whether ``torch.autocast`` is enabled for ``device``'s type."""
-    kind = device.type
-    return is_autocast_available(kind) and torch.is_autocast_enabled(kind)
-
-
 def _diagonal(candidates: Candidates) -> Tensor:
     if candidates.in_batch:  # the labels of the queries are arange(N) already
         return candidates.query_labels
@@ -250,12 +243,6 @@ class SimilarityLoss(EmbeddingLoss):
         """``"torch"``, ``"streaming"`` or ``"triton"`` for this call
         (:func:`rankloss.kernels.dispatch.resolve_impl`); ``chunk_size`` with ``impl="auto"``
         streams."""
-        return self._choose_impl_for(
-            candidates.queries.device, candidates.num_queries * candidates.num_keys
-        )
-
-    def _choose_impl_for(self, device: torch.device, elements: int) -> str:
-        """:meth:`_choose_impl` for a direct ``[N, M]`` matrix of ``elements`` entries."""
         impl: str = getattr(self, "impl", "auto")
         chunk_size = getattr(self, "chunk_size", None)
         if impl == "auto" and chunk_size is not None:
@@ -265,9 +252,9 @@ class SimilarityLoss(EmbeddingLoss):
         # on an H200 at N = 4096): "auto" does not pick them; impl="triton" runs them.
         return resolve_impl(
             impl,
-            device,
+            candidates.queries.device,
             where=type(self).__name__,
-            elements=elements,
+            elements=candidates.num_queries * candidates.num_keys,
             has_streaming=fused,
             has_triton=fused and impl == "triton",
         )
@@ -949,63 +936,6 @@ class InfoNCELoss(_SoftmaxLoss):
 
     def _false_negatives(self) -> FalseNegatives:
         return self.false_negatives
-
-    def forward(
-        self,
-        embeddings: Tensor,
-        labels: Tensor | None = None,
-        *,
-        keys: Tensor | None = None,
-        ref_embeddings: Tensor | None = None,
-        ref_labels: Tensor | None = None,
-        hard_negatives: Tensor | None = None,
-        indices: Pairs | Triplets | tuple[Tensor, ...] | None = None,
-        weights: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """As :meth:`SimilarityLoss.forward`. The plain in-batch call, ``loss(queries,
-        keys=keys)`` in float32 or float64 outside autocast, with nothing else and the mean,
-        skips building the candidates: after the same checks it is one cross-entropy of the
-        logits against the diagonal. Every other call (half precision and autocast included)
-        goes through :meth:`SimilarityLoss.forward`."""
-        if (
-            keys is not None
-            and labels is None
-            and ref_embeddings is None
-            and ref_labels is None
-            and hard_negatives is None
-            and indices is None
-            and weights is None
-            and not self.symmetric
-            and self.reduction == "mean"
-            and isinstance(embeddings, Tensor)
-            and isinstance(keys, Tensor)
-            and embeddings.shape == keys.shape
-            and embeddings.dtype == keys.dtype
-            and embeddings.dim() == 2
-            and embeddings.shape[0] > 1
-            and embeddings.dtype in (torch.float32, torch.float64)
-            and not _autocast_on(embeddings.device)
-            and self.impl in ("auto", "torch")  # these resolve without raising
-            and self._choose_impl_for(embeddings.device, embeddings.shape[0] ** 2) == "torch"
-        ):
-            where = type(self).__name__
-            queries = check_embeddings(embeddings, "embeddings", where)
-            key_rows = check_embeddings(keys, "keys", where)
-            similarity = similarity_of_checked_rows(queries, key_rows, self.similarity)
-            target = torch.arange(queries.shape[0], device=queries.device)
-            return nn.functional.cross_entropy(similarity / self.current_temperature(), target)
-        return super().forward(
-            embeddings,
-            labels,
-            keys=keys,
-            ref_embeddings=ref_embeddings,
-            ref_labels=ref_labels,
-            hard_negatives=hard_negatives,
-            indices=indices,
-            weights=weights,
-            generator=generator,
-        )
 
     def _loss(
         self,
