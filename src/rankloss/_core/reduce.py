@@ -14,7 +14,14 @@ from torch import Tensor
 
 from rankloss._core.validation import ListBatch, check_choice, check_weights, shape_str
 
-__all__ = ["REDUCTIONS", "Reduction", "reduce_values", "reduce_lists", "masked_mean"]
+__all__ = [
+    "REDUCTIONS",
+    "Reduction",
+    "reduce_values",
+    "reduce_lists",
+    "masked_mean",
+    "checked_weights",
+]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -61,18 +68,30 @@ def reduce_values(
             value (naming the first such position).
     """
     check_choice("reduction", reduction, REDUCTIONS, where)
-    if weights is not None:
-        if not isinstance(weights, Tensor):
-            weights = torch.as_tensor(weights, device=values.device)
-        if weights.is_complex() or weights.dtype == torch.bool:
-            raise ValueError(f"{where}: weights must be real numbers, got dtype {weights.dtype}")
-        if weights.shape != values.shape:
-            raise ValueError(
-                f"{where}: weights has shape {shape_str(weights)}; expected "
-                f"{shape_str(values)}, one weight per {'anchor' if values.dim() == 1 else 'list'}"
-            )
-        check_weights(weights, where)
+    weights = checked_weights(weights, values, where)
     return _reduce(values, valid, weights, reduction)
+
+
+def checked_weights(weights: object, like: Tensor, where: str) -> Tensor | None:
+    """``weights`` as a tensor with the shape of ``like`` (one per list or anchor), or ``None``.
+
+    Raises:
+        ValueError: for weights of the wrong dtype or shape, or holding NaN, inf or a negative
+            value (naming the first such position).
+    """
+    if weights is None:
+        return None
+    if not isinstance(weights, Tensor):
+        weights = torch.as_tensor(weights, device=like.device)
+    if weights.is_complex() or weights.dtype == torch.bool:
+        raise ValueError(f"{where}: weights must be real numbers, got dtype {weights.dtype}")
+    if weights.shape != like.shape:
+        raise ValueError(
+            f"{where}: weights has shape {shape_str(weights)}; expected "
+            f"{shape_str(like)}, one weight per {'anchor' if like.dim() == 1 else 'list'}"
+        )
+    check_weights(weights, where)
+    return weights
 
 
 def _reduce(values: Tensor, valid: Tensor | None, weights: Tensor | None, reduction: str) -> Tensor:

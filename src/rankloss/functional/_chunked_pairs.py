@@ -5,16 +5,25 @@ The direct path of :func:`~rankloss.functional.contrastive_loss`,
 holds ``[N, M]`` similarity and mask matrices (4.3 GB each in float32 at ``N = M = 32768``).
 Every one of these losses is a sum of **per-anchor** values, so the anchors can be taken in row
 blocks of ``c``: block :math:`[r_0, r_1)` needs only its ``[c, M]`` similarities
-(``queries[r0:r1] @ keys.T``) and label masks. Each block runs under
-:func:`torch.utils.checkpoint.checkpoint` (non-reentrant): the forward keeps only the block's
-inputs (views of ``queries`` and ``keys``) and its ``[c]`` values, and the backward recomputes
-the block, so the gradients are those of the direct path and peak memory is
-:math:`O((N + M) d + c M)`.
+(``queries[r0:r1] @ keys.T``) and label masks. Two forms:
+
+* :func:`streaming_reduced` (a ``"sum"`` or ``"mean"`` reduction): the loss is
+  :math:`L = \sum_a u_a \ell_a` with coefficients :math:`u_a` known before the backward
+  (the weights, over the weighted count of valid anchors for the mean). Each block computes its
+  values and, in closed form, :math:`G = \partial \ell / \partial S` on its ``[c, M]``
+  similarities; the forward accumulates :math:`\partial L / \partial Q = (u \odot G) K` and
+  :math:`\partial L / \partial K = (u \odot G)^\top Q` and the backward only scales them. Three
+  matrix products per block, as the direct path's forward and backward; no recomputation.
+* :func:`streaming_per_anchor` (any reduction, ``"none"`` included): each block runs under
+  :func:`torch.utils.checkpoint.checkpoint` (non-reentrant) and is recomputed in the backward.
+
+Both give the gradients of the direct path; peak memory is :math:`O((N + M) d + c M)`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,12 +31,17 @@ from torch.utils.checkpoint import checkpoint
 
 from rankloss._core.candidates import Candidates
 
-__all__ = ["block_masks", "streaming_per_anchor", "default_rows"]
+__all__ = ["block_masks", "streaming_per_anchor", "streaming_reduced", "default_rows"]
 
 #: Row blocks hold at most this many similarities (64 MiB in float32) unless a chunk size is given.
 BLOCK_ELEMENTS = 1 << 24
 
 PerAnchor = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+
+#: ``(similarity [c, M], positive, negative) -> (values [c], valid [c], d values / d similarity
+#: [c, M])``: the gradient of row ``a`` of the result is the gradient of ``values[a]`` alone (0
+#: outside the pairs and on anchors that are not valid).
+PerAnchorGrad = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 
 
 def default_rows(num_keys: int) -> int:
@@ -108,3 +122,97 @@ def streaming_per_anchor(
         empty = queries.new_zeros(0) + 0.0 * (queries.sum() + keys.sum())
         return empty, torch.zeros(0, dtype=torch.bool, device=queries.device)
     return torch.cat(values), torch.cat(valid)
+
+
+class _ReducedBlocks(torch.autograd.Function):
+    r""":math:`\sum_a u_a \ell_a` over row blocks with the gradients accumulated in the forward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        queries: Tensor,
+        keys: Tensor,
+        coefficients: Tensor | None,
+        candidates: Candidates,
+        per_anchor: PerAnchorGrad,
+        rows: int,
+        mean: bool,
+    ) -> Tensor:
+        want_q, want_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        n = queries.shape[0]
+        total = queries.new_zeros(())
+        count = queries.new_zeros(())
+        grad_q = queries.new_zeros(queries.shape) if want_q else None
+        grad_k = keys.new_zeros(keys.shape) if want_k else None
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
+            q = queries[start:stop]
+            positive, negative = block_masks(candidates, start, stop)
+            values, valid, grad = per_anchor(q @ keys.T, positive, negative)
+            scale = valid.to(values.dtype)
+            if coefficients is not None:
+                scale = scale * coefficients[start:stop].to(values.dtype)
+                grad = grad * coefficients[start:stop].to(grad.dtype).unsqueeze(1)
+            total = total + torch.where(valid, values, values.new_zeros(())).mul(scale).sum()
+            count = count + scale.sum()
+            if grad_q is not None:
+                grad_q[start:stop] = grad @ keys
+            if grad_k is not None:
+                grad_k.addmm_(grad.T, q)
+        if mean:
+            denominator = torch.where(count != 0, count, torch.ones_like(count))
+            total = total / denominator
+            grad_q = grad_q / denominator if grad_q is not None else None
+            grad_k = grad_k / denominator if grad_k is not None else None
+        ctx.grads = (grad_q, grad_k)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        grad_q, grad_k = ctx.grads
+        del ctx.grads
+        return (
+            grad * grad_q if grad_q is not None else None,
+            grad * grad_k if grad_k is not None else None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def streaming_reduced(
+    candidates: Candidates,
+    queries: Tensor,
+    keys: Tensor,
+    per_anchor: PerAnchorGrad,
+    coefficients: Tensor | None,
+    mean: bool,
+    chunk_size: int | None = None,
+) -> Tensor:
+    r""":math:`\sum_a u_a \ell_a` (over valid anchors; divided by :math:`\sum_a u_a` over
+    them when ``mean``) from row blocks, with closed-form block gradients.
+
+    Args:
+        candidates: the labels and pair rules (:class:`~rankloss._core.candidates.Candidates`).
+        queries: ``[N, d]`` anchors (already normalised for cosine).
+        keys: ``[M, d]`` candidates (likewise).
+        per_anchor: values, validity and their gradient per block (:data:`PerAnchorGrad`).
+        coefficients: ``[N]`` per-anchor weights :math:`u_a` (no gradient taken), or ``None``.
+        mean: divide by the (weighted) number of valid anchors; ``False`` is the sum.
+        chunk_size: anchors per block (default: :func:`default_rows`).
+
+    Returns:
+        A scalar: ``reduce_values(values, valid, coefficients, "mean" | "sum")`` of the direct
+        path, with the same gradients for ``queries`` and ``keys``.
+
+    Cost: the direct path's three matrix products and its elementwise work; memory
+    :math:`O((N + M) d + c M)` (the two gradients are kept from the forward). The result is
+    differentiable once (no second derivative).
+    """
+    rows = chunk_size or default_rows(keys.shape[0])
+    out: Tensor = _ReducedBlocks.apply(
+        queries, keys, coefficients, candidates, per_anchor, rows, mean
+    )
+    return out

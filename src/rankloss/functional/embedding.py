@@ -29,6 +29,7 @@ candidates themselves, so that no ``[N, M]`` matrix is ever held.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -38,13 +39,19 @@ from torch import Tensor
 
 from rankloss._core import params
 from rankloss._core.candidates import Candidates
-from rankloss._core.reduce import REDUCTIONS, Reduction, masked_mean, reduce_values
+from rankloss._core.reduce import (
+    REDUCTIONS,
+    Reduction,
+    checked_weights,
+    masked_mean,
+    reduce_values,
+)
 from rankloss._core.similarity import Similarity
 from rankloss._core.tuples import Triplets
 from rankloss._core.validation import compute_dtype, shape_str
 from rankloss.functional._chunked import chunked_info_nce
 from rankloss.functional._chunked_contrastive import chunked_supcon, softplus_exact
-from rankloss.functional._chunked_pairs import streaming_per_anchor
+from rankloss.functional._chunked_pairs import streaming_per_anchor, streaming_reduced
 
 __all__ = [
     "contrastive_loss",
@@ -376,14 +383,116 @@ def _multi_similarity_values(
     pos_lse, has_pos = _masked_logsumexp(-alpha * (sim - base), positive)
     neg_lse, has_neg = _masked_logsumexp(beta * (sim - base), negative)
     zero = sim.new_zeros(())
-    per_anchor = torch.where(has_pos, F.softplus(pos_lse) / alpha, zero) + torch.where(
-        has_neg, F.softplus(neg_lse) / beta, zero
+    per_anchor = torch.where(has_pos, softplus_exact(pos_lse) / alpha, zero) + torch.where(
+        has_neg, softplus_exact(neg_lse) / beta, zero
     )
     return per_anchor, has_pos | has_neg
 
 
+# Closed-form gradients of the per-anchor values, for the streaming form's reduced losses
+# (:func:`rankloss.functional._chunked_pairs.streaming_reduced`): each returns
+# ``(values [c], valid [c], d values / d similarity [c, M])`` with the value and validity of the
+# direct path's function and the gradient autograd would give it (``relu``'s is 0 at its kink).
+
+
+def _contrastive_with_grad(
+    sim: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    pos_margin: float,
+    neg_margin: float,
+    power: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r""":math:`\partial \ell_a / \partial s_{ap} = -q [m_+ - s_{ap}]_+^{q-1} / |\mathcal P_a|`,
+    :math:`\partial \ell_a / \partial s_{an} = q [s_{an} - m_-]_+^{q-1} / |\mathcal N_a|`."""
+    zero = sim.new_zeros(())
+    pos_hinge = torch.where(positive, (pos_margin - sim).clamp_(min=0), zero)
+    neg_hinge = torch.where(negative, (sim - neg_margin).clamp_(min=0), zero)
+    n_pos, n_neg = positive.sum(1), negative.sum(1)
+    inv_pos = 1.0 / n_pos.clamp(min=1).to(sim.dtype)
+    inv_neg = 1.0 / n_neg.clamp(min=1).to(sim.dtype)
+    if power == 1:
+        values = pos_hinge.sum(1) * inv_pos + neg_hinge.sum(1) * inv_neg
+        pos_slope, neg_slope = (pos_hinge > 0).to(sim.dtype), (neg_hinge > 0).to(sim.dtype)
+    else:
+        values = pos_hinge.square().sum(1) * inv_pos + neg_hinge.square().sum(1) * inv_neg
+        pos_slope, neg_slope = pos_hinge.mul_(2.0), neg_hinge.mul_(2.0)
+    grad = neg_slope.mul_(inv_neg.unsqueeze(1)).sub_(pos_slope.mul_(inv_pos.unsqueeze(1)))
+    return values, (n_pos > 0) | (n_neg > 0), grad
+
+
+def _masked_log_one_plus_sum_exp(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Row-wise :math:`\log(1 + \sum_{j \in mask} e^{x_j})`, its gradient in ``x`` (0 off the
+    mask) and whether the row had an entry: the softmax over the entries and a zero logit."""
+    masked = torch.where(mask, x, -math.inf)
+    row_max = masked.amax(1, keepdim=True).clamp_(min=0.0)
+    exps = (masked - row_max).exp_()
+    total = exps.sum(1, keepdim=True) + (-row_max).exp()
+    value = row_max[:, 0] + total[:, 0].log()
+    return value, exps.div_(total), mask.view(torch.uint8).amax(1) != 0
+
+
+def _multi_similarity_with_grad(
+    sim: Tensor, positive: Tensor, negative: Tensor, alpha: float, beta: float, base: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    r""":math:`\partial \ell_a / \partial s_{ap} = -e^{x_p} / (1 + \sum_{p'} e^{x_{p'}})`,
+    :math:`x = -\alpha (s - \lambda)`; the negatives likewise with :math:`+\beta`."""
+    if sim.shape[1] == 0:
+        none = torch.zeros(sim.shape[0], dtype=torch.bool, device=sim.device)
+        return sim.sum(1), none, sim
+    pos_value, pos_grad, has_pos = _masked_log_one_plus_sum_exp(-alpha * (sim - base), positive)
+    neg_value, neg_grad, has_neg = _masked_log_one_plus_sum_exp(beta * (sim - base), negative)
+    values = pos_value / alpha + neg_value / beta
+    return values, has_pos | has_neg, neg_grad.sub_(pos_grad)
+
+
+def _all_triplets_with_grad(
+    sim: Tensor, positive: Tensor, negative: Tensor, margin: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The mean hinge over each anchor's triplets (:func:`_all_triplets_hinge`) and its
+    gradient: :math:`-|\{n : s_{an} > s_{ap} - m\}|` for a positive ``p``,
+    :math:`|\{p : s_{ap} - m < s_{an}\}|` for a negative ``n``, both over
+    :math:`|\mathcal P_a| |\mathcal N_a|`. Cost: two row sorts, :math:`O(NM \log M)`."""
+    inf = torch.full((), math.inf, dtype=sim.dtype, device=sim.device)
+    zero = sim.new_zeros(())
+    keys = torch.sort(torch.where(negative, -sim, inf), dim=1).values
+    prefix = F.pad(torch.where(torch.isfinite(keys), -keys, zero).cumsum(1), (1, 0))
+    threshold = sim - margin
+    above = torch.searchsorted(keys, threshold.neg().contiguous(), right=False)
+    per = prefix.gather(1, above) - above.to(sim.dtype) * threshold
+    total = torch.where(positive, per, zero).sum(1)
+    count = positive.sum(1) * negative.sum(1)
+    thresholds = torch.sort(torch.where(positive, threshold, inf), dim=1).values
+    below = torch.searchsorted(thresholds, sim.contiguous(), right=False)
+    grad = torch.where(negative, below.to(sim.dtype), zero) - torch.where(
+        positive, above.to(sim.dtype), zero
+    )
+    inv = 1.0 / count.clamp(min=1).to(sim.dtype)
+    return total * inv, count > 0, grad.mul_(inv.unsqueeze(1))
+
+
 #: The label-based losses :func:`streaming_pair_loss` computes over row blocks of anchors.
 STREAMING_PAIR_LOSSES = ("contrastive", "multi_similarity", "triplet")
+
+
+_WITH_GRAD: dict[str, Callable[..., tuple[Tensor, Tensor, Tensor]]] = {
+    "contrastive": _contrastive_with_grad,
+    "multi_similarity": _multi_similarity_with_grad,
+    "triplet": _all_triplets_with_grad,
+}
+
+
+def _block_hyper(kind: str, hyper: dict[str, float | bool]) -> dict[str, float | int]:
+    """The keyword arguments of ``_WITH_GRAD[kind]`` from the loss's hyper-parameters."""
+    if kind == "contrastive":
+        return {
+            "pos_margin": float(hyper["pos_margin"]),
+            "neg_margin": float(hyper["neg_margin"]),
+            "power": 2 if hyper["squared"] else 1,
+        }
+    if kind == "multi_similarity":
+        return {k: float(hyper[k]) for k in ("alpha", "beta", "base")}
+    return {"margin": float(hyper["margin"])}
 
 
 def streaming_pair_loss(
@@ -407,8 +516,11 @@ def streaming_pair_loss(
     The same value and gradients as :func:`contrastive_loss`, :func:`multi_similarity_loss` or
     :func:`triplet_loss` (hinge, every triplet) on ``queries @ keys.T`` with the masks of
     ``candidates``, without any ``[N, M]`` matrix: each block of ``c`` anchors computes its
-    ``[c, M]`` similarities, runs the loss's per-anchor formula, and is recomputed in the
-    backward (:func:`torch.utils.checkpoint.checkpoint`).
+    ``[c, M]`` similarities and runs the loss's per-anchor formula. With ``"sum"`` or
+    ``"mean"`` (and weights that need no gradient) the block's gradient is computed in closed
+    form in the forward and folded into ``[N, d]`` and ``[M, d]`` gradients, so nothing is
+    recomputed; with ``"none"`` the block is recomputed in the backward
+    (:func:`torch.utils.checkpoint.checkpoint`).
 
     Args:
         kind: one of :data:`STREAMING_PAIR_LOSSES`.
@@ -424,12 +536,25 @@ def streaming_pair_loss(
     Returns:
         A scalar, or ``[N]`` with ``reduction="none"``.
 
-    Cost: the direct path's time plus one recomputation of each block (triplets:
-    :math:`O(NM \log M)`); memory :math:`O((N + M) d + c M)`.
+    Cost: the direct path's time (triplets: :math:`O(NM \log M)`), plus one recomputation of
+    each block with ``"none"``; memory :math:`O((N + M) d + c M)`. The reduced form is
+    differentiable once.
     """
     where = f"{kind}_loss"
     params.choice(where, "kind", kind, STREAMING_PAIR_LOSSES)
     params.choice(where, "reduction", reduction, REDUCTIONS)
+
+    if reduction != "none" and not (isinstance(weights, Tensor) and weights.requires_grad):
+        coefficients = checked_weights(weights, queries.new_empty(queries.shape[0]), where)
+        return streaming_reduced(
+            candidates,
+            queries,
+            keys,
+            functools.partial(_WITH_GRAD[kind], **_block_hyper(kind, hyper)),
+            coefficients,
+            reduction == "mean",
+            chunk_size,
+        )
 
     def per_anchor(sim: Tensor, positive: Tensor, negative: Tensor) -> tuple[Tensor, Tensor]:
         sim = torch.where(positive | negative, sim, sim.new_zeros(()))
