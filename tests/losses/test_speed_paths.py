@@ -150,3 +150,39 @@ def test_listnet_without_mask_equals_all_true_mask():
         )
     with pytest.raises(ValueError, match=r"reduction must be one of"):
         F.listnet_loss(scores, labels, reduction="avg")  # type: ignore[arg-type]
+
+
+def test_written_out_softmax_cross_entropy_gradient_for_any_target():
+    # The losses pass a target that sums to 1 (ListNet's softmax, softmax-CE's normalised
+    # labels), which would hide a gradient missing its sum(p) factor: here it is 0.3 to 4.
+    from rankloss.functional.listwise import _SoftmaxCrossEntropy
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(3, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(3, 6, generator=g, dtype=torch.float64) * torch.tensor(
+        [[0.1], [0.3], [1.0]]
+    )
+    assert torch.autograd.gradcheck(lambda s: _SoftmaxCrossEntropy.apply(s, target), (scores,))
+    expected = -(target * torch.log_softmax(scores, -1)).sum(-1)
+    torch.testing.assert_close(_SoftmaxCrossEntropy.apply(scores, target), expected)
+
+
+@pytest.mark.parametrize("loss", ["listnet_loss", "softmax_ce_loss"])
+def test_written_out_cross_entropy_path_equals_the_autograd_path(loss, monkeypatch):
+    import rankloss.functional.listwise as listwise
+
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(4, 9, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 4, (4, 9), generator=g).to(torch.float64)
+    labels[1] = 0.0  # softmax-CE: a list with nothing to learn from
+    results = []
+    for above in (10**9, 0):
+        monkeypatch.setattr(listwise, "_WRITTEN_OUT_ABOVE", above)
+        for reduction in ("mean", "none"):
+            s = scores.clone().requires_grad_()
+            out = getattr(F, loss)(s, labels, reduction=reduction)
+            (out * torch.arange(1, out.numel() + 1).reshape(out.shape)).sum().backward()
+            results.append((out.detach(), s.grad))
+    for (v0, g0), (v1, g1) in zip(results[:2], results[2:], strict=True):
+        torch.testing.assert_close(v1, v0, rtol=0, atol=1e-12)
+        torch.testing.assert_close(g1, g0, rtol=0, atol=1e-12)

@@ -50,8 +50,43 @@ def _item_weighted(terms: Tensor, batch: ListBatch) -> Tensor:
     return torch.where(batch.mask, terms, terms.new_zeros(()))
 
 
+class _SoftmaxCrossEntropy(torch.autograd.Function):
+    r"""``[B]``: :math:`-\sum_i p_i \log \mathrm{softmax}(s)_i` on unpadded ``[B, n]`` lists, with
+    the gradient :math:`g_b (q_i \sum_j p_j - p_i)`, :math:`q = \mathrm{softmax}(s)`, written
+    out: a log-softmax and an in-place product forward; a softmax and two in-place passes
+    backward (autograd's chain through the product, the sum and the log-softmax makes about
+    twice the passes over ``[B, n]``, and an ``exp`` of the saved log-softmax is slower on CPU
+    than a fresh softmax). Differentiable once, in the scores only."""
+
+    @staticmethod
+    def forward(ctx: Any, scores: Tensor, target: Tensor) -> Tensor:
+        ctx.save_for_backward(scores, target)
+        return torch.log_softmax(scores, dim=-1).mul_(target).sum(-1).neg_()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        scores, target = ctx.saved_tensors
+        grad = grad.unsqueeze(-1)
+        out = torch.softmax(scores, dim=-1).mul_(target.sum(-1, keepdim=True) * grad)
+        return out.addcmul_(target, grad, value=-1.0), None
+
+
+#: Unpadded batches with at least this many items take :class:`_SoftmaxCrossEntropy`; below,
+#: its Python overhead (about 15 us a call) outweighs the passes it saves (64 x 8,192 items:
+#: 1.8 against 2.7 ms forward and backward on one CPU thread; 64 x 1,024: 0.34 against 0.32).
+_WRITTEN_OUT_ABOVE = 1 << 18
+
+
 def _cross_entropy(target: Tensor, batch: ListBatch) -> Tensor:
     """``[B]``: :math:`-\\sum_i w_i p_i \\log \\mathrm{softmax}(s)_i` over real items."""
+    if (
+        not batch.padded
+        and batch.item_weights is None
+        and not target.requires_grad
+        and batch.scores.numel() >= _WRITTEN_OUT_ABOVE
+    ):
+        out: Tensor = _SoftmaxCrossEntropy.apply(batch.scores, target)
+        return out
     log_q = _masked_log_softmax(batch.scores, batch.real)
     return -_item_weighted(target * log_q, batch).sum(-1)
 
@@ -93,7 +128,8 @@ def softmax_ce_loss(
 
 def _label_distribution(batch: ListBatch, label_temperature: float) -> Tensor:
     if not batch.padded:
-        return torch.softmax(batch.labels / label_temperature, dim=-1)
+        labels = batch.labels if label_temperature == 1.0 else batch.labels / label_temperature
+        return torch.softmax(labels, dim=-1)
     target = _masked_log_softmax(batch.labels / label_temperature, batch.mask)
     return torch.exp(target) * batch.mask
 
