@@ -489,7 +489,8 @@ class ContrastiveLoss(SimilarityLoss):
     Hyper-parameters: ``similarity='cosine'``, ``pos_margin=1.0``, ``neg_margin=0.0``
     (``pos_margin >= neg_margin``), ``squared=False``, ``miner=None``, ``reduction='mean'``,
     ``impl='auto'`` and ``chunk_size=None``: ``impl="streaming"`` (or a ``chunk_size``)
-    computes the loss over row blocks of anchors with recomputation in the backward
+    computes the loss over row blocks of anchors, each block's gradient written out in the
+    forward (recomputed in the backward with ``reduction="none"``)
     (:func:`rankloss.functional.streaming_pair_loss`; memory :math:`O(Nd + cM)` instead of
     :math:`O(NM)`), for the dot and cosine similarities without a miner or ``indices``;
     ``"auto"`` streams when the direct ``[N, M]`` matrix would exceed
