@@ -143,6 +143,12 @@ def test_reduced_form_without_gradients_and_with_nothing_to_learn():
     with torch.no_grad():
         out = TripletLoss(impl="streaming", chunk_size=2)(x, labels)
     assert out.item() == 0.0
+    grouped = torch.tensor([0, 0, 1, 1, 1])
+    with torch.no_grad():  # inputs that require a gradient, in a no-gradient block
+        quiet = ContrastiveLoss(impl="streaming", chunk_size=2)(x.requires_grad_(), grouped)
+    assert not quiet.requires_grad
+    torch.testing.assert_close(quiet, ContrastiveLoss(impl="torch")(x, grouped).detach())
+    x = x.detach()
     leaf = x.clone().requires_grad_()
     out = TripletLoss(impl="streaming", chunk_size=2)(leaf, labels)
     out.backward()

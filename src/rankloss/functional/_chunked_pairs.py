@@ -212,6 +212,8 @@ def streaming_reduced(
     differentiable once (no second derivative).
     """
     rows = chunk_size or default_rows(keys.shape[0])
+    if not torch.is_grad_enabled():  # the forward would still build the gradients otherwise
+        queries, keys = queries.detach(), keys.detach()
     out: Tensor = _ReducedBlocks.apply(
         queries, keys, coefficients, candidates, per_anchor, rows, mean
     )

@@ -189,16 +189,25 @@ def _all_triplets_hinge(sim: Tensor, positive: Tensor, negative: Tensor, margin:
     through the sorted values and the prefix sums. Cost: :math:`O(NM \log M)` time,
     :math:`O(NM)` memory.
     """
+    per, _, _ = _hinge_per_pair(sim, negative, margin)
+    return torch.where(positive, per, per.new_zeros(())).sum(1)
+
+
+def _hinge_per_pair(sim: Tensor, negative: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
+    r"""For every entry ``(a, p)``, :math:`\sum_{n \in N_a} [s_{an} - s_{ap} + m]_+` (``per``),
+    the number of negatives inside the margin (``above``) and the order that sorts each row's
+    negatives by descending similarity (``order``; other entries last). ``per`` is
+    differentiable in ``sim`` (through the sorted values and their prefix sums)."""
     inf = torch.full((), math.inf, dtype=sim.dtype, device=sim.device)
     # Ascending in -s: the negatives' similarities in descending order, non-negatives last.
-    keys = torch.sort(torch.where(negative, -sim, inf), dim=1).values
+    keys, order = torch.sort(torch.where(negative, -sim, inf), dim=1)
     descending = torch.where(torch.isfinite(keys), -keys, keys.new_zeros(()))
     prefix = F.pad(descending.cumsum(1), (1, 0))
     threshold = sim - margin
     # Number of negatives with s_an > s_ap - m, i.e. -s_an < -(s_ap - m).
     above = torch.searchsorted(keys.detach(), (-threshold).detach().contiguous(), right=False)
     per = prefix.gather(1, above) - above.to(sim.dtype) * threshold
-    return torch.where(positive, per, per.new_zeros(())).sum(1)
+    return per, above, order
 
 
 def _triplet_per_anchor(
@@ -455,19 +464,13 @@ def _all_triplets_with_grad(
     gradient: :math:`-|\{n : s_{an} > s_{ap} - m\}|` for a positive ``p``,
     :math:`|\{p : s_{ap} - m < s_{an}\}|` for a negative ``n``, both over
     :math:`|\mathcal P_a| |\mathcal N_a|`. Cost: one row sort, :math:`O(NM \log M)`."""
-    inf = torch.full((), math.inf, dtype=sim.dtype, device=sim.device)
-    zero = sim.new_zeros(())
-    keys, order = torch.sort(torch.where(negative, -sim, inf), dim=1)
-    prefix = F.pad(torch.where(torch.isfinite(keys), -keys, zero).cumsum(1), (1, 0))
-    threshold = sim - margin
-    above = torch.searchsorted(keys, threshold.neg().contiguous(), right=False)
-    per = prefix.gather(1, above) - above.to(sim.dtype) * threshold
+    per, above, order = _hinge_per_pair(sim, negative, margin)
     is_positive = positive.to(sim.dtype)
-    total = torch.where(positive, per, zero).sum(1)
+    total = torch.where(positive, per, sim.new_zeros(())).sum(1)
     count = positive.sum(1) * negative.sum(1)
     # The j-th largest negative is in the prefix of every positive with above(p) > j: a
     # histogram of above(p) over the positives, summed from the right, put back in place.
-    histogram = torch.zeros_like(prefix).scatter_add_(1, above, is_positive)
+    histogram = sim.new_zeros(sim.shape[0], sim.shape[1] + 1).scatter_add_(1, above, is_positive)
     in_prefix = histogram.flip(1).cumsum(1).flip(1)[:, 1:]
     grad = torch.zeros_like(sim).scatter_(1, order, in_prefix)
     grad = grad.sub_(above.to(sim.dtype).mul_(is_positive))
