@@ -94,6 +94,7 @@ def test_bad_option_is_refused_before_any_work(
         (CONFIG + "budget = { epochz = 3 }\n", "budget: unknown key(s) ['epochz']; allowed:"),
         (CONFIG + "budget = { epochs = -3 }\n", "budget: epochs must be a positive integer"),
         (CONFIG + "budget = { lr = 0.0 }\n", "budget: lr must be > 0, got 0.0"),
+        (CONFIG + "budget = { ema_decay = 1.0 }\n", "budget: ema_decay must be in [0, 1), got 1.0"),
         (CONFIG + "[[suite.loss]]\nname = 'nope'\n", "loss 'nope': unknown loss 'nope'; known:"),
         (
             CONFIG + "[[suite.loss]]\nname = 'ranknet'\nhyper = { zz = 1 }\n",
@@ -113,6 +114,7 @@ def test_bad_option_is_refused_before_any_work(
         "budget-epochz",
         "budget-epochs-negative",
         "budget-lr-zero",
+        "budget-ema-decay-one",
         "unknown-loss",
         "unknown-hyper",
     ],

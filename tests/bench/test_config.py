@@ -48,7 +48,7 @@ def test_renamed_hyper_parameters_in_the_built_in_suites() -> None:
 @pytest.mark.parametrize(
     ("table", "text", "allowed"),
     [
-        ("budget", "budget = { epochs = 2, epoch = 3 }", "'batch_size', 'epochs'"),
+        ("budget", "budget = { epochs = 2, epoch = 3 }", "'batch_size', 'ema_decay', 'epochs'"),
         ("model", "model = { hidden = [8], layers = 2 }", "['dropout', 'hidden']"),
     ],
 )

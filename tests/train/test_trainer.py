@@ -458,3 +458,99 @@ def test_loss_by_name_with_options_and_errors():
         Trainer(MLPScorer(6), LTRTask(_ltr()), "ranknet", loss_options={"sigma": -1.0})
     with pytest.raises(ValueError, match="unknown optimizer"):
         Trainer(MLPScorer(6), LTRTask(_ltr()), "listnet", optimizer="lbfgs2")
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_moving_average_is_the_replayed_polyak_average(tmp_path):
+    # No validation: after fit the model holds the average, which must equal the average
+    # replayed from the raw weights after every optimizer step.
+    decay = 0.8
+    seed_everything(0)
+    model = MLPScorer(6, hidden=(8,), dropout=0.0)
+    start = _weights(model)
+    trainer = Trainer(
+        model,
+        LTRTask(_ltr(), batch_size=5),
+        "listnet",
+        epochs=2,
+        lr=1e-2,
+        validation_split=None,
+        progress=False,
+        ema_decay=decay,
+    )
+    steps = []
+    trainer.optimizer.register_step_post_hook(lambda *_: steps.append(_weights(model)))
+    trainer.fit()
+    assert len(steps) == trainer.global_step > 2
+    expected = {k: v.clone() for k, v in start.items()}
+    for raw in steps:
+        for k in expected:
+            expected[k] = decay * expected[k] + (1 - decay) * raw[k]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, expected[k], rtol=1e-5, atol=1e-6)
+    # ... and not the last raw weights.
+    assert not torch.allclose(model.state_dict()["net.0.weight"], steps[-1]["net.0.weight"])
+
+
+def test_moving_average_with_zero_decay_is_the_raw_run(tmp_path):
+    _, raw = _run(tmp_path, 2, name="raw", early_stopping={"metric": "ndcg@10", "patience": 5})
+    trainer, averaged = _run(
+        tmp_path, 2, name="ema0", ema_decay=0.0, early_stopping={"metric": "ndcg@10", "patience": 5}
+    )
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(averaged.history) == drop(raw.history)
+
+
+def test_validation_and_best_weights_are_the_average(tmp_path):
+    # A decay near 1 keeps the average at the initial weights: validation then scores the
+    # untrained model, and the weights kept as the best are the initial ones.
+    seed_everything(0)
+    model = MLPScorer(6, hidden=(8,), dropout=0.0)
+    start = _weights(model)
+    task = LTRTask(_ltr(), batch_size=5)
+    untrained = Trainer(model, task, "listnet", progress=False).evaluate("validation")
+    trainer = Trainer(
+        model,
+        task,
+        "listnet",
+        epochs=2,
+        lr=5e-2,
+        progress=False,
+        ema_decay=1.0 - 1e-12,
+        early_stopping={"metric": "ndcg@10", "patience": 5},
+    )
+    result = trainer.fit()
+    assert [h["validation/ndcg@10"] for h in result.history] == [untrained["ndcg@10"]] * 2
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, start[k], rtol=0, atol=1e-9)
+
+
+def test_resume_with_moving_average_equals_uninterrupted_run(tmp_path):
+    full_trainer, full = _run(tmp_path, 4, name="full", ema_decay=0.9)
+    _run(tmp_path, 2, name="split", ema_decay=0.9)
+    resumed_trainer, resumed = _run(
+        tmp_path, 4, resume=True, name="split", model_seed=123, ema_decay=0.9
+    )
+    assert resumed.resumed_from == 2
+    for k, v in full_trainer.model.state_dict().items():
+        assert torch.equal(v, resumed_trainer.model.state_dict()[k])
+    for k, v in full_trainer.ema_state.items():
+        assert torch.equal(v, resumed_trainer.ema_state[k])
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(full.history) == drop(resumed.history)
+    # A checkpoint without an average cannot continue one.
+    _run(tmp_path, 1, name="plain")
+    with pytest.raises(ValueError, match="written without ema_decay"):
+        _run(tmp_path, 2, resume=True, name="plain", ema_decay=0.9)
+
+
+@pytest.mark.badinput("train")
+@pytest.mark.parametrize("decay", [1.0, -0.1, float("nan")])
+def test_moving_average_decay_is_checked(decay):
+    with pytest.raises(ValueError, match=r"Trainer: ema_decay must be"):
+        Trainer(
+            MLPScorer(6, hidden=(4,)), LTRTask(_ltr(), batch_size=5), "listnet", ema_decay=decay
+        )

@@ -127,6 +127,7 @@ def _trainer(
         seed=ctx.seed,
         device=ctx.device,
         grad_clip=budget.get("grad_clip", 5.0),
+        ema_decay=budget.get("ema_decay"),
         early_stopping={"metric": primary, "mode": "max", "patience": budget.get("patience", 5)},
         validation_split="validation",
         log_dir=ctx.workdir / "logs",

@@ -8,6 +8,7 @@ evaluate a split (see :mod:`rankloss.train.tasks`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import inspect
 import io
@@ -306,6 +307,11 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def _copy_state(model: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of ``model.state_dict()``."""
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
 def _rng_state() -> dict[str, Any]:
     """Every global generator's state as tensors and plain types (safe to load with
     ``weights_only=True``, and restored bit-identically by :func:`_set_rng_state`)."""
@@ -394,6 +400,14 @@ class Trainer:
             be read. Log rows past the checkpoint, and a torn last log line, are dropped.
         progress: show tqdm bars (default: only when stderr is a terminal).
         restore_best: load the best validation weights at the end (with early stopping).
+        ema_decay: keep an exponential moving average of the model's weights (Polyak
+            averaging): after every optimizer step, ``average = d * average + (1 - d) * w``
+            for each floating-point parameter and buffer (others are copied), starting from the
+            initial weights. Validation, the choice of the best epoch, the best weights and the
+            weights left in the model after :meth:`fit` are the average's; the optimizer steps
+            the raw weights. ``0 <= d < 1`` (``0``: the raw weights); ``None`` (default): no
+            average. The average is in the checkpoints, so a resumed run equals an
+            uninterrupted one. Cost: one copy of the weights and one pass over them per step.
         log_every: write one step row every ``log_every`` steps.
         distributed: train with ``DistributedDataParallel`` across the processes of the
             initialised ``torch.distributed`` group (``None``, the default: when one is
@@ -448,6 +462,7 @@ class Trainer:
         restore_best: bool = True,
         log_every: int = 1,
         distributed: bool | None = None,
+        ema_decay: float | None = None,
     ) -> None:
         # Checked before the model is moved or anything is built.
         check.positive_int("Trainer", "epochs", epochs)
@@ -456,6 +471,10 @@ class Trainer:
         if grad_clip is not None:
             check.positive("Trainer", "grad_clip", grad_clip)
         check.positive_int("Trainer", "log_every", log_every)
+        if ema_decay is not None:
+            ema_decay = check.number("Trainer", "ema_decay", ema_decay)
+            if not 0.0 <= ema_decay < 1.0:
+                raise ValueError(f"Trainer: ema_decay must be in [0, 1), got {ema_decay!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"Trainer: seed must be an int, got {type(seed).__name__}")
         if distributed is None:
@@ -515,6 +534,11 @@ class Trainer:
         self.bad_epochs = 0
         self.best_state: dict[str, Tensor] | None = None
         self.stopped_early = False
+        self.ema_decay = ema_decay
+        #: The moving average of the model's state (``ema_decay``), or ``None``.
+        self.ema_state: dict[str, Tensor] | None = (
+            None if ema_decay is None else _copy_state(self.model)
+        )
 
     # ------------------------------------------------------------------ setup
     def _build_optimizer(
@@ -574,6 +598,7 @@ class Trainer:
             "best_state": self.best_state,
             "stopped_early": self.stopped_early,
             "seed": self.seed,
+            "ema": self.ema_state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -588,6 +613,13 @@ class Trainer:
         self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
         self.bad_epochs, self.best_state = state["bad_epochs"], state["best_state"]
         self.stopped_early = state["stopped_early"]
+        if self.ema_decay is not None:
+            if state.get("ema") is None:
+                raise ValueError(
+                    "resume: the checkpoint was written without ema_decay, so it holds no "
+                    "moving average to continue; resume with ema_decay=None or start afresh"
+                )
+            self.ema_state = dict(state["ema"])
 
     def save_checkpoint(self) -> None:
         """Write ``last.pt`` atomically, keeping the one before as ``previous.pt``."""
@@ -678,6 +710,8 @@ class Trainer:
             self._train_epoch()
         if self.restore_best and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        elif self.ema_state is not None:
+            self.model.load_state_dict(self.ema_state)
         return TrainResult(
             self.history,
             self.best_epoch,
@@ -725,6 +759,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self._check_finite("weight", where, loss_value)
+            self._update_average()
             self.global_step += 1
             total, count = total + loss_value, count + 1
             if hasattr(bar, "set_postfix"):
@@ -740,9 +775,12 @@ class Trainer:
                 if grad_norm is not None:
                     row["grad_norm"] = grad_norm
                 self.logs.write("steps", row)
-        metrics: dict[str, float] = {}
-        if self.validation_split is not None:
-            metrics = self.evaluate(self.validation_split)
+        with self._averaged_weights():
+            metrics: dict[str, float] = {}
+            if self.validation_split is not None:
+                metrics = self.evaluate(self.validation_split)
+            self.epoch = epoch
+            self._early_stopping(metrics)  # keeps the weights validated as the best ones
         row = {
             "epoch": epoch,
             "train_loss": total / max(count, 1),
@@ -750,14 +788,38 @@ class Trainer:
             "seconds": round(time.perf_counter() - start, 3),
         }
         row.update({f"{self.validation_split}/{k}": v for k, v in metrics.items()})
-        self.epoch = epoch
-        self._early_stopping(metrics)
         if self.distributed:  # the same metrics give the same decision; make sure of it
             self.stopped_early = _dist.any_rank(self.stopped_early)
         row["best_epoch"] = self.best_epoch
         self.history.append(row)
         self.logs.write("epochs", row)
         self.save_checkpoint()
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        """One step of the moving average of the weights (``ema_decay``)."""
+        if self.ema_state is None or self.ema_decay is None:
+            return
+        for name, value in self.model.state_dict().items():
+            average = self.ema_state[name]
+            if average.is_floating_point():
+                average.lerp_(value, 1.0 - self.ema_decay)
+            else:
+                average.copy_(value)
+
+    @contextlib.contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """The model holds the moving average inside the block (nothing changes without
+        ``ema_decay``), and its raw weights again after it."""
+        if self.ema_state is None:
+            yield
+            return
+        raw = _copy_state(self.model)
+        self.model.load_state_dict(self.ema_state)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(raw)
 
     def _train_batches(self, epoch: int) -> Iterable[Any]:
         """This rank's batches of epoch ``epoch`` (all of them in one process)."""
@@ -841,7 +903,7 @@ class Trainer:
         value = float(metrics[es.metric])
         if es.improved(value, self.best_value):
             self.best_value, self.best_epoch, self.bad_epochs = value, self.epoch, 0
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_state = _copy_state(self.model)
         else:
             self.bad_epochs += 1
             if self.bad_epochs >= es.patience:
