@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from rankloss._core.candidates import build_candidates
-from rankloss.functional import siglip_per_anchor, supcon_loss
+from rankloss.functional import siglip_loss, siglip_per_anchor, supcon_loss
 from rankloss.functional.embedding import chunked_supcon_per_anchor
-from rankloss.functional.siglip import chunked_siglip_per_anchor
+from rankloss.functional.siglip import chunked_siglip_loss, chunked_siglip_per_anchor
 from rankloss.losses import InfoNCELoss, NTXentLoss, SigLIPLoss, SupConLoss
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -171,3 +171,58 @@ def test_forced_paths_that_do_not_exist_fail_at_construction():
                 cls(similarity="neg_euclidean", impl=impl)
         with pytest.raises(ValueError, match=rf"^{cls.__name__}: impl must be one of"):
             cls(impl="gpu")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_reduced_streaming_siglip_equals_the_reduced_matrix_form(reduction, weighted):
+    # The written-out gradients of queries, keys, hard negatives, scale and bias against
+    # autograd through the [N, M] form.
+    x, y, lab, hard, _ = _inputs(5)
+    weights = torch.rand(len(lab), generator=torch.Generator().manual_seed(1), dtype=x.dtype)
+    weights = weights if weighted else None
+    results = []
+    for streamed in (False, True):
+        leaves = [t.clone().requires_grad_() for t in (x, hard)]
+        scale = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+        bias = torch.tensor(-1.5, dtype=torch.float64, requires_grad=True)
+        cand = build_candidates(leaves[0], lab, hard_negatives=leaves[1])
+        if streamed:
+            value = chunked_siglip_loss(
+                cand, scale=scale, bias=bias, chunk_size=5, weights=weights, reduction=reduction
+            )
+        else:
+            s = F.normalize(cand.queries, dim=1) @ F.normalize(cand.keys, dim=1).T
+            pos, neg = cand.masks()
+            value = siglip_loss(
+                s, pos, neg, scale=scale, bias=bias, weights=weights, reduction=reduction
+            )
+        value.backward()
+        results.append([value.detach(), *(t.grad for t in leaves), scale.grad, bias.grad])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(b, a, **TOL)
+
+
+def test_gradcheck_reduced_streaming_siglip():
+    x, _, lab, _, _ = _inputs(3, n=6, d=3)
+    x.requires_grad_()
+    scale = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(-0.5, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, scale, bias):
+        cand = build_candidates(x, lab)
+        return chunked_siglip_loss(cand, scale=scale, bias=bias, chunk_size=4)
+
+    assert torch.autograd.gradcheck(fn, (x, scale, bias))
+
+
+def test_reduced_streaming_siglip_without_gradients_and_per_anchor():
+    x, _, lab, _, _ = _inputs(6)
+    cand = build_candidates(x.clone().requires_grad_(), lab)
+    with torch.no_grad():
+        quiet = chunked_siglip_loss(cand, chunk_size=4)
+    assert not quiet.requires_grad
+    torch.testing.assert_close(quiet, chunked_siglip_loss(cand, chunk_size=4).detach(), **TOL)
+    values = chunked_siglip_loss(cand, chunk_size=4, reduction="none")
+    assert values.shape == (len(lab),)
+    torch.testing.assert_close(values.mean(), quiet, **TOL)  # every anchor has a pair

@@ -234,3 +234,12 @@ def test_streaming_peak_memory_stays_below_one_direct_matrix():
     # One direct [8192, 8192] float32 similarity alone is 256 MiB (the direct path holds
     # several); streaming blocks of 256 rows hold 8 MiB each.
     assert grown < 200 * 2**20, grown
+
+
+def test_reduced_form_backward_twice_on_a_retained_graph():
+    x = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
+    loss = MultiSimilarityLoss(impl="streaming", chunk_size=3)(x, torch.arange(8) % 3)
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    loss.backward()
+    torch.testing.assert_close(x.grad, 2 * first, rtol=0, atol=1e-12)

@@ -30,7 +30,7 @@ from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
 from rankloss.functional._chunked import _blocks
 
-__all__ = ["chunked_supcon", "chunked_siglip", "softplus_exact"]
+__all__ = ["chunked_supcon", "chunked_siglip", "chunked_siglip_reduced", "softplus_exact"]
 
 
 class _SoftplusExact(torch.autograd.Function):
@@ -155,6 +155,103 @@ class _ChunkedSigLIP(torch.autograd.Function):
                 grad_queries.addmm_(g, block)
                 grad_keys[start:stop] = g.T @ queries
         return grad_queries, grad_keys, grad_bias, None, None
+
+
+class _ReducedSigLIP(torch.autograd.Function):
+    r""":math:`\sum_a u_a \ell_a` of SigLIP over blocks of candidates, each block's gradient
+    written out in the forward (:math:`\partial \ell_a / \partial x_{aj} = -z_{aj}
+    \sigma(-z_{aj} x_{aj})`), so the backward only scales what the forward accumulated."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        queries: Tensor,
+        keys: Tensor,
+        bias: Tensor,
+        coefficients: Tensor | None,
+        cand: Candidates,
+        chunk: int,
+        mean: bool,
+    ) -> Tensor:
+        want_q, want_k, want_b = ctx.needs_input_grad[:3]
+        n = queries.shape[0]
+        per_anchor = queries.new_zeros(n)
+        has_pair = torch.zeros(n, dtype=torch.bool, device=queries.device)
+        grad_q = queries.new_zeros(queries.shape) if want_q else None
+        grad_k = keys.new_zeros(keys.shape) if want_k else None
+        grad_b = bias.new_zeros(()) if want_b else None
+        for start, stop in _blocks(cand, chunk):
+            block = keys[start:stop]
+            x = queries @ block.T + bias
+            positive, negative = cand.masks(start, stop)
+            pair = positive | negative
+            x = torch.where(positive, -x, x)
+            per_anchor += softplus_exact(x).masked_fill_(~pair, 0.0).sum(1)
+            has_pair |= pair.any(1)
+            if grad_q is None and grad_k is None and grad_b is None:
+                continue
+            # d softplus(-z x) / dx = -z sigmoid(-z x): the sigmoid of the signed logit, with
+            # the sign of z put back.
+            g = torch.sigmoid_(x).masked_fill_(~pair, 0.0)
+            g = torch.where(positive, -g, g)
+            if coefficients is not None:
+                g.mul_(coefficients.unsqueeze(1))
+            if grad_b is not None:
+                grad_b += g.sum()
+            if grad_q is not None:
+                grad_q.addmm_(g, block)
+            if grad_k is not None:
+                grad_k[start:stop] = g.T @ queries
+        scale = has_pair.to(per_anchor.dtype)
+        if coefficients is not None:
+            scale = scale * coefficients
+        total = (per_anchor * scale).sum()
+        if mean:
+            count = scale.sum()
+            denominator = torch.where(count != 0, count, torch.ones_like(count))
+            total = total / denominator
+            grad_q = grad_q / denominator if grad_q is not None else None
+            grad_k = grad_k / denominator if grad_k is not None else None
+            grad_b = grad_b / denominator if grad_b is not None else None
+        ctx.grads = (grad_q, grad_k, grad_b)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        grads = ctx.grads  # kept: a retained graph may run its backward again
+        scaled = tuple(grad * g if g is not None else None for g in grads)
+        return (*scaled, None, None, None, None)
+
+
+def chunked_siglip_reduced(
+    queries: Tensor,
+    keys: Tensor,
+    bias: Tensor,
+    coefficients: Tensor | None,
+    cand: Candidates,
+    chunk: int,
+    mean: bool,
+) -> Tensor:
+    """SigLIP reduced to ``"sum"`` (or ``"mean"`` over anchors with a pair, weighted by
+    ``coefficients [N]``, which take no gradient) in blocks of ``chunk`` candidates, with the
+    gradients written out in the forward: the value and gradients of
+    ``reduce_values(*chunked_siglip(...), coefficients, reduction)``, without recomputing a
+    block. Differentiable once. float16/bfloat16 inputs are computed in float32."""
+    params.positive_int("chunked_siglip", "chunk_size", chunk)
+    dtype = compute_dtype(torch.promote_types(queries.dtype, keys.dtype))
+    if not torch.is_grad_enabled():  # the forward would still build the gradients otherwise
+        queries, keys, bias = queries.detach(), keys.detach(), bias.detach()
+    with autocast_off(queries.device):
+        out: Tensor = _ReducedSigLIP.apply(
+            queries.to(dtype),
+            keys.to(dtype),
+            bias.to(dtype).reshape(()),
+            None if coefficients is None else coefficients.to(dtype),
+            cand,
+            chunk,
+            mean,
+        )
+    return out
 
 
 def chunked_supcon(

@@ -169,8 +169,7 @@ class _ReducedBlocks(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grad_q, grad_k = ctx.grads
-        del ctx.grads
+        grad_q, grad_k = ctx.grads  # kept: a retained graph may run its backward again
         return (
             grad * grad_q if grad_q is not None else None,
             grad * grad_k if grad_k is not None else None,

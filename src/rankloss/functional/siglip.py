@@ -15,9 +15,13 @@ from torch import Tensor
 
 from rankloss._core import params
 from rankloss._core.candidates import Candidates
-from rankloss._core.reduce import REDUCTIONS, Reduction, reduce_values
+from rankloss._core.reduce import REDUCTIONS, Reduction, checked_weights, reduce_values
 from rankloss._core.similarity import Similarity
-from rankloss.functional._chunked_contrastive import chunked_siglip, softplus_exact
+from rankloss.functional._chunked_contrastive import (
+    chunked_siglip,
+    chunked_siglip_reduced,
+    softplus_exact,
+)
 from rankloss.functional.embedding import _check_inputs, _chunked_inputs
 
 __all__ = [
@@ -25,6 +29,7 @@ __all__ = [
     "siglip_per_anchor",
     "siglip_in_batch_per_anchor",
     "chunked_siglip_per_anchor",
+    "chunked_siglip_loss",
     "check_scale_bias",
 ]
 
@@ -217,3 +222,53 @@ def chunked_siglip_per_anchor(
     scale, bias = check_scale_bias(where, scale, bias)
     bias_t = bias if isinstance(bias, Tensor) else queries.new_tensor(bias)
     return chunked_siglip(queries * scale, keys, bias_t, candidates, chunk)
+
+
+def chunked_siglip_loss(
+    candidates: Candidates,
+    *,
+    similarity: Similarity = "cosine",
+    scale: float | Tensor = 10.0,
+    bias: float | Tensor = -10.0,
+    chunk_size: int = 1024,
+    weights: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r""":func:`siglip_loss` reduced, in blocks of candidates, in :math:`O(Nd + N \cdot
+    \text{chunk})` memory.
+
+    With ``"sum"`` or ``"mean"`` (and ``weights`` that need no gradient) each block's gradient
+    is written out in the forward, :math:`\partial \ell_a / \partial x_{aj} = -z_{aj}
+    \sigma(-z_{aj} x_{aj})` with :math:`x = t\,s + b`, and folded into the gradients of the
+    queries, keys and bias, so no block is recomputed (first derivatives only); with ``"none"``
+    this is :func:`chunked_siglip_per_anchor`, whose backward recomputes each block.
+
+    Args:
+        candidates: from :func:`rankloss._core.candidates.build_candidates`.
+        similarity: ``"dot"`` or ``"cosine"``.
+        scale: :math:`t > 0` (or a scalar tensor, which gets a gradient).
+        bias: :math:`b` (or a scalar tensor, which gets a gradient).
+        chunk_size: candidates per block (an int >= 1).
+        weights: ``[N]`` per-anchor weights, or ``None``.
+        reduction: ``"mean"`` (over anchors with a pair), ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or ``[N]`` with ``reduction="none"``.
+
+    Reference: Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023. Cost:
+    :math:`O(NMd)` time, one pass (two with ``"none"``).
+    """
+    where = "chunked_siglip_loss"
+    params.choice(where, "reduction", reduction, REDUCTIONS)
+    if reduction == "none" or (isinstance(weights, Tensor) and weights.requires_grad):
+        values, valid = chunked_siglip_per_anchor(
+            candidates, similarity=similarity, scale=scale, bias=bias, chunk_size=chunk_size
+        )
+        return reduce_values(values, valid, weights, reduction, where=where)
+    queries, keys, chunk, _ = _chunked_inputs(candidates, similarity, 1.0, chunk_size, where)
+    scale, bias = check_scale_bias(where, scale, bias)
+    coefficients = checked_weights(weights, queries.new_empty(queries.shape[0]), where)
+    bias_t = bias if isinstance(bias, Tensor) else queries.new_tensor(bias)
+    return chunked_siglip_reduced(
+        queries * scale, keys, bias_t, coefficients, candidates, chunk, reduction == "mean"
+    )

@@ -1199,21 +1199,22 @@ class SigLIPLoss(SimilarityLoss):
             return super()._loss(candidates, indices=indices, weights=weights, generator=generator)
         scale, bias = self.current_scale(), self.current_bias()
         if impl == "streaming":
-            values, valid = S.chunked_siglip_per_anchor(
+            return S.chunked_siglip_loss(
                 candidates,
                 similarity=self.similarity,
                 scale=scale,
                 bias=bias,
                 chunk_size=self.chunk_size or DEFAULT_CHUNK,
+                weights=weights,
+                reduction=self.reduction,
             )
-        else:
-            from rankloss.kernels import contrastive
+        from rankloss.kernels import contrastive
 
-            queries, keys, _ = self._unit_rows(candidates)
-            bias_t = bias if isinstance(bias, Tensor) else queries.new_tensor(bias)
-            values, valid = contrastive.fused_per_anchor(
-                "siglip", queries * scale, keys, candidates, bias=bias_t
-            )
+        queries, keys, _ = self._unit_rows(candidates)
+        bias_t = bias if isinstance(bias, Tensor) else queries.new_tensor(bias)
+        values, valid = contrastive.fused_per_anchor(
+            "siglip", queries * scale, keys, candidates, bias=bias_t
+        )
         return reduce_values(values, valid, weights, self.reduction, where=type(self).__name__)
 
     def _in_batch_values(self, candidates: Candidates) -> Tensor:
