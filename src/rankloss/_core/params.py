@@ -26,6 +26,7 @@ __all__ = [
     "positive",
     "nonnegative",
     "in_range",
+    "decay",
     "cutoff",
     "positive_int",
     "nonnegative_int",
@@ -71,6 +72,14 @@ def in_range(
     if not ok:
         bounds = f"[{low}, {high}]" if closed else f"({low}, {high})"
         raise ValueError(f"{where}: {name} must be in {bounds}, got {value!r}")
+    return x
+
+
+def decay(where: str, name: str, value: object) -> float:
+    """A moving average's decay: a finite number in ``[0, 1)``."""
+    x = number(where, name, value)
+    if not 0.0 <= x < 1.0:
+        raise ValueError(f"{where}: {name} must be in [0, 1), got {value!r}")
     return x
 
 

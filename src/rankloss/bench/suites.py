@@ -266,14 +266,6 @@ def _check_keys(where: str, given: Mapping[str, Any], allowed: frozenset[str]) -
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
 
-def _check_decay(where: str, name: str, value: object) -> float:
-    """A moving average's decay: a number in ``[0, 1)``."""
-    decay = params.number(where, name, value)
-    if not 0.0 <= decay < 1.0:
-        raise ValueError(f"{where}: {name} must be in [0, 1), got {value!r}")
-    return decay
-
-
 #: Checks of the budget values every task reads (a wrong type is a ``TypeError``).
 _BUDGET_CHECKS: dict[str, Callable[[str, str, object], object]] = {
     "epochs": params.positive_int,
@@ -281,7 +273,7 @@ _BUDGET_CHECKS: dict[str, Callable[[str, str, object], object]] = {
     "max_seeds": params.positive_int,
     "lr": params.positive,
     "weight_decay": params.nonnegative,
-    "ema_decay": _check_decay,
+    "ema_decay": params.decay,
 }
 
 

@@ -29,7 +29,39 @@ from torch import Tensor
 from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
 
-__all__ = ["chunked_info_nce"]
+__all__ = ["chunked_info_nce", "WrittenOut", "written_out"]
+
+
+class WrittenOut(torch.autograd.Function):
+    """Base of the reduced block forms whose forward writes the gradients out (the streaming
+    pair losses, SigLIP): a subclass's ``forward`` ends with :func:`written_out`; the backward
+    only scales the stored gradients by the upstream one."""
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        # ctx.grads is kept: a retained graph may run its backward again.
+        scaled = tuple(None if g is None else grad * g for g in ctx.grads)
+        return (*scaled, *([None] * ctx.others))
+
+
+def written_out(
+    ctx: Any,
+    total: Tensor,
+    count: Tensor,
+    grads: tuple[Tensor | None, ...],
+    mean: bool,
+    others: int,
+) -> Tensor:
+    """End a :class:`WrittenOut` forward: ``total`` and ``grads`` (of the forward's leading
+    tensor inputs; ``None`` where none is wanted) over ``count`` when ``mean`` (a zero count
+    divides by 1), the gradients stored for the backward, which returns ``None`` for the
+    ``others`` inputs that follow them."""
+    if mean:
+        denominator = torch.where(count != 0, count, torch.ones_like(count))
+        total = total / denominator
+        grads = tuple(None if g is None else g / denominator for g in grads)
+    ctx.grads, ctx.others = grads, others
+    return total
 
 
 def _blocks(cand: Candidates, chunk: int) -> Iterator[tuple[int, int]]:

@@ -28,7 +28,7 @@ from torch import Tensor
 from rankloss._core import params
 from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
-from rankloss.functional._chunked import _blocks
+from rankloss.functional._chunked import WrittenOut, _blocks, written_out
 
 __all__ = ["chunked_supcon", "chunked_siglip", "chunked_siglip_reduced", "softplus_exact"]
 
@@ -157,7 +157,7 @@ class _ChunkedSigLIP(torch.autograd.Function):
         return grad_queries, grad_keys, grad_bias, None, None
 
 
-class _ReducedSigLIP(torch.autograd.Function):
+class _ReducedSigLIP(WrittenOut):
     r""":math:`\sum_a u_a \ell_a` of SigLIP over blocks of candidates, each block's gradient
     written out in the forward (:math:`\partial \ell_a / \partial x_{aj} = -z_{aj}
     \sigma(-z_{aj} x_{aj})`), so the backward only scales what the forward accumulated."""
@@ -206,21 +206,7 @@ class _ReducedSigLIP(torch.autograd.Function):
         if coefficients is not None:
             scale = scale * coefficients
         total = (per_anchor * scale).sum()
-        if mean:
-            count = scale.sum()
-            denominator = torch.where(count != 0, count, torch.ones_like(count))
-            total = total / denominator
-            grad_q = grad_q / denominator if grad_q is not None else None
-            grad_k = grad_k / denominator if grad_k is not None else None
-            grad_b = grad_b / denominator if grad_b is not None else None
-        ctx.grads = (grad_q, grad_k, grad_b)
-        return total
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grads = ctx.grads  # kept: a retained graph may run its backward again
-        scaled = tuple(grad * g if g is not None else None for g in grads)
-        return (*scaled, None, None, None, None)
+        return written_out(ctx, total, scale.sum(), (grad_q, grad_k, grad_b), mean, others=4)
 
 
 def chunked_siglip_reduced(

@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from rankloss._core.candidates import Candidates
+from rankloss.functional._chunked import WrittenOut, written_out
 
 __all__ = ["block_masks", "streaming_per_anchor", "streaming_reduced", "default_rows"]
 
@@ -124,7 +125,7 @@ def streaming_per_anchor(
     return torch.cat(values), torch.cat(valid)
 
 
-class _ReducedBlocks(torch.autograd.Function):
+class _ReducedBlocks(WrittenOut):
     r""":math:`\sum_a u_a \ell_a` over row blocks with the gradients accumulated in the forward."""
 
     @staticmethod
@@ -159,26 +160,7 @@ class _ReducedBlocks(torch.autograd.Function):
                 grad_q[start:stop] = grad @ keys
             if grad_k is not None:
                 grad_k.addmm_(grad.T, q)
-        if mean:
-            denominator = torch.where(count != 0, count, torch.ones_like(count))
-            total = total / denominator
-            grad_q = grad_q / denominator if grad_q is not None else None
-            grad_k = grad_k / denominator if grad_k is not None else None
-        ctx.grads = (grad_q, grad_k)
-        return total
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grad_q, grad_k = ctx.grads  # kept: a retained graph may run its backward again
-        return (
-            grad * grad_q if grad_q is not None else None,
-            grad * grad_k if grad_k is not None else None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+        return written_out(ctx, total, count, (grad_q, grad_k), mean, others=5)
 
 
 def streaming_reduced(

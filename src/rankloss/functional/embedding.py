@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -489,8 +490,9 @@ _WITH_GRAD: dict[str, Callable[..., tuple[Tensor, Tensor, Tensor]]] = {
 }
 
 
-def _block_hyper(kind: str, hyper: dict[str, float | bool]) -> dict[str, float | int]:
-    """The keyword arguments of ``_WITH_GRAD[kind]`` from the loss's hyper-parameters."""
+def _block_hyper(kind: str, hyper: dict[str, float | bool]) -> dict[str, Any]:
+    """The keyword arguments of ``_WITH_GRAD[kind]`` (and of the per-anchor function the
+    recomputing form runs) from the loss's hyper-parameters."""
     if kind == "contrastive":
         return {
             "pos_margin": float(hyper["pos_margin"]),
@@ -551,13 +553,14 @@ def streaming_pair_loss(
     params.choice(where, "kind", kind, STREAMING_PAIR_LOSSES)
     params.choice(where, "reduction", reduction, REDUCTIONS)
 
+    block_hyper = _block_hyper(kind, hyper)
     if reduction != "none" and not (isinstance(weights, Tensor) and weights.requires_grad):
         coefficients = checked_weights(weights, queries.new_empty(queries.shape[0]), where)
         return streaming_reduced(
             candidates,
             queries,
             keys,
-            functools.partial(_WITH_GRAD[kind], **_block_hyper(kind, hyper)),
+            functools.partial(_WITH_GRAD[kind], **block_hyper),
             coefficients,
             reduction == "mean",
             chunk_size,
@@ -566,25 +569,10 @@ def streaming_pair_loss(
     def per_anchor(sim: Tensor, positive: Tensor, negative: Tensor) -> tuple[Tensor, Tensor]:
         sim = torch.where(positive | negative, sim, sim.new_zeros(()))
         if kind == "contrastive":
-            power = 2 if hyper["squared"] else 1
-            return _contrastive_values(
-                sim,
-                positive,
-                negative,
-                float(hyper["pos_margin"]),
-                float(hyper["neg_margin"]),
-                power,
-            )
+            return _contrastive_values(sim, positive, negative, **block_hyper)
         if kind == "multi_similarity":
-            return _multi_similarity_values(
-                sim,
-                positive,
-                negative,
-                float(hyper["alpha"]),
-                float(hyper["beta"]),
-                float(hyper["base"]),
-            )
-        margin = float(hyper["margin"])
+            return _multi_similarity_values(sim, positive, negative, **block_hyper)
+        margin = block_hyper["margin"]
         return _triplet_per_anchor(
             sim,
             positive,

@@ -217,11 +217,24 @@ def chunked_siglip_per_anchor(
     Reference: Zhai et al., "Sigmoid Loss for Language Image Pre-Training", ICCV 2023. Cost:
     :math:`O(NMd)` time (forward once, backward once more).
     """
+    queries, keys, bias_t, chunk = _scaled_inputs(candidates, similarity, scale, bias, chunk_size)
+    return chunked_siglip(queries, keys, bias_t, candidates, chunk)
+
+
+def _scaled_inputs(
+    candidates: Candidates,
+    similarity: Similarity,
+    scale: float | Tensor,
+    bias: float | Tensor,
+    chunk_size: int,
+) -> tuple[Tensor, Tensor, Tensor, int]:
+    """The chunked forms' checked inputs: queries times the scale (normalised for cosine),
+    keys, the bias as a tensor, and the block size."""
     where = "chunked_siglip_loss"
     queries, keys, chunk, _ = _chunked_inputs(candidates, similarity, 1.0, chunk_size, where)
     scale, bias = check_scale_bias(where, scale, bias)
     bias_t = bias if isinstance(bias, Tensor) else queries.new_tensor(bias)
-    return chunked_siglip(queries * scale, keys, bias_t, candidates, chunk)
+    return queries * scale, keys, bias_t, chunk
 
 
 def chunked_siglip_loss(
@@ -265,10 +278,8 @@ def chunked_siglip_loss(
             candidates, similarity=similarity, scale=scale, bias=bias, chunk_size=chunk_size
         )
         return reduce_values(values, valid, weights, reduction, where=where)
-    queries, keys, chunk, _ = _chunked_inputs(candidates, similarity, 1.0, chunk_size, where)
-    scale, bias = check_scale_bias(where, scale, bias)
+    queries, keys, bias_t, chunk = _scaled_inputs(candidates, similarity, scale, bias, chunk_size)
     coefficients = checked_weights(weights, queries.new_empty(queries.shape[0]), where)
-    bias_t = bias if isinstance(bias, Tensor) else queries.new_tensor(bias)
     return chunked_siglip_reduced(
-        queries * scale, keys, bias_t, coefficients, candidates, chunk, reduction == "mean"
+        queries, keys, bias_t, coefficients, candidates, chunk, reduction == "mean"
     )

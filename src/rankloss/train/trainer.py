@@ -472,9 +472,7 @@ class Trainer:
             check.positive("Trainer", "grad_clip", grad_clip)
         check.positive_int("Trainer", "log_every", log_every)
         if ema_decay is not None:
-            ema_decay = check.number("Trainer", "ema_decay", ema_decay)
-            if not 0.0 <= ema_decay < 1.0:
-                raise ValueError(f"Trainer: ema_decay must be in [0, 1), got {ema_decay!r}")
+            ema_decay = check.decay("Trainer", "ema_decay", ema_decay)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"Trainer: seed must be an int, got {type(seed).__name__}")
         if distributed is None:
