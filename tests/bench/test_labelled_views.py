@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from rankloss.bench.config import load_config
 from rankloss.bench.runner import RunContext
-from rankloss.bench.suites import SUITES, LossSpec, check_suite
+from rankloss.bench.suites import RETRIEVAL_AUGMENT, SUITES, LossSpec, check_suite
 from rankloss.bench.tasks import TASKS, _ImageTask, _Views
 from rankloss.data.types import LabelledDataset, LabelledSplit
 from rankloss.losses import SupConLoss, get
@@ -40,7 +40,8 @@ def _jitter(x: Tensor, *, generator: torch.Generator) -> Tensor:
 
 def _task(views: bool | str, augment: bool = False) -> _ImageTask:
     base = EmbeddingTask(_fake_data(), batch_size=8, per_class=2)
-    task = _ImageTask(base, views=views, augment=augment, features=False)
+    settings = dict(RETRIEVAL_AUGMENT) if augment else None
+    task = _ImageTask(base, views=views, augment=settings, features=False)
     task.transform = _jitter
     return task
 
@@ -176,7 +177,7 @@ def test_a_bad_views_value_is_refused(tmp_path: Path, value: object, error: type
     with pytest.raises(error, match=rf"suite 'quick-retrieval': loss 'supcon': options: {allowed}"):
         check_suite(suite)
     with pytest.raises(error, match=f"retrieval: options: {allowed}"):
-        _ImageTask(EmbeddingTask(_fake_data()), views=value, augment=False, features=False)  # type: ignore[arg-type]
+        _ImageTask(EmbeddingTask(_fake_data()), views=value, augment=None, features=False)  # type: ignore[arg-type]
     config = tmp_path / "bench.toml"
     literal = f'"{value}"' if isinstance(value, str) else str(value)
     config.write_text(

@@ -52,7 +52,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankloss._core import params
-from rankloss.bench.suites import SUITES, TASK_SETTINGS, LossSpec, SuiteSpec, check_suite
+from rankloss.bench.suites import (
+    SUITES,
+    TASK_SETTINGS,
+    LossSpec,
+    SuiteSpec,
+    check_suite,
+    check_vector_augment,
+)
 
 if TYPE_CHECKING:
     from rankloss.data.formats import DataSource
@@ -217,7 +224,9 @@ def _with_own_data(where: str, suite: SuiteSpec, source: DataSource) -> SuiteSpe
     are parsed now (or read from the cache), so a malformed line fails before any training.
 
     A ``retrieval`` suite without ``train_classes`` in its budget trains on the first 60% of
-    the classes (in label order, at least one) and retrieves the others.
+    the classes (in label order, at least one) and retrieves the others. On flat vectors
+    ``[N, f]`` its budget's ``augment`` must be ``true`` or ``false`` (a table of image
+    settings is refused).
     """
     from rankloss.data.formats import FORMAT_TASKS
 
@@ -238,6 +247,8 @@ def _with_own_data(where: str, suite: SuiteSpec, source: DataSource) -> SuiteSpe
             raise ValueError(f"{where}: dataset: retrieval needs 2 classes or more, got {classes}")
         train_classes = min(classes - 1, max(1, round(0.6 * classes)))
         suite = suite.with_budget(train_classes=train_classes)
+    if suite.task == "retrieval" and data.train.x.dim() != 4:
+        check_vector_augment(f"{where}: budget", suite.budget.get("augment"), data.train.x.shape)
     return replace(suite, dataset=source.spec(), fallbacks=())
 
 

@@ -23,7 +23,14 @@ from torch import Tensor, nn
 
 from rankloss._core import params
 from rankloss.bench.runner import RunContext, RunResult, SkipRun
-from rankloss.bench.suites import SuiteSpec, build_row_loss, check_retrieval_views
+from rankloss.bench.suites import (
+    RETRIEVAL_AUGMENT,
+    SuiteSpec,
+    build_row_loss,
+    check_retrieval_augment,
+    check_retrieval_views,
+    check_vector_augment,
+)
 
 if TYPE_CHECKING:
     from rankloss.losses import CombinedLoss, Loss
@@ -403,20 +410,23 @@ def _image_model(ctx: RunContext, sample: Tensor) -> nn.Module:
     return SmallCNN(sample.shape[1], dim, width=width)
 
 
-def _image_views(size: int) -> Any:
-    """The augmentation of the retrieval task (``views`` rows and ``augment``): crop, jitter,
-    blur, noise; no flip (a mirrored digit is another digit)."""
+def _image_views(size: int, settings: dict[str, Any]) -> Any:
+    """The retrieval task's augmentation (``views`` rows and ``augment``): a
+    :func:`rankloss.augment.simclr_image_pipeline` with ``settings`` (see
+    :data:`~rankloss.bench.suites.RETRIEVAL_AUGMENT`)."""
     from rankloss.augment import simclr_image_pipeline
 
-    return simclr_image_pipeline(
-        size,
-        crop_scale=(0.5, 1.0),
-        flip=False,
-        jitter=0.4,
-        grayscale_p=0.0,
-        blur_p=0.3,
-        noise_std=0.05,
-    )
+    return simclr_image_pipeline(size, **settings)
+
+
+def _vector_views() -> Any:
+    """The retrieval task's augmentation of feature vectors ``[N, f]`` (a ``vectors`` file
+    without a ``shape``): each entry zeroed with probability 0.1, then Gaussian noise of 0.1
+    times each feature's standard deviation over the batch (a corruption in the spirit of
+    SCARF, Bahri et al. 2022)."""
+    from rankloss.augment import Compose, FeatureDropout, FeatureNoise
+
+    return Compose([FeatureDropout(0.1), FeatureNoise(0.1)])
 
 
 @dataclass
@@ -453,7 +463,14 @@ class _ImageTask:
       at ``2B`` (:math:`O(4 B^2 d)` for the pairwise similarities);
     * ``False``: the labelled batches of ``base`` (an embedding loss as
       ``loss(embeddings, labels)``, a list loss on the in-batch similarities), each image
-      replaced by one random view of it when ``augment``.
+      replaced by one random view of it when ``augment`` is not ``None``.
+
+    ``augment`` holds the image pipeline's settings (checked by
+    :func:`~rankloss.bench.suites.check_retrieval_augment`; ``None``: labelled batches are not
+    augmented, and views rows use :data:`~rankloss.bench.suites.RETRIEVAL_AUGMENT`). Flat
+    vectors ``[N, f]`` are augmented by :func:`_vector_views` instead (the settings are for
+    images; a table of them is refused for vectors by
+    :func:`~rankloss.bench.suites.check_vector_augment` before training).
 
     The views of an epoch come from a generator seeded by that epoch's generator, so a resumed
     run sees the same views. Evaluation ranks by ``model.features`` (the representation under
@@ -461,11 +478,21 @@ class _ImageTask:
     """
 
     def __init__(
-        self, base: EmbeddingTask, *, views: bool | str, augment: bool, features: bool
+        self,
+        base: EmbeddingTask,
+        *,
+        views: bool | str,
+        augment: dict[str, Any] | None,
+        features: bool,
     ) -> None:
         self.views = check_retrieval_views("retrieval: options", views)
-        self.base, self.augment, self.features = base, augment, features
-        self.transform = _image_views(base.data.train.x.shape[-1])
+        self.base, self.augment, self.features = base, augment is not None, features
+        x = base.data.train.x
+        if x.dim() == 4:
+            settings = RETRIEVAL_AUGMENT if augment is None else augment
+            self.transform = _image_views(x.shape[-1], dict(settings))
+        else:
+            self.transform = _vector_views()
 
     def check_loss(self, loss: LossFn) -> None:
         from rankloss.train import check_loss_kind
@@ -592,8 +619,10 @@ def run_retrieval(ctx: RunContext) -> RunResult:
     and ``validation/map@r``.
 
     An embedding loss is called as ``loss(embeddings, labels)``, a list loss on the in-batch
-    cosine similarities (see :class:`rankloss.train.EmbeddingTask`); with ``augment`` every
-    training image is a random view of itself; a ``views = true`` row trains on two augmented
+    cosine similarities (see :class:`rankloss.train.EmbeddingTask`); with ``augment`` (``true``
+    or a table of the pipeline's settings, see
+    :func:`~rankloss.bench.suites.check_retrieval_augment`) every training image is a random
+    view of itself; a ``views = true`` row trains on two augmented
     views of each image instead of the labels, a ``views = "labelled"`` row on both views with
     the labels repeated (see :class:`_ImageTask`). With ``model.retrieve = "features"``
     retrieval ranks by the representation under the projection head
@@ -614,6 +643,8 @@ def run_retrieval(ctx: RunContext) -> RunResult:
     folds = min(requested, train_classes // 2) if train_classes // 2 >= 2 else 1
     data = _held_out_classes(load_dataset(ctx.dataset), train_classes, folds, ctx.seed % folds)
     data = _subsample(data, budget.get("max_per_split"))
+    if data.train.x.dim() != 4:
+        check_vector_augment("retrieval: budget", budget.get("augment", False), data.train.x.shape)
     # The training classes relabelled 0..C-1 in their order: samplers and the losses that
     # compare labels see the same batches, and a proxy loss indexes its C proxies with them.
     classes, train_labels = torch.unique(data.train.y, return_inverse=True)
@@ -630,7 +661,7 @@ def run_retrieval(ctx: RunContext) -> RunResult:
             ks=(1, 10),
         ),
         views=ctx.loss.options.get("views", False),
-        augment=bool(budget.get("augment", False)),
+        augment=check_retrieval_augment("retrieval: budget", budget.get("augment", False)),
         features=retrieve == "features" and data.train.x.dim() == 4,  # a ConvEmbedding
     )
     if ctx.loss.name in RETRIEVAL_BASELINES:
