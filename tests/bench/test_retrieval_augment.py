@@ -210,3 +210,45 @@ def test_an_image_augment_table_on_vectors_is_refused_before_training(tmp_path: 
         check_vector_augment("retrieval: budget", {"flip": True}, (10, 6))
     check_vector_augment("retrieval: budget", True, (10, 6))
     check_vector_augment("retrieval: budget", False, (10, 6))
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("budget_value", "expected"),
+    [
+        (False, None),
+        (True, RETRIEVAL_AUGMENT),
+        ({"crop_scale": [0.8, 1.0]}, {**RETRIEVAL_AUGMENT, "crop_scale": (0.8, 1.0)}),
+    ],
+)
+def test_run_retrieval_hands_the_budget_augment_to_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget_value: object, expected: object
+) -> None:
+    """``run_retrieval`` reads ``budget.augment`` (checked) and gives it to the task; the
+    task is stopped as soon as it is built."""
+    import rankloss.bench.tasks as tasks
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "img.npz"
+    np.savez(path, x=rng.random((120, 64)).astype("float32"), y=np.repeat(np.arange(4), 30))
+    config = tmp_path / "bench.toml"
+    config.write_text(
+        f'[[suite]]\nbase = "retrieval"\n'
+        f'dataset = {{ path = "{path.name}", format = "vectors", shape = [1, 8, 8] }}\n'
+    )
+    suite = load_config(config).suites[0].with_budget(augment=budget_value)
+    check_suite(suite)
+    seen: list[object] = []
+
+    def record(*args: object, augment: object, **kwargs: object) -> None:
+        seen.append(augment)
+        raise _Stop
+
+    monkeypatch.setattr(tasks, "_ImageTask", record)
+    context = RunContext(suite, suite.losses[0], suite.dataset, 0, "cpu", tmp_path / "work")
+    with pytest.raises(_Stop):
+        TASKS["retrieval"](context)
+    assert seen == [expected]
