@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from rankloss.bench.report import (
+    baseline_report,
+    compare_to_baseline,
     compare_to_best,
     family_comparison,
     markdown_tables,
@@ -189,3 +191,116 @@ def test_results_md_opens_with_the_report_and_lists_tuning(tmp_path: Path) -> No
     # Without tuning, no tuning section.
     write_reports(tmp_path, _records(VALUES), plots=False)
     assert "## Tuning" not in (tmp_path / "results.md").read_text()
+
+
+# ------------------------------------------------------------------ against the baselines
+def _retrieval_records(values: dict[str, list[float]]) -> list[dict]:
+    """map@r per seed; ``raw`` and ``untrained`` train no loss, ``raw`` runs once."""
+    runs = []
+    for row, per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            runs.append(
+                {
+                    "suite": "r",
+                    "dataset": "toy",
+                    "loss": row,
+                    "seed": seed,
+                    "primary": "map@r",
+                    "seconds": 1.0,
+                    "metrics": {"map@r": value},
+                    "config": {
+                        "task": "retrieval",
+                        "metrics": ["map@r"],
+                        "primary": "map@r",
+                        "loss": {
+                            "name": row,
+                            "options": {"deterministic": True} if row == "raw" else {},
+                        },
+                    },
+                }
+            )
+    return runs
+
+
+RETRIEVAL = {
+    "raw": [0.50],
+    "untrained": [0.60, 0.62, 0.61, 0.63],
+    "supcon": [0.64, 0.66, 0.646, 0.67],  # clearly above both
+    "contrastive": [0.61, 0.60, 0.63, 0.62],  # above raw, level with untrained
+    "triplet": [0.40, 0.42, 0.41, 0.43],  # below both
+}
+
+
+def _t_test_p(differences: list[float]) -> float:
+    """Two-sided p of the one-sample t-test of mean 0, written out (scipy's t distribution)."""
+    stats = pytest.importorskip("scipy.stats")
+    n = len(differences)
+    mean = sum(differences) / n
+    sd = (sum((d - mean) ** 2 for d in differences) / (n - 1)) ** 0.5
+    return float(2 * stats.t.sf(abs(mean / (sd / n**0.5)), n - 1))
+
+
+def test_each_trained_row_against_each_baseline() -> None:
+    runs = _retrieval_records(RETRIEVAL)
+    random.Random(1).shuffle(runs)
+    (table,) = summarise(runs)
+    assert table.deterministic == {"raw"}
+    against_untrained = compare_to_baseline(table, "untrained")
+    assert set(against_untrained) == {"supcon", "contrastive", "triplet"}  # no baseline row
+    for row in ("supcon", "contrastive", "triplet"):
+        differences = [a - b for a, b in zip(RETRIEVAL[row], RETRIEVAL["untrained"])]
+        assert against_untrained[row].p_value == pytest.approx(_t_test_p(differences))
+        assert against_untrained[row].mean_difference == pytest.approx(
+            sum(differences) / len(differences)
+        )
+    # raw ran once: every seed of a row is compared with its one value
+    against_raw = compare_to_baseline(table, "raw")
+    differences = [v - 0.50 for v in RETRIEVAL["contrastive"]]
+    assert against_raw["contrastive"].n == 4
+    assert against_raw["contrastive"].p_value == pytest.approx(_t_test_p(differences))
+
+    raw_line, untrained_line = baseline_report(table)
+    assert raw_line.startswith("- raw (run once, taken as a constant), map@r 0.5000: ")
+    assert "2 significantly above: supcon (+0.1540, p = " in raw_line
+    assert ", contrastive (+0.1150, p = " in raw_line
+    assert raw_line.endswith(
+        "0 not significantly different; 1 significantly below: triplet "
+        f"(-0.0850, p = {_p_text(against_raw['triplet'].p_value)})."
+    )
+    assert untrained_line.startswith("- untrained, map@r 0.6150: 1 significantly above: supcon")
+    assert "1 not significantly different: contrastive;" in untrained_line
+    assert "1 significantly below: triplet" in untrained_line
+    report = which_loss_report([table])
+    assert "**Against the baselines**" in report and raw_line in report and untrained_line in report
+
+
+def _p_text(p: float | None) -> str:
+    assert p is not None
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def test_no_baseline_section_without_a_baseline_or_a_trained_row() -> None:
+    (trained_only,) = summarise(
+        _retrieval_records({k: v for k, v in RETRIEVAL.items() if k in ("supcon", "triplet")})
+    )
+    assert baseline_report(trained_only) == []
+    assert "Against the baselines" not in which_loss_report([trained_only])
+    (baselines_only,) = summarise(
+        _retrieval_records({k: v for k, v in RETRIEVAL.items() if k in ("raw", "untrained")})
+    )
+    assert baseline_report(baselines_only) == []
+
+
+def test_a_baseline_row_with_too_few_seeds_is_named_not_tested() -> None:
+    values = {"untrained": [0.60, 0.62], "supcon": [0.64, 0.66]}
+    (table,) = summarise(_retrieval_records(values))
+    (line,) = baseline_report(table)
+    assert line.endswith("1 not tested (fewer than 3 seeds): supcon.")
+    assert "0 significantly above; 0 not significantly different; 0 significantly below" in line
+
+
+def test_lightgbm_is_a_baseline_of_the_ltr_report() -> None:
+    (table,) = summarise(_records(VALUES))
+    (line,) = baseline_report(table)
+    assert line.startswith("- lightgbm lambdamart, ndcg@10 0.3840: 3 significantly above: ")
+    assert "listnet (+0.0530" in line and "mse (+0.0200" in line

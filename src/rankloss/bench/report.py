@@ -8,8 +8,10 @@ p-value); rows not significantly worse than the best are marked ``~`` ("tied wit
 
 ``results.md`` opens with a "which loss" report: per suite, the rows ranked by the primary
 metric with 95% intervals, the recommendation the comparisons support ("use X" or "no
-significant difference among X, Y, Z") and the best listwise row against the best pairwise
-row (families from the loss registry), paired across seeds. A tuned benchmark
+significant difference among X, Y, Z"), the best listwise row against the best pairwise
+row (families from the loss registry), paired across seeds, and every trained row against
+each baseline that trains no loss (raw features, an untrained network, random, popularity,
+LightGBM): significantly above, not different, or below. A tuned benchmark
 (:mod:`rankloss.bench.tune`) adds each row's chosen settings.
 """
 
@@ -36,6 +38,8 @@ __all__ = [
     "compare_to_best",
     "recommendation",
     "family_comparison",
+    "compare_to_baseline",
+    "baseline_report",
     "which_loss_report",
     "tuning_tables",
 ]
@@ -59,6 +63,8 @@ class SuiteTable:
     per_seed: dict[tuple[str, str], dict[int, float]] = field(default_factory=dict)
     #: Each row's loss family in the registry (``None`` for a baseline that trains no loss).
     families: dict[str, str | None] = field(default_factory=dict)
+    #: Rows that do not depend on the seed (``options.deterministic``: they run once).
+    deterministic: set[str] = field(default_factory=set)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -93,11 +99,14 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[SuiteTable]:
             mean[key], std[key] = _mean_std(vals)
         per_seed: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
         families: dict[str, str | None] = {}
+        deterministic: set[str] = set()
         for run in suite_runs:
             config = run["config"]
             families.setdefault(
                 run["loss"], _family(config.get("task"), config.get("loss", {}).get("name"))
             )
+            if config.get("loss", {}).get("options", {}).get("deterministic"):
+                deterministic.add(run["loss"])
             for metric in metrics:
                 value = run["metrics"].get(metric)
                 if value is not None and math.isfinite(value):
@@ -116,6 +125,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[SuiteTable]:
                 primary=primary if primary in metrics else metrics[0],
                 per_seed=dict(per_seed),
                 families=families,
+                deterministic=deterministic,
             )
         )
     return tables
@@ -265,6 +275,75 @@ def family_comparison(table: SuiteTable) -> str:
     )
 
 
+def compare_to_baseline(
+    table: SuiteTable, baseline: str, metric: str | None = None
+) -> dict[str, PairedComparison]:
+    """Every row that trains a loss against ``baseline`` on ``metric`` (default: the primary
+    metric): ``row - baseline``, paired across the seeds both ran. A baseline that does not
+    depend on the seed (:attr:`SuiteTable.deterministic`, run once) is a constant: each seed
+    of the row is compared with its one value (a one-sample t-test)."""
+    metric = metric or table.primary or table.metrics[0]
+    base = table.per_seed.get((baseline, metric), {})
+    comparisons = {}
+    for row in table.rows:
+        if table.families.get(row) is None or (row, metric) not in table.mean or not base:
+            continue
+        if baseline in table.deterministic and len(base) == 1:
+            (value,) = base.values()
+            own = list(table.per_seed.get((row, metric), {}).values())
+            comparisons[row] = paired_comparison(own, [value] * len(own))
+        else:
+            comparisons[row] = _paired(table, row, baseline, metric)
+    return comparisons
+
+
+def baseline_report(table: SuiteTable) -> list[str]:
+    """One line per baseline row (a row that trains no loss: raw features, an untrained
+    network, random or popularity rankings, LightGBM, zero-shot) with the rows that train a
+    loss sorted into significantly above it, not significantly different and significantly
+    below it on the primary metric (:func:`compare_to_baseline`); empty without a baseline
+    or without a trained row."""
+    metric = table.primary or table.metrics[0]
+    lines = []
+    for baseline in table.rows:
+        if table.families.get(baseline) is not None or (baseline, metric) not in table.mean:
+            continue
+        comparisons = compare_to_baseline(table, baseline, metric)
+        if not comparisons:
+            continue
+        order = sorted(comparisons, key=lambda r: -table.mean[(r, metric)])
+        groups: dict[str, list[str]] = {"above": [], "tied": [], "below": [], "untested": []}
+        for row in order:
+            c = comparisons[row]
+            if not c.tested:
+                groups["untested"].append(row)
+            elif not c.significant:
+                groups["tied"].append(row)
+            else:
+                key = "above" if c.mean_difference > 0 else "below"
+                groups[key].append(f"{row} ({c.mean_difference:+.4f}, p = {_p(c)})")
+        parts = [
+            f"{len(groups[key])} {label}" + (f": {', '.join(groups[key])}" if groups[key] else "")
+            for key, label in (
+                ("above", "significantly above"),
+                ("tied", "not significantly different"),
+                ("below", "significantly below"),
+            )
+        ]
+        if groups["untested"]:
+            parts.append(
+                f"{len(groups['untested'])} not tested (fewer than 3 seeds): "
+                + ", ".join(groups["untested"])
+            )
+        constant = " (run once, taken as a constant)" if baseline in table.deterministic else ""
+        lines.append(
+            f"- {baseline}{constant}, {metric} {table.mean[(baseline, metric)]:.4f}: "
+            + "; ".join(parts)
+            + "."
+        )
+    return lines
+
+
 def which_loss_report(tables: Sequence[SuiteTable]) -> str:
     """Per suite: the rows ranked by the primary metric (test mean over seeds, 95% t
     interval), each compared with the best row, the recommendation and the listwise-vs-pairwise
@@ -300,6 +379,15 @@ def which_loss_report(tables: Sequence[SuiteTable]) -> str:
             "",
             f"**Listwise vs pairwise:** {family_comparison(table)}",
         ]
+        against = baseline_report(table)
+        if against:
+            lines += [
+                "",
+                "**Against the baselines** (each row that trains a loss against each row "
+                "that trains none, paired across seeds, two-sided p < 0.05):",
+                "",
+                *against,
+            ]
         parts.append("\n".join(lines))
     note = (
         "Test metrics, mean over seeds with the 95% t interval. Each row is compared with the "
