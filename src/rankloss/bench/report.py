@@ -201,6 +201,12 @@ def _p(comparison: PairedComparison) -> str:
     return "<0.001" if comparison.p_value < 0.001 else f"{comparison.p_value:.3f}"
 
 
+def _p_phrase(comparison: PairedComparison) -> str:
+    """``"p = 0.012"``, or ``"p < 0.001"``."""
+    p = _p(comparison)
+    return f"p {p[0]} {p[1:]}" if p.startswith("<") else f"p = {p}"
+
+
 def _tied(comparison: PairedComparison | None) -> str:
     if comparison is None:
         return "~"  # the best row itself
@@ -271,7 +277,7 @@ def family_comparison(table: SuiteTable) -> str:
         verdict = "listwise is better" if c.mean_difference > 0 else "pairwise is better"
     return (
         f"{head} = {c.mean_difference:+.4f}, 95% CI [{c.low:+.4f}, {c.high:+.4f}], "
-        f"p = {_p(c)} ({c.method}, {c.n} seeds): **{verdict}**."
+        f"{_p_phrase(c)} ({c.method}, {c.n} seeds): **{verdict}**."
     )
 
 
@@ -321,7 +327,7 @@ def baseline_report(table: SuiteTable) -> list[str]:
                 groups["tied"].append(row)
             else:
                 key = "above" if c.mean_difference > 0 else "below"
-                groups[key].append(f"{row} ({c.mean_difference:+.4f}, p = {_p(c)})")
+                groups[key].append(f"{row} ({c.mean_difference:+.4f}, {_p_phrase(c)})")
         parts = [
             f"{len(groups[key])} {label}" + (f": {', '.join(groups[key])}" if groups[key] else "")
             for key, label in (
