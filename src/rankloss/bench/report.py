@@ -202,9 +202,11 @@ def _p(comparison: PairedComparison) -> str:
 
 
 def _p_phrase(comparison: PairedComparison) -> str:
-    """``"p = 0.012"``, or ``"p < 0.001"``."""
-    p = _p(comparison)
-    return f"p {p[0]} {p[1:]}" if p.startswith("<") else f"p = {p}"
+    """``"p = 0.012"``, ``"p < 0.001"`` or ``"p n/a"``."""
+    p = comparison.p_value
+    if p is None:
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _tied(comparison: PairedComparison | None) -> str:
@@ -290,16 +292,18 @@ def compare_to_baseline(
     of the row is compared with its one value (a one-sample t-test)."""
     metric = metric or table.primary or table.metrics[0]
     base = table.per_seed.get((baseline, metric), {})
+    constant = (
+        next(iter(base.values())) if baseline in table.deterministic and len(base) == 1 else None
+    )
     comparisons = {}
     for row in table.rows:
-        if table.families.get(row) is None or (row, metric) not in table.mean or not base:
+        if not base or table.families.get(row) is None or (row, metric) not in table.mean:
             continue
-        if baseline in table.deterministic and len(base) == 1:
-            (value,) = base.values()
-            own = list(table.per_seed.get((row, metric), {}).values())
-            comparisons[row] = paired_comparison(own, [value] * len(own))
-        else:
+        if constant is None:
             comparisons[row] = _paired(table, row, baseline, metric)
+        else:
+            own = list(table.per_seed[(row, metric)].values())
+            comparisons[row] = paired_comparison(own, [constant] * len(own))
     return comparisons
 
 

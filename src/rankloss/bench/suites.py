@@ -317,15 +317,14 @@ RETRIEVAL_AUGMENT: dict[str, Any] = {
 }
 
 
-def _interval(where: str, name: str, value: object, low: float, high: float) -> tuple[float, float]:
-    """Two numbers ``a <= b``, both in ``[low, high]`` (``low`` itself excluded when 0)."""
+def _interval(where: str, name: str, value: object, high: float) -> tuple[float, float]:
+    """Two numbers ``[a, b]`` with ``0 < a <= b <= high``."""
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise TypeError(f"{where}: {name} must be two numbers [low, high], got {value!r}")
     a, b = (params.number(where, name, v) for v in value)
-    if not (low < a if low == 0 else low <= a) or not a <= b <= high:
+    if not 0 < a <= b <= high:
         raise ValueError(
-            f"{where}: {name} must be [low, high] with {low} {'<' if low == 0 else '<='} low "
-            f"<= high <= {high}, got {list(value)}"
+            f"{where}: {name} must be [low, high] with 0 < low <= high <= {high}, got {list(value)}"
         )
     return a, b
 
@@ -352,9 +351,9 @@ def check_retrieval_augment(where: str, value: object) -> dict[str, Any] | None:
     for key, given in value.items():
         name = f"augment.{key}"
         if key == "crop_scale":
-            settings[key] = _interval(where, name, given, 0.0, 1.0)
+            settings[key] = _interval(where, name, given, 1.0)
         elif key == "blur_sigma":
-            settings[key] = _interval(where, name, given, 0.0, float("inf"))
+            settings[key] = _interval(where, name, given, float("inf"))
         elif key == "flip":
             settings[key] = params.boolean(where, name, given)
         elif key.endswith("_p"):
