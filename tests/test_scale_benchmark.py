@@ -157,3 +157,29 @@ def test_allrank_heavy_imports_are_stood_in(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "12.0"
+
+
+def test_ratio_column_leaves_out_the_plain_floor() -> None:
+    scale = _load_scale()
+
+    def row(contender: str, ms: float) -> dict:
+        size = {"loss": "info_nce", "size": [8, 4], "label": "N=8,d=4"}
+        return {**size, "contender": contender, "status": "ok", "ms": ms, "agrees": True}
+
+    report = {
+        "device": "cpu",
+        "device_name": "test",
+        "torch": "x",
+        "threads": 1,
+        "dtype": "float32",
+        "in_process": True,
+        "results": [
+            row("naive", 4.0),
+            row("rankloss-torch", 3.0),
+            row("sentence-transformers", 2.0),
+            row("plain-ce", 1.0),
+        ],
+    }
+    line = next(x for x in scale.to_markdown(report).splitlines() if x.startswith("| N=8"))
+    # 3.0 / 2.0 against sentence-transformers, not 3.0 / 1.0 against the floor
+    assert line.rstrip().endswith("| 1.50 |"), line
