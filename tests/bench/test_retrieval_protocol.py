@@ -182,6 +182,10 @@ def test_few_training_classes_fall_back_to_fewer_folds(tmp_path: Path) -> None:
     result = TASKS["retrieval"](ctx)
     assert "no validation classes (folds 3 -> 1" in result.notes
     assert 0.0 < result.metrics["validation/map@r"] <= 1.0
+    # asked for: not blamed on too few classes
+    ctx = _context(tmp_path / "c", loss, epochs=1, folds=1, max_per_split=300)
+    notes = TASKS["retrieval"](ctx).notes
+    assert "no validation classes (folds = 1: early stopping on the training classes)" in notes
 
 
 @pytest.mark.badinput("bench")

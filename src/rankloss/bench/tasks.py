@@ -681,6 +681,8 @@ def run_retrieval(ctx: RunContext) -> RunResult:
 
 
 def _validation_note(data: Any, requested: int, folds: int) -> str:
+    if folds == 1 and requested == 1:
+        return "no validation classes (folds = 1: early stopping on the training classes)"
     if folds == 1:
         return f"no validation classes (folds {requested} -> 1: too few training classes)"
     classes = sorted(set(data.validation.y.tolist()))
