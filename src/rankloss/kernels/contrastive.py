@@ -12,7 +12,10 @@ the keys and the ``exclude_self`` / ``diagonal_only`` flags, exactly as
 
 * InfoNCE: a first sweep keeps an online log-sum-exp
   :math:`L_i = \log\sum_{n \in \mathcal N_i} e^{z_{in}}`; a second sums
-  :math:`\operatorname{softplus}(L_i - z_{ip})` over the positives.
+  :math:`\operatorname{softplus}(L_i - z_{ip})` over the positives. When the only positive of
+  row :math:`i` is key :math:`i` (the in-batch ``(queries, keys)`` form, and masked false
+  negatives) its logit is the row-wise product :math:`q_i \cdot k_i` and there is no second
+  sweep.
   :math:`\partial\ell_i/\partial z_{ij} = [j \in \mathcal N_i] A_i e^{z_{ij} - L_i}
   - [j \in \mathcal P_i]\sigma(L_i - z_{ij})/|\mathcal P_i|`, with
   :math:`A_i = |\mathcal P_i|^{-1}\sum_p \sigma(L_i - z_{ip})`.
@@ -26,7 +29,8 @@ Backward recomputes the tiles: one kernel sweeps the keys of a query block for
 sweeps the queries of a key block for :math:`dK = G^\top Q`. A learnable temperature or scale
 gets its gradient through the scaled queries (:math:`-\sum z\,\partial\ell/\partial z / \tau`).
 
-Memory :math:`O((N + M)d)`; time :math:`O(NMd)` (InfoNCE: two forward sweeps). This module
+Memory :math:`O((N + M)d)`; time :math:`O(NMd)` (InfoNCE with several positives a row: two
+forward sweeps). This module
 imports ``triton``; nothing imports it when ``rankloss`` is imported.
 """
 
@@ -96,6 +100,7 @@ def _forward_kernel(
     KIND: tl.constexpr,
     EXCLUDE_SELF: tl.constexpr,
     DIAGONAL_ONLY: tl.constexpr,
+    DIAGONAL_POSITIVE: tl.constexpr,
     IEEE: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -145,7 +150,24 @@ def _forward_kernel(
             run_max = new_max
     ref = tl.where(run_max == float("-inf"), 0.0, run_max)
     lse = ref + tl.log(tl.where(run_sum > 0, run_sum, 1.0))
-    if KIND == 0:
+    if KIND == 0 and DIAGONAL_POSITIVE:
+        # The only positive of row i is key i: its logit is one row-wise product, so no
+        # second sweep over the keys.
+        has_key = in_n & (offs_n < M)
+        kd = tl.load(
+            k_ptr + offs_n[:, None] * D + offs_d[None, :],
+            mask=has_key[:, None] & in_d[None, :],
+            other=0.0,
+        )
+        zd = tl.sum(q.to(tl.float32) * kd.to(tl.float32), axis=1)
+        gap = lse - zd
+        sp = tl.maximum(gap, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(gap)))
+        total = tl.where(count > 0, sp, 0.0)
+        coef = tl.where(count > 0, 1.0 / (1.0 + tl.exp(-gap)), 0.0)
+        valid = (count > 0) & (pairs > 0)
+        value = tl.where(valid, total, 0.0)
+        tl.store(out_coef + offs_n, coef, mask=in_n)
+    elif KIND == 0:
         # Second sweep: the positive terms against the finished log-sum-exp.
         coef = tl.zeros((BLOCK_N,), tl.float32)
         for start in range(0, M, BLOCK_M):
@@ -376,6 +398,7 @@ class _Fused(torch.autograd.Function):
                 n,
                 m,
                 d,
+                DIAGONAL_POSITIVE=bool(cand.diagonal_only or cand.in_batch),
                 **flags,
             )
         ctx.save_for_backward(queries, keys, ql, kl, kf, lse, coef, count, valid)
