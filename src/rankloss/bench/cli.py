@@ -46,7 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="suites or groups to run (default: quick); see 'rankloss list'",
     )
     bench.add_argument("--config", type=Path, help="a TOML file describing suites")
-    bench.add_argument("--losses", help="comma-separated loss labels or names to keep")
+    bench.add_argument(
+        "--losses",
+        help="comma-separated rows to keep: a row's label keeps that row; a loss name that "
+        "labels no row keeps every row of that loss",
+    )
     bench.add_argument(
         "--seeds", type=int, help="number of seeds, an integer >= 1 (runs seeds 0..N-1); default 3"
     )
@@ -155,8 +159,14 @@ def _filter_losses(suites: list[SuiteSpec], wanted: str | None) -> list[SuiteSpe
     out: list[SuiteSpec] = []
     matched: set[str] = set()
     for suite in suites:
-        losses = tuple(l for l in suite.losses if l.label in keep or l.name in keep)
-        matched |= {l.label for l in losses} | {l.name for l in losses}
+        labels = {l.label for l in suite.losses}
+        # A row's label selects that row only; a word that labels no row of the suite selects
+        # every row of that loss (``supcon`` is the row labelled so, not also "supcon (labelled
+        # views)"; ``triplet`` is both triplet rows when no row is labelled "triplet").
+        chosen = {w for w in keep if w in labels}
+        by_name = keep - chosen
+        losses = tuple(l for l in suite.losses if l.label in chosen or l.name in by_name)
+        matched |= chosen | {l.name for l in losses if l.name in by_name}
         if losses:
             out.append(replace(suite, losses=losses))
     missing = keep - matched
