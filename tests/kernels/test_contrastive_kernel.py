@@ -15,6 +15,8 @@ import torch
 pytest.importorskip("triton", reason="triton is not installed")
 
 from rankloss._core.candidates import build_candidates  # noqa: E402
+from rankloss.functional import embedding as F  # noqa: E402
+from rankloss.functional import siglip as siglip_functional  # noqa: E402
 from rankloss.kernels import contrastive  # noqa: E402
 from rankloss.losses import InfoNCELoss, NTXentLoss, SigLIPLoss, SupConLoss  # noqa: E402
 
@@ -23,6 +25,7 @@ if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
     pytest.skip("no CUDA and TRITON_INTERPRET is not set", allow_module_level=True)
 
 N, D = 29, 20  # uneven: neither a multiple of the 16-blocks
+FUSED = contrastive.fused_per_anchor  # before the fixture below patches it
 
 
 @pytest.fixture(autouse=True)
@@ -30,8 +33,9 @@ def _small_blocks(monkeypatch):
     original = contrastive.fused_per_anchor
 
     def small(*args, **kwargs):
-        kwargs.setdefault("block_n", 16)
-        kwargs.setdefault("block_m", 16)
+        # d = 20 in chunks of 16: two chunks, the second part padding
+        for name in ("block_n", "block_m", "block_k", "block_acc"):
+            kwargs.setdefault(name, 16)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(contrastive, "fused_per_anchor", small)
@@ -133,6 +137,81 @@ def test_half_inputs(dtype):
         for a, b in zip(a_grads[:2], b_grads[:2]):
             assert b.dtype == dtype
             torch.testing.assert_close(b.float(), a, rtol=5e-2, atol=5e-3)
+
+
+BLOCKS = [
+    {},  # default_blocks(d)
+    {"block_n": 32, "block_m": 16, "block_k": 16, "block_acc": 32},
+    {"block_n": 16, "block_m": 32, "block_k": 64, "block_acc": 16, "num_warps": 2},
+]
+
+
+def _direct_per_anchor(kind, queries, keys, cand):
+    """The per-anchor values of the PyTorch forms on the full ``[N, M]`` logits."""
+    sim = queries @ keys.T
+    positive, negative = cand.masks()
+    if kind == "info_nce":
+        return F.info_nce_per_anchor(sim, positive, negative, temperature=1.0)
+    if kind == "supcon":
+        values = F.supcon_loss(sim, positive, negative, temperature=1.0, reduction="none")
+        return values, positive.any(1)
+    return siglip_functional.siglip_per_anchor(sim, positive, negative, scale=1.0, bias=-1.0)
+
+
+@pytest.mark.parametrize("d", [20, 100])
+@pytest.mark.parametrize("blocks", BLOCKS, ids=["default", "wide-n", "wide-m"])
+@pytest.mark.parametrize("kind", list(contrastive.KINDS))
+@pytest.mark.parametrize("form", ["keys", "labels"])
+def test_any_tiling_gives_the_same_values_and_gradients(form, kind, blocks, d):
+    """Every tiling (tiles of n x m rows, chunks of d, backward blocks) against the direct
+    form, with d a multiple of no chunk; the keys form takes InfoNCE's diagonal shortcut."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.normalize(torch.randn(N, d, generator=g), dim=1).to(DEVICE)
+    y = torch.nn.functional.normalize(torch.randn(N, d, generator=g), dim=1).to(DEVICE)
+    labels = torch.randint(0, 5, (N,), generator=g).to(DEVICE)
+    weights = torch.arange(1.0, N + 1, device=DEVICE)
+    results = []
+    for fused in (True, False):
+        q = x.clone().requires_grad_()
+        k = y.clone().requires_grad_() if form == "keys" else q
+        if form == "keys":
+            cand = build_candidates(q, keys=k)
+        else:
+            cand = build_candidates(q, labels)
+        if fused:
+            values, valid = FUSED(kind, q / 0.1, k, cand, bias=-1.0, **blocks)
+        else:
+            values, valid = _direct_per_anchor(kind, q / 0.1, k, cand)
+        (values * weights).sum().backward()
+        grads = [q.grad] + ([k.grad] if form == "keys" else [])
+        results.append((values.detach().float(), valid, grads))
+    (got, got_valid, got_grads), (want, want_valid, want_grads) = results
+    assert got_valid.tolist() == want_valid.tolist()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_default_blocks_shrink_the_backward_block_as_d_grows():
+    assert contrastive.default_blocks(128) == contrastive.Blocks(n=64, m=64, k=64, acc=64)
+    assert contrastive.default_blocks(20).k == 32  # a chunk no wider than d needs
+    assert contrastive.default_blocks(512).acc == 32
+    assert contrastive.default_blocks(4096).acc == 16
+    for d in (8, 100, 512, 3000):
+        blocks = contrastive.default_blocks(d)
+        assert blocks.acc * contrastive._block_d(d) <= max(
+            contrastive.ACCUMULATOR_ENTRIES, 16 * contrastive._block_d(d)
+        )
+
+
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("name", ["block_n", "block_m", "block_k", "block_acc"])
+@pytest.mark.parametrize("value", [8, 24, 0])
+def test_bad_blocks_are_refused(name, value):
+    x, _, labels, _ = _inputs()
+    cand = build_candidates(x, labels)
+    with pytest.raises(ValueError, match=f"fused_per_anchor: {name} must be a power of two"):
+        FUSED("supcon", x, x, cand, **{name: value})
 
 
 @pytest.mark.badinput("losses")

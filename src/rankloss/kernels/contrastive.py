@@ -4,10 +4,12 @@ One kernel family covers InfoNCE (and through it NT-Xent and the symmetric CLIP 
 and SigLIP on :class:`~rankloss._core.candidates.Candidates`: queries ``[N, d]`` (already
 divided by the temperature or multiplied by the SigLIP scale, and normalised for cosine, in
 PyTorch, so those steps keep their autograd) against keys ``[M, d]``. Tiles of
-``BLOCK_N`` queries by ``BLOCK_M`` keys are multiplied with ``tl.dot`` in the input dtype
-(float32, float16, bfloat16) with float32 accumulation; the positive and negative masks of a
-tile are made inside the kernel from the per-row label vectors, the forced-negative flags of
-the keys and the ``exclude_self`` / ``diagonal_only`` flags, exactly as
+``BLOCK_N`` queries by ``BLOCK_M`` keys are multiplied with ``tl.dot`` over chunks of
+``BLOCK_K`` of ``d`` (a tile never holds whole rows, so the tiles need not shrink as ``d``
+grows), in the input dtype (float32, float16, bfloat16) with float32 accumulation; the
+positive and negative masks of a tile are made inside the kernel from the per-row label
+vectors, the forced-negative flags of the keys and the ``exclude_self`` / ``diagonal_only``
+flags, exactly as
 :meth:`Candidates.masks` makes them; no ``[N, M]`` tensor is ever written.
 
 * InfoNCE: a first sweep keeps an online log-sum-exp
@@ -26,16 +28,19 @@ the keys and the ``exclude_self`` / ``diagonal_only`` flags, exactly as
 
 Backward recomputes the tiles: one kernel sweeps the keys of a query block for
 :math:`dQ = G K` (and the row sums of :math:`G`, the gradient of the SigLIP bias), a second
-sweeps the queries of a key block for :math:`dK = G^\top Q`. A learnable temperature or scale
+sweeps the queries of a key block for :math:`dK = G^\top Q`; each holds its block's
+``[block, d]`` gradient in float32, so that block shrinks as ``d`` grows
+(:func:`default_blocks`). The tile sizes are :class:`Blocks`. A learnable temperature or scale
 gets its gradient through the scaled queries (:math:`-\sum z\,\partial\ell/\partial z / \tau`).
 
 Memory :math:`O((N + M)d)`; time :math:`O(NMd)` (InfoNCE with several positives a row: two
-forward sweeps). This module
-imports ``triton``; nothing imports it when ``rankloss`` is imported.
+forward sweeps). This module imports ``triton``; nothing imports it when ``rankloss`` is
+imported.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -46,7 +51,7 @@ from torch import Tensor
 from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
 
-__all__ = ["fused_per_anchor", "KINDS"]
+__all__ = ["fused_per_anchor", "KINDS", "Blocks", "default_blocks"]
 
 #: The losses the kernels compute, by name (the ``kind`` of :func:`fused_per_anchor`).
 KINDS: dict[str, int] = {"info_nce": 0, "supcon": 1, "siglip": 2}
@@ -70,15 +75,53 @@ def _tile_masks(
 
 
 @triton.jit
-def _tile_logits(q, k_ptr, offs_m, in_m, offs_d, in_d, D, IEEE: tl.constexpr):
-    k = tl.load(
-        k_ptr + offs_m[:, None] * D + offs_d[None, :], mask=in_m[:, None] & in_d[None, :], other=0.0
-    )
-    if IEEE:
-        z = tl.dot(q, tl.trans(k), input_precision="ieee")
-    else:
-        z = tl.dot(q, tl.trans(k))
-    return z, k
+def _tile_logits(
+    a_ptr,
+    b_ptr,
+    offs_a,
+    offs_b,
+    in_a,
+    in_b,
+    D,
+    IEEE: tl.constexpr,
+    BLOCK_A: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """``[BLOCK_A, BLOCK_B]`` float32 products of rows ``offs_a`` of ``a`` with rows ``offs_b``
+    of ``b``, over ``d`` in chunks of ``BLOCK_K`` (a tile never holds whole rows)."""
+    z = tl.zeros((BLOCK_A, BLOCK_B), tl.float32)
+    for kk in range(0, D, BLOCK_K):
+        offs_k = kk + tl.arange(0, BLOCK_K)
+        in_k = offs_k < D
+        a = tl.load(
+            a_ptr + offs_a[:, None] * D + offs_k[None, :],
+            mask=in_a[:, None] & in_k[None, :],
+            other=0.0,
+        )
+        b = tl.load(
+            b_ptr + offs_b[:, None] * D + offs_k[None, :],
+            mask=in_b[:, None] & in_k[None, :],
+            other=0.0,
+        )
+        if IEEE:
+            z += tl.dot(a, tl.trans(b), input_precision="ieee")
+        else:
+            z += tl.dot(a, tl.trans(b))
+    return z
+
+
+@triton.jit
+def _row_products(a_ptr, b_ptr, offs, in_rows, D, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
+    """``[BLOCK]`` float32 :math:`a_i \\cdot b_i` of rows ``offs`` (``in_rows``: which exist)."""
+    total = tl.zeros((BLOCK,), tl.float32)
+    for kk in range(0, D, BLOCK_K):
+        offs_k = kk + tl.arange(0, BLOCK_K)
+        inside = in_rows[:, None] & (offs_k < D)[None, :]
+        a = tl.load(a_ptr + offs[:, None] * D + offs_k[None, :], mask=inside, other=0.0)
+        b = tl.load(b_ptr + offs[:, None] * D + offs_k[None, :], mask=inside, other=0.0)
+        total += tl.sum(a.to(tl.float32) * b.to(tl.float32), axis=1)
+    return total
 
 
 @triton.jit
@@ -104,16 +147,11 @@ def _forward_kernel(
     IEEE: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_M: tl.constexpr,
-    BLOCK_D: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     in_n = offs_n < N
-    offs_d = tl.arange(0, BLOCK_D)
-    in_d = offs_d < D
-    q = tl.load(
-        q_ptr + offs_n[:, None] * D + offs_d[None, :], mask=in_n[:, None] & in_d[None, :], other=0.0
-    )
     ql = tl.load(ql_ptr + offs_n, mask=in_n, other=-1)
     run_max = tl.full((BLOCK_N,), float("-inf"), tl.float32)
     run_sum = tl.zeros((BLOCK_N,), tl.float32)
@@ -128,7 +166,9 @@ def _forward_kernel(
         positive, negative = _tile_masks(
             ql, kl, kf, offs_n, offs_m, in_n, in_m, EXCLUDE_SELF, DIAGONAL_ONLY
         )
-        z, _k = _tile_logits(q, k_ptr, offs_m, in_m, offs_d, in_d, D, IEEE)
+        z = _tile_logits(
+            q_ptr, k_ptr, offs_n, offs_m, in_n, in_m, D, IEEE, BLOCK_N, BLOCK_M, BLOCK_K
+        )
         if KIND == 2:
             x = z + bias
             x = tl.where(positive, -x, x)
@@ -153,13 +193,7 @@ def _forward_kernel(
     if KIND == 0 and DIAGONAL_POSITIVE:
         # The only positive of row i is key i: its logit is one row-wise product, so no
         # second sweep over the keys.
-        has_key = in_n & (offs_n < M)
-        kd = tl.load(
-            k_ptr + offs_n[:, None] * D + offs_d[None, :],
-            mask=has_key[:, None] & in_d[None, :],
-            other=0.0,
-        )
-        zd = tl.sum(q.to(tl.float32) * kd.to(tl.float32), axis=1)
+        zd = _row_products(q_ptr, k_ptr, offs_n, in_n & (offs_n < M), D, BLOCK_N, BLOCK_K)
         gap = lse - zd
         sp = tl.maximum(gap, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(gap)))
         total = tl.where(count > 0, sp, 0.0)
@@ -178,7 +212,9 @@ def _forward_kernel(
             positive, negative = _tile_masks(
                 ql, kl, kf, offs_n, offs_m, in_n, in_m, EXCLUDE_SELF, DIAGONAL_ONLY
             )
-            z, _k = _tile_logits(q, k_ptr, offs_m, in_m, offs_d, in_d, D, IEEE)
+            z = _tile_logits(
+                q_ptr, k_ptr, offs_n, offs_m, in_n, in_m, D, IEEE, BLOCK_N, BLOCK_M, BLOCK_K
+            )
             gap = lse[:, None] - z
             sp = tl.maximum(gap, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(gap)))
             total += tl.sum(tl.where(positive, sp, 0.0), axis=1)
@@ -242,16 +278,15 @@ def _grad_queries_kernel(
     IEEE: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_M: tl.constexpr,
+    BLOCK_K: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
+    # One block of queries accumulates its [BLOCK_N, d] gradient over every key block.
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     in_n = offs_n < N
     offs_d = tl.arange(0, BLOCK_D)
     in_d = offs_d < D
-    q = tl.load(
-        q_ptr + offs_n[:, None] * D + offs_d[None, :], mask=in_n[:, None] & in_d[None, :], other=0.0
-    )
     ql = tl.load(ql_ptr + offs_n, mask=in_n, other=-1)
     g = tl.load(g_ptr + offs_n, mask=in_n, other=0.0)
     lse = tl.load(lse_ptr + offs_n, mask=in_n, other=0.0)
@@ -267,9 +302,16 @@ def _grad_queries_kernel(
         positive, negative = _tile_masks(
             ql, kl, kf, offs_n, offs_m, in_n, in_m, EXCLUDE_SELF, DIAGONAL_ONLY
         )
-        z, k = _tile_logits(q, k_ptr, offs_m, in_m, offs_d, in_d, D, IEEE)
+        z = _tile_logits(
+            q_ptr, k_ptr, offs_n, offs_m, in_n, in_m, D, IEEE, BLOCK_N, BLOCK_M, BLOCK_K
+        )
         grad = _grad_tile(z, positive, negative, g, lse, coef, inv_count, bias, KIND)
         rowsum += tl.sum(grad, axis=1)
+        k = tl.load(
+            k_ptr + offs_m[:, None] * D + offs_d[None, :],
+            mask=in_m[:, None] & in_d[None, :],
+            other=0.0,
+        )
         if IEEE:
             dq += tl.dot(grad.to(k.dtype), k, input_precision="ieee")
         else:
@@ -300,27 +342,21 @@ def _grad_keys_kernel(
     IEEE: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_M: tl.constexpr,
+    BLOCK_K: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
+    # One block of keys accumulates its [BLOCK_M, d] gradient over every query block.
     pid = tl.program_id(0)
     offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     in_m = offs_m < M
     offs_d = tl.arange(0, BLOCK_D)
     in_d = offs_d < D
-    k = tl.load(
-        k_ptr + offs_m[:, None] * D + offs_d[None, :], mask=in_m[:, None] & in_d[None, :], other=0.0
-    )
     kl = tl.load(kl_ptr + offs_m, mask=in_m, other=-2)
     kf = tl.load(kf_ptr + offs_m, mask=in_m, other=1)
     dk = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
     for start in range(0, N, BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
         in_n = offs_n < N
-        q = tl.load(
-            q_ptr + offs_n[:, None] * D + offs_d[None, :],
-            mask=in_n[:, None] & in_d[None, :],
-            other=0.0,
-        )
         ql = tl.load(ql_ptr + offs_n, mask=in_n, other=-1)
         g = tl.load(g_ptr + offs_n, mask=in_n, other=0.0)
         lse = tl.load(lse_ptr + offs_n, mask=in_n, other=0.0)
@@ -329,11 +365,15 @@ def _grad_keys_kernel(
         positive, negative = _tile_masks(
             ql, kl, kf, offs_n, offs_m, in_n, in_m, EXCLUDE_SELF, DIAGONAL_ONLY
         )
-        if IEEE:
-            z = tl.dot(q, tl.trans(k), input_precision="ieee")
-        else:
-            z = tl.dot(q, tl.trans(k))
+        z = _tile_logits(
+            q_ptr, k_ptr, offs_n, offs_m, in_n, in_m, D, IEEE, BLOCK_N, BLOCK_M, BLOCK_K
+        )
         grad = _grad_tile(z, positive, negative, g, lse, coef, inv_count, bias, KIND)
+        q = tl.load(
+            q_ptr + offs_n[:, None] * D + offs_d[None, :],
+            mask=in_n[:, None] & in_d[None, :],
+            other=0.0,
+        )
         if IEEE:
             dk += tl.dot(tl.trans(grad.to(q.dtype)), q, input_precision="ieee")
         else:
@@ -345,9 +385,43 @@ def _block_d(d: int) -> int:
     return max(16, triton.next_power_of_2(d))
 
 
-def _default_block(d: int) -> int:
+#: A backward program holds its ``[block, d]`` gradient in float32 registers: at most this
+#: many entries (``block * next_power_of_2(d)``), so the block shrinks as ``d`` grows.
+ACCUMULATOR_ENTRIES = 1 << 14
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Tile sizes of the kernels (powers of two >= 16).
+
+    ``n`` queries by ``m`` keys per forward tile; ``k``: the chunk of ``d`` a product reads at
+    a time; ``acc``: the rows of a backward program (the queries of :math:`dQ`, the keys of
+    :math:`dK`), which also hold their ``[acc, d]`` gradient; the rows they sweep come in
+    tiles of ``m`` (:math:`dQ`) and ``n`` (:math:`dK`). ``num_warps``: Triton's warps a
+    program (``None``: Triton's default).
+    """
+
+    n: int
+    m: int
+    k: int
+    acc: int
+    num_warps: int | None = None
+
+
+def default_blocks(d: int) -> Blocks:
+    """The tiles used when none are given: 64 x 64 forward tiles over chunks of 64 of ``d``;
+    backward programs of 64 rows up to ``d = 256`` and fewer beyond
+    (:data:`ACCUMULATOR_ENTRIES`). Chosen by reasoning, not yet timed on a GPU:
+    ``benchmarks/kernel_sweep.py`` compares the tilings on one."""
     block_d = _block_d(d)
-    return 64 if block_d <= 128 else 32 if block_d <= 256 else 16
+    acc = max(16, min(64, ACCUMULATOR_ENTRIES // block_d))
+    return Blocks(n=64, m=64, k=min(64, block_d), acc=acc)
+
+
+def _check_block(name: str, value: int) -> int:
+    if not isinstance(value, int) or value < 16 or value & (value - 1):
+        raise ValueError(f"fused_per_anchor: {name} must be a power of two >= 16, got {value!r}")
+    return value
 
 
 class _Fused(torch.autograd.Function):
@@ -359,11 +433,10 @@ class _Fused(torch.autograd.Function):
         bias: Tensor,
         cand: Candidates,
         kind: int,
-        blocks: tuple[int, int],
+        blocks: Blocks,
     ) -> tuple[Tensor, Tensor]:
         n, d = queries.shape
         m = keys.shape[0]
-        block_n, block_m = blocks
         ql = cand.query_labels.contiguous()
         kl = cand.key_labels.contiguous()
         kf = cand.forced_negative.to(torch.int8).contiguous()
@@ -377,13 +450,12 @@ class _Fused(torch.autograd.Function):
             EXCLUDE_SELF=bool(cand.exclude_self),
             DIAGONAL_ONLY=bool(cand.diagonal_only),
             IEEE=queries.dtype == torch.float32,
-            BLOCK_N=block_n,
-            BLOCK_M=block_m,
-            BLOCK_D=_block_d(d),
+            BLOCK_K=blocks.k,
         )
+        warps = {} if blocks.num_warps is None else {"num_warps": blocks.num_warps}
         bias_value = float(bias)
         if n:
-            _forward_kernel[(triton.cdiv(n, block_n),)](
+            _forward_kernel[(triton.cdiv(n, blocks.n),)](
                 queries,
                 keys,
                 ql,
@@ -399,10 +471,14 @@ class _Fused(torch.autograd.Function):
                 m,
                 d,
                 DIAGONAL_POSITIVE=bool(cand.diagonal_only or cand.in_batch),
+                BLOCK_N=blocks.n,
+                BLOCK_M=blocks.m,
                 **flags,
+                **warps,
             )
         ctx.save_for_backward(queries, keys, ql, kl, kf, lse, coef, count, valid)
         ctx.flags = flags
+        ctx.blocks = blocks
         ctx.bias_value = bias_value
         ctx.bias_dtype = bias.dtype
         valid_bool = valid.bool()
@@ -416,46 +492,38 @@ class _Fused(torch.autograd.Function):
         queries, keys, ql, kl, kf, lse, coef, count, valid = ctx.saved_tensors
         n, d = queries.shape
         m = keys.shape[0]
-        flags = ctx.flags
+        flags, blocks = ctx.flags, ctx.blocks
+        warps = {} if blocks.num_warps is None else {"num_warps": blocks.num_warps}
         g = torch.where(valid.bool(), grad_value.float(), torch.zeros_like(lse)).contiguous()
         dq = torch.zeros(n, d, device=queries.device, dtype=torch.float32)
         dk = torch.zeros(m, d, device=queries.device, dtype=torch.float32)
         rowsum = torch.zeros(n, device=queries.device, dtype=torch.float32)
+        saved = (queries, keys, ql, kl, kf, ctx.bias_value, g, lse, coef, count)
         if n and m:
-            _grad_queries_kernel[(triton.cdiv(n, flags["BLOCK_N"]),)](
-                queries,
-                keys,
-                ql,
-                kl,
-                kf,
-                ctx.bias_value,
-                g,
-                lse,
-                coef,
-                count,
+            _grad_queries_kernel[(triton.cdiv(n, blocks.acc),)](
+                *saved,
                 dq,
                 rowsum,
                 n,
                 m,
                 d,
+                BLOCK_N=blocks.acc,
+                BLOCK_M=blocks.m,
+                BLOCK_D=_block_d(d),
                 **flags,
+                **warps,
             )
-            _grad_keys_kernel[(triton.cdiv(m, flags["BLOCK_M"]),)](
-                queries,
-                keys,
-                ql,
-                kl,
-                kf,
-                ctx.bias_value,
-                g,
-                lse,
-                coef,
-                count,
+            _grad_keys_kernel[(triton.cdiv(m, blocks.acc),)](
+                *saved,
                 dk,
                 n,
                 m,
                 d,
+                BLOCK_N=blocks.n,
+                BLOCK_M=blocks.acc,
+                BLOCK_D=_block_d(d),
                 **flags,
+                **warps,
             )
         grad_bias = rowsum.sum().to(ctx.bias_dtype)
         return dq.to(queries.dtype), dk.to(keys.dtype), grad_bias, None, None, None
@@ -470,6 +538,9 @@ def fused_per_anchor(
     bias: Tensor | float = 0.0,
     block_n: int | None = None,
     block_m: int | None = None,
+    block_k: int | None = None,
+    block_acc: int | None = None,
+    num_warps: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Per-anchor loss ``[N]`` (float32) and validity ``[N]`` of one of :data:`KINDS`.
 
@@ -480,8 +551,8 @@ def fused_per_anchor(
         keys: ``[M, d]`` (cast to the queries' dtype).
         candidates: what makes a pair (per-row labels and flags; its tensors are not read).
         bias: the SigLIP logit bias :math:`b` (a scalar tensor gets a gradient).
-        block_n, block_m: tile sizes (powers of two >= 16); by default 64 up to
-            ``d = 128``, 32 up to 256, else 16 (a tile holds whole rows of ``d``).
+        block_n, block_m, block_k, block_acc, num_warps: the tiles (:class:`Blocks`; powers
+            of two >= 16), each ``None`` for :func:`default_blocks` of ``d``.
 
     Returns:
         ``values [N]`` (0 where not valid) and ``valid [N]``, as
@@ -492,9 +563,14 @@ def fused_per_anchor(
     """
     if kind not in KINDS:
         raise ValueError(f"fused_per_anchor: kind must be one of {list(KINDS)}, got {kind!r}")
-    default = _default_block(queries.shape[1])
-    block_n = block_n or default
-    block_m = block_m or default
+    default = default_blocks(queries.shape[1])
+    blocks = Blocks(
+        n=_check_block("block_n", default.n if block_n is None else block_n),
+        m=_check_block("block_m", default.m if block_m is None else block_m),
+        k=_check_block("block_k", default.k if block_k is None else block_k),
+        acc=_check_block("block_acc", default.acc if block_acc is None else block_acc),
+        num_warps=num_warps,
+    )
     dtype = queries.dtype
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         dtype = compute_dtype(dtype) if dtype != torch.float64 else torch.float32
@@ -506,6 +582,6 @@ def fused_per_anchor(
             bias_t.reshape(()).float() if bias_t.requires_grad else bias_t.reshape(()),
             candidates,
             KINDS[kind],
-            (block_n, block_m),
+            blocks,
         )
     return values, valid
