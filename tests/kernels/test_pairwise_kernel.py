@@ -93,6 +93,21 @@ def test_kernel_equals_direct(fn, kwargs, dtype):
     assert (kernel[1][~mask] == 0).all() and kernel[1].abs().sum() > 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_large_score_gaps_agree_with_the_direct_path(dtype):
+    """Gaps beyond softplus's threshold (|sigma (s_i - s_j)| > 20), both ways round: the
+    sigmoid branches of the gradient."""
+    scores, labels, mask, weights = _batch(dtype)
+    scores = scores * 15.0
+    common = dict(weights=weights, reduction="none", sigma=2.0)
+    for fn in (RF.ranknet_loss, RF.lambdaloss_loss):
+        direct = _value_and_grad(fn, scores, labels, mask, impl="torch", **common)
+        kernel = _value_and_grad(fn, scores, labels, mask, impl="triton", tile_size=16, **common)
+        tol = 1e-10 if dtype == torch.float64 else 2e-5
+        for got, expected in zip(kernel, direct, strict=True):
+            torch.testing.assert_close(got, expected, rtol=tol, atol=tol)
+
+
 def test_half_scores_are_upcast_and_the_module_runs_the_kernel():
     scores, labels, mask, _ = _batch(torch.float32, n=40)
     scores = torch.where(mask, scores, 0.0).to(torch.bfloat16)

@@ -118,14 +118,13 @@ def _pair_kernel(
                 lam = (rho + mu * delta) * gain_gap
 
         # z = -sigma (s_i - s_j); phi = softplus(z); phi' = -sigma * sigmoid(z).
+        # One exp, one log and one division a pair: e = exp(-|z|), r = 1 / (1 + e).
         z = -sigma * (s_i[:, None] - s_j[None, :])
-        softplus = tl.maximum(z, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(z)))
-        softplus = tl.where(z > 20.0, z, softplus)
         e = tl.exp(-tl.abs(z))
-        sig_pos = tl.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))  # sigmoid(z)
-        sig_pos = tl.where(z > 20.0, 1.0, sig_pos)
-        sig_neg = tl.where(-z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))  # sigmoid(-z)
-        sig_neg = tl.where(-z > 20.0, 1.0, sig_neg)
+        r = 1.0 / (1.0 + e)
+        softplus = tl.where(z > 20.0, z, tl.maximum(z, 0.0) + tl.log(1.0 + e))
+        sig_pos = tl.where(z > 20.0, 1.0, tl.where(z >= 0, r, e * r))  # sigmoid(z)
+        sig_neg = tl.where(-z > 20.0, 1.0, tl.where(z <= 0, r, e * r))  # sigmoid(-z)
 
         lam_ij = tl.where(forward, lam, 0.0)
         c_ij = lam_ij * w_i[:, None]
