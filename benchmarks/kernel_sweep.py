@@ -37,9 +37,10 @@ CONTRASTIVE_TILINGS: list[dict[str, int]] = [
     {"block_n": 128, "block_m": 128, "block_k": 32, "num_warps": 8},
     {"block_n": 64, "block_m": 64, "block_k": 128},
     {"block_n": 64, "block_m": 64, "block_k": 32},
-    {"block_n": 64, "block_m": 64, "block_k": 64, "num_warps": 8},
-    {"block_n": 128, "block_m": 64, "block_k": 64, "block_acc": 64, "num_warps": 8},
-    {"block_n": 64, "block_m": 64, "block_k": 64, "block_acc": 16},
+    {"block_acc": 32, "block_sweep": 32},
+    {"block_acc": 32, "block_sweep": 64, "num_warps": 8},
+    {"block_acc": 64, "block_sweep": 64, "num_warps": 8},
+    {"block_acc": 16, "block_sweep": 64},
 ]
 #: Tile sizes of the pairwise kernel (``None``: its default).
 PAIR_TILES: list[int | None] = [None, 16, 32, 64, 128, 256]
@@ -139,7 +140,10 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     tilings: list[dict[str, int]] = CONTRASTIVE_TILINGS
     tiles: list[int | None] = PAIR_TILES
     if args.tiny:  # the interpreter runs every program in NumPy: two tilings of 16s
-        tilings = [{"block_n": 16, "block_m": 16, "block_k": 16, "block_acc": 16}, {}]
+        tilings = [
+            {"block_n": 16, "block_m": 16, "block_k": 16, "block_acc": 16, "block_sweep": 16},
+            {},
+        ]
         tiles = [None, 16]
     rows: list[dict[str, Any]] = []
     jobs: list[tuple[str, Any, Callable[[], Callable[[], None]]]] = []

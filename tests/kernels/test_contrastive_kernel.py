@@ -34,7 +34,7 @@ def _small_blocks(monkeypatch):
 
     def small(*args, **kwargs):
         # d = 20 in chunks of 16: two chunks, the second part padding
-        for name in ("block_n", "block_m", "block_k", "block_acc"):
+        for name in ("block_n", "block_m", "block_k", "block_acc", "block_sweep"):
             kwargs.setdefault(name, 16)
         return original(*args, **kwargs)
 
@@ -141,8 +141,15 @@ def test_half_inputs(dtype):
 
 BLOCKS = [
     {},  # default_blocks(d)
-    {"block_n": 32, "block_m": 16, "block_k": 16, "block_acc": 32},
-    {"block_n": 16, "block_m": 32, "block_k": 64, "block_acc": 16, "num_warps": 2},
+    {"block_n": 32, "block_m": 16, "block_k": 16, "block_acc": 32, "block_sweep": 16},
+    {
+        "block_n": 16,
+        "block_m": 32,
+        "block_k": 64,
+        "block_acc": 16,
+        "block_sweep": 32,
+        "num_warps": 2,
+    },
 ]
 
 
@@ -192,20 +199,22 @@ def test_any_tiling_gives_the_same_values_and_gradients(form, kind, blocks, d):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_default_blocks_shrink_the_backward_block_as_d_grows():
-    assert contrastive.default_blocks(128) == contrastive.Blocks(n=64, m=64, k=64, acc=64)
+def test_default_blocks_shrink_the_backward_blocks_as_d_grows():
+    blocks = contrastive.default_blocks(128)
+    assert blocks == contrastive.Blocks(n=64, m=64, k=64, acc=64, sweep=64)
     assert contrastive.default_blocks(20).k == 32  # a chunk no wider than d needs
-    assert contrastive.default_blocks(512).acc == 32
-    assert contrastive.default_blocks(4096).acc == 16
+    assert contrastive.default_blocks(256).acc == contrastive.default_blocks(256).sweep == 32
+    assert contrastive.default_blocks(512).acc == 16
+    assert contrastive.default_blocks(4096).sweep == 16
     for d in (8, 100, 512, 3000):
         blocks = contrastive.default_blocks(d)
-        assert blocks.acc * contrastive._block_d(d) <= max(
-            contrastive.ACCUMULATOR_ENTRIES, 16 * contrastive._block_d(d)
-        )
+        assert (blocks.n, blocks.m) == (64, 64)  # the forward keeps its tiles: d is chunked
+        limit = max(contrastive.BACKWARD_ENTRIES, 16 * contrastive._block_d(d))
+        assert max(blocks.acc, blocks.sweep) * contrastive._block_d(d) <= limit
 
 
 @pytest.mark.badinput("losses")
-@pytest.mark.parametrize("name", ["block_n", "block_m", "block_k", "block_acc"])
+@pytest.mark.parametrize("name", ["block_n", "block_m", "block_k", "block_acc", "block_sweep"])
 @pytest.mark.parametrize("value", [8, 24, 0])
 def test_bad_blocks_are_refused(name, value):
     x, _, labels, _ = _inputs()

@@ -385,9 +385,11 @@ def _block_d(d: int) -> int:
     return max(16, triton.next_power_of_2(d))
 
 
-#: A backward program holds its ``[block, d]`` gradient in float32 registers: at most this
-#: many entries (``block * next_power_of_2(d)``), so the block shrinks as ``d`` grows.
-ACCUMULATOR_ENTRIES = 1 << 14
+#: A backward program holds whole rows of ``d``: its ``[acc, d]`` float32 gradient and each
+#: ``[sweep, d]`` tile of the rows it sweeps (the operand of a ``tl.dot``). Each holds at most
+#: this many entries (``rows * next_power_of_2(d)``) by default, the footprint of the kernels
+#: before ``d`` was chunked, so the backward blocks shrink as ``d`` grows.
+BACKWARD_ENTRIES = 1 << 13
 
 
 @dataclass(frozen=True)
@@ -396,8 +398,8 @@ class Blocks:
 
     ``n`` queries by ``m`` keys per forward tile; ``k``: the chunk of ``d`` a product reads at
     a time; ``acc``: the rows of a backward program (the queries of :math:`dQ`, the keys of
-    :math:`dK`), which also hold their ``[acc, d]`` gradient; the rows they sweep come in
-    tiles of ``m`` (:math:`dQ`) and ``n`` (:math:`dK`). ``num_warps``: Triton's warps a
+    :math:`dK`), which hold their ``[acc, d]`` gradient; ``sweep``: the rows it sweeps a tile
+    at a time (keys for :math:`dQ`, queries for :math:`dK`). ``num_warps``: Triton's warps a
     program (``None``: Triton's default).
     """
 
@@ -405,17 +407,18 @@ class Blocks:
     m: int
     k: int
     acc: int
+    sweep: int
     num_warps: int | None = None
 
 
 def default_blocks(d: int) -> Blocks:
     """The tiles used when none are given: 64 x 64 forward tiles over chunks of 64 of ``d``;
-    backward programs of 64 rows up to ``d = 256`` and fewer beyond
-    (:data:`ACCUMULATOR_ENTRIES`). Chosen by reasoning, not yet timed on a GPU:
-    ``benchmarks/kernel_sweep.py`` compares the tilings on one."""
+    backward blocks of 64 rows up to ``d = 128`` and fewer beyond
+    (:data:`BACKWARD_ENTRIES`). Chosen by reasoning, not yet timed on a GPU:
+    ``benchmarks/kernel_sweep.py`` compares tilings on one."""
     block_d = _block_d(d)
-    acc = max(16, min(64, ACCUMULATOR_ENTRIES // block_d))
-    return Blocks(n=64, m=64, k=min(64, block_d), acc=acc)
+    rows = max(16, min(64, BACKWARD_ENTRIES // block_d))
+    return Blocks(n=64, m=64, k=min(64, block_d), acc=rows, sweep=rows)
 
 
 def _check_block(name: str, value: int) -> int:
@@ -508,7 +511,7 @@ class _Fused(torch.autograd.Function):
                 m,
                 d,
                 BLOCK_N=blocks.acc,
-                BLOCK_M=blocks.m,
+                BLOCK_M=blocks.sweep,
                 BLOCK_D=_block_d(d),
                 **flags,
                 **warps,
@@ -519,7 +522,7 @@ class _Fused(torch.autograd.Function):
                 n,
                 m,
                 d,
-                BLOCK_N=blocks.n,
+                BLOCK_N=blocks.sweep,
                 BLOCK_M=blocks.acc,
                 BLOCK_D=_block_d(d),
                 **flags,
@@ -540,6 +543,7 @@ def fused_per_anchor(
     block_m: int | None = None,
     block_k: int | None = None,
     block_acc: int | None = None,
+    block_sweep: int | None = None,
     num_warps: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Per-anchor loss ``[N]`` (float32) and validity ``[N]`` of one of :data:`KINDS`.
@@ -551,8 +555,9 @@ def fused_per_anchor(
         keys: ``[M, d]`` (cast to the queries' dtype).
         candidates: what makes a pair (per-row labels and flags; its tensors are not read).
         bias: the SigLIP logit bias :math:`b` (a scalar tensor gets a gradient).
-        block_n, block_m, block_k, block_acc, num_warps: the tiles (:class:`Blocks`; powers
-            of two >= 16), each ``None`` for :func:`default_blocks` of ``d``.
+        block_n, block_m, block_k, block_acc, block_sweep, num_warps: the tiles
+            (:class:`Blocks`; powers of two >= 16), each ``None`` for :func:`default_blocks`
+            of ``d``.
 
     Returns:
         ``values [N]`` (0 where not valid) and ``valid [N]``, as
@@ -569,6 +574,7 @@ def fused_per_anchor(
         m=_check_block("block_m", default.m if block_m is None else block_m),
         k=_check_block("block_k", default.k if block_k is None else block_k),
         acc=_check_block("block_acc", default.acc if block_acc is None else block_acc),
+        sweep=_check_block("block_sweep", default.sweep if block_sweep is None else block_sweep),
         num_warps=num_warps,
     )
     dtype = queries.dtype
