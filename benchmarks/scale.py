@@ -674,18 +674,76 @@ def measure_one(cfg: dict) -> dict:
             if rep == 0 and elapsed > cfg.get("slow_s", 5.0):
                 times.append(elapsed)  # too slow to repeat: the warm-up is the measurement
                 break
-    except NotAvailable as exc:
-        return {"status": "n/a", "why": str(exc)}
-    except torch.cuda.OutOfMemoryError:
-        return {"status": "OOM"}
-    except (NotImplementedError, ValueError, TypeError, RuntimeError) as exc:
-        if "out of memory" in str(exc).lower():
-            return {"status": "OOM"}
-        return {"status": "n/a", "why": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+    except (NotAvailable, NotImplementedError, ValueError, TypeError, RuntimeError) as exc:
+        return _failure(exc)
     res: dict[str, Any] = {"status": "ok", "ms": 1e3 * statistics.median(times), "value": value}
     if device == "cuda":
         res["peak_mb"] = (torch.cuda.max_memory_allocated() - base) / MIB
     return res
+
+
+def _failure(exc: BaseException) -> dict:
+    """The status row of a contender that raised ``exc``."""
+    if isinstance(exc, NotAvailable):
+        return {"status": "n/a", "why": str(exc)}
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return {"status": "OOM"}
+    return {"status": "n/a", "why": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+
+
+def _timed_call(fn: Callable[[dict], torch.Tensor], inp: dict) -> tuple[float, float]:
+    """(seconds, value) of one forward+backward of ``fn`` on ``inp`` (CPU)."""
+    for t in grads_of(inp):
+        t.grad = None
+    start = time.perf_counter()
+    out = fn(inp)
+    out.backward()
+    return time.perf_counter() - start, float(out.detach().float())
+
+
+def measure_interleaved(cfg: dict, names: list[str]) -> dict[str, dict]:
+    """In-process CPU timing of several contenders at one size, call by call in turn.
+
+    Each contender gets its own inputs (the same values) and one warm-up call; then every
+    round calls each once, starting one further along the list each round, so a drift of the
+    machine's speed during the measurement reaches every contender alike (timed one after
+    another, the contenders compared in a ratio were seconds or minutes apart). A contender
+    whose warm-up takes more than ``slow_s`` keeps that call as its measurement.
+    """
+    torch.set_num_threads(cfg["threads"])
+    dtype = getattr(torch, cfg["dtype"])
+    size = tuple(cfg["size"])
+    results: dict[str, dict] = {}
+    live: dict[str, tuple[Callable[[dict], torch.Tensor], dict]] = {}
+    times: dict[str, list[float]] = {}
+    values: dict[str, float] = {}
+    for name in names:
+        inp = make_inputs(cfg["loss"], size, "cpu", dtype)  # type: ignore[arg-type]
+        try:
+            fn = build(cfg["loss"], name, "cpu", cfg.get("allrank_path"))
+            elapsed, values[name] = _timed_call(fn, inp)
+        except (NotAvailable, NotImplementedError, ValueError, TypeError, RuntimeError) as exc:
+            results[name] = _failure(exc)
+            continue
+        if elapsed > cfg.get("slow_s", 5.0) or cfg["repeats"] == 0:
+            times[name] = [elapsed]
+        else:
+            live[name] = (fn, inp)
+            times[name] = []
+    order = list(live)
+    for rep in range(cfg["repeats"]):
+        for i in range(len(order)):
+            name = order[(rep + i) % len(order)]
+            fn, inp = live[name]
+            elapsed, values[name] = _timed_call(fn, inp)
+            times[name].append(elapsed)
+    for name, spent in times.items():
+        results[name] = {
+            "status": "ok",
+            "ms": 1e3 * statistics.median(spent),
+            "value": values[name],
+        }
+    return results
 
 
 def run_child(cfg: dict) -> tuple[dict, float]:
@@ -776,6 +834,14 @@ def run_all(args) -> dict:
             base_rss = math.nan
             if device == "cpu" and not in_process:
                 _, base_rss = run_child(dict(cfg, contender="baseline"))
+            interleaved: dict[str, dict] | None = None
+            if device == "cpu" and in_process:
+                todo = [
+                    n
+                    for n in names
+                    if n not in stopped and predicted_bytes(loss, n, size) <= mem_limit
+                ]
+                interleaved = measure_interleaved(cfg, todo)
             ref = None
             for name in names:
                 row = {
@@ -795,7 +861,11 @@ def run_all(args) -> dict:
                     results.append(row)
                     continue
                 start = time.perf_counter()
-                if device == "cpu" and not in_process:
+                if interleaved is not None:
+                    res = interleaved[name]
+                    # its share of the interleaved rounds (and the warm-up)
+                    start -= res.get("ms", 0.0) * (cfg["repeats"] + 1) / 1e3
+                elif device == "cpu" and not in_process:
                     res, rss = run_child(dict(cfg, contender=name))
                     if res.get("status") == "ok":
                         res["peak_mb"] = rss - base_rss

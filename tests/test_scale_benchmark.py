@@ -183,3 +183,37 @@ def test_ratio_column_leaves_out_the_plain_floor() -> None:
     line = next(x for x in scale.to_markdown(report).splitlines() if x.startswith("| N=8"))
     # 3.0 / 2.0 against sentence-transformers, not 3.0 / 1.0 against the floor
     assert line.rstrip().endswith("| 1.50 |"), line
+
+
+def test_in_process_contenders_are_timed_call_by_call_in_turn(monkeypatch) -> None:
+    import torch
+
+    scale = _load_scale()
+    calls: list[str] = []
+
+    def fake_build(loss, name, device, allrank_path=None):
+        if name == "pml":
+            raise scale.NotAvailable("not installed here")
+
+        def fn(inp):
+            calls.append(name)
+            return (inp["scores"] * 2.0).sum()
+
+        return fn
+
+    monkeypatch.setattr(scale, "build", fake_build)
+    cfg = {"loss": "listnet", "size": [2, 4], "threads": 1, "dtype": "float32", "repeats": 3}
+    out = scale.measure_interleaved(cfg, ["naive", "rankloss-torch", "pml", "rax"])
+    assert out["pml"]["status"] == "n/a" and "not installed" in out["pml"]["why"]
+    assert all(out[n]["status"] == "ok" and out[n]["ms"] > 0 for n in ("naive", "rax"))
+    scores = scale.make_inputs("listnet", (2, 4), "cpu", torch.float32)["scores"].detach()
+    want = float((scores * 2).sum())
+    assert abs(out["rax"]["value"] - want) < 1e-5
+    warmups, rounds = calls[:3], calls[3:]
+    assert warmups == ["naive", "rankloss-torch", "rax"]
+    # every round calls each contender once, each round starting one further along
+    assert rounds == ["naive", "rankloss-torch", "rax", "rankloss-torch", "rax", "naive"] + [
+        "rax",
+        "naive",
+        "rankloss-torch",
+    ]
