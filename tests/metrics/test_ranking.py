@@ -71,6 +71,20 @@ def test_matches_reference(name, ties):
         assert_close(actual, expected(name, scores, labels, mask, **kw))
 
 
+@pytest.mark.parametrize("name, ties", CASES)
+@pytest.mark.parametrize("n", [1, 2])
+def test_lists_of_one_and_two_items_match_reference(name, ties, n):
+    """The narrowest lists: with one item a list is its own tie group."""
+    scores, labels, mask = random_batch(seed=n, n=n)
+    function = getattr(M, name)
+    for k in [None, 1] if name != "ordered_pair_accuracy" else [None]:
+        kw = {"k": k, "ties": ties}
+        if name != "dcg":
+            kw["empty"] = "skip"
+        actual = function(scores, labels, mask, **kw)
+        assert_close(actual, expected(name, scores, labels, mask, **kw))
+
+
 @pytest.mark.parametrize("gain", ["exp2", "linear"])
 def test_gain_options(gain):
     scores, labels, mask = random_batch(seed=5, levels=4, score_levels=10)

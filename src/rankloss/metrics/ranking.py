@@ -154,7 +154,8 @@ def rank_lists(scores: Tensor, labels: Tensor, mask: Tensor, ties: str) -> Ranke
         n = scores.shape[-1]
         pos = torch.arange(n, device=scores.device).expand_as(order)
         change = sorted_key[..., 1:] != sorted_key[..., :-1]
-        edge = torch.ones_like(change[..., :1])
+        # One True a list (not change[..., :1], which is 0 wide when n = 1).
+        edge = change.new_ones(change.shape[:-1] + (1,))
         starts_here = torch.cat([edge, change], dim=-1)
         ends_here = torch.cat([change, edge], dim=-1)
         start = torch.where(starts_here, pos, torch.zeros_like(pos)).cummax(-1).values
