@@ -277,6 +277,37 @@ def test_modules_refuse_a_bad_impl_when_built():
         LambdaLoss(impl="stream")  # type: ignore[arg-type]
 
 
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: ApproxNDCGLoss(impl="triton"), "ApproxNDCGLoss: impl='triton' has no kernel for"),
+        (
+            lambda: LambdaLoss(weighting="ndcg_loss1", impl="triton"),
+            "LambdaLoss: impl='triton' has no kernel for the pair weight 'ndcg_loss1'",
+        ),
+        (
+            lambda: PairwiseLoss(term="hinge", impl="triton"),
+            "PairwiseLoss: impl='triton' has no kernel for term='hinge'",
+        ),
+        (lambda: get("pairwise_hinge", impl="triton"), "has no kernel for term='hinge'"),
+        (lambda: get("triplet", impl="triton"), "TripletLoss: impl='triton' has no kernel"),
+        (lambda: get("contrastive", impl="triton"), "ContrastiveLoss: impl='triton' has no"),
+        (lambda: get("multi_similarity", impl="triton"), "MultiSimilarityLoss: impl='triton'"),
+    ],
+    ids=["approx", "lambdaloss-ndcg1", "hinge", "pairwise-hinge", "triplet", "contr", "ms"],
+)
+def test_triton_without_a_kernel_is_refused_when_built(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_losses_with_a_kernel_accept_triton_when_built():
+    for name in ("ranknet", "bpr", "lambdarank", "lambdaloss", "info_nce", "supcon", "siglip"):
+        assert get(name, impl="triton").impl == "triton"
+    assert LambdaLoss(weighting="ndcg_loss2", impl="triton").impl == "triton"
+
+
 _MEMORY_SCRIPT = """
 import resource, torch
 torch.set_num_threads(1)

@@ -287,7 +287,7 @@ def approx_ndcg_loss(
 
     alpha = params.positive("approx_ndcg_loss", "alpha", alpha)
     params.choice("approx_ndcg_loss", "gain", gain, GAINS)
-    tile = check_impl("approx_ndcg_loss", impl, tile_size)
+    tile = check_impl("approx_ndcg_loss", impl, tile_size, no_kernel="ApproxNDCG")
     batch = check_lists(
         scores, labels, mask, weights, where="approx_ndcg_loss", reduction=reduction
     )

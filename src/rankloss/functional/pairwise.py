@@ -146,11 +146,20 @@ def weight_name(spec: PairWeight) -> str | None:
     return None
 
 
-def check_impl(where: str, impl: str, tile_size: int | None, *, streams: bool = True) -> int:
+def check_impl(
+    where: str,
+    impl: str,
+    tile_size: int | None,
+    *,
+    streams: bool = True,
+    no_kernel: str | None = None,
+) -> int:
     """Check ``impl`` and ``tile_size`` (before any work); returns the tile side to use.
 
     ``streams=False`` (a callable pair weight) refuses ``impl="streaming"`` and
-    ``impl="triton"``: such a weight returns whole ``[B, n, n]`` matrices.
+    ``impl="triton"``: such a weight returns whole ``[B, n, n]`` matrices. ``no_kernel``
+    names what has no Triton kernel (see :func:`triton_unavailable`); ``impl="triton"`` is
+    then refused, saying so.
     """
     params.choice(where, "impl", impl, IMPLS)
     tile = DEFAULT_TILE if tile_size is None else params.positive_int(where, "tile_size", tile_size)
@@ -160,7 +169,22 @@ def check_impl(where: str, impl: str, tile_size: int | None, *, streams: bool = 
             "a callable weight returns [B, n, n] matrices and runs only with impl='torch' "
             "(or 'auto')"
         )
+    if impl == "triton" and no_kernel is not None:
+        raise ValueError(
+            f"{where}: impl='triton' has no kernel for {no_kernel}; use 'auto', 'torch' or "
+            "'streaming'"
+        )
     return tile
+
+
+def triton_unavailable(term: str, weight: str | None) -> str | None:
+    """What keeps a pairwise loss off the Triton kernel (``None``: nothing): the kernel
+    computes the logistic term with the pair weights of :data:`TRITON_WEIGHTS`."""
+    if term != "logistic":
+        return f"term={term!r} (the kernel computes the logistic term)"
+    if weight is not None and weight not in TRITON_WEIGHTS:
+        return f"the pair weight {weight!r} (the kernel has {list(TRITON_WEIGHTS)})"
+    return None
 
 
 def auto_streaming_above(device: torch.device) -> int:
@@ -326,7 +350,9 @@ def _pairwise_loss(
     if relevance_threshold is not None:
         relevance_threshold = params.number(where, "relevance_threshold", relevance_threshold)
     name = weight_name(spec)
-    tile = check_impl(where, impl, tile_size, streams=name is not None)
+    tile = check_impl(
+        where, impl, tile_size, streams=name is not None, no_kernel=triton_unavailable(term, name)
+    )
     batch = check_lists(scores, labels, mask, weights, where=where, reduction=reduction)
     size, n = batch.scores.shape
     chosen = resolve_impl(

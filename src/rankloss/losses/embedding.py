@@ -415,6 +415,11 @@ def _init_streaming(
     ``chunk_size``) where the options have no streaming path, saying why."""
     module._init_impl(impl, chunk_size)
     where = type(module).__name__
+    if impl == "triton":
+        raise ValueError(
+            f"{where}: impl='triton' has no kernel for this loss (the kernels are InfoNCE, "
+            "NT-Xent, SupCon and SigLIP); use 'auto', 'torch' or 'streaming'"
+        )
     if not supported and (impl == "streaming" or chunk_size is not None):
         raise ValueError(
             f"{where}: impl='streaming' and chunk_size compute every pair of the labels in row "

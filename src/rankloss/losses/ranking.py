@@ -26,6 +26,7 @@ from rankloss.functional.pairwise import (
     PAIR_TERMS,
     PairTerm,
     check_impl,
+    triton_unavailable,
     weight_name,
 )
 from rankloss.kernels.dispatch import Impl
@@ -66,8 +67,15 @@ class _TiledListLoss(ListLoss):
     impl: Impl
     tile_size: int | None
 
-    def _init_impl(self, impl: Impl, tile_size: int | None, *, streams: bool = True) -> None:
-        check_impl(type(self).__name__, impl, tile_size, streams=streams)
+    def _init_impl(
+        self,
+        impl: Impl,
+        tile_size: int | None,
+        *,
+        streams: bool = True,
+        no_kernel: str | None = None,
+    ) -> None:
+        check_impl(type(self).__name__, impl, tile_size, streams=streams, no_kernel=no_kernel)
         self.impl, self.tile_size = impl, tile_size
 
 
@@ -247,7 +255,7 @@ class ApproxNDCGLoss(_TiledListLoss):
         where = type(self).__name__
         self.alpha = params.positive(where, "alpha", alpha)
         self.gain: Gain = params.choice(where, "gain", gain, GAINS)
-        self._init_impl(impl, tile_size)
+        self._init_impl(impl, tile_size, no_kernel="ApproxNDCG")
 
 
 @register_loss(
@@ -344,8 +352,10 @@ class PairwiseLoss(_TiledListLoss):
             else params.number(where, "relevance_threshold", relevance_threshold)
         )
         spec = PAIR_WEIGHTS[weight] if isinstance(weight, str) else weight
-        named = isinstance(spec, PairWeight) and weight_name(spec) is not None
-        self._init_impl(impl, tile_size, streams=named)
+        name = weight_name(spec) if isinstance(spec, PairWeight) else None
+        named = name is not None
+        no_kernel = triton_unavailable(self.term, name)
+        self._init_impl(impl, tile_size, streams=named, no_kernel=no_kernel)
 
 
 @register_loss(
@@ -395,7 +405,7 @@ class PairwiseHingeLoss(_TiledListLoss):
         super().__init__(reduction=reduction)
         self.margin = params.nonnegative(type(self).__name__, "margin", margin)
         self.k = params.cutoff(type(self).__name__, "k", k)
-        self._init_impl(impl, tile_size)
+        self._init_impl(impl, tile_size, no_kernel=triton_unavailable("hinge", None))
 
 
 @register_loss("bpr", family="pairwise", function=F.bpr_loss)
@@ -481,4 +491,4 @@ class LambdaLoss(_TiledListLoss):
         self.mu = params.nonnegative(where, "mu", mu)
         self.k = params.cutoff(where, "k", k)
         self.gain: Gain = params.choice(where, "gain", gain, GAINS)
-        self._init_impl(impl, tile_size)
+        self._init_impl(impl, tile_size, no_kernel=triton_unavailable("logistic", self.weighting))
