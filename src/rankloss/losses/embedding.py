@@ -612,6 +612,8 @@ class MultiSimilarityLoss(SimilarityLoss):
     "circle",
     family="embedding",
     function=F.circle_loss,
+    # the weights alpha are constants in the backward (the paper's gradient), not the value's
+    exact_gradient=False,
     search_space={"margin": ("float", 0.1, 0.5), "gamma": ("log", 16.0, 256.0)},
 )
 class CircleLoss(SimilarityLoss):
