@@ -79,7 +79,8 @@ def test_relative_path_and_spec(tmp_path: Path) -> None:
     # the config check parsed the file into the cache already
     assert len(list((tmp_path / "cache" / "parsed").iterdir())) == 1
     label = tasks.resolve_dataset(suite)
-    assert label.startswith("my.svm (svmlight, sha256 ") and len(label.split()[-1]) == 13
+    assert label.startswith("my.svm (svmlight, sha256 ") and len(label.split()[-3]) == 13
+    assert label.endswith(", options " + label[-7:-1] + ")")  # {"seed": 1}
     data = tasks.load_dataset(label)
     assert data.train.num_features == 5 and len(data.test) == 5  # 20% of 24 queries
 
@@ -178,6 +179,23 @@ def test_end_to_end_svmlight_config(tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert len(runs) == 2 and runs[0]["dataset"] != runs[1]["dataset"]
+
+
+def test_a_changed_option_makes_new_runs(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A second process (no memory of the first's data sets) with another option of the same
+    file does not resume the first's runs."""
+    (tmp_path / "conf").mkdir()
+    _svmlight(tmp_path / "conf" / "train.svm", seed=0)
+    out = tmp_path / "out"
+    argv = ["--out", str(out), "--no-progress", "--no-plots"]
+    for fraction in (0.2, 0.5):
+        monkeypatch.setattr(tasks, "_OWN_DATA", {})  # as in a new process
+        spec = f'{{ path = "train.svm", format = "svmlight", test_fraction = {fraction} }}'
+        assert main(["bench", "--config", str(_config(tmp_path, spec)), *argv]) == 0
+    assert "resuming" not in capsys.readouterr().out
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert len(runs) == 2 and runs[0]["dataset"] != runs[1]["dataset"]
+    assert all(", options " in r["dataset"] for r in runs)
 
 
 def test_end_to_end_interactions_from_the_command_line(tmp_path: Path) -> None:

@@ -1057,11 +1057,18 @@ class DataSource:
         return h.hexdigest()
 
     def label(self) -> str:
-        """``"name.ext (format, sha256 1a2b3c4d5e6f)"``: which file, and which bytes of it."""
+        """``"name.ext (format, sha256 1a2b3c4d5e6f)"``: which file, and which bytes of it;
+        with options, ``"name.ext (format, sha256 1a2b3c4d5e6f, options 9f8e7d)"`` (the first 6
+        hex digits of the SHA-256 of the options), so other options (a split, a threshold, a
+        seed) make another label."""
         digest = hashlib.sha256()
         for role in sorted(self.files):
             digest.update(sha256sum(self.files[role]).encode())
-        return f"{self.path.name} ({self.format}, sha256 {digest.hexdigest()[:12]})"
+        options = ""
+        if self.options:
+            text = json.dumps(dict(self.options), sort_keys=True, default=str)
+            options = f", options {hashlib.sha256(text.encode()).hexdigest()[:6]}"
+        return f"{self.path.name} ({self.format}, sha256 {digest.hexdigest()[:12]}{options})"
 
     def cache_path(self, digest: str) -> Path:
         return cache_dir("parsed") / f"{self.format}-{digest[:40]}.pt"
