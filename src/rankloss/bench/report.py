@@ -156,10 +156,25 @@ def _best_row(table: SuiteTable, metric: str, rows: Sequence[str] | None = None)
     return best
 
 
+def _constant(table: SuiteTable, row: str, metric: str) -> float | None:
+    """The one value of a row that does not depend on the seed (run once), else ``None``."""
+    values = table.per_seed.get((row, metric), {})
+    if row in table.deterministic and len(values) == 1:
+        return next(iter(values.values()))
+    return None
+
+
 def _paired(table: SuiteTable, row: str, other: str, metric: str) -> PairedComparison:
-    """``row - other`` on ``metric`` over the seeds both ran."""
+    """``row - other`` on ``metric`` over the seeds both ran. A row that does not depend on
+    the seed (:attr:`SuiteTable.deterministic`, run once) is a constant: every seed of the
+    other row is compared with its one value (a one-sample t-test)."""
     a = table.per_seed.get((row, metric), {})
     b = table.per_seed.get((other, metric), {})
+    const_a, const_b = _constant(table, row, metric), _constant(table, other, metric)
+    if const_b is not None and const_a is None:
+        return paired_comparison(list(a.values()), [const_b] * len(a))
+    if const_a is not None and const_b is None:
+        return paired_comparison([const_a] * len(b), list(b.values()))
     seeds = sorted(set(a) & set(b))
     return paired_comparison([a[s] for s in seeds], [b[s] for s in seeds])
 
@@ -168,7 +183,8 @@ def compare_to_best(
     table: SuiteTable, metric: str | None = None
 ) -> tuple[str | None, dict[str, PairedComparison]]:
     """The best row on ``metric`` (default: the primary metric) and every other row's paired
-    comparison with it (``row - best`` across the seeds both ran)."""
+    comparison with it (``row - best`` across the seeds both ran; a row run once is a
+    constant, see :func:`_paired`)."""
     metric = metric or table.primary or table.metrics[0]
     best = _best_row(table, metric)
     if best is None:
@@ -291,20 +307,13 @@ def compare_to_baseline(
     depend on the seed (:attr:`SuiteTable.deterministic`, run once) is a constant: each seed
     of the row is compared with its one value (a one-sample t-test)."""
     metric = metric or table.primary or table.metrics[0]
-    base = table.per_seed.get((baseline, metric), {})
-    constant = (
-        next(iter(base.values())) if baseline in table.deterministic and len(base) == 1 else None
-    )
-    comparisons = {}
-    for row in table.rows:
-        if not base or table.families.get(row) is None or (row, metric) not in table.mean:
-            continue
-        if constant is None:
-            comparisons[row] = _paired(table, row, baseline, metric)
-        else:
-            own = list(table.per_seed[(row, metric)].values())
-            comparisons[row] = paired_comparison(own, [constant] * len(own))
-    return comparisons
+    if not table.per_seed.get((baseline, metric)):
+        return {}
+    return {
+        row: _paired(table, row, baseline, metric)
+        for row in table.rows
+        if table.families.get(row) is not None and (row, metric) in table.mean
+    }
 
 
 def baseline_report(table: SuiteTable) -> list[str]:
