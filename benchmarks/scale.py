@@ -708,7 +708,8 @@ def measure_interleaved(cfg: dict, names: list[str]) -> dict[str, dict]:
     round calls each once, starting one further along the list each round, so a drift of the
     machine's speed during the measurement reaches every contender alike (timed one after
     another, the contenders compared in a ratio were seconds or minutes apart). A contender
-    whose warm-up takes more than ``slow_s`` keeps that call as its measurement.
+    whose warm-up takes more than ``slow_s`` keeps that call as its measurement. A measured
+    contender's row also holds ``seconds``: the time of all its calls, warm-up included.
     """
     torch.set_num_threads(cfg["threads"])
     dtype = getattr(torch, cfg["dtype"])
@@ -717,6 +718,7 @@ def measure_interleaved(cfg: dict, names: list[str]) -> dict[str, dict]:
     live: dict[str, tuple[Callable[[dict], torch.Tensor], dict]] = {}
     times: dict[str, list[float]] = {}
     values: dict[str, float] = {}
+    seconds: dict[str, float] = {}
     for name in names:
         inp = make_inputs(cfg["loss"], size, "cpu", dtype)  # type: ignore[arg-type]
         try:
@@ -725,6 +727,7 @@ def measure_interleaved(cfg: dict, names: list[str]) -> dict[str, dict]:
         except (NotAvailable, NotImplementedError, ValueError, TypeError, RuntimeError) as exc:
             results[name] = _failure(exc)
             continue
+        seconds[name] = elapsed
         if elapsed > cfg.get("slow_s", 5.0) or cfg["repeats"] == 0:
             times[name] = [elapsed]
         else:
@@ -742,6 +745,7 @@ def measure_interleaved(cfg: dict, names: list[str]) -> dict[str, dict]:
             "status": "ok",
             "ms": 1e3 * statistics.median(spent),
             "value": values[name],
+            "seconds": seconds[name] + (sum(spent) if name in live else 0.0),
         }
     return results
 
@@ -862,9 +866,9 @@ def run_all(args) -> dict:
                     continue
                 start = time.perf_counter()
                 if interleaved is not None:
-                    res = interleaved[name]
-                    # its share of the interleaved rounds (and the warm-up)
-                    start -= res.get("ms", 0.0) * (cfg["repeats"] + 1) / 1e3
+                    res = dict(interleaved[name])
+                    # the time of its own calls in the interleaved rounds
+                    start -= res.pop("seconds", 0.0)
                 elif device == "cpu" and not in_process:
                     res, rss = run_child(dict(cfg, contender=name))
                     if res.get("status") == "ok":

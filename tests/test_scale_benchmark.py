@@ -206,6 +206,8 @@ def test_in_process_contenders_are_timed_call_by_call_in_turn(monkeypatch) -> No
     out = scale.measure_interleaved(cfg, ["naive", "rankloss-torch", "pml", "rax"])
     assert out["pml"]["status"] == "n/a" and "not installed" in out["pml"]["why"]
     assert all(out[n]["status"] == "ok" and out[n]["ms"] > 0 for n in ("naive", "rax"))
+    # warm-up and three rounds: at least twice the median of the rounds
+    assert all(out[n]["seconds"] >= 2 * out[n]["ms"] / 1e3 for n in ("naive", "rax"))
     scores = scale.make_inputs("listnet", (2, 4), "cpu", torch.float32)["scores"].detach()
     want = float((scores * 2).sum())
     assert abs(out["rax"]["value"] - want) < 1e-5
