@@ -209,6 +209,10 @@ def test_end_to_end_interactions_from_the_command_line(tmp_path: Path) -> None:
     assert all(r["dataset"].startswith("ratings.csv (interactions, sha256 ") for r in runs)
     assert all(r["suite"] == "recsys-own-data" for r in runs)
     assert all(0 <= r["metrics"]["ndcg@10"] <= 1 for r in runs)
+    # the check before training parsed the file as the runs read it (the recsys suite's
+    # ratio split and threshold 1): one parse, one cache entry
+    assert all("rating >= 1; split 'ratio'" in r["notes"] for r in runs)
+    assert len(list((tmp_path / "cache" / "parsed").iterdir())) == 1
 
 
 def test_a_files_own_split_and_threshold_win_and_the_notes_say_so(tmp_path: Path) -> None:

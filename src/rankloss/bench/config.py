@@ -59,6 +59,7 @@ from rankloss.bench.suites import (
     SuiteSpec,
     check_suite,
     check_vector_augment,
+    recsys_data_options,
 )
 
 if TYPE_CHECKING:
@@ -213,9 +214,9 @@ def _source(where: str, table: dict[str, Any], base: Path) -> DataSource:
 
 #: The options each task's runner loads its data set with (``rankloss.bench.tasks``), so that
 #: the check at load time parses (and caches) the very data set the runs read.
-_TASK_LOAD_OPTIONS: dict[str, Callable[[SuiteSpec], dict[str, Any]]] = {
-    "ltr": lambda suite: {"normalize": suite.budget.get("list_normalize")},
-    "recsys": lambda suite: {"split": "leave-last-out"},
+_TASK_LOAD_OPTIONS: dict[str, Callable[[str, SuiteSpec], dict[str, Any]]] = {
+    "ltr": lambda where, suite: {"normalize": suite.budget.get("list_normalize")},
+    "recsys": lambda where, suite: recsys_data_options(f"{where}: budget", suite.budget),
 }
 
 
@@ -236,7 +237,7 @@ def _with_own_data(where: str, suite: SuiteSpec, source: DataSource) -> SuiteSpe
             f"{where}: format {source.format!r} is data for task(s) {list(tasks)}, "
             f"not for {suite.task!r}"
         )
-    options = _TASK_LOAD_OPTIONS.get(suite.task, lambda _: {})(suite)
+    options = _TASK_LOAD_OPTIONS.get(suite.task, lambda where, suite: {})(where, suite)
     try:
         data = source.load(**options)
     except (ValueError, TypeError, OSError) as error:

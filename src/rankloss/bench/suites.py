@@ -32,6 +32,7 @@ __all__ = [
     "check_retrieval_views",
     "check_retrieval_augment",
     "check_vector_augment",
+    "recsys_data_options",
     "RETRIEVAL_AUGMENT",
 ]
 
@@ -361,6 +362,19 @@ def check_retrieval_augment(where: str, value: object) -> dict[str, Any] | None:
         else:
             settings[key] = params.nonnegative(where, name, given)
     return settings
+
+
+def recsys_data_options(where: str, budget: Mapping[str, Any]) -> dict[str, Any]:
+    """The options the ``recsys`` task loads its data set with, from a suite's ``budget``:
+    implicit feedback, ``rating_threshold`` (default 4) and ``split`` (default
+    ``"leave-last-out"``). The check of a user's file when a config is read and the runs use
+    these same options, so the file is parsed (and cached) once, as the runs read it."""
+    threshold = params.number(where, "rating_threshold", budget.get("rating_threshold", 4.0))
+    return {
+        "split": budget.get("split", "leave-last-out"),
+        "feedback": "implicit",
+        "rating_threshold": float(threshold),
+    }
 
 
 def check_vector_augment(where: str, value: object, shape: Sequence[int]) -> None:

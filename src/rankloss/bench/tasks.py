@@ -30,6 +30,7 @@ from rankloss.bench.suites import (
     check_retrieval_augment,
     check_retrieval_views,
     check_vector_augment,
+    recsys_data_options,
 )
 
 if TYPE_CHECKING:
@@ -978,9 +979,7 @@ def run_recsys(ctx: RunContext) -> RunResult:
 
     budget = ctx.suite.budget
     where = f"suite {ctx.suite.name!r}: loss {ctx.loss.label!r}"
-    threshold = params.number(where, "rating_threshold", budget.get("rating_threshold", 4.0))
-    split = budget.get("split", "leave-last-out")
-    requested = {"split": split, "feedback": "implicit", "rating_threshold": float(threshold)}
+    requested = recsys_data_options(f"suite {ctx.suite.name!r}: budget", budget)
     data = load_dataset(ctx.dataset, **requested)
     # A user's file's own options win over the suite's (load_dataset gives them precedence):
     # the notes say what the data was built with.
