@@ -215,6 +215,30 @@ def test_end_to_end_interactions_from_the_command_line(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache" / "parsed").iterdir())) == 1
 
 
+@pytest.mark.badinput("bench")
+def test_interactions_that_leave_a_split_empty_fail_before_training(tmp_path: Path) -> None:
+    # every user rated one item: the ratio split has nothing to validate or test on
+    (tmp_path / "one.csv").write_text(
+        "user,item,rating,time\n" + "".join(f"u{u},m{u % 7},5,0\n" for u in range(20))
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"--data: dataset: rating >= 1 and split 'ratio' "
+        r"leave train 20, validation 0 and test 0 interactions",
+    ):
+        own_data_suite(tmp_path / "one.csv", "interactions")
+    # every rating below the file's threshold: the file is named
+    _ratings(tmp_path / "ratings.csv")  # ratings 3..5
+    (tmp_path / "bench.toml").write_text(
+        '[[suite]]\nname = "mine"\nbase = "recsys"\n'
+        'dataset = { path = "ratings.csv", format = "interactions", rating_threshold = 6.0 }\n'
+        '[[suite.loss]]\nname = "bpr"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match=r"ratings\.csv: .*no interaction has rating >= 6"):
+        load_config(tmp_path / "bench.toml")
+
+
 def test_a_files_own_split_and_threshold_win_and_the_notes_say_so(tmp_path: Path) -> None:
     _ratings(tmp_path / "ratings.csv")
     (tmp_path / "bench.toml").write_text(

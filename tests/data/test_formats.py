@@ -249,6 +249,9 @@ def test_bad_interactions_and_vectors_lines(tmp_path):
     (tmp_path / "r.csv").write_text("user,item,rating\n1,2,5\n1,3,x\n")
     with pytest.raises(DataFormatError, match=r"r\.csv:3: rating 'x' is not a number"):
         interactions_dataset(tmp_path / "r.csv")
+    (tmp_path / "low.csv").write_text("user,item,rating\n1,2,1\n1,3,3\n2,2,2\n")
+    with pytest.raises(DataFormatError, match=r"low\.csv: .*no interaction has rating >= 4"):
+        interactions_dataset(tmp_path / "low.csv", split="leave-last-out")
     (tmp_path / "v.csv").write_text("a,label\n0.5,1\n0.2,1.5\n")
     with pytest.raises(DataFormatError, match=r"v\.csv:3: label 1\.5 is not an integer"):
         vectors_dataset(tmp_path / "v.csv")

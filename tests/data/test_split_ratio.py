@@ -127,3 +127,13 @@ def test_ratio_split_refuses_bad_fractions(test: float, validation: float) -> No
         split_interactions(
             _log(), 7, 40, split="ratio", test_fraction=test, validation_fraction=validation
         )
+
+
+@pytest.mark.badinput("data")
+@pytest.mark.parametrize("split", ["random", "leave-last-out", "ratio"])
+def test_a_threshold_above_every_rating_is_refused(split: str) -> None:
+    log = _log()  # ratings 1..5
+    with pytest.raises(ValueError, match=r"no interaction has rating >= 6 \(ratings 1 to 5\)"):
+        split_interactions(log, 7, 40, split=split, rating_threshold=6.0)
+    graded = split_interactions(log, 7, 40, split=split, feedback="graded", rating_threshold=6.0)
+    assert len(graded.train) + len(graded.test) + len(graded.validation or []) == len(log)

@@ -57,6 +57,7 @@ from rankloss.bench.suites import (
     TASK_SETTINGS,
     LossSpec,
     SuiteSpec,
+    check_recsys_splits,
     check_suite,
     check_vector_augment,
     recsys_data_options,
@@ -242,6 +243,8 @@ def _with_own_data(where: str, suite: SuiteSpec, source: DataSource) -> SuiteSpe
         data = source.load(**options)
     except (ValueError, TypeError, OSError) as error:
         raise ValueError(f"{where}: dataset: {error}") from None
+    if suite.task == "recsys":
+        check_recsys_splits(f"{where}: dataset", data, {**options, **source.options})
     if suite.task == "retrieval" and "train_classes" not in suite.budget:
         classes = data.num_classes
         if classes < 2:

@@ -32,6 +32,7 @@ __all__ = [
     "check_retrieval_views",
     "check_retrieval_augment",
     "check_vector_augment",
+    "check_recsys_splits",
     "recsys_data_options",
     "RETRIEVAL_AUGMENT",
 ]
@@ -375,6 +376,33 @@ def recsys_data_options(where: str, budget: Mapping[str, Any]) -> dict[str, Any]
         "feedback": "implicit",
         "rating_threshold": float(threshold),
     }
+
+
+def check_recsys_splits(where: str, data: Any, options: Mapping[str, Any]) -> None:
+    """The ``recsys`` task's data ``data`` (a :class:`rankloss.data.RecDataset`, built with
+    ``options``) must have interactions in its train, validation and test splits: training
+    reads the first, early stopping the second, the scores the third. A ``ValueError`` names
+    the split rule, the threshold and the three counts."""
+    counts = [len(data.train), len(data.validation or []), len(data.test)]
+    if min(counts) == 0:
+        train, validation, test = counts
+        feedback = (
+            f"rating >= {float(options['rating_threshold']):g}"
+            if options.get("feedback", "implicit") == "implicit"
+            else "graded feedback"
+        )
+        split = options["split"]
+        hint = (
+            "; with this split, each user with 3 or more interactions gives one to each"
+            if split in ("ratio", "leave-last-out")
+            else ""
+        )
+        raise ValueError(
+            f"{where}: {feedback} and split {split!r} leave train {train}, validation "
+            f"{validation} and test {test} interactions; the recsys task needs some in each "
+            f"split (training reads the first, early stopping the second, the scores the "
+            f"third){hint}"
+        )
 
 
 def check_vector_augment(where: str, value: object, shape: Sequence[int]) -> None:

@@ -27,6 +27,7 @@ from rankloss.bench.suites import (
     RETRIEVAL_AUGMENT,
     SuiteSpec,
     build_row_loss,
+    check_recsys_splits,
     check_retrieval_augment,
     check_retrieval_views,
     check_vector_augment,
@@ -984,6 +985,7 @@ def run_recsys(ctx: RunContext) -> RunResult:
     # A user's file's own options win over the suite's (load_dataset gives them precedence):
     # the notes say what the data was built with.
     used = {**requested, **_own_data_options(ctx.dataset, requested)}
+    check_recsys_splits(f"suite {ctx.suite.name!r}: data set {ctx.dataset!r}", data, used)
     notes = (
         f"{used['feedback']} feedback: rating >= {float(used['rating_threshold']):g}; "
         f"split {used['split']!r}: train "

@@ -136,9 +136,20 @@ def split_interactions(
       at least one training interaction, test first: every user with 3 or more interactions has
       at least one in each split, a user with 2 has one training and one test interaction, a
       user with 1 has only a training interaction.
+
+    Raises:
+        ValueError: ``feedback="implicit"`` and no interaction has ``rating >=
+            rating_threshold``.
     """
     if feedback == "implicit":
-        inter = inter.subset(torch.nonzero(inter.rating >= rating_threshold).flatten())
+        kept = inter.subset(torch.nonzero(inter.rating >= rating_threshold).flatten())
+        if len(kept) == 0 and len(inter) > 0:
+            raise ValueError(
+                f"split_interactions: no interaction has rating >= {rating_threshold:g} "
+                f"(ratings {inter.rating.min().item():g} to {inter.rating.max().item():g}); "
+                "lower rating_threshold, or use feedback='graded'"
+            )
+        inter = kept
     n = len(inter)
     if split == "ratio":
         train, validation, test = _ratio_split(inter, test_fraction, validation_fraction, seed)

@@ -548,7 +548,9 @@ def interactions_dataset(
             ``validation_fraction``, ``seed``, ...).
 
     Raises:
-        DataFormatError: a malformed line (file and line; parquet: the row).
+        DataFormatError: a malformed line (file and line; parquet: the row), no interaction,
+            no interaction left by the implicit feedback's ``rating_threshold``, or split
+            fractions the rule cannot use (the file and the reason).
         TypeError: a split option :func:`~rankloss.data.split_interactions` does not take.
     """
     unknown = sorted(set(split) - _split_options())
@@ -566,15 +568,18 @@ def interactions_dataset(
     )
     if len(inter) == 0:
         raise DataFormatError(path, None, "no interactions")
-    return split_interactions(
-        inter,
-        len(users),
-        len(items),
-        user_ids=users.ids,
-        item_ids=items.ids,
-        card=card,
-        **split,
-    )
+    try:
+        return split_interactions(
+            inter,
+            len(users),
+            len(items),
+            user_ids=users.ids,
+            item_ids=items.ids,
+            card=card,
+            **split,
+        )
+    except ValueError as error:  # no interaction left by the filter, or bad fractions
+        raise DataFormatError(path, None, str(error)) from None
 
 
 # ============================================================================ vectors
