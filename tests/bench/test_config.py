@@ -15,6 +15,7 @@ from rankloss.bench.suites import (
     LossSpec,
     build_row_loss,
     check_suite,
+    check_suite_names,
 )
 from rankloss.cli import main
 
@@ -143,3 +144,47 @@ def test_cli_reports_a_bad_config_with_the_file_before_training(tmp_path: Path, 
     assert message.startswith(f"rankloss bench: {path}: suite 'x': loss 'approx_ndcg': ")
     assert "ApproxNDCGLoss: alpha must be > 0" in message
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_built_in_suite_names_are_file_names() -> None:
+    check_suite_names(list(SUITES.values()))
+
+
+@pytest.mark.badinput("bench")
+def test_rows_and_suites_that_would_merge_are_refused(tmp_path: Path, capsys) -> None:
+    two = "[[suite.loss]]\nname = 'ranknet'\n[[suite.loss]]\nname = 'ranknet'\n"
+    with pytest.raises(ValueError, match=r"suite 'x': loss label\(s\) \['ranknet'\] name more"):
+        _load(tmp_path, two)
+    # the same label on two different losses
+    other = (
+        "[[suite.loss]]\nname = 'ranknet'\n[[suite.loss]]\nlabel = 'ranknet'\nname = 'listnet'\n"
+    )
+    with pytest.raises(ValueError, match=r"loss label\(s\) \['ranknet'\]"):
+        _load(tmp_path, other)
+    with pytest.raises(ValueError, match=r"bench\.toml: suite name 'x' is given to two suites"):
+        _load(tmp_path, HEAD.format(base="quick-ltr"))
+    with pytest.raises(ValueError, match=r"suite name 'ltr' is given to two suites"):
+        _load(tmp_path, "[bench]\nsuites = ['ltr']\n[[suite]]\nname = 'ltr'\nbase = 'ltr'\n")
+    # a config suite renamed as a built-in one, and that built-in one from --suite
+    path = tmp_path / "same.toml"
+    path.write_text("[[suite]]\nname = 'quick-ltr'\nbase = 'ltr'\n")
+    argv = ["bench", "quick-ltr", "--config", str(path), "--no-progress"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert "suite name 'quick-ltr' is given to two suites" in capsys.readouterr().err
+    # --loss twice on a user's file
+    svm = tmp_path / "my.svm"
+    svm.write_text("".join(f"{i % 3} qid:{i // 4 + 1} 1:{i * 0.1:.2f}\n" for i in range(40)))
+    argv = ["bench", "--data", str(svm), "--data-format", "svmlight", "--loss", "ranknet"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--loss", "ranknet", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert "loss label(s) ['ranknet'] name more than one row" in capsys.readouterr().err
+
+
+@pytest.mark.badinput("bench")
+@pytest.mark.parametrize("name", ["../up", "a/b", "a\\\\b", ".hidden", "", " x"])
+def test_suite_names_that_are_not_file_names_are_refused(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "bench.toml"
+    path.write_text(f"[[suite]]\nname = \"{name}\"\nbase = 'quick-ltr'\n")
+    with pytest.raises(ValueError, match=r"bench\.toml: suite name .* names files under"):
+        load_config(path)

@@ -270,7 +270,7 @@ def _run_bench_here(args: argparse.Namespace) -> int:
         write_reports,
     )
     from rankloss.bench.runner import BenchmarkRunner
-    from rankloss.bench.suites import check_suite, resolve_suites
+    from rankloss.bench.suites import check_suite, check_suite_names, resolve_suites
     from rankloss.bench.tasks import TASKS, resolve_dataset
     from rankloss.distributed.training import is_main_process
 
@@ -290,6 +290,10 @@ def _run_bench_here(args: argparse.Namespace) -> int:
             suites += [s for s in resolve_suites(args.suites or ["quick"]) if s not in suites]
     except KeyError as error:
         _refuse(f"SUITE: {error.args[0]}")
+    try:
+        check_suite_names(suites)
+    except ValueError as error:
+        _refuse(str(error))
     suites = _filter_losses(suites, args.losses)
     if args.epochs is not None:
         suites = [s.with_budget(epochs=args.epochs) for s in suites]

@@ -59,6 +59,7 @@ from rankloss.bench.suites import (
     SuiteSpec,
     check_recsys_splits,
     check_suite,
+    check_suite_names,
     check_vector_augment,
     recsys_data_options,
 )
@@ -376,4 +377,8 @@ def load_config(path: str | Path) -> BenchConfig:
         suites.append(SUITES[name])
     if not suites:
         raise ValueError(f"{path}: no suites: add [[suite]] tables or [bench] suites = [...]")
+    try:
+        check_suite_names(suites)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     return BenchConfig(suites, seeds, device, out, bench.get("tune"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ __all__ = [
     "resolve_suites",
     "build_row_loss",
     "check_suite",
+    "check_suite_names",
     "check_retrieval_views",
     "check_retrieval_augment",
     "check_vector_augment",
@@ -423,7 +425,7 @@ def check_suite(suite: SuiteSpec) -> None:
     ``weight_decay`` >= 0), a primary metric among the metrics, a retrieval row's ``views``
     among :data:`RETRIEVAL_VIEWS`, a retrieval budget's ``augment``
     (:func:`check_retrieval_augment`), and every row's loss built with its hyper-parameters
-    (so a bad value fails here, in the loss's own words).
+    (so a bad value fails here, in the loss's own words); every row's label is its own.
 
     Raises ``ValueError`` or ``TypeError`` with a message that names the suite (and the table,
     key or row).
@@ -444,6 +446,14 @@ def check_suite(suite: SuiteSpec) -> None:
         raise ValueError(
             f"{where}: primary metric {suite.primary!r} is not among the metrics "
             f"{list(suite.metrics)}"
+        )
+    labels = [row.label for row in suite.losses]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(
+            f"{where}: loss label(s) {repeated} name more than one row: the results of such "
+            "rows would be merged in one table row; give each row its own label (a "
+            "[[suite.loss]]'s label, or each --loss once)"
         )
     for row in suite.losses:
         _check_keys(f"{where}: loss {row.label!r}: options", row.options, settings.options)
@@ -746,6 +756,30 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "quick": ("quick-ltr", "quick-retrieval"),
     "all": ("ltr", "recsys", "retrieval", "retrieval-fashion", "imbalanced", "text"),
 }
+
+
+#: What a suite's name may be: it names files and folders under ``--out``.
+SUITE_NAME = re.compile(r"\w[\w .+-]*")
+
+
+def check_suite_names(suites: Sequence[SuiteSpec]) -> None:
+    """Each suite's name is a file name (:data:`SUITE_NAME`: no ``/``, ``\\`` or leading
+    ``.``, so it stays inside ``--out``) and no two suites share one (their runs would be
+    merged in one table); a ``ValueError`` names the suite."""
+    seen: set[str] = set()
+    for suite in suites:
+        if not isinstance(suite.name, str) or not SUITE_NAME.fullmatch(suite.name):
+            raise ValueError(
+                f"suite name {suite.name!r}: it names files under the output folder; use "
+                "letters, digits, '_', '-', '+', '.' and spaces, starting with a letter, "
+                "digit or '_'"
+            )
+        if suite.name in seen:
+            raise ValueError(
+                f"suite name {suite.name!r} is given to two suites: their runs would be merged "
+                "in one table; give each suite its own name"
+            )
+        seen.add(suite.name)
 
 
 def resolve_suites(names: list[str] | tuple[str, ...]) -> list[SuiteSpec]:
