@@ -100,6 +100,17 @@ def test_false_leaves_the_labelled_batches_as_they_are() -> None:
         assert not _rows_of(b.x, images).any()
 
 
+@pytest.mark.parametrize("views", [False, True])
+def test_non_square_images_keep_their_shape(views: bool) -> None:
+    x = torch.rand(24, 3, 6, 10, generator=torch.Generator().manual_seed(1))
+    split = LabelledSplit(x, torch.arange(4).repeat_interleave(6))
+    base = EmbeddingTask(LabelledDataset(split, split, split), batch_size=8, per_class=2)
+    task = _ImageTask(base, views=views, augment=dict(RETRIEVAL_AUGMENT), features=False)
+    for batch in task.train_batches(torch.Generator().manual_seed(0)):
+        images = [batch.view1, batch.view2] if views else [batch.x]
+        assert all(tuple(v.shape[1:]) == (3, 6, 10) for v in images)
+
+
 @pytest.mark.badinput("bench")
 @pytest.mark.parametrize(
     ("value", "error", "message"),

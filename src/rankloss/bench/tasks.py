@@ -412,10 +412,11 @@ def _image_model(ctx: RunContext, sample: Tensor) -> nn.Module:
     return SmallCNN(sample.shape[1], dim, width=width)
 
 
-def _image_views(size: int, settings: dict[str, Any]) -> Any:
+def _image_views(size: tuple[int, int], settings: dict[str, Any]) -> Any:
     """The retrieval task's augmentation (``views`` rows and ``augment``): a
     :func:`rankloss.augment.simclr_image_pipeline` with ``settings`` (see
-    :data:`~rankloss.bench.suites.RETRIEVAL_AUGMENT`)."""
+    :data:`~rankloss.bench.suites.RETRIEVAL_AUGMENT`); its crops keep the images' ``size``
+    ``(H, W)``."""
     from rankloss.augment import simclr_image_pipeline
 
     return simclr_image_pipeline(size, **settings)
@@ -492,7 +493,7 @@ class _ImageTask:
         x = base.data.train.x
         if x.dim() == 4:
             settings = RETRIEVAL_AUGMENT if augment is None else augment
-            self.transform = _image_views(x.shape[-1], dict(settings))
+            self.transform = _image_views((int(x.shape[-2]), int(x.shape[-1])), dict(settings))
         else:
             self.transform = _vector_views()
 
