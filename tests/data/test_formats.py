@@ -453,3 +453,34 @@ def test_an_unwritable_cache_still_loads(tmp_path, monkeypatch, caplog):
         first, second = source.load(), source.load()
     assert len(calls) == 2 and "cannot store the parsed copy" in caplog.text
     assert torch.equal(first.test.query_ids, second.test.query_ids)
+
+
+@pytest.mark.badinput("data")
+def test_bad_vectors_are_refused_naming_the_file(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    y = np.repeat(np.arange(4), 10)
+    with_nan = x.copy()
+    with_nan[7, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", x=with_nan, y=y)
+    np.savez(tmp_path / "flat.npz", x=x[:, 0], y=y)
+    np.savez(tmp_path / "ok.npz", x=x, y=y)
+    np.savez(tmp_path / "five.npz", x=x[:, :5], y=y)
+    (tmp_path / "nan.csv").write_text(
+        "".join(",".join(map(str, row)) + f",{label}\n" for row, label in zip(with_nan, y))
+    )
+    (tmp_path / "inf.csv").write_text("a,b,label\n1,2,0\n1,inf,1\n")
+    cases = [
+        ("nan.npz", {}, r"nan\.npz: 'x': sample 7 has a value that is not finite"),
+        ("flat.npz", {}, r"flat\.npz: 'x' \(40,\) has one value per sample"),
+        ("ok.npz", {"shape": [1, 2, 2]}, r"ok\.npz: shape \[1, 2, 2\] holds 4 values, but each "),
+        ("nan.csv", {"header": False}, r"nan\.csv:8: value nan is not finite"),
+        ("inf.csv", {}, r"inf\.csv:3: value 'b' value 'inf' is not finite"),
+        ("ok.npz", {"test": "five.npz"}, r"five\.npz: samples of shape \[5\], but those of "),
+    ]
+    for name, options, message in cases:
+        if "test" in options:
+            options = {**options, "test": tmp_path / options["test"]}
+        with pytest.raises(DataFormatError, match=message):
+            vectors_dataset(tmp_path / name, **options)
+    assert vectors_dataset(tmp_path / "ok.npz", shape=[2, 3]).train.x.shape[1:] == (2, 3)

@@ -61,6 +61,7 @@ from rankloss.data.loaders import (
     read_interactions,
     read_labelled,
     read_svmlight,
+    reshape_samples,
 )
 from rankloss.data.types import (
     DataFormatError,
@@ -638,9 +639,7 @@ def _read_vectors(
             raise table.error(int(bad[0]), f"label {float(y[bad[0]])!r} is not an integer")
         names = [c for c in table.columns if c != label]
         x = np.stack([table.numeric(c, "value") for c in names], axis=1).astype(np.float32)
-        xt = torch.from_numpy(x) / scale
-        if shape is not None:
-            xt = xt.reshape(xt.shape[0], *shape)
+        xt = reshape_samples(path, torch.from_numpy(x) / scale, shape)
         return LabelledSplit(xt, torch.from_numpy(y.astype(np.int64)))
     column = int(label) if label.lstrip("-").isdigit() else -1
     return read_labelled(path, label_column=column, shape=shape, scale=scale)
@@ -686,6 +685,17 @@ def vectors_dataset(
         if p is not None
     }
     test_split = read.get("test")
+    if (
+        test is not None
+        and test_split is not None
+        and test_split.x.shape[1:] != read["train"].x.shape[1:]
+    ):
+        raise DataFormatError(
+            test,
+            None,
+            f"samples of shape {list(test_split.x.shape[1:])}, but those of {path} have "
+            f"shape {list(read['train'].x.shape[1:])}",
+        )
     return vectors_from_arrays(
         read["train"].x,
         read["train"].y,

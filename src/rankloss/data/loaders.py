@@ -431,10 +431,12 @@ def read_labelled(
         scale: divide values by this (e.g. 255 for pixels).
 
     Raises:
-        DataFormatError: a CSV row with a different number of fields, a non-numeric value, a
-            label that is not a finite integer, a ``label_column`` outside the row, invalid UTF-8 or
-            a truncated ``.gz`` (file and line); an unreadable ``.npz`` or arrays that do not pair
-            one label per sample (file).
+        DataFormatError: a CSV row with a different number of fields, a non-numeric or
+            non-finite value, a label that is not a finite integer, a ``label_column`` outside
+            the row, invalid UTF-8 or a truncated ``.gz`` (file and line); an unreadable
+            ``.npz``, arrays that do not pair one label per sample, a one-dimensional or
+            non-numeric ``x``, a non-finite value, or a ``shape`` that does not hold a sample's
+            values (file).
     """
     path = Path(path)
     if not path.is_file():
@@ -457,6 +459,21 @@ def read_labelled(
                 f"{x_key!r} {tuple(x.shape)} and {y_key!r} {tuple(y.shape)} "
                 "do not pair one label with each sample",
             )
+        if x.ndim == 1:
+            raise DataFormatError(
+                path,
+                None,
+                f"{x_key!r} {tuple(x.shape)} has one value per sample; give samples as rows "
+                "[N, features] or images [N, C, H, W]",
+            )
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise DataFormatError(path, None, f"{x_key!r} holds {x.dtype}, not numbers")
+        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise DataFormatError(
+                path, None, f"{x_key!r}: sample {row} has a value that is not finite"
+            )
         if not np.all(np.isfinite(y)):
             raise DataFormatError(path, None, f"labels {y_key!r} are not all finite")
         if not np.issubdtype(y.dtype, np.integer):
@@ -465,9 +482,27 @@ def read_labelled(
     else:
         x, y = _read_labelled_csv(path, label_column, header)
     x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) / scale
-    if shape is not None:
-        x = x.reshape(x.shape[0], *shape)
-    return LabelledSplit(x, torch.from_numpy(np.asarray(y, dtype=np.int64)))
+    return LabelledSplit(reshape_samples(path, x, shape), torch.from_numpy(np.asarray(y, np.int64)))
+
+
+def reshape_samples(path: PathLike, x: torch.Tensor, shape: Sequence[int] | None) -> torch.Tensor:
+    """Each sample (row) of ``x [N, ...]`` from the file ``path`` reshaped to ``shape`` (``x``
+    itself when ``shape`` is None).
+
+    Raises:
+        DataFormatError: ``shape`` does not hold as many values as a sample (the file, the shape
+            and both counts).
+    """
+    if shape is None:
+        return x
+    size, per_sample = math.prod(shape), math.prod(x.shape[1:])
+    if size != per_sample:
+        raise DataFormatError(
+            path,
+            None,
+            f"shape {list(shape)} holds {size} values, but each sample has {per_sample}",
+        )
+    return x.reshape(x.shape[0], *shape)
 
 
 def _read_labelled_csv(path: Path, label_column: int, header: bool):
@@ -488,6 +523,9 @@ def _read_labelled_csv(path: Path, label_column: int, header: bool):
         except ValueError:
             bad = next(v for v in fields if not _is_float(v))
             raise DataFormatError(path, lineno, f"value {bad!r} is not a number") from None
+        bad_value = next((v for v in values if not math.isfinite(v)), None)
+        if bad_value is not None:
+            raise DataFormatError(path, lineno, f"value {bad_value} is not finite")
         if not -len(values) <= label_column < len(values):
             raise DataFormatError(
                 path, lineno, f"label_column {label_column} is outside the {len(values)} fields"
