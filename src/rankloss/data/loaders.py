@@ -523,9 +523,6 @@ def _read_labelled_csv(path: Path, label_column: int, header: bool):
         except ValueError:
             bad = next(v for v in fields if not _is_float(v))
             raise DataFormatError(path, lineno, f"value {bad!r} is not a number") from None
-        bad_value = next((v for v in values if not math.isfinite(v)), None)
-        if bad_value is not None:
-            raise DataFormatError(path, lineno, f"value {bad_value} is not finite")
         if not -len(values) <= label_column < len(values):
             raise DataFormatError(
                 path, lineno, f"label_column {label_column} is outside the {len(values)} fields"
@@ -533,6 +530,9 @@ def _read_labelled_csv(path: Path, label_column: int, header: bool):
         label = values.pop(label_column)
         if not math.isfinite(label) or label != int(label):
             raise DataFormatError(path, lineno, f"label {label} is not an integer")
+        bad_value = next((v for v in values if not math.isfinite(v)), None)
+        if bad_value is not None:
+            raise DataFormatError(path, lineno, f"value {bad_value} is not finite")
         xs.append(values)
         ys.append(int(label))
     if not xs:
