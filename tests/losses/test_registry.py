@@ -256,6 +256,27 @@ def test_combined_loss_scaling_and_duplicates():
     assert [n for n, _ in both.named_terms()] == ["ranknet", "ranknet_2", "mse", "mae"]
 
 
+def test_sum_of_losses_is_a_combined_loss():
+    scores, labels, mask = _list_batch()
+    combined = sum([get("ranknet"), 0.5 * get("listnet"), get("mse")])
+    assert isinstance(combined, CombinedLoss)
+    assert combined.named_terms() == [("ranknet", 1.0), ("listnet", 0.5), ("mse", 1.0)]
+    expected = (
+        RF.ranknet_loss(scores, labels, mask)
+        + 0.5 * RF.listnet_loss(scores, labels, mask)
+        + RF.mse_loss(scores, labels, mask)
+    )
+    torch.testing.assert_close(combined(scores, labels, mask), expected)
+    assert sum([0.5 * get("listnet")]).named_terms() == [("listnet", 0.5)]
+    for other in (1, 2.0):
+        with pytest.raises(TypeError, match="every part must be a rankloss loss module"):
+            get("ranknet") + other  # type: ignore[operator]
+        with pytest.raises(TypeError, match="unsupported operand"):
+            other + get("ranknet")  # type: ignore[operator]
+        with pytest.raises(TypeError, match="unsupported operand"):
+            other + (get("ranknet") + get("mse"))  # type: ignore[operator]
+
+
 def test_combined_loss_from_spec():
     scores, labels, mask = _list_batch()
     combined = CombinedLoss.from_spec(

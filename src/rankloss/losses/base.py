@@ -174,6 +174,12 @@ class Loss(nn.Module):
     def __add__(self, other: nn.Module) -> CombinedLoss:
         return CombinedLoss([(1.0, self)]) + other
 
+    def __radd__(self, other: object) -> CombinedLoss:
+        """``0 + loss``: the start of ``sum([loss_a, loss_b, ...])``."""
+        if isinstance(other, int | float) and other == 0:
+            return CombinedLoss([(1.0, self)])
+        return NotImplemented
+
     def __mul__(self, weight: float) -> CombinedLoss:
         return CombinedLoss([(float(weight), self)])
 
@@ -506,6 +512,12 @@ class CombinedLoss(nn.Module):
         else:
             extra = [(1.0, other)]
         return CombinedLoss(list(zip(self.weights, self.parts)) + extra)
+
+    def __radd__(self, other: object) -> CombinedLoss:
+        """``0 + combined``: the start of ``sum([...])``."""
+        if isinstance(other, int | float) and other == 0:
+            return self
+        return NotImplemented
 
     def __mul__(self, weight: float) -> CombinedLoss:
         return CombinedLoss([(w * float(weight), m) for w, m in zip(self.weights, self.parts)])
