@@ -296,6 +296,14 @@ def test_compute_by_name():
         M.parse_metric(10)
     with pytest.raises(ValueError, match="compute: reduction must be one of"):
         M.compute("map", scores, labels, mask, reduction="sum")
+    with pytest.raises(
+        TypeError,
+        match=r"compute: the metric 'map' takes no option\(s\) "
+        r"\['gain'\]; its options: \['empty', 'relevance_threshold', 'ties'\]",
+    ):
+        M.compute("map", scores, labels, mask, gain="exp2")
+    with pytest.raises(TypeError, match=r"the metric 'ndcg@3' takes no option\(s\) \['tie'\]"):
+        M.compute("ndcg@3", scores, labels, mask, tie="index")
 
 
 def test_validation_errors():

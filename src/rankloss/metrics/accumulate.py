@@ -7,21 +7,16 @@ lists are evaluated in bounded memory.
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import cast
 
 import torch
 from torch import Tensor
 
-from rankloss.metrics.names import parse_metric
+from rankloss.metrics.names import metric_options, parse_metric
 
 __all__ = ["MetricAccumulator"]
-
-
-def _accepts(function: Callable[..., Tensor], name: str) -> bool:
-    return name in inspect.signature(function).parameters
 
 
 class MetricAccumulator:
@@ -54,7 +49,7 @@ class MetricAccumulator:
             raise ValueError("MetricAccumulator: give at least one metric")
         self.keep_per_list = keep_per_list
         accepted = {
-            spec.name: {key: v for key, v in options.items() if _accepts(spec.function, key)}
+            spec.name: {k: v for k, v in options.items() if k in metric_options(spec.function)}
             for spec in self.specs
         }
         unknown = set(options) - {key for opts in accepted.values() for key in opts}

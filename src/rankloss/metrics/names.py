@@ -14,6 +14,8 @@ error.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -136,6 +138,14 @@ class MetricSpec:
         return merged
 
 
+@functools.cache
+def metric_options(function: Callable[..., Tensor]) -> frozenset[str]:
+    """The keyword options of a metric function (its arguments after ``scores, labels, mask,
+    k``)."""
+    names = inspect.signature(function).parameters
+    return frozenset(names) - {"scores", "labels", "mask", "k"}
+
+
 def parse_metric(name: str) -> MetricSpec:
     """Parse ``"ndcg@10"``, ``"map"``, ``"P_5"``, ``"recall@100"``, ``"hit@10"``, ...
 
@@ -190,7 +200,8 @@ def compute(
         scores, labels, mask: ``[..., n]`` as everywhere in rankloss.
         reduction: ``"none"`` (default) gives ``[...]``; ``"mean"`` the mean over the lists
             that are not skipped (NaN).
-        **options: passed to the metric function (``ties``, ``empty``, ...). The gain of
+        **options: passed to the metric function (``ties``, ``empty``, ...); an option the
+            metric does not take is a ``TypeError`` naming the ones it takes. The gain of
             ``ndcg``/``dcg`` comes from the name; a ``gain`` that contradicts it is a
             ``ValueError``.
 
@@ -201,5 +212,12 @@ def compute(
     """
     check_choice("reduction", reduction, ("none", "mean"), "compute")
     spec = parse_metric(name)
+    accepted = metric_options(spec.function)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise TypeError(
+            f"compute: the metric {name!r} takes no option(s) {unknown}; its options: "
+            f"{sorted(accepted)}"
+        )
     values = spec.function(scores, labels, mask, k=spec.k, **spec.options(options, "compute"))
     return nanmean(values) if reduction == "mean" else values
