@@ -263,3 +263,38 @@ def test_run_retrieval_hands_the_budget_augment_to_the_task(
     with pytest.raises(_Stop):
         TASKS["retrieval"](context)
     assert seen == [expected]
+
+
+@pytest.mark.badinput("bench")
+def test_unscaled_pixels_are_refused_when_augmented(tmp_path: Path) -> None:
+    """The colour jitter and the noise clamp to [0, 1]: 8-bit pixels must be scaled first."""
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "img.npz",
+        x=rng.integers(0, 256, (120, 64)).astype("float32"),
+        y=np.repeat(np.arange(4), 30),
+    )
+    config = tmp_path / "bench.toml"
+    dataset = 'dataset = { path = "img.npz", format = "vectors", shape = [1, 8, 8]%s }\n'
+    for budget in ("", "budget = { augment = true }\n"):
+        config.write_text('[[suite]]\nbase = "retrieval"\n' + dataset % "" + budget)
+        with pytest.raises(
+            ValueError, match=r"the images hold values in \[0, 255\], but the image"
+        ):
+            load_config(config)
+    # scaled, or not augmented and no views row: accepted
+    config.write_text('[[suite]]\nbase = "retrieval"\n' + dataset % ", scale = 255")
+    load_config(config)
+    config.write_text(
+        '[[suite]]\nbase = "retrieval"\n' + dataset % "" + "budget = { augment = false }\n"
+        '[[suite.loss]]\nname = "supcon"\n'
+    )
+    assert len(load_config(config).suites) == 1
+    # and the task refuses them too (a registered data set is not checked at load)
+    split = LabelledSplit(torch.rand(24, 1, 8, 8) * 255, torch.arange(4).repeat_interleave(6))
+    base = EmbeddingTask(LabelledDataset(split, split, split))
+    with pytest.raises(
+        ValueError, match=r"retrieval: the images hold values in \[0\.\d+, 254\.\d+\], but"
+    ):
+        _ImageTask(base, views=True, augment=None, features=False)
+    _ImageTask(base, views=False, augment=None, features=False)

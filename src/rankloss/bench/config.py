@@ -57,6 +57,7 @@ from rankloss.bench.suites import (
     TASK_SETTINGS,
     LossSpec,
     SuiteSpec,
+    check_image_range,
     check_recsys_splits,
     check_suite,
     check_suite_names,
@@ -254,6 +255,10 @@ def _with_own_data(where: str, suite: SuiteSpec, source: DataSource) -> SuiteSpe
         suite = suite.with_budget(train_classes=train_classes)
     if suite.task == "retrieval" and data.train.x.dim() != 4:
         check_vector_augment(f"{where}: budget", suite.budget.get("augment"), data.train.x.shape)
+    elif suite.task == "retrieval":
+        augmented = suite.budget.get("augment", False) is not False
+        if augmented or any(row.options.get("views") for row in suite.losses):
+            check_image_range(f"{where}: dataset", data.train.x)
     return replace(suite, dataset=source.spec(), fallbacks=())
 
 

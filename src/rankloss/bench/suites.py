@@ -34,6 +34,7 @@ __all__ = [
     "check_retrieval_views",
     "check_retrieval_augment",
     "check_vector_augment",
+    "check_image_range",
     "check_recsys_splits",
     "recsys_data_options",
     "RETRIEVAL_AUGMENT",
@@ -404,6 +405,19 @@ def check_recsys_splits(where: str, data: Any, options: Mapping[str, Any]) -> No
             f"{validation} and test {test} interactions; the recsys task needs some in each "
             f"split (training reads the first, early stopping the second, the scores the "
             f"third){hint}"
+        )
+
+
+def check_image_range(where: str, images: Any) -> None:
+    """Images ``[N, C, H, W]`` that the retrieval task augments (``augment`` or a ``views``
+    row) must hold values in ``[0, 1]``: the colour jitter and the noise clamp to that range, so
+    8-bit pixels (0-255) would come out nearly white. A ``ValueError`` gives the range found."""
+    low, high = float(images.min()), float(images.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{where}: the images hold values in [{low:g}, {high:g}], but the image augmentation "
+            "works on [0, 1] and clamps to it: scale them to [0, 1] (a vectors data set's "
+            "scale = 255 for 8-bit pixels), or set augment = false and run no views rows"
         )
 
 

@@ -27,6 +27,7 @@ from rankloss.bench.suites import (
     RETRIEVAL_AUGMENT,
     SuiteSpec,
     build_row_loss,
+    check_image_range,
     check_recsys_splits,
     check_retrieval_augment,
     check_retrieval_views,
@@ -492,6 +493,8 @@ class _ImageTask:
         self.base, self.augment, self.features = base, augment is not None, features
         x = base.data.train.x
         if x.dim() == 4:
+            if augment is not None or self.views:
+                check_image_range("retrieval", x)
             settings = RETRIEVAL_AUGMENT if augment is None else augment
             self.transform = _image_views((int(x.shape[-2]), int(x.shape[-1])), dict(settings))
         else:
