@@ -24,10 +24,11 @@ _JITTER = 1e-3
 
 
 def _fake_data(per_class: int = 6, classes: int = 4) -> LabelledDataset:
-    """Images ``[N, 1, 4, 4]`` whose every pixel is the image's index, so an image's index can
-    be read back from any view of it (the fake augmentation below moves pixels by < 1e-3)."""
+    """Images ``[N, 1, 4, 4]`` whose every pixel is the image's index / 100 (in [0, 1], as the
+    task requires of images it augments), so an image's index can be read back from any view
+    of it (the fake augmentation below moves pixels by < 1e-3)."""
     n = per_class * classes
-    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 1, 4, 4).clone()
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 1, 4, 4) / 100
     y = torch.arange(classes).repeat_interleave(per_class)
     split = LabelledSplit(x, y)
     return LabelledDataset(split, split, split)
@@ -47,7 +48,7 @@ def _task(views: bool | str, augment: bool = False) -> _ImageTask:
 
 
 def _image_ids(x: Tensor) -> Tensor:
-    return x.flatten(1).mean(1).round().long()
+    return (x.flatten(1).mean(1) * 100).round().long()
 
 
 def test_batches_hold_two_views_of_each_image_and_the_labels_twice() -> None:
