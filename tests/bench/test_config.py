@@ -188,3 +188,14 @@ def test_suite_names_that_are_not_file_names_are_refused(tmp_path: Path, name: s
     path.write_text(f"[[suite]]\nname = \"{name}\"\nbase = 'quick-ltr'\n")
     with pytest.raises(ValueError, match=r"bench\.toml: suite name .* names files under"):
         load_config(path)
+
+
+def test_bench_suites_take_groups_as_the_command_line_does(tmp_path: Path) -> None:
+    from rankloss.bench.suites import GROUPS
+
+    path = tmp_path / "bench.toml"
+    path.write_text('[bench]\nsuites = ["quick", "quick-ltr"]\n')
+    assert [s.name for s in load_config(path).suites] == list(GROUPS["quick"])
+    path.write_text('[bench]\nsuites = ["nope"]\n')
+    with pytest.raises(ValueError, match=r"bench\.toml: \[bench\] suites: unknown suite 'nope'"):
+        load_config(path)

@@ -63,6 +63,7 @@ from rankloss.bench.suites import (
     check_suite_names,
     check_vector_augment,
     recsys_data_options,
+    resolve_suites,
 )
 
 if TYPE_CHECKING:
@@ -351,7 +352,7 @@ def _bench(path: Path, bench: object) -> tuple[list[int] | None, str | None, str
             raise ValueError(str(error)) from None
     names = bench.get("suites", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"{where}: suites must be a list of suite names, got {names!r}")
+        raise ValueError(f"{where}: suites must be a list of suite or group names, got {names!r}")
     return seeds, device, out
 
 
@@ -376,10 +377,10 @@ def load_config(path: str | Path) -> BenchConfig:
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ValueError(f"{path}: 'suite' must be an array of tables ([[suite]]), got {tables!r}")
     suites = [_suite(path, i, t) for i, t in enumerate(tables)]
-    for name in bench.get("suites", []):
-        if name not in SUITES:
-            raise ValueError(f"{path}: [bench] suites: unknown suite {name!r}")
-        suites.append(SUITES[name])
+    try:
+        suites += resolve_suites(bench.get("suites", []))  # names or groups, as on the CLI
+    except KeyError as error:
+        raise ValueError(f"{path}: [bench] suites: {error.args[0]}") from None
     if not suites:
         raise ValueError(f"{path}: no suites: add [[suite]] tables or [bench] suites = [...]")
     try:
