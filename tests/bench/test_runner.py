@@ -183,3 +183,23 @@ def test_every_setting_that_changes_a_result_changes_the_run_key() -> None:
     assert SuiteSpec.config_hash(SUITE.run_config(loss, "other")) != base
     other_loss = LossSpec("a", "mse", {"reduction": "sum"})
     assert SuiteSpec.config_hash(SUITE.run_config(other_loss, "toy")) != base
+
+
+def test_a_resumed_run_counts_the_interrupted_process_seconds(tmp_path: Path) -> None:
+    from rankloss.bench.tasks import _earlier_seconds
+    from rankloss.train import TrainResult
+
+    history = [{"epoch": e, "seconds": s} for e, s in ((1, 2.0), (2, 3.0), (3, 4.0))]
+    fit = TrainResult(history, best_epoch=3, best_value=0.5, stopped_early=False, epochs_run=3)
+    assert _earlier_seconds(fit) == 0.0
+    assert _earlier_seconds(replace(fit, resumed_from=2)) == 5.0  # epochs 1 and 2
+
+    def task(ctx: RunContext) -> RunResult:
+        return RunResult({"m1": 0.5, "m2": 0.5}, earlier_seconds=100.0)
+
+    suite = replace(SUITE, losses=(LossSpec("a", "mse"),))
+    runner = BenchmarkRunner(
+        tmp_path, {"fake": task}, seeds=(0,), progress=False, log=lambda _: None
+    )
+    (run,) = runner.run([suite])
+    assert 100.0 <= run["seconds"] < 110.0

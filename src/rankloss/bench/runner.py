@@ -81,6 +81,9 @@ class RunResult:
     #: Metrics of the validation split (of the weights kept, e.g. the best epoch): what a
     #: tuned benchmark (:mod:`rankloss.bench.tune`) selects settings by; never the test split.
     validation: dict[str, float] = field(default_factory=dict)
+    #: Seconds an earlier, interrupted process spent on this run: the epochs a resumed trainer
+    #: took from its checkpoint (their logged times), added to the record's ``seconds``.
+    earlier_seconds: float = 0.0
 
 
 @dataclass
@@ -421,7 +424,7 @@ class BenchmarkRunner:
             if _dist.is_main_process():
                 self.log(f"{suite.name}: skipping {loss.label!r}: {reason}")
             return
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start + result.earlier_seconds
         if not _dist.is_main_process():
             return  # under torch.distributed, rank 0 writes the record
         record = {

@@ -160,6 +160,15 @@ def _history(result: TrainResult, primary: str) -> list[dict[str, float]]:
     return rows
 
 
+def _earlier_seconds(fit: TrainResult) -> float:
+    """The logged seconds of the epochs a resumed fit took from its checkpoint (0 when it did
+    not resume): the time an interrupted process spent on the run."""
+    if fit.resumed_from is None:
+        return 0.0
+    earlier = [row for row in fit.history if row["epoch"] <= fit.resumed_from]
+    return float(sum(row.get("seconds", 0.0) for row in earlier))
+
+
 def _fit_and_test(ctx: RunContext, trainer: Trainer) -> RunResult:
     result = trainer.fit()
     metrics = trainer.evaluate("test")
@@ -180,6 +189,7 @@ def _fit_and_test(ctx: RunContext, trainer: Trainer) -> RunResult:
         notes,
         extra,
         validation,
+        earlier_seconds=_earlier_seconds(result),
     )
 
 
@@ -680,6 +690,7 @@ def run_retrieval(ctx: RunContext) -> RunResult:
     fit = trainer.fit()
     result = _retrieval_columns(ctx, trainer.evaluate("test"), trainer.evaluate("validation"))
     result.history = _history(fit, ctx.suite.primary)
+    result.earlier_seconds = _earlier_seconds(fit)
     result.notes = f"best epoch {fit.best_epoch} of {fit.epochs_run}; " + _validation_note(
         data, requested, folds
     )
