@@ -38,3 +38,19 @@ def test_a_word_that_selects_nothing_is_refused(capsys: pytest.CaptureFixture[st
         _filter_losses([SUITES["retrieval-fashion"]], "supcon,nope")
     assert error.value.code == 2
     assert "--losses names no row of these suites: nope;" in capsys.readouterr().err
+
+
+def test_a_label_with_commas_is_one_row() -> None:
+    from dataclasses import replace
+
+    from rankloss.bench.suites import LossSpec
+
+    rows = (LossSpec("margin (a, b)", "margin"), LossSpec("a", "supcon"), LossSpec("b", "ranknet"))
+    suite = replace(SUITES["retrieval-fashion"], losses=rows)
+
+    def kept(wanted: str) -> list[str]:
+        return [loss.label for s in _filter_losses([suite], wanted) for loss in s.losses]
+
+    assert kept("margin (a, b)") == ["margin (a, b)"]
+    assert kept("b,margin (a, b)") == ["margin (a, b)", "b"]
+    assert kept("a, b") == ["a", "b"]

@@ -48,8 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--config", type=Path, help="a TOML file describing suites")
     bench.add_argument(
         "--losses",
-        help="comma-separated rows to keep: a row's label keeps that row; a loss name that "
-        "labels no row keeps every row of that loss",
+        help="comma-separated rows to keep: a row's label keeps that row (a label may hold "
+        "commas); a loss name that labels no row keeps every row of that loss",
     )
     bench.add_argument(
         "--seeds", type=int, help="number of seeds, an integer >= 1 (runs seeds 0..N-1); default 3"
@@ -152,10 +152,30 @@ def _device(choice: str | None) -> str:
     return choice
 
 
+def _split_rows(wanted: str, labels: set[str]) -> set[str]:
+    """``--losses``'s comma-separated words; pieces that join (with their commas) into a row's
+    label are that one label (``"margin (a, b),supcon"`` is two rows if the first is a label)."""
+    pieces = wanted.split(",")
+    words: set[str] = set()
+    start = 0
+    while start < len(pieces):
+        end = next(
+            (
+                end
+                for end in range(len(pieces), start + 1, -1)
+                if ",".join(pieces[start:end]).strip() in labels
+            ),
+            start + 1,
+        )
+        words.add(",".join(pieces[start:end]).strip())
+        start = end
+    return words - {""}
+
+
 def _filter_losses(suites: list[SuiteSpec], wanted: str | None) -> list[SuiteSpec]:
     if not wanted:
         return suites
-    keep = {w.strip() for w in wanted.split(",") if w.strip()}
+    keep = _split_rows(wanted, {l.label for s in suites for l in s.losses})
     out: list[SuiteSpec] = []
     matched: set[str] = set()
     for suite in suites:
