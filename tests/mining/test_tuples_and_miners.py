@@ -283,3 +283,23 @@ def test_mining_imports_only_the_core_and_itself():
             for name in names:
                 if name.startswith("rankloss"):
                     assert name.startswith(("rankloss._core", "rankloss.mining")), (path, name)
+
+
+@pytest.mark.parametrize("name", mining.available())
+def test_an_empty_batch_mines_nothing(name):
+    """N = 0 (or no reference candidate): empty tuples of the miner's kind, and a loss with
+    the miner gives the same connected 0 as without one."""
+    import rankloss.losses as L
+
+    miner = mining.get(name)
+    kind = Pairs if miner.output == "pairs" else Triplets
+    x, y = torch.randn(0, 8, requires_grad=True), torch.zeros(0, dtype=torch.long)
+    mined = miner(x, y)
+    assert isinstance(mined, kind) and len(mined) == 0
+    refs = miner.mine(torch.randn(3, 8), torch.arange(3), torch.randn(0, 8), y)
+    assert isinstance(refs, kind) and len(refs) == 0
+    loss = L.get("contrastive" if miner.output == "pairs" else "triplet", miner=name)
+    value = loss(x, y)
+    assert value.item() == 0.0
+    value.backward()
+    assert x.grad is not None and x.grad.shape == (0, 8)

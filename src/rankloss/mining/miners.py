@@ -49,6 +49,11 @@ def _empty_triplets(device: torch.device, found: int = 0) -> Triplets:
     return Triplets(empty, empty, empty, found)
 
 
+def _empty_pairs(device: torch.device) -> Pairs:
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    return Pairs(empty, empty, torch.zeros(0, dtype=torch.bool, device=device), 0)
+
+
 class Miner:
     """Base class: validates the inputs and calls :meth:`select`."""
 
@@ -95,6 +100,10 @@ class Miner:
                     f"{name}: {label} must be a bool mask of shape {shape_str(similarity)}, got "
                     f"{shape_str(mask)} {mask.dtype}"
                 )
+        if similarity.numel() == 0:  # no anchor or no candidate: nothing to mine
+            if self.output == "pairs":
+                return _empty_pairs(similarity.device)
+            return _empty_triplets(similarity.device)
         with torch.no_grad():
             return self.select(
                 similarity.detach(), positive, negative, generator=generator, dim=embedding_dim
