@@ -222,3 +222,35 @@ def test_retrieval_per_class_report():
             assert math.isnan(report["map@r"][c].item())
     nearest = M.retrieval_per_class_report(x, y, k=1)
     assert nearest["accuracy"] == pytest.approx(M.embedding_retrieval_metrics(x, y)["precision@1"])
+
+
+def _knn_vote(neighbor_labels: list[int]) -> int:
+    """The majority class of the neighbours (nearest first); on a tie, the tied class whose
+    nearest neighbour comes first: a plain loop reference."""
+    counts: dict[int, int] = {}
+    for label in neighbor_labels:
+        counts[label] = counts.get(label, 0) + 1
+    best = max(counts.values())
+    return next(label for label in neighbor_labels if counts[label] == best)
+
+
+@pytest.mark.parametrize("k", [2, 4, 6, 64])
+def test_per_class_report_vote_breaks_ties_by_the_nearer_neighbour(k):
+    # one query, the references at decreasing similarity, labels in a tied pattern
+    query = torch.tensor([[1.0]], dtype=torch.float64)
+    pattern = [1, 0, 0, 1] if k == 4 else [1, 0] * (k // 2)
+    refs = torch.arange(k, 0, -1, dtype=torch.float64)[:, None]
+    report = M.retrieval_per_class_report(
+        query, torch.tensor([1]), refs, torch.tensor(pattern), k=k, similarity="dot"
+    )
+    assert report["recall"].tolist() == [0.0, 1.0]  # class 1: the nearest neighbour's
+    # random queries against the loop reference
+    x, y = clustered(3, n=80, classes=4)
+    for k_used in (2, 4, 6):
+        report = M.retrieval_per_class_report(x, y, k=k_used, similarity="dot")
+        sim = x @ x.T
+        sim.fill_diagonal_(-math.inf)
+        order = sim.argsort(dim=1, descending=True, stable=True)[:, :k_used]
+        predicted = torch.tensor([_knn_vote(y[row].tolist()) for row in order])
+        expected = M.per_class_report(predicted, y, len(report["classes"]))
+        assert report["accuracy"] == pytest.approx(expected["accuracy"])

@@ -333,13 +333,18 @@ def retrieval_per_class_report(
     classes = per_query["classes"]
     num_classes = len(classes)
     neighbors = per_query["neighbor_labels"]
-    votes = torch.zeros(neighbors.shape[0], num_classes, dtype=torch.float64)
-    # 1 per vote, plus a bonus below 1 in total that favours nearer neighbours on a tie.
-    bonus = (neighbors.shape[1] - torch.arange(neighbors.shape[1], dtype=torch.float64)) / (
-        neighbors.shape[1] * (neighbors.shape[1] + 1)
+    # Votes per class, then the position of each class's nearest neighbour: a class's score
+    # is votes * (k + 1) + (k - that position), so more votes win and, among equal votes, the
+    # class whose nearest neighbour is nearer (integers: exact for any k).
+    rows, k_used = neighbors.shape
+    positions = torch.arange(k_used).expand(rows, k_used)
+    votes = torch.zeros(rows, num_classes, dtype=torch.long).scatter_add_(
+        1, neighbors, torch.ones_like(neighbors)
     )
-    votes.scatter_add_(1, neighbors, (1 + bonus).expand(neighbors.shape).contiguous())
-    predicted = votes.argmax(-1)
+    first = torch.full((rows, num_classes), k_used, dtype=torch.long).scatter_reduce_(
+        1, neighbors, positions, reduce="amin"
+    )
+    predicted = (votes * (k_used + 1) + (k_used - first)).argmax(-1)
     targets = torch.searchsorted(classes, query_labels.reshape(-1).cpu())
     report: dict[str, Tensor | float] = per_class_report(predicted, targets, num_classes)
     for name in ("precision@1", "r_precision", "map@r"):
