@@ -259,6 +259,35 @@ def test_bad_interactions_and_vectors_lines(tmp_path):
     (tmp_path / "f.csv").write_text("qid,docid,f\n1,d1,0.5\n")
     with pytest.raises(DataFormatError, match=r"q\.txt:2: expected 3 \(BEIR\) or 4 \(TREC\)"):
         trec_dataset(tmp_path / "f.csv", qrels=tmp_path / "q.txt")
+    (tmp_path / "f.csv").write_text("qid,docid,f\n1,d1,0.5\n1,d2,0.1\n")
+    for qrels, message in [
+        (
+            "1 0 d1 2\n1 0 d1 0\n",
+            r"q\.txt:2: a second judgment of document 'd1' for query "
+            r"'1' \(the first is at line 1\)",
+        ),
+        ("1 0 d1 2\n1 0 d2 inf\n", r"q\.txt:2: relevance 'inf' is not a finite number"),
+        ("1 0 d1 nan\n", r"q\.txt:1: relevance 'nan' is not a finite number"),
+    ]:
+        (tmp_path / "q.txt").write_text(qrels)
+        with pytest.raises(DataFormatError, match=message):
+            trec_dataset(tmp_path / "f.csv", qrels=tmp_path / "q.txt")
+
+
+def test_trec_fractional_relevance_is_kept(tmp_path):
+    (tmp_path / "f.csv").write_text(
+        "qid,docid,f\n" + "".join(f"{q},d{d},{q + d / 10}\n" for q in range(4) for d in range(2))
+    )
+    (tmp_path / "q.txt").write_text("".join(f"{q} 0 d0 1\n" for q in range(4)) + "0 0 d1 0.5\n")
+    ds = trec_dataset(
+        tmp_path / "f.csv", qrels=tmp_path / "q.txt", test_fraction=0.5, validation_fraction=0.0
+    )
+    labels = {
+        q: row
+        for split in (ds.train, ds.test)
+        for q, row in zip(split.query_ids.tolist(), split.labels.tolist())
+    }
+    assert labels[0] == [1.0, 0.5] and labels[1] == [1.0, 0.0]
 
 
 @pytest.mark.badinput("data")

@@ -606,9 +606,15 @@ def _read_jsonl(path: Path, key_field: str = "_id") -> dict[str, dict]:
     return out
 
 
-def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """BEIR TSV (``query-id corpus-id score`` with a header) or TREC (``qid 0 docid rel``)."""
-    qrels: dict[str, dict[str, int]] = {}
+def _read_qrels(path: Path) -> dict[str, dict[str, int | float]]:
+    """BEIR TSV (``query-id corpus-id score`` with a header) or TREC (``qid 0 docid rel``).
+
+    A relevance is an ``int`` when it is written as one, else a ``float``. A relevance that is
+    not a finite number, or a second judgment of a document for the same query, is a
+    :class:`DataFormatError` naming the file and the line (and the earlier line).
+    """
+    qrels: dict[str, dict[str, int | float]] = {}
+    lines: dict[tuple[str, str], int] = {}
     with _open_text(path) as f:
         for lineno, raw in enumerate(f, 1):
             fields = raw.split()
@@ -624,11 +630,18 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
                 raise DataFormatError(
                     path, lineno, f"expected 3 (BEIR) or 4 (TREC) fields, got {len(fields)}"
                 )
-            try:
-                rel = int(float(r))
-            except ValueError:
-                raise DataFormatError(path, lineno, f"relevance {r!r} is not a number") from None
-            qrels.setdefault(q, {})[d] = rel
+            if not _is_float(r) or not math.isfinite(float(r)):
+                raise DataFormatError(path, lineno, f"relevance {r!r} is not a finite number")
+            if (q, d) in lines:
+                raise DataFormatError(
+                    path,
+                    lineno,
+                    f"a second judgment of document {d!r} for query {q!r} (the first is at "
+                    f"line {lines[q, d]})",
+                )
+            lines[q, d] = lineno
+            value = float(r)
+            qrels.setdefault(q, {})[d] = int(value) if value.is_integer() else value
     return qrels
 
 

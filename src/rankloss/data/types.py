@@ -259,7 +259,7 @@ class TextRetrievalSplit:
     """Queries ``{query id: text}`` and qrels ``{query id: {doc id: relevance}}``."""
 
     queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
+    qrels: dict[str, dict[str, int | float]]
 
     def __len__(self) -> int:
         return len(self.queries)
