@@ -145,6 +145,23 @@ def test_table_csv_and_parquet(tmp_path):
     assert named.train.num_features == 1
 
 
+def test_distinct_query_ids_stay_distinct_lists(tmp_path):
+    """Fractional ids and ids written differently ("01" and "1") are different queries."""
+    frame = pd.DataFrame(
+        {"qid": [1.5, 1.5, 1.7, 1.7, 2.0, 2.0], "label": [1, 0] * 3, "f": range(6)}
+    )
+    frame.to_parquet(tmp_path / "t.parquet")
+    (tmp_path / "t.csv").write_text("qid,label,f\n01,1,1\n01,0,2\n1,1,3\n1,0,4\n2,1,5\n2,0,6\n")
+    for name in ("t.parquet", "t.csv"):
+        ds = table_dataset(tmp_path / name, test_fraction=0.34, validation_fraction=0.0)
+        sizes = [int(n) for split in (ds.train, ds.test) for n in split.mask.sum(-1)]
+        assert sorted(sizes) == [2, 2, 2], name
+    # integer ids (written as floats or as text) keep their values
+    frame.assign(qid=[3.0, 3.0, 7.0, 7.0, 9.0, 9.0]).to_parquet(tmp_path / "i.parquet")
+    ds = table_dataset(tmp_path / "i.parquet", test_fraction=0.34, validation_fraction=0.0)
+    assert sorted(ds.train.query_ids.tolist() + ds.test.query_ids.tolist()) == [3, 7, 9]
+
+
 def test_trec_qrels_and_features(tmp_path):
     (tmp_path / "qrels.txt").write_text("1 0 d1 2\n1 0 d2 0\n2 0 d5 1\n3 0 dX 1\n")
     rows = ["qid,docid,f1,f2"]

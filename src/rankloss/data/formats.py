@@ -355,13 +355,26 @@ def _read_table(path: PathLike, sep: str | None = None) -> _Table:
     return _Table(path, columns, values, np.asarray(lines))
 
 
+def _exact_int(value: object) -> int:
+    """``value`` as the integer it is exactly (``3``, ``3.0``, ``"3"``); a ``ValueError`` for
+    anything else (``1.5``, ``"01"``, ``"+3"``, ``"q1"``), so distinct ids never merge."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and str(number := int(value)) == value:
+        return number
+    raise ValueError(f"{value!r} is not an integer id")
+
+
 def _ids(values: np.ndarray) -> np.ndarray:
-    """Integer ids when every value is an integer, else the ids' positions in sorted order."""
+    """Integer ids when every value is exactly an integer, else the ids' positions in sorted
+    order of their text (two ids are one query only when they are the same)."""
     if values.dtype.kind in "iu":
         return values.astype(np.int64)
     try:
-        return np.asarray([int(v) for v in values.tolist()], dtype=np.int64)
-    except (TypeError, ValueError):
+        return np.asarray([_exact_int(v) for v in values.tolist()], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
         return np.unique(values.astype(str), return_inverse=True)[1].astype(np.int64)
 
 
