@@ -120,6 +120,16 @@ def test_format_json(files, capsys):
     assert "queries" not in json.loads(capsys.readouterr().out)
 
 
+def test_format_json_keeps_a_query_named_all(tmp_path, capsys):
+    (tmp_path / "qrels").write_text("all 0 d1 1\nq2 0 d1 1\n")
+    (tmp_path / "run").write_text("all Q0 d1 1 0.5 t\nall Q0 d2 2 0.9 t\nq2 Q0 d1 1 0.5 t\n")
+    argv = ["eval", str(tmp_path / "qrels"), str(tmp_path / "run"), "-q", "-m", "mrr"]
+    assert main([*argv, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["queries"] == {"all": {"mrr": 0.5}, "q2": {"mrr": 1.0}}
+    assert data["all"] == {"mrr": 0.75} and data["num_q"] == 2
+
+
 def test_format_csv(files, capsys):
     assert main(["eval", *files, "-q", "-m", "map", "-m", "mrr", "--format", "csv"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))

@@ -242,10 +242,12 @@ def _number(value: float, digits: int) -> float | None:
 
 def _json(rows: list[tuple[str, dict[str, float]]], metrics: list[str], digits: int, n: int) -> str:
     data: dict[str, object] = {"metrics": metrics, "num_q": n}
-    table = {qid: {m: _number(values[m], digits) for m in metrics} for qid, values in rows}
-    data["all"] = table.pop("all")
-    if table:
-        data["queries"] = table
+    *queries, (_, means) = rows  # the last row is the mean (a query may be named "all" too)
+    data["all"] = {m: _number(means[m], digits) for m in metrics}
+    if queries:
+        data["queries"] = {
+            qid: {m: _number(values[m], digits) for m in metrics} for qid, values in queries
+        }
     return json.dumps(data, indent=2) + "\n"
 
 
