@@ -23,10 +23,13 @@ def _svm(tmp_path, body: bytes, name: str = "bad.txt"):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b"nan qid:1 1:0.5\n", "label 'nan' is not a finite number"),
+        (b"nan qid:1 1:0.5\n", "label 'nan' is not a finite number in float32's range"),
         (b"inf qid:1 1:0.5\n", "label 'inf' is not a finite number"),
-        (b"1 qid:1 1:inf\n", "feature '1:inf' has a non-finite value"),
-        (b"1 qid:1 1:0.5 2:nan\n", "feature '2:nan' has a non-finite value"),
+        (b"1e39 qid:1 1:0.5\n", "label '1e39' is not a finite number in float32's range"),
+        (b"1 qid:1 1:inf\n", "feature '1:inf' is not a finite number"),
+        (b"1 qid:1 1:0.5 2:nan\n", "feature '2:nan' is not a finite number"),
+        (b"1 qid:1 1:-1e39\n", "feature '1:-1e39' is not a finite number in float32's range"),
+        (b"1 qid:99999999999999999999 1:1\n", "query id 'qid:9+' is out of int64's range"),
     ],
 )
 def test_svmlight_non_finite_label_or_feature_is_refused(tmp_path, line, message):

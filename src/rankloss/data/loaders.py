@@ -111,6 +111,11 @@ def _svmlight_lines(path: PathLike) -> Iterator[tuple[int, str]]:
         ) from None
 
 
+#: The largest finite float32 (features and labels are stored as float32) and int64's range.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT64 = np.iinfo(np.int64)
+
+
 def _find_svmlight_error(
     path: PathLike, *, limit: int, zero_based: bool | str, bound_name: str
 ) -> DataFormatError | None:
@@ -126,14 +131,18 @@ def _find_svmlight_error(
             label = float(tokens[0])
         except ValueError:
             return DataFormatError(path, lineno, f"label {tokens[0]!r} is not a number")
-        if not math.isfinite(label):
-            return DataFormatError(path, lineno, f"label {tokens[0]!r} is not a finite number")
+        if not abs(label) <= _FLOAT32_MAX:
+            return DataFormatError(
+                path, lineno, f"label {tokens[0]!r} is not a finite number in float32's range"
+            )
         if len(tokens) < 2 or not tokens[1].startswith("qid:"):
             return DataFormatError(path, lineno, "missing 'qid:<id>' after the label")
         try:
-            int(tokens[1][4:])
+            query = int(tokens[1][4:])
         except ValueError:
             return DataFormatError(path, lineno, f"query id {tokens[1]!r} is not an integer")
+        if not _INT64.min <= query <= _INT64.max:
+            return DataFormatError(path, lineno, f"query id {tokens[1]!r} is out of int64's range")
         previous = -1
         for tok in tokens[2:]:
             index, sep, value = tok.partition(":")
@@ -144,8 +153,10 @@ def _find_svmlight_error(
                 v = float(value)
             except ValueError:
                 return DataFormatError(path, lineno, f"feature {tok!r} is not '<index>:<value>'")
-            if not math.isfinite(v):
-                return DataFormatError(path, lineno, f"feature {tok!r} has a non-finite value")
+            if not abs(v) <= _FLOAT32_MAX:
+                return DataFormatError(
+                    path, lineno, f"feature {tok!r} is not a finite number in float32's range"
+                )
             lowest = 0 if zero_based is True or zero_based == "auto" else 1
             if i < lowest:
                 return DataFormatError(path, lineno, f"feature index {i} is below {lowest}")
@@ -225,8 +236,8 @@ def read_svmlight(
         raise locate("some lines have no 'qid:'")
     if x.shape[1] > limit:
         raise locate(f"{x.shape[1]} features, over {bound_name}={limit}")
-    if not (np.isfinite(y).all() and np.isfinite(x.data).all()):
-        raise locate("a label or feature value is not finite")
+    if not (np.abs(y).max(initial=0.0) <= _FLOAT32_MAX and np.isfinite(x.data).all()):
+        raise locate("a label or feature value is not a finite number in float32's range")
     if len(y) == 0:
         raise DataFormatError(path, None, "no data lines")
     layout = ListLayout.from_query_ids(torch.from_numpy(qid.astype(np.int64)))
