@@ -228,7 +228,7 @@ def test_vectors_npz_parquet_csv(tmp_path):
 @pytest.mark.badinput("data")
 def test_bad_svmlight_line_names_file_and_line(tmp_path):
     (tmp_path / "a.svm").write_text("1 qid:1 1:0.5\n0 qid:1 1:0.2\n2 qid:2 1:nan\n")
-    with pytest.raises(DataFormatError, match=r"a\.svm:3: feature '1:nan' has a non-finite"):
+    with pytest.raises(DataFormatError, match=r"a\.svm:3: feature '1:nan' is not a finite number"):
         svmlight_dataset(tmp_path / "a.svm")
     (tmp_path / "b.svm").write_text("1 qid:1 1:0.5\n1 1:0.5\n")
     (tmp_path / "c.svm").write_text("1 qid:1 1:0.5\n0 qid:1 1:0.2\n")
