@@ -134,6 +134,24 @@ def test_masking_equals_deleting(name, data):
 @pytest.mark.parametrize("name", NAMES)
 @SETTINGS
 @given(data=st.data())
+def test_masking_equals_deleting_far_below_zero(name, data):
+    """Scores around -2e9 (float64: still 1e-7 apart) are valid: padding must not take part in
+    any softmax or log-sum-exp then either (a finite stand-in logit such as -1e9 would)."""
+    scores, labels, mask, _ = data.draw(batches(name))
+    scores = scores - 2e9
+    values, grads = _value_and_grad(name, scores, labels, mask, reduction="none")
+    assert torch.isfinite(values).all() and torch.isfinite(grads).all()
+    for b in range(scores.shape[0]):
+        value, grad = _value_and_grad(
+            name, scores[b][mask[b]], labels[b][mask[b]], None, reduction="none"
+        )
+        torch.testing.assert_close(values[b], value, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(grads[b][mask[b]], grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@SETTINGS
+@given(data=st.data())
 def test_any_batch_shape(name, data):
     scores, labels, mask, weights = data.draw(batches(name, lists=6))
     list_weights = weights[:, 0]

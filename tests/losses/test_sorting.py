@@ -298,6 +298,17 @@ def test_permutation_matrices_gradcheck_and_padding(operator):
     )
 
 
+@pytest.mark.parametrize("operator", [RF.neural_sort, RF.soft_sort_matrix])
+def test_permutation_matrices_far_below_zero_equal_the_shifted_ones(operator):
+    """Scores around -2e9 (valid, float64): the rows of real items still sum to 1 and equal
+    those of the scores 2e9 higher (padding stays out of every softmax)."""
+    low = operator(VALUES - 2e9, MASK, temperature=1.0)
+    torch.testing.assert_close(low, operator(VALUES, MASK, temperature=1.0), rtol=1e-5, atol=1e-5)
+    for row, mask in zip(range(len(VALUES)), MASK):
+        m = int(mask.sum())
+        torch.testing.assert_close(low.sum(-1)[row, :m], torch.ones(m, dtype=torch.float64))
+
+
 def test_extreme_values_stay_finite():
     x = torch.tensor([[1e4, -1e4, 0.0, 1e4 + 1.0]], requires_grad=True)
     for out in (

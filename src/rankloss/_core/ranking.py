@@ -24,6 +24,7 @@ __all__ = [
     "ideal_dcg",
     "pair_mask",
     "topk_pair_mask",
+    "masked_logits",
 ]
 
 GAINS = ("exp2", "linear")
@@ -205,3 +206,22 @@ def topk_pair_mask(ranks: Tensor, k: int | None) -> Tensor | None:
         raise ValueError(f"k must be a positive integer or None, got {k!r}")
     in_top = ranks <= k
     return in_top.unsqueeze(-1) | in_top.unsqueeze(-2)
+
+
+def masked_logits(logits: Tensor, valid: Tensor) -> Tensor:
+    """``logits`` with the entries outside ``valid`` set to ``-inf``, so that a softmax or a
+    log-sum-exp over the last dimension gives them exactly no weight, whatever the real logits
+    are (a finite stand-in such as -1e9 is not below logits of -2e9, and then wins the
+    softmax). A row with no valid entry is all 0 instead, so its softmax stays finite; callers
+    mask such rows out.
+
+    Args:
+        logits: ``[..., n]``.
+        valid: bool, broadcastable to ``logits``.
+
+    Returns:
+        ``[..., n]``, the dtype of ``logits``. Cost: :math:`O(n)` per row.
+    """
+    has_valid = valid.any(-1, keepdim=True)
+    fill = torch.where(has_valid, logits.new_full((), -math.inf), logits.new_zeros(()))
+    return torch.where(valid, logits, fill)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from rankloss._core import params
-from rankloss._core.ranking import GAINS, dcg_at_k, discount, normalised_gains
+from rankloss._core.ranking import GAINS, dcg_at_k, discount, masked_logits, normalised_gains
 from rankloss._core.reduce import Reduction, reduce_lists
 from rankloss._core.validation import ListBatch, check_lists
 
@@ -28,17 +28,13 @@ __all__ = [
     "neural_ndcg_loss",
 ]
 
-# A large negative logit that stays finite in float32 and float64 (exp underflows to 0).
-_NEG = -1e9
-
 
 def _masked_log_softmax(logits: Tensor, mask: Tensor | None) -> Tensor:
     """Log-softmax over real items; 0 at padded positions (finite, zero gradient).
     ``mask=None``: nothing is padded (a plain log-softmax)."""
     if mask is None:
         return torch.log_softmax(logits, dim=-1)
-    filled = torch.where(mask, logits, logits.new_full((), _NEG))
-    out = torch.log_softmax(filled, dim=-1)
+    out = torch.log_softmax(masked_logits(logits, mask), dim=-1)
     return torch.where(mask, out, logits.new_zeros(()))
 
 
@@ -232,8 +228,8 @@ def listmle_loss(
     order = shuffle.gather(-1, torch.sort(keyed, dim=-1, descending=True, stable=True).indices)
     sorted_scores = batch.scores.gather(-1, order)
     sorted_real = batch.mask.gather(-1, order)
-    # Padded items sort last; giving them a huge negative score removes them from the tails.
-    filled = torch.where(sorted_real, sorted_scores, sorted_scores.new_full((), _NEG))
+    # Padded items sort last; a score of -inf removes them from the tails.
+    filled = masked_logits(sorted_scores, sorted_real)
     terms = _reverse_logcumsumexp(filled) - filled
     terms = torch.where(sorted_real, terms, terms.new_zeros(()))
     if batch.item_weights is not None:
@@ -327,9 +323,10 @@ def _neural_sort_log(
 
     Row :math:`t` (rank position, :math:`1 \le t \le n_b`) and column :math:`j` (item):
     :math:`\hat P_{tj} = \mathrm{softmax}_j\bigl(((n_b + 1 - 2t) s_j - \sum_k |s_j - s_k|)
-    / \tau\bigr)`, over the list's :math:`n_b` real items only. Rows beyond :math:`n_b` and
-    padded columns hold :data:`_NEG`. Returns the logits and the ``[B, n, n]`` mask of real
-    entries, or ``None`` for it when ``mask`` is ``None`` (nothing padded, every entry real).
+    / \tau\bigr)`, over the list's :math:`n_b` real items only. Padded columns hold ``-inf``
+    and rows beyond :math:`n_b` 0 (:func:`~rankloss._core.ranking.masked_logits`). Returns the
+    logits and the ``[B, n, n]`` mask of real entries, or ``None`` for it when ``mask`` is
+    ``None`` (nothing padded, every entry real).
     """
     n = scores.shape[-1]
     abs_diff = (scores.unsqueeze(-1) - scores.unsqueeze(-2)).abs()
@@ -350,7 +347,7 @@ def _neural_sort_log(
         return logits, None
     rows_real = positions.unsqueeze(0) <= lengths  # [b, n]
     valid = rows_real.unsqueeze(-1) & mask.unsqueeze(-2)
-    return torch.where(valid, logits, logits.new_full((), _NEG)), valid
+    return masked_logits(logits, valid), valid
 
 
 def _neural_sort_matrix(logits: Tensor, valid: Tensor | None) -> Tensor:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from rankloss._core import params
-from rankloss._core.ranking import GAINS, dcg_at_k, gain_shift, normalised_gains
+from rankloss._core.ranking import GAINS, dcg_at_k, gain_shift, masked_logits, normalised_gains
 from rankloss._core.reduce import Reduction, reduce_lists
 from rankloss._core.validation import ListBatch, check_lists
 from rankloss.functional.listwise import (
@@ -38,8 +38,6 @@ __all__ = [
     "rank_cosine_loss",
     "soft_rank_ndcg_loss",
 ]
-
-_NEG = -1e9
 
 
 def _noise_input(
@@ -283,7 +281,7 @@ def position_aware_listmle_loss(
     order = torch.sort(keyed, dim=-1, descending=True, stable=True).indices
     sorted_scores = batch.scores.gather(-1, order)
     sorted_real = batch.mask.gather(-1, order)
-    filled = torch.where(sorted_real, sorted_scores, sorted_scores.new_full((), _NEG))
+    filled = masked_logits(sorted_scores, sorted_real)
     terms = _reverse_logcumsumexp(filled) - filled
     lengths = batch.mask.sum(-1, keepdim=True).to(batch.scores.dtype)
     positions = torch.arange(1, n + 1, device=batch.scores.device, dtype=batch.scores.dtype)

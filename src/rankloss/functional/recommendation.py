@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rankloss._core import params
+from rankloss._core.ranking import masked_logits
 from rankloss._core.reduce import Reduction, reduce_lists
 from rankloss._core.similarity import Similarity, pairwise_similarity
 from rankloss._core.validation import ListBatch, check_embeddings, check_lists, shape_str
@@ -40,9 +41,6 @@ __all__ = [
     "ccl_loss",
     "in_batch_scores",
 ]
-
-# A large negative logit that stays finite in float32 and float64 (exp underflows to 0).
-_NEG = -1e9
 
 
 def _check_nonnegative_labels(batch: ListBatch, where: str) -> None:
@@ -58,8 +56,7 @@ def _check_nonnegative_labels(batch: ListBatch, where: str) -> None:
 
 def _masked_log_softmax(logits: Tensor, keep: Tensor) -> Tensor:
     """Log-softmax over the ``keep`` entries of each row; 0 elsewhere (finite, zero gradient)."""
-    filled = torch.where(keep, logits, logits.new_full((), _NEG))
-    out = torch.log_softmax(filled, dim=-1)
+    out = torch.log_softmax(masked_logits(logits, keep), dim=-1)
     return torch.where(keep, out, logits.new_zeros(()))
 
 
@@ -240,7 +237,7 @@ def bpr_max_loss(
     inner = log_p.unsqueeze(-2) + F.logsigmoid(
         pos_scores.unsqueeze(-1) - batch.scores.unsqueeze(-2)
     )
-    inner = torch.where(negative.unsqueeze(-2), inner, inner.new_full((), _NEG))
+    inner = masked_logits(inner, negative.unsqueeze(-2).expand_as(inner))
     ranking = -torch.logsumexp(inner, dim=-1)  # [B, P]
     penalty = (torch.exp(log_p) * negative * batch.scores.square()).sum(-1, keepdim=True)
     per_list = _mean_over_positives(ranking + regularization * penalty, real, w)

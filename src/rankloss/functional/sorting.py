@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from rankloss._core import params
+from rankloss._core.ranking import masked_logits
 from rankloss._core.validation import compute_dtype
 from rankloss.functional.listwise import _neural_sort_log, _neural_sort_matrix
 
@@ -128,7 +129,7 @@ def soft_sort_matrix(
     lengths = real.sum(-1, keepdim=True)
     rows_real = torch.arange(n, device=flat.device).unsqueeze(0) < lengths
     valid = rows_real.unsqueeze(-1) & real.unsqueeze(-2)
-    logits = torch.where(valid, -distance / temperature, flat.new_full((), -1e9))
+    logits = masked_logits(-distance / temperature, valid)
     matrix = torch.where(valid, torch.softmax(logits, dim=-1), flat.new_zeros(()))
     return matrix.reshape(*shape, n)
 
