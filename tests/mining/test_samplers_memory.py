@@ -139,3 +139,44 @@ def test_memory_and_sampler_arguments_are_checked_when_built():
         ListSampler([0, 0], [1.0, 0.0], items_per_list=0, lists_per_batch=1)
     with pytest.raises(TypeError, match="ListSampler: shuffle must be a bool"):
         ListSampler([0, 0], [1.0, 0.0], items_per_list=1, lists_per_batch=1, shuffle=1)
+
+
+def test_m_per_class_batches_hold_distinct_items_and_classes():
+    """A class with at least m items gives m distinct items to a batch, and a batch's classes
+    are distinct, also when a class's pool (or the class cycle) is reshuffled in a batch."""
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    sampler = MPerClassSampler(labels, m=2, batch_size=4, num_batches=200, seed=0)
+    for batch in sampler:
+        assert len(set(batch)) == len(batch)
+        assert sorted(torch.bincount(labels[batch]).tolist()) in ([0, 2, 2], [2, 2])
+    # a class with fewer than m items still repeats (nothing else to draw)
+    small = MPerClassSampler(torch.tensor([0, 1, 1, 1]), m=2, batch_size=4, num_batches=5)
+    assert all(len(set(batch)) == 3 for batch in small)
+
+
+def test_class_balanced_without_replacement_draws_distinct_items():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    with_repeats = ClassBalancedSampler(labels, batch_size=10, num_batches=200, seed=0)
+    assert any(len(set(batch)) < len(batch) for batch in with_repeats)
+    distinct = ClassBalancedSampler(
+        labels, batch_size=10, num_batches=200, seed=0, replacement=False
+    )
+    assert all(len(set(batch)) == 10 for batch in distinct)
+    counts = torch.bincount(labels[torch.tensor(list(distinct)).flatten()], minlength=2)
+    assert 0.4 < counts[1] / counts.sum() < 0.6  # still balanced
+    with pytest.raises(ValueError, match="replacement=False draws 200 distinct items per batch"):
+        ClassBalancedSampler(labels, batch_size=200, replacement=False)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ids: MPerClassSampler(ids, m=2, batch_size=4),
+        lambda ids: ClassBalancedSampler(ids, batch_size=4),
+        lambda ids: ListSampler(ids, ids, items_per_list=3, lists_per_batch=2),
+    ],
+)
+def test_an_empty_data_set_is_refused(make):
+    for empty in ([], torch.tensor([], dtype=torch.long)):
+        with pytest.raises(ValueError, match="is empty; a sampler needs at least one item"):
+            make(empty)

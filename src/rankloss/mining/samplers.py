@@ -43,6 +43,8 @@ def _as_long(values: Sequence[int] | Tensor, name: str, where: str) -> Tensor:
     tensor = torch.as_tensor(values)
     if tensor.dim() != 1:
         raise ValueError(f"{where}: {name} must be one-dimensional, got shape {list(tensor.shape)}")
+    if tensor.numel() == 0:
+        raise ValueError(f"{where}: {name} is empty; a sampler needs at least one item")
     if tensor.dtype.is_floating_point:
         raise ValueError(f"{where}: {name} must be integers, got dtype {tensor.dtype}")
     return tensor.cpu()
@@ -131,12 +133,17 @@ class _Cycler:
         self.order: list[int] = []
 
     def take(self, count: int) -> list[int]:
+        """``count`` draws; distinct whenever the pool holds ``count`` entries or more (a
+        reshuffle in the middle of a take puts the entries already taken last)."""
         out: list[int] = []
         while len(out) < count:
             if not self.order:
-                self.order = self.pool[
-                    torch.randperm(len(self.pool), generator=self.generator)
-                ].tolist()
+                order = self.pool[torch.randperm(len(self.pool), generator=self.generator)]
+                self.order = order.tolist()
+                if out and len(self.pool) >= count:
+                    taken = set(out)
+                    fresh = [i for i in self.order if i not in taken]
+                    self.order = fresh + [i for i in self.order if i in taken]
             need = count - len(out)
             out += self.order[:need]
             self.order = self.order[need:]
@@ -147,8 +154,10 @@ class MPerClassSampler(_SeededBatchSampler):
     """Batches of ``batch_size // m`` classes with ``m`` samples each (P x K sampling).
 
     Classes are visited in rounds of a fresh random permutation, so over an epoch every class
-    appears in the same number of batches (within one); samples of a class are drawn without
-    replacement until the class is exhausted (a class with fewer than ``m`` samples repeats).
+    appears in the same number of batches (within one), and the classes of a batch are
+    distinct; samples of a class are drawn without replacement until the class is exhausted,
+    and the ``m`` samples of a class in a batch are distinct (only a class with fewer than
+    ``m`` samples repeats one).
 
     Args:
         labels: ``[n]`` class of each dataset item.
@@ -218,14 +227,17 @@ class ClassBalancedSampler(_SeededBatchSampler):
     with :math:`n_c` items: ``power=1`` makes every class equally likely (inverse frequency),
     ``power=0.5`` is square-root balancing, ``power=0`` is uniform.
 
-    Draws are with replacement across the epoch (a rare class's items repeat); within a batch
-    an item may repeat only if ``replacement=True`` and the draw says so.
+    Draws are with replacement across the epoch (a rare class's items repeat). Within a batch
+    an item may repeat too (``replacement=True``, the default: every draw is independent);
+    ``replacement=False`` draws the items of each batch without replacement, so they are
+    distinct (the batch must then not be larger than the data set).
 
     Args:
         labels: ``[n]`` class of each item.
         batch_size: items per batch.
         num_batches: global batches per epoch (default ``n // batch_size``, at least 1).
         power: exponent of the inverse class frequency.
+        replacement: whether an item may repeat within a batch (see above).
         seed, generator, rank, world_size, shard: see the module docstring; with ``shard=True``
             ``batch_size`` is the batch of one rank.
     """
@@ -237,6 +249,7 @@ class ClassBalancedSampler(_SeededBatchSampler):
         *,
         num_batches: int | None = None,
         power: float = 1.0,
+        replacement: bool = True,
         seed: int = 0,
         generator: torch.Generator | None = None,
         rank: int | None = None,
@@ -251,6 +264,12 @@ class ClassBalancedSampler(_SeededBatchSampler):
         power = params.number(where, "power", power)
         _, inverse, counts = torch.unique(self.labels, return_inverse=True, return_counts=True)
         self.item_weights = counts[inverse].double().pow(-power)
+        self.replacement = params.boolean(where, "replacement", replacement)
+        if not replacement and batch_size * self.draw_size > len(self.labels):
+            raise ValueError(
+                f"{where}: replacement=False draws {batch_size * self.draw_size} distinct items "
+                f"per batch, but there are {len(self.labels)} items"
+            )
         self.batch_size = batch_size
         self.num_batches = num_batches or max(1, len(self.labels) // (batch_size * self.draw_size))
 
@@ -259,10 +278,20 @@ class ClassBalancedSampler(_SeededBatchSampler):
 
     def _global_units(self, generator: torch.Generator) -> list[list[list[int]]]:
         size = self.batch_size * self.draw_size
-        draws = torch.multinomial(
-            self.item_weights, self.num_batches * size, replacement=True, generator=generator
-        )
-        return [[[i] for i in batch] for batch in draws.view(self.num_batches, size).tolist()]
+        if self.replacement:
+            draws = torch.multinomial(
+                self.item_weights, self.num_batches * size, replacement=True, generator=generator
+            ).view(self.num_batches, size)
+        else:
+            draws = torch.stack(
+                [
+                    torch.multinomial(
+                        self.item_weights, size, replacement=False, generator=generator
+                    )
+                    for _ in range(self.num_batches)
+                ]
+            )
+        return [[[i] for i in batch] for batch in draws.tolist()]
 
 
 class ListSampler(_SeededBatchSampler):
