@@ -105,6 +105,24 @@ MASK = torch.tensor(
 # Isotonic regression
 
 
+@pytest.mark.badinput("losses")
+def test_isotonic_regression_refuses_bad_lengths_and_values():
+    y = torch.tensor([[3.0, 1.0, 0.0]])
+    for lengths, message in [
+        (torch.tensor([-1]), r"lengths must be in 0\.\.3, got -1 to -1"),
+        (torch.tensor([4]), r"lengths must be in 0\.\.3, got 4 to 4"),
+        (torch.tensor([1.5]), r"lengths must be \[B\] = \[1\] integers, got torch.float32"),
+        (torch.tensor([1, 2]), r"lengths must be \[B\] = \[1\] integers"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            isotonic_nonincreasing(y, lengths)
+    with pytest.raises(ValueError, match="not finite within a row's length"):
+        isotonic_nonincreasing(torch.tensor([[3.0, math.nan, 0.0]]), torch.tensor([2]))
+    # a NaN beyond the length is ignored
+    out = isotonic_nonincreasing(torch.tensor([[1.0, 3.0, math.nan]]), torch.tensor([2]))
+    assert out.tolist() == [[2.0, 2.0, 0.0]]
+
+
 def test_isotonic_regression_equals_scikit_learn():
     g = torch.Generator().manual_seed(0)
     y = torch.randn(6, 9, generator=g, dtype=torch.float64)

@@ -213,7 +213,33 @@ def isotonic_nonincreasing(y: Tensor, lengths: Tensor) -> Tensor:
     other devices); the backward is vectorised.
 
     Reference: Best and Chakravarti, "Active set algorithms for isotonic regression", 1990.
+
+    Raises:
+        ValueError: ``y`` is not a floating ``[B, n]`` tensor, ``lengths`` not ``[B]``
+            integers in ``0..n``, or an entry of ``y`` within its row's length not finite.
     """
+    where = "isotonic_nonincreasing"
+    if not isinstance(y, Tensor) or y.dim() != 2 or not y.dtype.is_floating_point:
+        raise ValueError(f"{where}: y must be a floating [B, n] tensor, got {y!r:.80}")
+    if (
+        not isinstance(lengths, Tensor)
+        or lengths.shape != y.shape[:1]
+        or lengths.dtype.is_floating_point
+        or lengths.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"{where}: lengths must be [B] = [{y.shape[0]}] integers, got "
+            f"{lengths.dtype if isinstance(lengths, Tensor) else type(lengths).__name__} "
+            f"{list(lengths.shape) if isinstance(lengths, Tensor) else ''}"
+        )
+    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > y.shape[1]):
+        raise ValueError(
+            f"{where}: lengths must be in 0..{y.shape[1]}, got {lengths.min().item()} to "
+            f"{lengths.max().item()}"
+        )
+    inside = torch.arange(y.shape[1], device=y.device) < lengths.to(y.device).unsqueeze(-1)
+    if not bool(torch.isfinite(y.detach()[inside]).all()):
+        raise ValueError(f"{where}: y holds a value that is not finite within a row's length")
     out: Tensor = _IsotonicNonincreasing.apply(y, lengths)
     return out
 
