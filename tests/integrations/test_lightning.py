@@ -134,3 +134,32 @@ def test_refuses_bad_input():
     module = RankingModule(_Scorer(), ListNetLoss())
     with pytest.raises(ValueError, match="a list-loss batch is"):
         module.training_step(torch.randn(2, 3), 0)
+
+
+def test_a_list_scorer_gets_the_mask_so_padding_changes_nothing():
+    from rankloss.losses import LambdaLoss
+    from rankloss.models import ListAttentionScorer
+
+    torch.manual_seed(0)
+    scorer = ListAttentionScorer(
+        4, d_model=8, num_heads=2, num_layers=1, dim_feedforward=16, dropout=0.0
+    ).eval()
+    module = RankingModule(scorer, LambdaLoss())
+    module.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    assert module.model_takes_mask
+    features = torch.randn(1, 5, 4)
+    labels = torch.tensor([[2.0, 1.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, True, False, False]])
+    values = []
+    for padding in (0.0, 100.0, math.nan):
+        padded = features.clone()
+        padded[0, 3:] = padding
+        values.append(module.training_step((padded, labels, mask), 0).item())
+    assert values[0] == values[1] == values[2]
+    # a model that takes features only is called with them alone
+    plain = RankingModule(
+        torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Flatten(-2)), LambdaLoss()
+    )
+    plain.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    assert not plain.model_takes_mask
+    assert math.isfinite(plain.training_step((features, labels, mask), 0).item())

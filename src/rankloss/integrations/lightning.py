@@ -6,13 +6,17 @@ r"""A PyTorch Lightning module that trains with a rankloss loss and logs ranklos
 =========================  =========================================  ============================
 loss kind                  batch                                      call
 =========================  =========================================  ============================
-``"list"``                 ``{"features", "labels"[, "mask"]}`` or    ``loss(model(features),
-                           ``(features, labels[, mask])``             labels, mask)``
+``"list"``                 ``{"features", "labels"[, "mask"]}`` or    ``loss(model(features[,
+                           ``(features, labels[, mask])``             mask]), labels, mask)``
 ``"embedding"``            ``{"inputs", "labels"}`` or                ``loss(model(inputs),
                            ``(inputs, labels)``                       labels)``
 ``"embedding"``            ``{"queries", "keys"}``                    ``loss(model(queries),
                                                                       keys=model(keys))``
 =========================  =========================================  ============================
+
+A list batch's ``mask`` goes to the model too when its ``forward`` takes one (a ``mask``
+parameter or a second positional one, as every scorer of :mod:`rankloss.models` does and as
+the library's trainer calls them), so padded items never reach real ones through the model.
 
 Metrics are names of :func:`rankloss.metrics.compute` (``"ndcg@10"``, ``"mrr"``, ...), logged
 as ``"<stage>/<name>"`` (``train``, ``val``, ``test``) beside ``"<stage>/loss"``. For a list
@@ -23,6 +27,7 @@ or the keys (``keys`` form: relevant = its own key), by the loss's ``similarity`
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +51,17 @@ from rankloss._core.similarity import pairwise_similarity
 __all__ = ["RankingModule"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+def _takes_mask(model: nn.Module) -> bool:
+    """Whether ``model.forward`` takes a list mask: a ``mask`` parameter or a second
+    positional parameter (not ``*args``: a wrapper may pass it on to a model without one)."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return any(p.name == "mask" for p in parameters) or len(positional) >= 2
 
 
 class RankingModule(pl.LightningModule):
@@ -106,6 +122,7 @@ class RankingModule(pl.LightningModule):
         self.model = model
         self.loss = loss
         self.kind: str = kind
+        self.model_takes_mask = _takes_mask(model)
         self.metric_names = tuple(metrics)
         self.optimizer_factory = optimizer
         self.lr = float(lr)
@@ -128,7 +145,10 @@ class RankingModule(pl.LightningModule):
                 f"{type(self).__name__}: a list-loss batch is {{'features', 'labels'[, 'mask']}} "
                 f"or (features, labels[, mask]), got {type(batch).__name__}"
             )
-        scores = self.model(features)
+        if mask is not None and self.model_takes_mask:
+            scores = self.model(features, mask)
+        else:
+            scores = self.model(features)
         return self.loss(scores, labels, mask), (scores, labels, mask)
 
     def _embedding_step(self, batch: Any) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor | None]]:
