@@ -198,3 +198,54 @@ def test_bad_input_is_explained():
         A.GaussianNoise()(images(), generator="seed")
     with pytest.raises(ValueError, match="mask"):
         A.GaussianNoise()(images(), mask=torch.ones(16, dtype=torch.bool))
+
+
+def test_a_merged_affine_keeps_its_padding_mode():
+    """Compose applies consecutive geometric steps in one warp: the affine's padding mode is
+    kept whatever follows it, and through RandomApply."""
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.1
+    affine = A.RandomAffine(degrees=(45, 45), padding_mode="border")
+    alone = affine(x, generator=0)
+    assert (alone == 0).sum() == 0
+    for pipeline in (
+        A.Compose([affine, A.RandomHorizontalFlip(0.0)]),
+        A.Compose([A.RandomHorizontalFlip(0.0), A.RandomApply(affine, p=1.0)]),
+    ):
+        assert (pipeline(x, generator=0) == 0).sum() == 0
+    zeros = A.Compose([A.RandomAffine(degrees=(45, 45)), A.RandomHorizontalFlip(0.0)])
+    assert (zeros(x, generator=0) == 0).sum() > 0
+
+
+@pytest.mark.badinput("augment")
+def test_a_size_changing_transform_in_random_apply_or_one_of_is_refused_on_every_draw():
+    x = torch.rand(2, 3, 16, 16)
+    wrapped = [
+        A.RandomApply(A.RandomResizedCrop(8), p=0.5),
+        A.OneOf([A.RandomResizedCrop(4), A.Identity()]),
+    ]
+    for transform in wrapped:
+        for seed in range(6):
+            with pytest.raises(ValueError, match="changes the images' size"):
+                transform(x, generator=seed)
+    assert A.RandomApply(A.RandomResizedCrop(8), p=1.0)(x, generator=0).shape == (2, 3, 8, 8)
+    assert A.RandomApply(A.RandomResizedCrop(16), p=0.5)(x, generator=0).shape == x.shape
+
+
+@pytest.mark.badinput("augment")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"scale": (-1.0, -0.5)}, "scale must be"),
+        ({"scale": (0.5, 0.2)}, "scale must be"),
+        ({"scale": (0.1, 1.5)}, "scale must be"),
+        ({"ratio": (0.0, 1.0)}, "ratio must be"),
+        ({"ratio": (2.0, 1.0)}, "ratio must be"),
+    ],
+)
+def test_random_erasing_checks_scale_and_ratio(options, message):
+    with pytest.raises(ValueError, match=message):
+        A.RandomErasing(p=1.0, **options)
+
+
+def test_blur_of_an_empty_batch_is_empty():
+    assert A.GaussianBlur()(torch.rand(0, 3, 16, 16), generator=0).shape == (0, 3, 16, 16)

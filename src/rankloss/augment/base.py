@@ -207,6 +207,32 @@ class Compose(Transform):
         return f"Compose([\n  {inner}\n])"
 
 
+def _leaves(transform: Any) -> list[Any]:
+    """The transforms inside ``transform`` (through ``Compose``, ``RandomApply``, ``OneOf``)."""
+    children = list(getattr(transform, "transforms", ()))
+    if getattr(transform, "transform", None) is not None:
+        children.append(transform.transform)
+    if not children:
+        return [transform]
+    return [leaf for child in children for leaf in _leaves(child)]
+
+
+def _check_keeps_size(owner: str, transform: Any, x: Any) -> None:
+    """``owner`` puts the transformed samples back among the others, so ``transform`` must keep
+    the image size; a crop to another fixed ``size`` is a ``ValueError`` before any draw (not
+    only when a draw happens to pick some samples but not all)."""
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        return
+    for leaf in _leaves(transform):
+        size = getattr(leaf, "size", None)
+        if size is not None and tuple(size) != tuple(x.shape[-2:]):
+            raise ValueError(
+                f"{owner}: cannot wrap {type(leaf).__name__} with size {tuple(size)}: it "
+                f"changes the images' size {tuple(x.shape[-2:])}, and the samples it transforms "
+                "are put back among the others"
+            )
+
+
 class RandomApply(Transform):
     """Apply ``transform`` to each sample independently with probability ``p``.
 
@@ -250,6 +276,8 @@ class RandomApply(Transform):
         self._no_mask(mask)
         if self.p == 0.0:
             return x
+        if self.p < 1.0:
+            _check_keeps_size("RandomApply", self.transform, x)
         n = batch_size_of(x)
         chosen = self.chosen(n, generator).cpu()
         if self.p == 1.0 or bool(chosen.all()):
@@ -285,6 +313,8 @@ class OneOf(Transform):
 
     def apply(self, x: Any, generator: torch.Generator, *, mask: Tensor | None = None) -> Any:
         self._no_mask(mask)
+        for t in self.transforms:
+            _check_keeps_size("OneOf", t, x)
         n = batch_size_of(x)
         pick = torch.multinomial(
             self.weights.to(generator.device), n, replacement=True, generator=generator

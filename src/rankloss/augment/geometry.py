@@ -61,8 +61,10 @@ def warp_fused(
     """Apply consecutive geometric transforms with one ``grid_sample``.
 
     Each transform gives matrices mapping its output coordinates to its input coordinates;
-    the product maps the final output straight back to ``x``. The last transform that has a
-    ``padding_mode`` sets how uncovered pixels are filled (default ``"zeros"``).
+    the product maps the final output straight back to ``x``. The last transform that sets a
+    ``padding_mode`` of its own (a :class:`~rankloss.augment.RandomAffine`, also inside a
+    ``RandomApply``) decides how uncovered pixels are filled (default ``"zeros"``), so a flip
+    or a crop after it does not reset the mode.
     """
     check_image(x, "warp")
     n = x.shape[0]
@@ -72,5 +74,15 @@ def warp_fused(
     for t in transforms:
         mats, size = t.matrices(n, size, generator, x.device)
         theta = theta @ mats
-        padding_mode = getattr(t, "padding_mode", padding_mode)
+        padding_mode = _own_padding_mode(t) or padding_mode
     return warp(x, theta, size, padding_mode)
+
+
+def _own_padding_mode(transform: object) -> str | None:
+    """The ``padding_mode`` a transform was built with (an instance attribute, not the class
+    default), looking through a wrapper's ``transform``; ``None`` if it sets none."""
+    own = vars(transform).get("padding_mode") if hasattr(transform, "__dict__") else None
+    if own is not None:
+        return str(own)
+    inner = getattr(transform, "transform", None)
+    return None if inner is None else _own_padding_mode(inner)

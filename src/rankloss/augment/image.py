@@ -324,6 +324,8 @@ class GaussianBlur(Transform):
     def apply(self, x: Tensor, generator: torch.Generator, *, mask: Tensor | None = None) -> Tensor:
         self._no_mask(mask)
         check_image(x, "GaussianBlur")
+        if x.shape[0] == 0:  # no image: nothing to blur (the grouped convolution needs one)
+            return x
         xf = to_float(x)
         n, c, h, w = xf.shape
         sigma = draw_uniform([n], generator, x.device, *self.sigma).to(xf.dtype)
@@ -378,6 +380,10 @@ class RandomErasing(Transform):
         self.p = check_probability("p", p)
         self.scale = _pair(scale, "scale")
         self.ratio = _pair(ratio, "ratio")
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"RandomErasing: scale must be [low, high] in (0, 1], got {scale}")
+        if not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"RandomErasing: ratio must be [low, high] with 0 < low, got {ratio}")
         if value != "random" and not isinstance(value, (int, float)):
             raise ValueError(f"value must be a number or 'random', got {value!r}")
         self.value = value
