@@ -130,6 +130,12 @@ def test_zero_spread() -> None:
     shifted = paired_comparison([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
     assert shifted.p_value == 0.0 and shifted.significant
     assert shifted.low == pytest.approx(0.1) and shifted.high == pytest.approx(0.1)
+    # equal up to float rounding (0.1 + 0.2 != 0.3): tied, not "significantly different"
+    rounded = paired_comparison([0.3, 0.6, 0.9], [0.1 + 0.2, 0.2 + 0.4, 0.9])
+    assert rounded.p_value == 1.0 and not rounded.significant
+    # a real, tiny spread is still tested
+    tiny = paired_comparison([0.3, 0.6, 0.9], [0.3 + 1e-9, 0.6 - 1e-9, 0.9 + 2e-9])
+    assert tiny.p_value is not None and 0.0 < tiny.p_value < 1.0
 
 
 def test_mean_interval_matches_scipy() -> None:

@@ -189,8 +189,9 @@ def paired_comparison(
 
     Returns:
         A :class:`PairedComparison`; ``n < 3`` gives ``p_value=None``, a ``nan`` interval and
-        method ``"n/a"``. All differences equal (zero spread) give ``p = 1`` when they are 0
-        and ``p = 0`` otherwise, with an interval of zero width.
+        method ``"n/a"``. All differences equal up to rounding (a spread within
+        :math:`10^{-12}` of the values' scale) give ``p = 1`` when they are 0 (within the same
+        rounding) and ``p = 0`` otherwise, with an interval of zero width.
 
     Cost: :math:`O(n)` (:math:`O(n 2^n)` for the exact permutation test).
     """
@@ -216,8 +217,11 @@ def paired_comparison(
     sd = float(d.std(ddof=1))
     se = sd / math.sqrt(n)
     half = t_quantile(0.5 + confidence / 2, n - 1) * se
-    if se <= 1e-15 * max(1.0, abs(mean)):  # every difference equal: no spread to test with
-        p = 1.0 if mean == 0.0 else 0.0
+    # Every difference equal up to float rounding of the inputs: no spread to test with (a
+    # t statistic of rounding noise would be meaningless), and a mean within rounding is 0.
+    rounding = 1e-12 * max(1.0, float(np.abs(a).max()), float(np.abs(b).max()))
+    if float(np.ptp(d)) <= rounding:
+        p = 1.0 if abs(mean) <= rounding else 0.0
         name = "paired t-test" if method != "permutation" else "sign-flip permutation test"
         return PairedComparison(n, mean, mean, mean, p, name, level)
     p_value: float | None = None
