@@ -304,3 +304,34 @@ def test_lightgbm_is_a_baseline_of_the_ltr_report() -> None:
     (line,) = baseline_report(table)
     assert line.startswith("- lightgbm lambdamart, ndcg@10 0.3840: 3 significantly above: ")
     assert "listnet (+0.0530" in line and "mse (+0.0200" in line
+
+
+def test_a_row_better_on_the_shared_seeds_is_not_called_tied() -> None:
+    """The highest mean over a row's own seeds can lose on the seeds both rows ran: the
+    report marks the other row ``above`` and makes no recommendation."""
+    from rankloss.bench.report import _tied, compare_to_best, recommendation, summarise
+
+    def runs(loss: str, values: list[float], seeds: list[int]) -> list[dict]:
+        config = {"task": "ltr", "loss": {"name": loss, "options": {}}, "metrics": ["ndcg@10"]}
+        return [
+            {
+                "suite": "s",
+                "dataset": "toy",
+                "loss": loss,
+                "seed": s,
+                "seconds": 1.0,
+                "primary": "ndcg@10",
+                "config": config,
+                "metrics": {"ndcg@10": v},
+            }
+            for s, v in zip(seeds, values)
+        ]
+
+    (table,) = summarise(
+        runs("listnet", [0.9, 0.50, 0.50, 0.51], [0, 1, 2, 3])
+        + runs("ranknet", [0.55, 0.56, 0.575], [1, 2, 3])
+    )
+    best, comparisons = compare_to_best(table)
+    assert best == "listnet" and _tied(comparisons["ranknet"]) == "above"
+    text = recommendation(table)
+    assert text.startswith("**no recommendation**: ranknet significantly better than listnet")

@@ -4,7 +4,9 @@ Every metric in a table is higher-is-better; each cell is the mean ± sample sta
 over seeds, and the best mean in each column is in bold. Every table also compares each row
 with the best row on the suite's primary metric, paired across seeds
 (:func:`rankloss.bench.stats.paired_comparison`: the difference with its 95% interval and
-p-value); rows not significantly worse than the best are marked ``~`` ("tied with best").
+p-value); rows not significantly worse than the best are marked ``~`` ("tied with best"),
+and a row significantly better than it on the seeds both ran (rows that ran on different
+seeds) ``above``.
 
 ``results.md`` opens with a "which loss" report: per suite, the rows ranked by the primary
 metric with 95% intervals, the recommendation the comparisons support ("use X" or "no
@@ -201,6 +203,12 @@ def _worse(comparison: PairedComparison) -> bool:
     return comparison.significant and comparison.mean_difference < 0
 
 
+def _better(comparison: PairedComparison) -> bool:
+    """Significantly better than the row it was compared with: possible against the row of
+    the highest mean when the two ran on different seeds (the test pairs the shared ones)."""
+    return comparison.significant and comparison.mean_difference > 0
+
+
 def _number(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
 
@@ -230,6 +238,8 @@ def _tied(comparison: PairedComparison | None) -> str:
         return "~"  # the best row itself
     if not comparison.tested:
         return "n/a"
+    if _better(comparison):
+        return "above"  # better than the best row on the seeds both ran
     return "" if _worse(comparison) else "~"
 
 
@@ -237,7 +247,8 @@ def recommendation(table: SuiteTable) -> str:
     """The recommendation the paired comparisons with the best row support: ``"use X"`` when
     every other row is significantly worse, else ``"no significant difference among X, Y,
     ..."`` (the best and the rows not significantly worse); rows with fewer than 3 paired seeds
-    are named as not tested."""
+    are named as not tested. A row significantly better than the best on the seeds both ran
+    (rows with different seed sets) gives no recommendation, saying why."""
     metric = table.primary or table.metrics[0]
     best, comparisons = compare_to_best(table)
     if best is None:
@@ -245,9 +256,17 @@ def recommendation(table: SuiteTable) -> str:
     if not comparisons:
         return f"only one row ({best}): nothing to compare."
     order = sorted(comparisons, key=lambda r: -table.mean[(r, metric)])  # highest mean first
-    tied = [best] + [r for r in order if comparisons[r].tested and not _worse(comparisons[r])]
-    worse = [r for r in order if comparisons[r].tested and _worse(comparisons[r])]
+    tested = [r for r in order if comparisons[r].tested]
+    better = [r for r in tested if _better(comparisons[r])]
+    tied = [best] + [r for r in tested if not _worse(comparisons[r]) and r not in better]
+    worse = [r for r in tested if _worse(comparisons[r])]
     untested = [r for r in order if not comparisons[r].tested]
+    if better:
+        return (
+            f"**no recommendation**: {', '.join(better)} significantly better than {best} on "
+            f"{metric} on the seeds both ran, although {best} has the highest mean over its "
+            "own seeds: the rows ran on different seeds; run the missing seeds to compare them."
+        )
     if not worse and len(tied) == 1:
         return (
             f"not enough seeds to tell the rows apart (a paired test needs at least 3 seeds "
@@ -412,10 +431,11 @@ def which_loss_report(tables: Sequence[SuiteTable]) -> str:
         "Test metrics, mean over seeds with the 95% t interval. Each row is compared with the "
         "best row paired across seeds (same seed, same data; `rankloss.bench.stats`): the "
         "difference row - best with its 95% interval and the two-sided p-value; `~` marks "
-        "rows not significantly worse than the best (p >= 0.05), `n/a` rows with fewer than "
-        "3 paired seeds. The best row is chosen after seeing the results and there is no "
-        'correction for testing several rows, so read `~` as "cannot be told apart", not '
-        'as "equal".'
+        "rows not significantly worse than the best (p >= 0.05), `above` rows significantly "
+        "better than it on the seeds both ran (rows run on different seeds), `n/a` rows with "
+        "fewer than 3 paired seeds. The best row is chosen after seeing the results and there "
+        'is no correction for testing several rows, so read `~` as "cannot be told apart", '
+        'not as "equal".'
     )
     return "## Which loss?\n\n" + note + "\n\n" + "\n\n".join(parts) + "\n"
 
