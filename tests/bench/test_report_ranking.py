@@ -335,3 +335,46 @@ def test_a_row_better_on_the_shared_seeds_is_not_called_tied() -> None:
     assert best == "listnet" and _tied(comparisons["ranknet"]) == "above"
     text = recommendation(table)
     assert text.startswith("**no recommendation**: ranknet significantly better than listnet")
+
+
+def test_non_finite_values_are_counted_and_named() -> None:
+    """A mean over fewer seeds than the row ran says so in its cell and in the CSV's seeds,
+    and a row with no finite value is named in the verdicts, not dropped."""
+    from rankloss.bench.report import (
+        _csv_text,
+        family_comparison,
+        markdown_tables,
+        recommendation,
+        summarise,
+    )
+
+    def runs(loss: str, values: list[float]) -> list[dict]:
+        config = {"task": "ltr", "loss": {"name": loss, "options": {}}, "metrics": ["ndcg@10"]}
+        return [
+            {
+                "suite": "s",
+                "dataset": "toy",
+                "loss": loss,
+                "seed": s,
+                "seconds": 1.0,
+                "primary": "ndcg@10",
+                "config": config,
+                "metrics": {"ndcg@10": v},
+            }
+            for s, v in enumerate(values)
+        ]
+
+    nan = float("nan")
+    (table,) = summarise(runs("listnet", [0.9, nan, nan]) + runs("ranknet", [0.5, 0.51, 0.52]))
+    listnet_line = next(l for l in markdown_tables([table]).splitlines() if "| listnet |" in l)
+    assert "**0.9000 ± 0.0000** (2 of 3 non-finite)" in listnet_line
+    assert "s,toy,listnet,ndcg@10,0.900000,0.000000,1,1.000" in _csv_text([table])
+    assert "no finite ndcg@10 (those seeds are left out) for listnet: 2 of 3 seeds" in (
+        recommendation(table)
+    )
+    (table,) = summarise(runs("listnet", [nan] * 3) + runs("ranknet", [0.5, 0.51, 0.52]))
+    assert "listnet: 3 of 3 seeds" in recommendation(table)
+    assert family_comparison(table) == (
+        "not enough rows (no listwise row with a finite ndcg@10: listnet)."
+    )
+    assert "| listnet | non-finite |" in markdown_tables([table])

@@ -67,6 +67,13 @@ class SuiteTable:
     families: dict[str, str | None] = field(default_factory=dict)
     #: Rows that do not depend on the seed (``options.deterministic``: they run once).
     deterministic: set[str] = field(default_factory=set)
+    #: ``(row, metric) -> count`` of the row's runs whose value of the metric is missing or
+    #: not finite (left out of the mean, the std and the paired tests; only counts > 0).
+    non_finite: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def finite_seeds(self, row: str, metric: str) -> int:
+        """How many of the row's runs the mean of ``metric`` is over."""
+        return self.seeds[row] - self.non_finite.get((row, metric), 0)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -88,6 +95,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[SuiteTable]:
         rows: list[str] = []
         values: dict[tuple[str, str], list[float]] = defaultdict(list)
         seconds: dict[str, list[float]] = defaultdict(list)
+        non_finite: dict[tuple[str, str], int] = defaultdict(int)
         for run in suite_runs:
             if run["loss"] not in rows:
                 rows.append(run["loss"])
@@ -96,6 +104,8 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[SuiteTable]:
                 value = run["metrics"].get(metric)
                 if value is not None and math.isfinite(value):
                     values[(run["loss"], metric)].append(value)
+                else:
+                    non_finite[(run["loss"], metric)] += 1
         mean, std = {}, {}
         for key, vals in values.items():
             mean[key], std[key] = _mean_std(vals)
@@ -128,6 +138,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[SuiteTable]:
                 per_seed=dict(per_seed),
                 families=families,
                 deterministic=deterministic,
+                non_finite=dict(non_finite),
             )
         )
     return tables
@@ -243,7 +254,27 @@ def _tied(comparison: PairedComparison | None) -> str:
     return "" if _worse(comparison) else "~"
 
 
+def _non_finite_note(table: SuiteTable, metric: str) -> str:
+    """``"; X: 2 of 3 seeds gave no finite ndcg@10 (left out)"`` for the rows whose ``metric``
+    is missing or not finite on some seed, or ``""``."""
+    rows = [
+        f"{row}: {table.non_finite[(row, metric)]} of {table.seeds[row]} seeds"
+        for row in table.rows
+        if table.non_finite.get((row, metric))
+    ]
+    if not rows:
+        return ""
+    return f"; no finite {metric} (those seeds are left out) for {', '.join(rows)}"
+
+
 def recommendation(table: SuiteTable) -> str:
+    """The recommendation the paired comparisons with the best row support (see
+    :func:`_recommendation`), naming the rows whose metric was not finite on some seed."""
+    metric = table.primary or table.metrics[0]
+    return _recommendation(table).removesuffix(".") + _non_finite_note(table, metric) + "."
+
+
+def _recommendation(table: SuiteTable) -> str:
     """The recommendation the paired comparisons with the best row support: ``"use X"`` when
     every other row is significantly worse, else ``"no significant difference among X, Y,
     ..."`` (the best and the rows not significantly worse); rows with fewer than 3 paired seeds
@@ -296,8 +327,15 @@ def family_comparison(table: SuiteTable) -> str:
     best_list = _best_row(table, metric, listwise)
     best_pair = _best_row(table, metric, pairwise)
     if best_list is None or best_pair is None:
-        missing = [f for f, rows in (("listwise", best_list), ("pairwise", best_pair)) if not rows]
-        return f"not enough rows (no {' and no '.join(missing)} row)."
+        sides = (("listwise", listwise, best_list), ("pairwise", pairwise, best_pair))
+        absent = [family for family, rows, _ in sides if not rows]
+        reasons = [f"no {' and no '.join(absent)} row"] if absent else []
+        reasons += [
+            f"no {family} row with a finite {metric}: {', '.join(rows)}"
+            for family, rows, best in sides
+            if rows and best is None
+        ]
+        return f"not enough rows ({'; '.join(reasons)})."
     c = _paired(table, best_list, best_pair, metric)
     head = (
         f"best listwise ({best_list}, {table.mean[(best_list, metric)]:.4f}) minus best "
@@ -471,12 +509,16 @@ def markdown_tables(tables: Sequence[SuiteTable]) -> str:
         for row in table.rows:
             cells = [row]
             for metric in table.metrics:
+                missing = table.non_finite.get((row, metric), 0)
                 if (row, metric) not in table.mean:
-                    cells.append("–")
+                    cells.append("non-finite" if missing else "–")
                     continue
                 m, s = table.mean[(row, metric)], table.std[(row, metric)]
                 text = f"{m:.4f} ± {s:.4f}"
-                cells.append(f"**{text}**" if m == _best(table, metric) else text)
+                text = f"**{text}**" if m == _best(table, metric) else text
+                if missing:  # the mean is over the finite values only: say so in the cell
+                    text += f" ({missing} of {table.seeds[row]} non-finite)"
+                cells.append(text)
             cells += [str(table.seeds[row]), f"{table.seconds[row]:.1f}"]
             if (row, primary) in table.mean:
                 comparison = comparisons.get(row)
@@ -545,7 +587,7 @@ def _csv_text(tables: Sequence[SuiteTable]) -> str:
                             metric,
                             f"{table.mean[(row, metric)]:.6f}",
                             f"{table.std[(row, metric)]:.6f}",
-                            table.seeds[row],
+                            table.finite_seeds(row, metric),
                             f"{table.seconds[row]:.3f}",
                         ]
                     )
