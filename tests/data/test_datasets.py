@@ -83,6 +83,24 @@ def test_fetch_url_verifies_and_caches(tmp_path):
     assert fetch("thing", [DataFile("f.txt", digest)], [_Failing()])["f.txt"] == paths["f.txt"]
 
 
+def test_a_users_path_comes_before_the_cache(tmp_path):
+    """``path=`` is used first: a file already in the cache (unchecked with verify=False, or
+    verified) does not hide the user's own."""
+    cached = data.cache_dir("thing") / "f.txt"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text("cached bytes")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "f.txt").write_text("my bytes")
+    paths = fetch("thing", [DataFile("f.txt")], [LocalPath(tmp_path / "mine"), _Failing()])
+    assert paths["f.txt"].read_text() == "my bytes"
+    # without a path, the cache serves
+    assert fetch("thing", [DataFile("f.txt")], [_Failing()])["f.txt"].read_text() == "cached bytes"
+    # a user's path that fails its checksum falls back to the cache when that one verifies
+    digest = sha256sum(cached)
+    paths = fetch("thing", [DataFile("f.txt", digest)], [LocalPath(tmp_path / "mine")])
+    assert paths["f.txt"].read_text() == "cached bytes"
+
+
 def _mslr_files(folder):
     folder.mkdir()
     rng = np.random.default_rng(0)

@@ -624,8 +624,10 @@ class DebianPackage(_ArchiveMembers):
 def fetch(
     name: str, files: Sequence[DataFile], sources: Sequence[Source], *, verify: bool = True
 ) -> dict[str, Path]:
-    """Paths of ``files`` of data set ``name``: from the cache if present and verified, else
-    from the first source that delivers them all (copied into the cache, except local paths).
+    """Paths of ``files`` of data set ``name``: from the user's own path when the first source
+    is a :class:`LocalPath` (it comes first, also before the cache), else from the cache if
+    present and verified, else from the first source that delivers them all (copied into the
+    cache, except local paths).
 
     Raises :class:`DataUnavailableError` listing every source tried.
     """
@@ -636,14 +638,8 @@ def fetch(
     dest = cache_dir(name)
     cached = {f.name: dest / f.name for f in files}
     attempts: list[tuple[str, str]] = []
-    try:
-        for f in checked:
-            _check(cached[f.name], f)
-        return cached
-    except (FileNotFoundError, ValueError) as err:
-        if all(p.exists() for p in cached.values()):
-            attempts.append((f"cache {dest}", str(err)))
-    for source in sources:
+
+    def deliver(source: Source) -> dict[str, Path] | None:
         try:
             paths = source.get(checked, dest)
             for f in checked:
@@ -651,4 +647,22 @@ def fetch(
             return paths
         except Exception as err:  # noqa: BLE001 - every failure moves on to the next source
             attempts.append((source.describe(), f"{type(err).__name__}: {err}"))
+            return None
+
+    own = list(sources[:1]) if sources and isinstance(sources[0], LocalPath) else []
+    for source in own:
+        paths = deliver(source)
+        if paths is not None:
+            return paths
+    try:
+        for f in checked:
+            _check(cached[f.name], f)
+        return cached
+    except (FileNotFoundError, ValueError) as err:
+        if all(p.exists() for p in cached.values()):
+            attempts.append((f"cache {dest}", str(err)))
+    for source in sources[len(own) :]:
+        paths = deliver(source)
+        if paths is not None:
+            return paths
     raise DataUnavailableError(name, attempts)
