@@ -205,3 +205,37 @@ def test_logs_start_afresh_without_resume(tmp_path: Path) -> None:
     assert [r["epoch"] for r in _rows(tmp_path / "logs" / "epochs.jsonl")] == [1, 2]
     with open(tmp_path / "logs" / "epochs.csv", encoding="utf-8") as f:
         assert len(f.read().splitlines()) == 3  # the header and 2 rows
+
+
+def _fit_ltr_odd(rank: int, batch_size: int) -> Any:
+    """23 training lists: the last global batch of 2 ranks (7 lists with batch 5 a rank)
+    splits 4 / 3."""
+    from dataclasses import replace
+
+    seed_everything(0)
+    data = _ltr()
+    data = replace(data, train=data.train.subset(torch.arange(23)))
+    trainer = Trainer(
+        MLPScorer(6, hidden=(8,), dropout=0.0),
+        LTRTask(data, batch_size=batch_size),
+        "listnet",
+        epochs=2,
+        seed=3,
+        optimizer="sgd",
+        lr=0.1,
+        progress=False,
+    )
+    result = trainer.fit()
+    return {
+        "history": result.history,
+        "state": trainer.model.state_dict(),
+        "test": trainer.evaluate("test"),
+    }
+
+
+def test_an_uneven_last_global_batch_trains_as_one_process(tmp_path: Path) -> None:
+    """Each rank's loss is weighted by its share of the global batch's lists, so the mean
+    over ranks is the global mean (it was the mean of the two ranks' means)."""
+    single = _fit_ltr_odd(0, 10)
+    for result in run_ranks(_fit_ltr_odd, tmp_path / "odd", 5):
+        _same_run(single, result)

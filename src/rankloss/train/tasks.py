@@ -247,6 +247,15 @@ def _keep_relevant(
     )
 
 
+@dataclass
+class ShardOfLists(LTRSplit):
+    """One rank's slice of a global batch of lists that does not split evenly over the ranks:
+    its loss (a mean over its lists) is multiplied by ``loss_scale = lists here * world_size /
+    lists in the global batch``, so the mean over ranks equals the mean over all the lists."""
+
+    loss_scale: float = 1.0
+
+
 class LTRTask:
     """Padded query lists (:class:`~rankloss.data.types.LTRDataset`): the model maps
     ``(features [B, n, f], mask [B, n])`` to scores ``[B, n]``; the loss (kind ``"list"``) is
@@ -301,7 +310,10 @@ class LTRTask:
     ) -> Iterator[LTRSplit]:
         """Batches of ``batch_size`` lists; with ``world_size > 1``, rank ``rank``'s slice of
         each global batch of ``world_size * batch_size`` lists (a last global batch with fewer
-        lists than ranks is dropped)."""
+        lists than ranks is dropped). A slice of a global batch that does not split evenly
+        (7 lists on 2 ranks: 4 and 3) is a :class:`ShardOfLists` whose ``loss_scale`` weights
+        its loss so that the mean over ranks that DistributedDataParallel takes is the mean
+        over the global batch's lists."""
         batches: Iterator[LTRSplit] = list_batches(
             self.data.train, self.batch_size * world_size, shuffle=True, generator=generator
         )
@@ -314,12 +326,18 @@ class LTRTask:
         for batch in batches:
             if len(batch) >= world_size:
                 start, stop = shard_range(len(batch), rank, world_size)
-                yield batch.subset(torch.arange(start, stop))
+                shard = batch.subset(torch.arange(start, stop))
+                if len(batch) % world_size:
+                    scale = (stop - start) * world_size / len(batch)
+                    shard = ShardOfLists(**vars(shard), loss_scale=scale)
+                yield shard
 
     def training_step(self, model: nn.Module, batch: LTRSplit, loss: LossFn) -> Tensor:
         self.check_loss(loss)
         scores = model(batch.features, batch.mask)
-        return loss(scores.float(), batch.labels, batch.mask)
+        value = loss(scores.float(), batch.labels, batch.mask)
+        scale = getattr(batch, "loss_scale", 1.0)
+        return value if scale == 1.0 else value * scale
 
     def scores(self, model: nn.Module, split: LTRSplit) -> Tensor:
         device = _device(model)

@@ -420,7 +420,10 @@ class Trainer:
     ``rank`` and ``world_size`` (:class:`~rankloss.train.LTRTask`,
     :class:`~rankloss.train.EmbeddingTask`) gives each rank its slice of every global batch
     of ``world_size * batch_size`` and merges evaluation across ranks, so that ``N``
-    processes with batch ``b`` train as one process with batch ``N * b``; another task's
+    processes with batch ``b`` train as one process with batch ``N * b`` (a global batch of
+    lists that does not split evenly weights each rank's loss by its share of the lists,
+    :class:`~rankloss.train.tasks.ShardOfLists`; exact for losses that average over every
+    list, as ListNet does); another task's
     batches are dealt out in turn (rank ``r`` takes batches ``r, r + N, ...``) and its
     evaluation runs whole on every rank (rank 0's numbers are used). The task must call the
     model through ``forward`` (the wrapper synchronises gradients there).
