@@ -620,7 +620,9 @@ class Trainer:
                     "resume: the checkpoint was written without ema_decay, so it holds no "
                     "moving average to continue; resume with ema_decay=None or start afresh"
                 )
-            self.ema_state = dict(state["ema"])
+            # the checkpoint loads on the CPU: keep each average beside its weight
+            weights = self.model.state_dict()
+            self.ema_state = {k: v.to(weights[k].device) for k, v in state["ema"].items()}
 
     def save_checkpoint(self) -> None:
         """Write ``last.pt`` atomically, keeping the one before as ``previous.pt``."""
