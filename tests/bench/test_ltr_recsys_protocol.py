@@ -340,3 +340,21 @@ def test_recsys_row_options_reach_the_run(tmp_path: Path, monkeypatch: pytest.Mo
     row = LossSpec("ib", "sampled_softmax", options={"negatives": "in_batch"})
     bench_tasks.run_recsys(_context(tmp_path / "b", suite, row))
     assert isinstance(built["task"], bench_tasks._InBatchTask)
+
+
+def test_the_recsys_suite_splits_each_user_8_1_1(tmp_path: Path) -> None:
+    """RecBole's ratio split: 10% test and 10% validation per user (the library's defaults,
+    0.2 and 0.1, gave 7:1:2)."""
+    from rankloss.bench.suites import recsys_data_options
+    from rankloss.data.formats import interactions_dataset
+
+    options = recsys_data_options("recsys", RECSYS.budget)
+    assert options["test_fraction"] == options["validation_fraction"] == 0.1
+    log = tmp_path / "log.csv"
+    log.write_text("user,item,rating,time\n" + "".join(f"u0,i{i},5,{i}\n" for i in range(20)))
+    data = interactions_dataset(log, **options)
+    assert (len(data.train), len(data.validation), len(data.test)) == (16, 2, 2)
+    # a suite without the keys keeps the loader's defaults
+    assert "test_fraction" not in recsys_data_options("x", {"split": "ratio"})
+    with pytest.raises(ValueError, match=r"test_fraction must be in \[0.0, 1.0\]"):
+        recsys_data_options("x", {"test_fraction": 1.5})
