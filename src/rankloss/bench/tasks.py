@@ -975,9 +975,11 @@ def run_recsys(ctx: RunContext) -> RunResult:
     """Matrix factorisation, full-catalogue Recall@10 / NDCG@10 (seen items excluded).
 
     Data: implicit feedback, an interaction for every rating ``>= budget["rating_threshold"]``
-    (default 4), split by ``budget["split"]`` (``"ratio"``: per user 8:1:1 at random, RecBole's
-    protocol; default ``"leave-last-out"``); the threshold, split and interaction counts are
-    written in the run's notes. A row's ``options`` may set ``negatives`` (a count, or
+    (default 4), split by ``budget["split"]`` (``"ratio"``: per user at random, by the budget's
+    ``test_fraction`` and ``validation_fraction``, 0.1 and 0.1 in the ``recsys`` suite:
+    RecBole's 8:1:1; default ``"leave-last-out"``); the threshold, split and interaction counts
+    are written in the run's notes (:func:`~rankloss.bench.suites.recsys_data_options`). A
+    row's ``options`` may set ``negatives`` (a count, or
     ``"in_batch"``: the other users' positives of the batch; ``"sampled"``: the budget's count;
     ``"all"``: the whole catalogue, a full softmax without the user's other training items),
     ``temperature`` (training scores are divided by it) and ``lr``, each replacing the budget's
