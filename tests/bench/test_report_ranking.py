@@ -306,30 +306,32 @@ def test_lightgbm_is_a_baseline_of_the_ltr_report() -> None:
     assert "listnet (+0.0530" in line and "mse (+0.0200" in line
 
 
+def _ndcg_runs(loss: str, values: list[float], seeds: list[int] | None = None) -> list[dict]:
+    """Run records of one ltr row with ``ndcg@10`` values (seeds 0, 1, ... unless given)."""
+    config = {"task": "ltr", "loss": {"name": loss, "options": {}}, "metrics": ["ndcg@10"]}
+    return [
+        {
+            "suite": "s",
+            "dataset": "toy",
+            "loss": loss,
+            "seed": s,
+            "seconds": 1.0,
+            "primary": "ndcg@10",
+            "config": config,
+            "metrics": {"ndcg@10": v},
+        }
+        for s, v in zip(seeds if seeds is not None else range(len(values)), values)
+    ]
+
+
 def test_a_row_better_on_the_shared_seeds_is_not_called_tied() -> None:
     """The highest mean over a row's own seeds can lose on the seeds both rows ran: the
     report marks the other row ``above`` and makes no recommendation."""
     from rankloss.bench.report import _tied, compare_to_best, recommendation, summarise
 
-    def runs(loss: str, values: list[float], seeds: list[int]) -> list[dict]:
-        config = {"task": "ltr", "loss": {"name": loss, "options": {}}, "metrics": ["ndcg@10"]}
-        return [
-            {
-                "suite": "s",
-                "dataset": "toy",
-                "loss": loss,
-                "seed": s,
-                "seconds": 1.0,
-                "primary": "ndcg@10",
-                "config": config,
-                "metrics": {"ndcg@10": v},
-            }
-            for s, v in zip(seeds, values)
-        ]
-
     (table,) = summarise(
-        runs("listnet", [0.9, 0.50, 0.50, 0.51], [0, 1, 2, 3])
-        + runs("ranknet", [0.55, 0.56, 0.575], [1, 2, 3])
+        _ndcg_runs("listnet", [0.9, 0.50, 0.50, 0.51], [0, 1, 2, 3])
+        + _ndcg_runs("ranknet", [0.55, 0.56, 0.575], [1, 2, 3])
     )
     best, comparisons = compare_to_best(table)
     assert best == "listnet" and _tied(comparisons["ranknet"]) == "above"
@@ -348,31 +350,19 @@ def test_non_finite_values_are_counted_and_named() -> None:
         summarise,
     )
 
-    def runs(loss: str, values: list[float]) -> list[dict]:
-        config = {"task": "ltr", "loss": {"name": loss, "options": {}}, "metrics": ["ndcg@10"]}
-        return [
-            {
-                "suite": "s",
-                "dataset": "toy",
-                "loss": loss,
-                "seed": s,
-                "seconds": 1.0,
-                "primary": "ndcg@10",
-                "config": config,
-                "metrics": {"ndcg@10": v},
-            }
-            for s, v in enumerate(values)
-        ]
-
     nan = float("nan")
-    (table,) = summarise(runs("listnet", [0.9, nan, nan]) + runs("ranknet", [0.5, 0.51, 0.52]))
+    (table,) = summarise(
+        _ndcg_runs("listnet", [0.9, nan, nan]) + _ndcg_runs("ranknet", [0.5, 0.51, 0.52])
+    )
     listnet_line = next(l for l in markdown_tables([table]).splitlines() if "| listnet |" in l)
     assert "**0.9000 ± 0.0000** (2 of 3 non-finite)" in listnet_line
     assert "s,toy,listnet,ndcg@10,0.900000,0.000000,1,1.000" in _csv_text([table])
     assert "no finite ndcg@10 (those seeds are left out) for listnet: 2 of 3 seeds" in (
         recommendation(table)
     )
-    (table,) = summarise(runs("listnet", [nan] * 3) + runs("ranknet", [0.5, 0.51, 0.52]))
+    (table,) = summarise(
+        _ndcg_runs("listnet", [nan] * 3) + _ndcg_runs("ranknet", [0.5, 0.51, 0.52])
+    )
     assert "listnet: 3 of 3 seeds" in recommendation(table)
     assert family_comparison(table) == (
         "not enough rows (no listwise row with a finite ndcg@10: listnet)."
