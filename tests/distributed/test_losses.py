@@ -261,3 +261,17 @@ def test_bad_use_raises_on_every_rank(
     messages = [res[("error", what)] for res in results]
     assert messages[0] == messages[1]
     assert needle in messages[0]
+
+
+def _empty_ring(rank: int, world_size: int) -> list[float]:
+    q = torch.zeros(0, 4, dtype=torch.float64, requires_grad=True)
+    k = torch.zeros(0, 4, dtype=torch.float64)
+    mean = ring_siglip_loss(q, k)
+    mean.backward()
+    return [float(mean), float(ring_siglip_loss(q.detach(), k, reduction="sum"))]
+
+
+def test_ring_siglip_with_no_row_on_any_rank_is_zero(tmp_path: Path) -> None:
+    """As one process: the mean over no pair is 0 (it was 0 / 0)."""
+    assert float(ring_siglip_loss(torch.zeros(0, 4), torch.zeros(0, 4))) == 0.0
+    assert run_on_ranks(_empty_ring, tmp_path) == [[0.0, 0.0], [0.0, 0.0]]

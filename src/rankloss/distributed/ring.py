@@ -150,4 +150,5 @@ def ring_siglip_loss(
         return total * world
     count = all_reduce_sum(queries.new_tensor([float(queries.shape[0])]))[0]
     del rows
-    return total * world / count
+    # no row on any rank: 0 (connected to the inputs), as one process gives
+    return total * world / count.clamp_min(1.0)
