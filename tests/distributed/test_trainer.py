@@ -7,6 +7,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,21 @@ def _ltr() -> LTRDataset:
 
 
 def _fit_ltr(
-    rank: int, batch_size: int, epochs: int, folder: Path | None, resume: bool = False
+    rank: int,
+    batch_size: int,
+    epochs: int,
+    folder: Path | None,
+    resume: bool = False,
+    lists: int | None = None,
 ) -> Any:
+    """``lists``: train on the first ``lists`` training lists only (default all 24)."""
     seed_everything(0)
+    data = _ltr()
+    if lists is not None:
+        data = replace(data, train=data.train.subset(torch.arange(lists)))
     trainer = Trainer(
         MLPScorer(6, hidden=(8,), dropout=0.0),
-        LTRTask(_ltr(), batch_size=batch_size, max_items=8),
+        LTRTask(data, batch_size=batch_size, max_items=8),
         "listnet",
         epochs=epochs,
         seed=3,
@@ -207,35 +217,11 @@ def test_logs_start_afresh_without_resume(tmp_path: Path) -> None:
         assert len(f.read().splitlines()) == 3  # the header and 2 rows
 
 
-def _fit_ltr_odd(rank: int, batch_size: int) -> Any:
-    """23 training lists: the last global batch of 2 ranks (7 lists with batch 5 a rank)
-    splits 4 / 3."""
-    from dataclasses import replace
-
-    seed_everything(0)
-    data = _ltr()
-    data = replace(data, train=data.train.subset(torch.arange(23)))
-    trainer = Trainer(
-        MLPScorer(6, hidden=(8,), dropout=0.0),
-        LTRTask(data, batch_size=batch_size),
-        "listnet",
-        epochs=2,
-        seed=3,
-        optimizer="sgd",
-        lr=0.1,
-        progress=False,
-    )
-    result = trainer.fit()
-    return {
-        "history": result.history,
-        "state": trainer.model.state_dict(),
-        "test": trainer.evaluate("test"),
-    }
-
-
 def test_an_uneven_last_global_batch_trains_as_one_process(tmp_path: Path) -> None:
     """Each rank's loss is weighted by its share of the global batch's lists, so the mean
     over ranks is the global mean (it was the mean of the two ranks' means)."""
-    single = _fit_ltr_odd(0, 10)
-    for result in run_ranks(_fit_ltr_odd, tmp_path / "odd", 5):
+    # 23 training lists: the last global batch of 2 ranks (7 lists with batch 5 a rank)
+    # splits 4 / 3
+    single = _fit_ltr(0, 10, 2, None, lists=23)
+    for result in run_ranks(_fit_ltr, tmp_path / "odd", 5, 2, None, False, 23):
         _same_run(single, result)

@@ -255,8 +255,8 @@ def _tied(comparison: PairedComparison | None) -> str:
 
 
 def _non_finite_note(table: SuiteTable, metric: str) -> str:
-    """``"; X: 2 of 3 seeds gave no finite ndcg@10 (left out)"`` for the rows whose ``metric``
-    is missing or not finite on some seed, or ``""``."""
+    """``"; no finite ndcg@10 (those seeds are left out) for X: 2 of 3 seeds"`` for the rows
+    whose ``metric`` is missing or not finite on some seed, or ``""``."""
     rows = [
         f"{row}: {table.non_finite[(row, metric)]} of {table.seeds[row]} seeds"
         for row in table.rows

@@ -31,6 +31,7 @@ from rankloss._core.ranking import masked_logits
 from rankloss._core.reduce import Reduction, reduce_lists
 from rankloss._core.similarity import Similarity, pairwise_similarity
 from rankloss._core.validation import ListBatch, check_embeddings, check_lists, shape_str
+from rankloss.functional.listwise import _masked_log_softmax
 
 __all__ = [
     "sampled_softmax_loss",
@@ -52,12 +53,6 @@ def _check_nonnegative_labels(batch: ListBatch, where: str) -> None:
             f"{where}: labels must be >= 0 (positives > 0, negatives 0), got {found}; "
             "padding is said by mask, not by a label"
         )
-
-
-def _masked_log_softmax(logits: Tensor, keep: Tensor) -> Tensor:
-    """Log-softmax over the ``keep`` entries of each row; 0 elsewhere (finite, zero gradient)."""
-    out = torch.log_softmax(masked_logits(logits, keep), dim=-1)
-    return torch.where(keep, out, logits.new_zeros(()))
 
 
 def _check_log_q(log_q: object, scores: Tensor, batch: ListBatch, where: str) -> Tensor:
@@ -237,7 +232,7 @@ def bpr_max_loss(
     inner = log_p.unsqueeze(-2) + F.logsigmoid(
         pos_scores.unsqueeze(-1) - batch.scores.unsqueeze(-2)
     )
-    inner = masked_logits(inner, negative.unsqueeze(-2).expand_as(inner))
+    inner = masked_logits(inner, negative.unsqueeze(-2))
     ranking = -torch.logsumexp(inner, dim=-1)  # [B, P]
     penalty = (torch.exp(log_p) * negative * batch.scores.square()).sum(-1, keepdim=True)
     per_list = _mean_over_positives(ranking + regularization * penalty, real, w)

@@ -218,6 +218,19 @@ def isotonic_nonincreasing(y: Tensor, lengths: Tensor) -> Tensor:
         ValueError: ``y`` is not a floating ``[B, n]`` tensor, ``lengths`` not ``[B]``
             integers in ``0..n``, or an entry of ``y`` within its row's length not finite.
     """
+    _check_isotonic_inputs(y, lengths)
+    return _isotonic(y, lengths)
+
+
+def _isotonic(y: Tensor, lengths: Tensor) -> Tensor:
+    """:func:`isotonic_nonincreasing` without the checks, for the callers here whose inputs
+    are valid by construction (the soft sorting operators)."""
+    out: Tensor = _IsotonicNonincreasing.apply(y, lengths)
+    return out
+
+
+def _check_isotonic_inputs(y: Tensor, lengths: Tensor) -> None:
+    """The ``Raises`` of :func:`isotonic_nonincreasing`."""
     where = "isotonic_nonincreasing"
     if not isinstance(y, Tensor) or y.dim() != 2 or not y.dtype.is_floating_point:
         raise ValueError(f"{where}: y must be a floating [B, n] tensor, got {y!r:.80}")
@@ -240,8 +253,6 @@ def isotonic_nonincreasing(y: Tensor, lengths: Tensor) -> Tensor:
     inside = torch.arange(y.shape[1], device=y.device) < lengths.to(y.device).unsqueeze(-1)
     if not bool(torch.isfinite(y.detach()[inside]).all()):
         raise ValueError(f"{where}: y holds a value that is not finite within a row's length")
-    out: Tensor = _IsotonicNonincreasing.apply(y, lengths)
-    return out
 
 
 def _permutahedron_projection(z: Tensor, w_sorted: Tensor, real: Tensor) -> Tensor:
@@ -252,7 +263,7 @@ def _permutahedron_projection(z: Tensor, w_sorted: Tensor, real: Tensor) -> Tens
     order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
     z_sorted = z.gather(-1, order)
     lengths = real.sum(-1)
-    fit = isotonic_nonincreasing(z_sorted - w_sorted, lengths)
+    fit = _isotonic(z_sorted - w_sorted, lengths)
     projected_sorted = z_sorted - fit
     out = torch.empty_like(projected_sorted).scatter(-1, order, projected_sorted)
     return torch.where(real, out, out.new_zeros(()))
@@ -314,7 +325,7 @@ def soft_sort(
     theta_sorted = torch.where(sorted_real, theta.gather(-1, order), theta.new_zeros(()))
     rho = _descending_positions(real).to(theta.dtype) / epsilon
     # z = rho / eps is already in descending order, so no permutation is needed on its side.
-    fit = isotonic_nonincreasing(rho - theta_sorted, real.sum(-1))
+    fit = _isotonic(rho - theta_sorted, real.sum(-1))
     out = torch.where(sorted_real, rho - fit, theta.new_zeros(()))
     return (sign * out).to(flat.dtype).reshape(shape)
 
