@@ -16,6 +16,7 @@ from rankloss.bench.tune import (
     apply_setting,
     check_space,
     read_tuning,
+    row_defaults,
     row_space,
 )
 from rankloss.cli import main
@@ -97,6 +98,41 @@ def test_trials_select_on_validation_and_write_tuning_json(tmp_path: Path) -> No
     assert tuned[0].budget["lr"] == ranknet["best"]["setting"]["budget"]["lr"]
     assert tuned[0].losses[0].hyper["sigma"] == ranknet["best"]["setting"]["hyper"]["sigma"]
     assert tuned[0].budget["epochs"] == 1  # the rest of the budget is the suite's
+
+
+def test_trial_zero_starts_from_the_rows_own_settings(tmp_path: Path) -> None:
+    calls: list = []
+    rows = (
+        LossSpec("ranknet", "ranknet"),  # sigma: the constructor's default, 1.0
+        LossSpec("ranknet 2", "ranknet", {"sigma": 2.0}),  # the row's own value
+        LossSpec("ranknet 9", "ranknet", {"sigma": 9.0}),  # outside [0.25, 4]: sampled
+    )
+    suite = SuiteSpec(
+        "stub", "ltr", "toy", rows, ("ndcg@10",), {"epochs": 1, "lr": 1e-3}, primary="ndcg@10"
+    )
+    tuner, _ = _tune(tmp_path, _stub(calls), 2, suite)
+    firsts = [calls[0], calls[2], calls[4]]
+    assert [budget["lr"] for _, _, budget, _ in firsts] == [1e-3, 1e-3, 1e-3]
+    assert [hyper["sigma"] for _, _, _, hyper in firsts[:2]] == [1.0, 2.0]
+    assert 0.25 <= firsts[2][3]["sigma"] <= 4.0
+    # max_items is not in the budget: trial 0 samples it.
+    assert all(16 <= budget["max_items"] <= 128 for _, _, budget, _ in firsts)
+    # The untuned row's setting is a trial, so the choice is at least as good on validation.
+    default = tuner.entries[0]["trials"][0]
+    assert default["setting"]["hyper"] == {"sigma": 1.0}
+    assert tuner.entries[0]["best"]["value"] >= default["value"]
+    # A budget value a row sets in its options wins over the suite's; a mode is not a value.
+    recsys = SuiteSpec(
+        "r", "recsys", "toy", (), ("ndcg@10",), {"lr": 5e-3, "negatives": 20}, primary="ndcg@10"
+    )
+    row = LossSpec("s", "sampled_softmax", options={"negatives": 100, "temperature": 4})
+    assert row_defaults(recsys, row, row_space(recsys, row)) == {
+        "budget/lr": 5e-3,
+        "budget/negatives": 100,
+        "budget/temperature": 4.0,
+    }
+    mode = LossSpec("b", "sampled_softmax", options={"negatives": "in_batch"})
+    assert row_defaults(recsys, mode, row_space(recsys, mode)) == {"budget/lr": 5e-3}
 
 
 def test_trials_are_seeded_and_reproducible(tmp_path: Path) -> None:

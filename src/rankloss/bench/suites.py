@@ -589,6 +589,9 @@ RECSYS = SuiteSpec(
         "lr": 5e-3,
         "negatives": 20,
         "lists_per_user": 20,
+        # Training scores are divided by it (a row's options may set its own); stated here
+        # so a tuned search starts every row at the value it trains with untuned.
+        "temperature": 1.0,
         "weight_decay": 1e-6,
         # RecBole's protocol: implicit feedback, every rating (1-5) is an interaction.
         "rating_threshold": 1,

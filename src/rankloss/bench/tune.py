@@ -13,6 +13,11 @@ al., NeurIPS 2011) over the row's search space, before the usual runs:
   (:attr:`~rankloss.bench.suites.TaskSettings.baseline_search_spaces`); a row with an empty
   space (a random or zero-shot baseline) has nothing to tune and runs as it is.
 
+Trial 0 starts from the row's own settings: every searched dimension that the row (its
+``options`` or ``hyper``), the suite's ``budget`` or the loss's signature gives a value inside
+the space takes that value (the others are sampled), so a search never chooses on validation
+a setting worse than the untuned row's when that setting lies in the space.
+
 Each trial trains on the training split with the first seed of the benchmark and is scored by
 the suite's primary metric on the **validation** split (:attr:`RunResult.validation`, the
 metrics of the weights early stopping kept); the test split never takes part in the choice.
@@ -68,6 +73,7 @@ __all__ = [
     "check_space",
     "row_space",
     "apply_setting",
+    "row_defaults",
     "optuna_available",
     "read_tuning",
 ]
@@ -222,8 +228,71 @@ def _quiet_optuna() -> Iterator[Any]:
         optuna.logging.set_verbosity(verbosity)
 
 
-def _ask(key: str, number: int, done: Sequence[dict[str, Any]], space: dict[str, Any]) -> dict:
-    """The setting of trial ``number``: TPE, seeded from ``(key, number)``, given ``done``."""
+def _in_space(dim: tuple[Any, ...], value: object) -> bool:
+    """Whether ``value`` is a point of the search dimension ``dim``."""
+    if dim[0] == "choice":
+        return any(value == option and type(value) is type(option) for option in dim[1])
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if dim[0] == "int" and not (isinstance(value, int) or float(value).is_integer()):
+        return False
+    return float(dim[1]) <= float(value) <= float(dim[2])
+
+
+def _as_point(dim: tuple[Any, ...], value: Any) -> Any:
+    """``value`` in the type of the dimension's distribution (``4`` -> ``4.0`` for a float)."""
+    if dim[0] == "int":
+        return int(value)
+    return value if dim[0] == "choice" else float(value)
+
+
+def row_defaults(suite: SuiteSpec, row: LossSpec, space: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's own value of each searched dimension that has one inside the space, by
+    Optuna parameter name (``budget/lr``, ``hyper/temperature``): trial 0's setting.
+
+    A budget dimension takes the row's ``options`` value (the task reads it there first),
+    else the suite's ``budget`` value; a loss dimension the row's ``hyper`` value, else the
+    default of the loss's constructor. A dimension with no such value, or one outside the
+    space, is left to the sampler.
+    """
+    import inspect
+
+    from rankloss.losses import LOSSES
+
+    settings = TASK_SETTINGS[suite.task]
+    loss = settings.baselines.get(row.name) or row.name
+    signature: Mapping[str, inspect.Parameter] = {}
+    if loss in LOSSES:
+        try:
+            signature = inspect.signature(LOSSES.entry(loss).obj).parameters
+        except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+            signature = {}
+    out: dict[str, Any] = {}
+    for name, dim in space.get("budget", {}).items():
+        value = row.options.get(name, suite.budget.get(name))
+        if _in_space(dim, value):
+            out[f"budget/{name}"] = _as_point(dim, value)
+    for name, dim in space.get("hyper", {}).items():
+        if name in row.hyper:
+            value = row.hyper[name]
+        elif name in signature and signature[name].default is not inspect.Parameter.empty:
+            value = signature[name].default
+        else:
+            continue
+        if _in_space(dim, value):
+            out[f"hyper/{name}"] = _as_point(dim, value)
+    return out
+
+
+def _ask(
+    key: str,
+    number: int,
+    done: Sequence[dict[str, Any]],
+    space: dict[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+) -> dict:
+    """The setting of trial ``number``: TPE, seeded from ``(key, number)``, given ``done``;
+    trial 0 takes ``defaults`` (the row's own values) where given."""
     with _quiet_optuna() as optuna:
         distributions = _distributions(space)
         sampler = optuna.samplers.TPESampler(
@@ -242,6 +311,8 @@ def _ask(key: str, number: int, done: Sequence[dict[str, Any]], space: dict[str,
                     else optuna.trial.TrialState.FAIL,
                 )
             )
+        if number == 0 and defaults:
+            study.enqueue_trial(dict(defaults))
         return dict(study.ask(distributions).params)
 
 
@@ -322,7 +393,7 @@ class Tuner:
                 "tuning": suite.run_config(row, dataset),
                 "space": {t: {n: list(d) for n, d in space[t].items()} for t in _TARGETS},
                 "seed": self.seed,
-                "sampler": f"tpe/startup={STARTUP_TRIALS}",
+                "sampler": f"tpe/startup={STARTUP_TRIALS}/defaults-first",
             }
         )
 
@@ -401,7 +472,7 @@ class Tuner:
         folder: Path,
     ) -> dict[str, Any] | str:
         """Run trial ``number`` and write its record; the reason when the task skips the row."""
-        params = _ask(key, number, done, space)
+        params = _ask(key, number, done, space, row_defaults(suite, row, space))
         setting = _setting(params)
         trial_suite = apply_setting(suite, row, setting)
         context = RunContext(
