@@ -365,6 +365,22 @@ def test_nca_with_one_class_has_nothing_to_learn():
     assert torch.isfinite(FP.proxy_nca_pp_loss(x, y, p))
 
 
+@pytest.mark.badinput("losses")
+def test_per_proxy_and_per_embedding_values_are_not_summed():
+    anchor = get("proxy_anchor", num_classes=4, embedding_size=8, reduction="none")  # [C]
+    nca = get("proxy_nca", num_classes=4, embedding_size=8, reduction="none")  # [N]
+    with pytest.raises(ValueError, match=r"one per proxy.*one per embedding"):
+        anchor + nca
+    # Reduced, the two are scalars and add up.
+    summed = get("proxy_anchor", num_classes=4, embedding_size=8) + get(
+        "proxy_nca", num_classes=4, embedding_size=8
+    )
+    x, y = _data(4, 8)
+    assert summed(x, y).shape == ()
+    both = anchor + get("proxy_anchor", num_classes=4, embedding_size=8, reduction="none")
+    assert both(x, y).shape == (4,)
+
+
 def test_combines_with_a_pair_loss_and_trains_a_model():
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 8)
@@ -412,6 +428,7 @@ def test_other_embedding_keywords_are_refused(name):
 def test_bad_inputs_are_named_before_any_work(name):
     module = _build(name)
     cls = type(module).__name__
+    # The functional form checks; its errors name the module the user called.
     fn = _info(name).function.__name__
     x, y = _data(5, 8, dtype=torch.float32)
     with pytest.raises(
@@ -422,29 +439,32 @@ def test_bad_inputs_are_named_before_any_work(name):
         module(x[:, :7], y)
     bad = y.clone()
     bad[3] = C + 2
-    with pytest.raises(ValueError, match=rf"^{fn}: labels holds {C + 2} at \[3\] .*\[0, {C}\)"):
+    with pytest.raises(ValueError, match=rf"^{cls}: labels holds {C + 2} at \[3\] .*\[0, {C}\)"):
         module(x, bad)
     bad[3] = -1
-    with pytest.raises(ValueError, match=rf"^{fn}: labels holds -1 at \[3\]"):
+    with pytest.raises(ValueError, match=rf"^{cls}: labels holds -1 at \[3\]"):
         module(x, bad)
-    with pytest.raises(ValueError, match=rf"^{fn}: labels must be integer class indices"):
+    with pytest.raises(ValueError, match=rf"^{cls}: labels must be integer class indices"):
         module(x, y.float())
-    with pytest.raises(ValueError, match=rf"^{fn}: labels has shape \[4\]"):
+    with pytest.raises(ValueError, match=rf"^{cls}: labels has shape \[4\]"):
         module(x, y[:4])
     nan = x.clone()
     nan[2, 1] = float("nan")
-    with pytest.raises(ValueError, match=rf"^{fn}: embeddings holds nan at \[2, 1\]"):
+    with pytest.raises(ValueError, match=rf"^{cls}: embeddings holds nan at \[2, 1\]"):
         module(nan, y)
-    with pytest.raises(ValueError, match=rf"^{fn}: weights has shape \[3\]"):
+    with pytest.raises(ValueError, match=rf"^{cls}: weights has shape \[3\]"):
         module(x, y, weights=torch.ones(3))
-    with pytest.raises(ValueError, match=rf"^{fn}: weights holds -1.0 at \[1\]"):
+    with pytest.raises(ValueError, match=rf"^{cls}: weights holds -1.0 at \[1\]"):
         module(x, y, weights=torch.tensor([1.0, -1.0, 1.0, 1.0, 1.0]))
-    with pytest.raises(ValueError, match=rf"^{fn}: embeddings must have shape \[N, d\]"):
+    with pytest.raises(ValueError, match=rf"^{cls}: embeddings must have shape \[N, d\]"):
         module(x[0], y)
     with torch.no_grad():
         module.proxies[1] = float("inf")
-    with pytest.raises(ValueError, match=rf"^{fn}: proxies holds inf"):
+    index = "[1, 0]" if module.proxies.dim() == 2 else "[1, 0, 0]"  # in the proxies' shape
+    with pytest.raises(ValueError, match=rf"^{cls}: proxies holds inf at {re.escape(index)} "):
         module(x, y)
+    with pytest.raises(ValueError, match=rf"^{fn}: proxies holds inf at {re.escape(index)} "):
+        _info(name).function(x, y, module.proxies.detach())
 
 
 @pytest.mark.badinput("losses")

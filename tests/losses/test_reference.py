@@ -294,6 +294,23 @@ def test_adversarial_errors():
         RF.generator_loss(torch.zeros(3), reduction="max")
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_adversarial_losses_of_no_logits_are_a_connected_zero(reduction):
+    real = torch.empty(0, requires_grad=True)
+    fake = torch.empty(0, requires_grad=True)
+    for value in (
+        RF.discriminator_loss(real, fake, reduction=reduction),
+        RF.generator_loss(fake, reduction=reduction),
+    ):
+        if reduction == "none":
+            assert value.shape == (0,)
+            continue
+        assert value.item() == 0.0  # not NaN: an empty fake batch leaves a total finite
+        value.backward()
+    if reduction != "none":
+        assert fake.grad is not None and fake.grad.shape == (0,)
+
+
 def test_adversarial_half_precision_computes_in_float32():
     real = torch.tensor([1e4, -1e4, 0.5], dtype=torch.float16)
     out = RF.discriminator_loss(real, -real)

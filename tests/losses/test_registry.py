@@ -66,6 +66,20 @@ def test_builds_runs_forward_and_backward(name):
     assert value.shape == () and torch.isfinite(value)
 
 
+@pytest.mark.badinput("losses")
+@pytest.mark.parametrize("name", available(kind="list"))
+def test_a_modules_input_errors_name_the_module(name):
+    """The functional form checks the input; the message names the class the user called."""
+    module = get(name, **hyper(name))
+    scores, labels, mask = _batch(name)
+    with pytest.raises(ValueError, match=rf"^{type(module).__name__}: .*shape") as error:
+        module(scores, labels[:, :4], mask)
+    assert error.traceback[-1].frame.code.path != __file__  # raised where it was found
+    function = LOSSES.entry(name).meta["function"]
+    with pytest.raises(ValueError, match=rf"^{function.__name__}: .*shape"):
+        function(scores, labels[:, :4], mask, **hyper(name))
+
+
 def _parameters(module: Loss) -> list[str]:
     return list(inspect.signature(LOSSES.entry(module.registered_name).meta["function"]).parameters)
 

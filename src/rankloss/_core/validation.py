@@ -167,6 +167,18 @@ def _not_finite(
     )
 
 
+def check_finite(x: Tensor, name: str, where: str, what: str) -> None:
+    """Raise if ``x`` (any shape) holds NaN or inf, naming the first position in ``x``'s own
+    shape; ``what`` says why it must be finite. Cost: one sum and one synchronisation (the
+    per-entry search runs only when the sum is not finite)."""
+    values = x.detach()
+    if math.isfinite(values.sum().item()):
+        return
+    error = _not_finite(values, values, name, where, what)
+    if error is not None:
+        raise error
+
+
 def _weights_ok(weights: Tensor) -> Tensor:
     """A 0-d bool tensor: every weight is finite and non-negative (no synchronisation)."""
     return (torch.isfinite(weights) & (weights >= 0)).all()

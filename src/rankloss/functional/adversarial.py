@@ -44,11 +44,13 @@ def _logits(x: Tensor, name: str, where: str) -> Tensor:
 
 
 def _reduce(values: Tensor, reduction: str, where: str) -> Tensor:
-    """Elementwise values: ``"none"`` keeps them, ``"sum"`` sums, ``"mean"`` averages all."""
+    """Elementwise values: ``"none"`` keeps them, ``"sum"`` sums, ``"mean"`` averages all (no
+    values: a zero still connected to the graph, as every reduction of the library gives)."""
     params.choice(where, "reduction", reduction, REDUCTIONS)
     if reduction == "none":
         return values
-    return values.sum() if reduction == "sum" else values.mean()
+    total = values.sum()
+    return total if reduction == "sum" else total / max(values.numel(), 1)
 
 
 def discriminator_loss(

@@ -43,6 +43,7 @@ from rankloss._core import params
 from rankloss._core.reduce import REDUCTIONS, Reduction, reduce_values
 from rankloss._core.validation import (
     check_embeddings,
+    check_finite,
     check_weights,
     compute_dtype,
     computes_in_float32,
@@ -187,7 +188,7 @@ def check_proxy_inputs(
         flags.append((torch.isfinite(wd) & (wd >= 0)).all())
     if not bool(torch.stack(flags).all()):
         check_embeddings(embeddings, "embeddings", where)
-        check_embeddings(p.detach().reshape(-1, p.shape[-1]), "proxies", where)
+        check_finite(p, "proxies", where, "proxies must be finite")
         bad = ((y < 0) | (y >= num_classes)).nonzero()
         if bad.numel():
             index = int(bad[0, 0])

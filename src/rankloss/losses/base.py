@@ -20,6 +20,7 @@ registered with :func:`register_loss`, which also records what the registry-wide
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -129,6 +130,39 @@ def _keyword_defaults(cls: type) -> tuple[tuple[str, Any], ...]:
     return _KEYWORD_DEFAULTS[cls]
 
 
+def _function_names(cls: type[Loss]) -> set[str]:
+    """The names the functional forms behind ``cls`` put at the start of their errors."""
+    names = set()
+    function = getattr(cls, "function", None)
+    if callable(function):
+        names.add(getattr(function, "__name__", ""))
+    if cls.registered_name is not None and cls.registered_name in LOSSES:
+        names.add(getattr(LOSSES.entry(cls.registered_name).meta.get("function"), "__name__", ""))
+    names.discard("")
+    return names
+
+
+def _naming_the_module(forward: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``forward``, with a ``ValueError`` or ``TypeError`` that the functional form raised
+    under its own name (``"arcface_loss: labels holds 4 ..."``) raised again under the name of
+    the module the user called (``"ArcFaceLoss: labels holds 4 ..."``), same traceback."""
+
+    @functools.wraps(forward)
+    def wrapper(self: Loss, *args: Any, **kwargs: Any) -> Tensor:
+        try:
+            return forward(self, *args, **kwargs)
+        except (ValueError, TypeError) as error:
+            message = str(error)
+            if type(error) in (ValueError, TypeError) and not isinstance(self, CombinedLoss):
+                for name in _function_names(type(self)):
+                    if message.startswith(f"{name}: "):
+                        renamed = type(error)(f"{type(self).__name__}: {message[len(name) + 2 :]}")
+                        raise renamed.with_traceback(error.__traceback__) from None
+            raise
+
+    return wrapper
+
+
 class Loss(nn.Module):
     """Common base of every loss module: hyper-parameters, ``+``/``*``, registry name.
 
@@ -137,6 +171,11 @@ class Loss(nn.Module):
 
     kind: ClassVar[LossKind]
     registered_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:  # errors of the functional form name the class called
+            cls.forward = _naming_the_module(cls.__dict__["forward"])
 
     def __init__(self, *, reduction: Reduction = "mean") -> None:
         super().__init__()
@@ -460,6 +499,16 @@ class CombinedLoss(nn.Module):
         if len(reductions) > 1:
             described = ", ".join(f"{_part_name(m)} ({m.reduction!r})" for m in modules)
             raise ValueError(f"CombinedLoss: parts must share one reduction, got {described}")
+        per = {getattr(m, "values_per", "embedding") for m in modules if m.kind == "embedding"}
+        if modules[0].reduction == "none" and len(per) > 1:
+            described = ", ".join(
+                f"{_part_name(m)} (one per {getattr(m, 'values_per', 'embedding')})"
+                for m in modules
+            )
+            raise ValueError(
+                'CombinedLoss: with reduction="none" the parts must return one value per the '
+                f"same thing, got {described}; use reduction 'mean' or 'sum'"
+            )
         self.weights = weights
         self.parts = nn.ModuleList(modules)
         self.kind: LossKind = modules[0].kind
