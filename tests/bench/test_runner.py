@@ -92,7 +92,13 @@ def test_table_marks_best_and_reports_std(tmp_path: Path) -> None:
     assert table.std[("b", "m1")] == pytest.approx(0.00707107, rel=1e-4)
     text = markdown_tables([table])
     assert "| b | **0.7050 ± 0.0071** | 0.3000 ± 0.0000 |" in text
-    assert "| a | 0.5050 ± 0.0071 | **0.5000 ± 0.0000** |" in text
+    assert "| a | 0.5050 ± 0.0071 | **0.5000 ± 0.0000** |" in text  # two equal values
+    # One seed has no spread to show: the value alone, not "± 0.0000".
+    one = BenchmarkRunner(
+        tmp_path / "one", {"fake": _fake_task([])}, seeds=(0,), progress=False, log=lambda _: None
+    )
+    one_text = markdown_tables(summarise(one.run([SUITE])))
+    assert "| a | 0.5000 | **0.5000** | 1 |" in one_text and "±" not in one_text.split("|---")[-1]
     paths = write_reports(tmp_path, runs)
     names = {p.name for p in paths}
     assert {"results.md", "results.csv", "fake_metrics.png", "fake_curves.png"} <= names

@@ -1,7 +1,7 @@
 """Turn ``results.json`` runs into tables (Markdown, CSV) and plots (PNG).
 
 Every metric in a table is higher-is-better; each cell is the mean ± sample standard deviation
-over seeds, and the best mean in each column is in bold. Every table also compares each row
+over seeds (the value alone when one seed gave it), and the best mean in each column is in bold. Every table also compares each row
 with the best row on the suite's primary metric, paired across seeds
 (:func:`rankloss.bench.stats.paired_comparison`: the difference with its 95% interval and
 p-value); rows not significantly worse than the best are marked ``~`` ("tied with best"),
@@ -514,7 +514,9 @@ def markdown_tables(tables: Sequence[SuiteTable]) -> str:
                     cells.append("non-finite" if missing else "–")
                     continue
                 m, s = table.mean[(row, metric)], table.std[(row, metric)]
-                text = f"{m:.4f} ± {s:.4f}"
+                # One value has no spread: the cell shows the value alone, not "± 0.0000".
+                one = table.finite_seeds(row, metric) < 2
+                text = f"{m:.4f}" if one else f"{m:.4f} ± {s:.4f}"
                 text = f"**{text}**" if m == _best(table, metric) else text
                 if missing:  # the mean is over the finite values only: say so in the cell
                     text += f" ({missing} of {table.seeds[row]} non-finite)"
