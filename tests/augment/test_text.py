@@ -238,3 +238,38 @@ def test_real_wordnet():
     t = A.SynonymReplacement(1.0, wordnet=wn)
     out = t("The car was fast.", generator=0)
     assert out != "The car was fast." and out.startswith("The ") and out.endswith(".")
+
+
+def test_one_of_on_one_sentence_returns_a_sentence():
+    t = A.OneOf([A.WordDropout(0.3), A.RandomSwap(1)])
+    for seed in range(5):
+        out = t("the quick brown fox", generator=seed)
+        assert isinstance(out, str)
+        assert sorted(out.split()) == sorted(out.split()) and set(out.split()) <= {
+            "the",
+            "quick",
+            "brown",
+            "fox",
+        }
+    # The same picks as on a batch of that one sentence.
+    assert t("the quick brown fox", generator=3) == t(["the quick brown fox"], generator=3)[0]
+
+
+def test_a_bad_part_of_speech_is_refused_when_built(fake_wordnet):
+    with pytest.raises(ValueError, match=r"SynonymReplacement: pos must be one of \['n'"):
+        A.SynonymReplacement(0.05, pos="noun", wordnet=fake_wordnet)
+    assert A.SynonymReplacement(1.0, pos="n", wordnet=fake_wordnet)("car", generator=0) in (
+        "auto",
+        "automobile",
+    )
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [A.WordDropout(0.1), A.RandomSwap(1), A.RandomInsertion(1), A.SpanDeletion(), A.LocalShuffle()],
+    ids=lambda t: type(t).__name__,
+)
+def test_token_rows_without_tokens_stay_empty(transform):
+    ids = torch.zeros(2, 0, dtype=torch.long)
+    out = transform(ids, generator=0)
+    assert out.shape == (2, 0) and out.dtype == torch.long

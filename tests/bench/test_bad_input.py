@@ -96,6 +96,33 @@ def test_bad_option_is_refused_before_any_work(
         (CONFIG + "budget = { lr = 0.0 }\n", "budget: lr must be > 0, got 0.0"),
         (CONFIG + "budget = { ema_decay = 1.0 }\n", "budget: ema_decay must be in [0, 1), got 1.0"),
         (CONFIG + "[[suite.loss]]\nname = 'nope'\n", "loss 'nope': unknown loss 'nope'; known:"),
+        (CONFIG + "metrics = []\n", "metrics must be a non-empty list of metric names"),
+        (
+            "[[suite]]\nname = 'x'\ntask = 'ltr'\ndataset = 'mslr10k-sample'\nmetrics = []\n"
+            "[[suite.loss]]\nname = 'ranknet'\n",
+            "metrics must be a non-empty list of metric names",
+        ),
+        (CONFIG + "metrics = 'ndcg@10'\n", "metrics must be a non-empty list of metric names"),
+        (
+            CONFIG + "metrics = ['ndcg@10', 'nonsense']\n",
+            "metric 'nonsense' is not one the 'ltr' task reports; it reports ndcg@K, map, mrr",
+        ),
+        (
+            CONFIG + "metrics = ['ndcg@10', 'recall@10']\n",
+            "metric 'recall@10' is not one the 'ltr' task reports",
+        ),
+        (
+            "[[suite]]\nname = 'x'\nbase = 'text'\nbudget = { max_pairs = 0 }\n",
+            "budget: max_pairs must be a positive integer, got 0",
+        ),
+        (
+            "[[suite]]\nname = 'x'\nbase = 'text'\nbudget = { max_length = 2.5 }\n",
+            "budget: max_length must be",
+        ),
+        (
+            "[[suite]]\nname = 'x'\nbase = 'text'\nmetrics = ['mrr@5']\nprimary = 'mrr@5'\n",
+            "metric 'mrr@5' is not one the 'text' task reports; it reports mrr@10, recall@K",
+        ),
         (
             CONFIG + "[[suite.loss]]\nname = 'ranknet'\nhyper = { zz = 1 }\n",
             "RankNetLoss got an unknown hyper-parameter 'zz'; "
@@ -115,6 +142,14 @@ def test_bad_option_is_refused_before_any_work(
         "budget-epochs-negative",
         "budget-lr-zero",
         "budget-ema-decay-one",
+        "metrics-empty",
+        "metrics-empty-no-base",
+        "metrics-string",
+        "metric-unknown",
+        "metric-of-another-task",
+        "text-max-pairs-zero",
+        "text-max-length-float",
+        "text-mrr-cutoff",
         "unknown-loss",
         "unknown-hyper",
     ],
@@ -127,6 +162,39 @@ def test_bad_config_value_is_refused_before_any_work(
     assert line.startswith(f"rankloss bench: {tmp_path / 'bench.toml'}: ")
     assert expected in line
     assert not no_work and not (tmp_path / "out").exists()
+
+
+@pytest.mark.badinput("bench")
+def test_a_lightgbm_row_without_lightgbm_is_refused_unless_optional(
+    tmp_path: Path, capsys, no_work, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "lightgbm" else real(name, *a)
+    )
+    row = "[[suite.loss]]\nname = 'lightgbm'\nlabel = 'gbdt'\n"
+    line = _refused(capsys, _bench(tmp_path, config=CONFIG + row))
+    assert "loss 'gbdt' needs lightgbm, which is not installed" in line
+    assert not no_work
+    # An optional row (the built-in ltr suite's) is skipped when it runs, not refused.
+    optional = row + "options = { optional = true }\n"
+    with pytest.raises(WorkStarted):
+        main(_bench(tmp_path, config=CONFIG + optional))
+    with pytest.raises(WorkStarted):
+        main(["bench", "ltr", "--out", str(tmp_path / "ltr"), "--no-progress"])
+
+
+def test_a_suites_cutoffs_are_computed(tmp_path: Path) -> None:
+    from rankloss.bench.suites import metric_cutoffs
+
+    assert metric_cutoffs(("ndcg@3", "map", "validation/map@r", "recall@20"), (1, 10)) == (
+        1,
+        3,
+        10,
+        20,
+    )
 
 
 def test_good_values_reach_the_runner(tmp_path: Path, no_work) -> None:

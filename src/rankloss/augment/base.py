@@ -319,6 +319,8 @@ class OneOf(Transform):
         pick = torch.multinomial(
             self.weights.to(generator.device), n, replacement=True, generator=generator
         ).cpu()
+        if isinstance(x, str):  # one sentence: the picked transform applies to it whole
+            return self.transforms[int(pick[0])].apply(x, generator)
         out = x
         for k, t in enumerate(self.transforms):
             index = (pick == k).nonzero().flatten()

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from rankloss.augment.base import Transform, check_probability, draw_uniform, python_rng
-from rankloss.augment.wordnet import WordNet
+from rankloss.augment.wordnet import POS_FILES, WordNet
 
 __all__ = [
     "WordDropout",
@@ -69,6 +69,8 @@ class _TextTransform(Transform):
                     f"{type(self).__name__}: token ids must be an integer tensor [N, L], "
                     f"got {x.dtype} {list(x.shape)}"
                 )
+            if x.shape[1] == 0:  # rows without tokens: nothing to drop, swap or insert
+                return x.clone()
             return self.tokens(x, generator)
         rng = python_rng(generator)
         if isinstance(x, str):
@@ -316,6 +318,10 @@ class SynonymReplacement(_TextTransform):
     ) -> None:
         self.p = check_probability("p", p)
         self.wordnet: WordNet = _as_wordnet(wordnet) or WordNet()
+        if pos is not None and pos not in POS_FILES:
+            raise ValueError(
+                f"SynonymReplacement: pos must be one of {list(POS_FILES)}, got {pos!r}"
+            )
         self.pos = pos
         self.stopwords = frozenset(w.lower() for w in stopwords)
 

@@ -156,6 +156,14 @@ def _suite(path: Path, index: int, table: dict[str, Any]) -> SuiteSpec:
     own = isinstance(table.get("dataset"), dict)
     if own and "fallbacks" in table:
         raise ValueError(f"{where}: 'fallbacks' apply to registered data sets, not to files")
+    metrics = table.get("metrics", [])
+    if not isinstance(metrics, list) or (
+        "metrics" in table and (not metrics or not all(isinstance(m, str) for m in metrics))
+    ):
+        raise ValueError(
+            f"{where}: metrics must be a non-empty list of metric names such as "
+            f'["ndcg@10", "map"], got {metrics!r}'
+        )
     budget = _table(where, table, "budget")
     model = _table(where, table, "model")
     _check_keys(f"{where} budget", budget, settings.budget)

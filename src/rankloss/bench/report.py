@@ -1,8 +1,9 @@
 """Turn ``results.json`` runs into tables (Markdown, CSV) and plots (PNG).
 
 Every metric in a table is higher-is-better; each cell is the mean ± sample standard deviation
-over seeds (the value alone when one seed gave it), and the best mean in each column is in bold. Every table also compares each row
-with the best row on the suite's primary metric, paired across seeds
+over seeds (the value alone when one seed gave it), and the best mean in each column is in
+bold. Every table also compares each row with the best row on the suite's primary metric,
+paired across seeds
 (:func:`rankloss.bench.stats.paired_comparison`: the difference with its 95% interval and
 p-value); rows not significantly worse than the best are marked ``~`` ("tied with best"),
 and a row significantly better than it on the seeds both ran (rows that ran on different

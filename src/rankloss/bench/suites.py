@@ -8,6 +8,7 @@ compares losses and nothing else. Suites can also come from a TOML file
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,7 @@ __all__ = [
     "check_vector_augment",
     "check_image_range",
     "check_recsys_splits",
+    "metric_cutoffs",
     "recsys_data_options",
     "RETRIEVAL_AUGMENT",
 ]
@@ -126,6 +128,9 @@ class TaskSettings:
             :attr:`rankloss.losses.LossInfo.search_space` (the learning rate; list sizes).
         baseline_search_spaces: the search space of each baseline row that trains no loss
             (its ``hyper``); such a row without one has nothing to tune.
+        metrics: the metric names the task reports, ``@K`` standing for any cut-off (the
+            task computes every cut-off a suite names) and ``/C`` for a class index; a suite
+            asking for another name is refused before any work.
     """
 
     kinds: tuple[str, ...]
@@ -137,6 +142,17 @@ class TaskSettings:
     baseline_search_spaces: Mapping[str, Mapping[str, SearchDimension]] = field(
         default_factory=dict
     )
+    metrics: tuple[str, ...] = ()
+
+    def reports(self, metric: object) -> bool:
+        """Whether the task reports ``metric`` (a name matching one of :attr:`metrics`)."""
+        return isinstance(metric, str) and any(
+            re.fullmatch(
+                re.escape(form).replace("@K", "@[1-9][0-9]*").replace("/C", "/(0|[1-9][0-9]*)"),
+                metric,
+            )
+            for form in self.metrics
+        )
 
 
 #: Budget keys every task reads (the trainer's settings and the runner's ``max_seeds``).
@@ -157,6 +173,7 @@ _COMMON_OPTIONS = frozenset({"deterministic"})
 
 TASK_SETTINGS: dict[str, TaskSettings] = {
     "ltr": TaskSettings(
+        metrics=("ndcg@K", "map", "mrr"),
         kinds=("list",),
         budget=_COMMON_BUDGET | {"max_items", "feature_transform", "list_normalize"},
         model=frozenset({"hidden", "dropout"}),
@@ -173,6 +190,7 @@ TASK_SETTINGS: dict[str, TaskSettings] = {
         },
     ),
     "retrieval": TaskSettings(
+        metrics=("precision@1", "r_precision", "map@r", "hit@K", "ndcg@K", "validation/map@r"),
         kinds=("embedding", "list"),
         budget=_COMMON_BUDGET
         | {"train_classes", "folds", "augment", "max_per_split", "m_per_class"},
@@ -182,6 +200,15 @@ TASK_SETTINGS: dict[str, TaskSettings] = {
         search_space={"lr": ("log", 1e-4, 1e-2)},
     ),
     "imbalanced": TaskSettings(
+        metrics=(
+            "accuracy",
+            "macro_recall",
+            "macro_precision",
+            "minority_recall",
+            "minority_precision",
+            "recall/C",
+            "precision/C",
+        ),
         kinds=("list", "embedding"),
         budget=_COMMON_BUDGET | {"minority", "fraction"},
         model=frozenset({"embedding_dim"}),
@@ -189,6 +216,7 @@ TASK_SETTINGS: dict[str, TaskSettings] = {
         search_space={"lr": ("log", 1e-4, 1e-2)},
     ),
     "recsys": TaskSettings(
+        metrics=("recall@K", "ndcg@K", "hit@K"),
         kinds=("list",),
         budget=_COMMON_BUDGET
         | {
@@ -212,6 +240,7 @@ TASK_SETTINGS: dict[str, TaskSettings] = {
         },
     ),
     "text": TaskSettings(
+        metrics=("mrr@10", "recall@K", "ndcg@K"),
         kinds=("embedding", "list"),
         budget=_COMMON_BUDGET | {"max_pairs", "max_length"},
         model=frozenset(),
@@ -291,7 +320,19 @@ _BUDGET_CHECKS: dict[str, Callable[[str, str, object], object]] = {
     "lr": params.positive,
     "weight_decay": params.nonnegative,
     "ema_decay": params.decay,
+    "max_pairs": params.positive_int,
+    "max_length": params.positive_int,
 }
+
+
+def metric_cutoffs(metrics: Sequence[str], default: Sequence[int]) -> tuple[int, ...]:
+    """The cut-offs ``k`` a task computes: ``default`` and every ``name@k`` in ``metrics``."""
+    ks = set(default)
+    for metric in metrics:
+        _, sep, tail = metric.rpartition("@")
+        if sep and tail.isdigit() and int(tail) > 0:
+            ks.add(int(tail))
+    return tuple(sorted(ks))
 
 
 #: Values of a retrieval row's ``options["views"]``: ``False`` (labelled batches, the
@@ -471,6 +512,14 @@ def check_suite(suite: SuiteSpec) -> None:
     if suite.task == "retrieval" and "augment" in suite.budget:
         check_retrieval_augment(f"{where}: budget", suite.budget["augment"])
     _check_keys(f"{where}: model", suite.model, settings.model)
+    if not suite.metrics:
+        raise ValueError(f"{where}: metrics is empty; name at least one")
+    for metric in suite.metrics:
+        if not settings.reports(metric):
+            raise ValueError(
+                f"{where}: metric {metric!r} is not one the {suite.task!r} task reports; it "
+                f"reports {', '.join(settings.metrics)} (K: any cut-off, C: a class index)"
+            )
     if suite.primary not in suite.metrics:
         raise ValueError(
             f"{where}: primary metric {suite.primary!r} is not among the metrics "
@@ -486,6 +535,15 @@ def check_suite(suite: SuiteSpec) -> None:
         )
     for row in suite.losses:
         _check_keys(f"{where}: loss {row.label!r}: options", row.options, settings.options)
+        if (
+            row.name == "lightgbm"
+            and not row.options.get("optional")
+            and importlib.util.find_spec("lightgbm") is None
+        ):
+            raise ValueError(
+                f"{where}: loss {row.label!r} needs lightgbm, which is not installed: pip "
+                "install 'rankloss[lightgbm]', or set options.optional = true to skip the row"
+            )
         if suite.task == "retrieval" and "views" in row.options:
             check_retrieval_views(f"{where}: loss {row.label!r}: options", row.options["views"])
         try:
@@ -527,7 +585,10 @@ LTR = SuiteSpec(
         LossSpec("approx_ndcg", "approx_ndcg"),
         LossSpec("neural_ndcg", "neural_ndcg"),
         *_LTR_MORE_LOSSES,
-        LossSpec("lightgbm lambdamart", "lightgbm", options=_LIGHTGBM_FEATURES),
+        # Skipped, with a note, where lightgbm is not installed (the ``lightgbm`` extra).
+        LossSpec(
+            "lightgbm lambdamart", "lightgbm", options={"optional": True, **_LIGHTGBM_FEATURES}
+        ),
         LossSpec("random", "random"),
     ),
     metrics=_LTR_METRICS,

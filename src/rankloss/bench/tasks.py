@@ -32,6 +32,7 @@ from rankloss.bench.suites import (
     check_retrieval_augment,
     check_retrieval_views,
     check_vector_augment,
+    metric_cutoffs,
     recsys_data_options,
 )
 
@@ -217,6 +218,7 @@ def run_ltr(ctx: RunContext) -> RunResult:
         data,
         batch_size=budget.get("batch_size", 8),
         max_items=budget.get("max_items"),
+        ks=metric_cutoffs(ctx.suite.metrics, (1, 5, 10)),
         feature_transform=ctx.loss.options.get(
             "feature_transform", budget.get("feature_transform", "log1p")
         ),
@@ -674,7 +676,7 @@ def run_retrieval(ctx: RunContext) -> RunResult:
             data,
             batch_size=budget.get("batch_size", 128),
             per_class=budget.get("m_per_class", 16),
-            ks=(1, 10),
+            ks=metric_cutoffs(ctx.suite.metrics, (1, 10)),
         ),
         views=ctx.loss.options.get("views", False),
         augment=check_retrieval_augment("retrieval: budget", budget.get("augment", False)),
@@ -1021,7 +1023,7 @@ def run_recsys(ctx: RunContext) -> RunResult:
         positives=budget.get("positives", 1),
         negatives=params.positive_int(where, "negatives", negatives),
         lists_per_user=budget.get("lists_per_user", 1),
-        ks=(10,),
+        ks=metric_cutoffs(ctx.suite.metrics, (10,)),
         temperature=params.positive(where, "temperature", _recsys_option(ctx, "temperature", 1.0)),
     )
     if ctx.loss.name == "popularity":
@@ -1088,7 +1090,7 @@ def run_text(ctx: RunContext) -> RunResult:
     task = TextRetrievalTask(
         data,
         batch_size=budget.get("batch_size", 32),
-        ks=(10,),
+        ks=metric_cutoffs(ctx.suite.metrics, (10,)),
         eval_batch_size=128,
         guide=guide,
     )
