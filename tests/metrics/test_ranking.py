@@ -434,3 +434,54 @@ def test_non_finite_real_score_or_label_is_refused(name, bad):
         torch.testing.assert_close(
             getattr(M, name)(s, y, mask), getattr(M, name)(scores, labels, mask), equal_nan=True
         )
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        M.ndcg,
+        M.average_precision,
+        M.reciprocal_rank,
+        M.err,
+        M.precision,
+        M.recall,
+        M.hit_rate,
+        M.r_precision,
+        M.ordered_pair_accuracy,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_lists_of_no_item_are_skipped_by_every_metric(metric):
+    """A ``[B, 0]`` batch has no relevant item in any list: NaN (``empty="skip"``), as a list
+    whose items are all masked."""
+    scores, labels = torch.zeros(2, 0), torch.zeros(2, 0)
+    assert torch.isnan(metric(scores, labels)).all() and metric(scores, labels).shape == (2,)
+    masked = metric(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool))
+    assert torch.isnan(masked).all()
+
+
+def test_accumulator_counts_lists_of_no_item():
+    acc = M.MetricAccumulator(["mrr", "err", "ndcg@3"])
+    acc.update(torch.zeros(2, 0), torch.zeros(2, 0))
+    acc.update(torch.tensor([2.0, 1.0]), torch.tensor([0.0, 1.0]))  # one list, 1-D
+    assert acc.num_lists == 3 and acc.counts() == {"mrr": 1, "err": 1, "ndcg@3": 1}
+    assert acc.compute()["mrr"] == 0.5
+    assert acc.per_list()["mrr"].shape == (3,)
+
+
+def test_merging_a_state_without_per_list_values_into_one_that_keeps_them_is_refused():
+    scores, labels = torch.tensor([[2.0, 1.0], [1.0, 2.0]]), torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    keeps = M.MetricAccumulator(["mrr"])
+    keeps.update(scores, labels)
+    drops = M.MetricAccumulator(["mrr"], keep_per_list=False)
+    drops.update(scores, labels)
+    with pytest.raises(ValueError, match=r"merge: .* holds 0 of its 2 lists' 'mrr' values"):
+        keeps.merge(drops)
+    with pytest.raises(ValueError, match=r"merge_state_dict: .* holds 0 of its 2 lists"):
+        M.MetricAccumulator(["mrr"]).merge_state_dict(drops.state_dict())
+    assert keeps.num_lists == 2 and keeps.per_list()["mrr"].tolist() == [0.5, 1.0]  # unchanged
+    # Into an accumulator that keeps no per-list values, both merge.
+    total = M.MetricAccumulator(["mrr"], keep_per_list=False).merge(keeps).merge(drops)
+    assert total.num_lists == 4 and total.compute() == {"mrr": 0.75}
+    same = M.MetricAccumulator(["mrr"]).merge_state_dict(keeps.state_dict())
+    assert same.per_list()["mrr"].tolist() == [0.5, 1.0]

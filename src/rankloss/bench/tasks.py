@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -775,16 +776,29 @@ class _ImbalancedTask:
         else:
             train = self.data.train
             reference = F.normalize(self._outputs(model, train.x), dim=-1)
+            # A class without training samples has no centroid: it is never predicted (its
+            # mean would be NaN, and arg-max picks NaN).
+            seen = torch.bincount(train.y, minlength=self.num_classes) > 0
             centroids = torch.stack(
-                [reference[train.y == c].mean(0) for c in range(self.num_classes)]
+                [
+                    reference[train.y == c].mean(0)
+                    if seen[c]
+                    else reference.new_zeros(reference.shape[1])
+                    for c in range(self.num_classes)
+                ]
             )
-            predictions = (F.normalize(outputs, dim=-1) @ F.normalize(centroids, dim=-1).T).argmax(
-                -1
-            )
+            similarity = F.normalize(outputs, dim=-1) @ F.normalize(centroids, dim=-1).T
+            predictions = similarity.masked_fill(~seen, -torch.inf).argmax(-1)
         report = per_class_report(predictions, data.y, self.num_classes)
         recall, precision = report["recall"], report["precision"]
+        support, confusion = report["support"], report["confusion"]
         assert isinstance(recall, Tensor) and isinstance(precision, Tensor)
+        assert isinstance(support, Tensor) and isinstance(confusion, Tensor)
+        # Minority classes that occur in the split's targets or predictions, the classes
+        # the macro averages are over (a class absent from both has no recall to average).
+        present = (support > 0) | (confusion.sum(0) > 0)
         minority = torch.tensor(self.minority)
+        minority = minority[present[minority]]
         per_class = {
             f"{name}/{c}": float(values[c])
             for name, values in (("recall", recall), ("precision", precision))
@@ -794,8 +808,8 @@ class _ImbalancedTask:
             **per_class,
             "macro_recall": float(report["macro_recall"]),
             "macro_precision": float(report["macro_precision"]),
-            "minority_recall": float(recall[minority].mean()),
-            "minority_precision": float(precision[minority].mean()),
+            "minority_recall": float(recall[minority].mean()) if len(minority) else math.nan,
+            "minority_precision": float(precision[minority].mean()) if len(minority) else math.nan,
             "accuracy": float(report["accuracy"]),
         }
 
@@ -808,6 +822,13 @@ def run_imbalanced(ctx: RunContext) -> RunResult:
     budget = ctx.suite.budget
     minority = list(budget.get("minority", [5, 6, 7, 8, 9]))
     full = load_dataset(ctx.dataset)
+    bad = [c for c in minority if isinstance(c, bool) or not isinstance(c, int)]
+    bad += [c for c in minority if c not in bad and not 0 <= c < full.num_classes]
+    if bad or not minority:
+        raise ValueError(
+            f"suite {ctx.suite.name!r}: budget: minority must be a non-empty list of class "
+            f"indices in [0, {full.num_classes}) of data set {ctx.dataset!r}, got {minority}"
+        )
     data = imbalanced(
         full, minority, budget.get("fraction", 0.05), seed=0, splits=("train", "validation")
     )

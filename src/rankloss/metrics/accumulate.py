@@ -82,13 +82,14 @@ class MetricAccumulator:
             if self.keep_per_list:
                 self._values[spec.name].append(flat)
             batch_values[spec.name] = values
-        self._seen += int(scores[..., 0].numel())
+        self._seen += int(scores.shape[:-1].numel())  # lists of no item count too
         return batch_values
 
     def merge(self, other: MetricAccumulator) -> MetricAccumulator:
         """Add the state of ``other`` (same metrics), e.g. from another process."""
         if [s.name for s in other.specs] != [s.name for s in self.specs]:
             raise ValueError("MetricAccumulator.merge: the accumulators track different metrics")
+        self._check_per_list("MetricAccumulator.merge", other._values, other._seen)
         for spec in self.specs:
             self._sum[spec.name] += other._sum[spec.name]
             self._count[spec.name] += other._count[spec.name]
@@ -118,6 +119,9 @@ class MetricAccumulator:
             )
         sums, counts = cast(dict, state["sum"]), cast(dict, state["count"])
         values = cast(dict, state["values"])
+        self._check_per_list(
+            "MetricAccumulator.merge_state_dict", values, int(cast(int, state["seen"]))
+        )
         for spec in self.specs:
             self._sum[spec.name] += float(sums[spec.name])
             self._count[spec.name] += int(counts[spec.name])
@@ -125,6 +129,20 @@ class MetricAccumulator:
                 self._values[spec.name].extend(values[spec.name])
         self._seen += int(cast(int, state["seen"]))
         return self
+
+    def _check_per_list(self, where: str, values: dict, seen: int) -> None:
+        """With ``keep_per_list``, the other side must hold every one of its ``seen`` lists'
+        values, or :meth:`per_list` would silently miss them."""
+        if not self.keep_per_list:
+            return
+        for spec in self.specs:
+            held = sum(int(chunk.numel()) for chunk in values.get(spec.name, []))
+            if held != seen:
+                raise ValueError(
+                    f"{where}: this accumulator keeps per-list values, but the other holds "
+                    f"{held} of its {seen} lists' {spec.name!r} values (built with "
+                    "keep_per_list=False?); merge into an accumulator with keep_per_list=False"
+                )
 
     @property
     def num_lists(self) -> int:

@@ -396,6 +396,8 @@ def err_ranked(ranked: Ranked, k: int | None, max_label: float | Tensor | None) 
     """``[B]`` expected reciprocal rank (Chapelle et al. 2009) with a cut-off ``k``."""
     labels = ranked.labels
     dtype = labels.dtype
+    if labels.shape[-1] == 0:  # lists of no item: no positive label (the caller fills them)
+        return labels.new_zeros(labels.shape[:-1])
     if max_label is None:
         max_label = torch.where(ranked.mask, labels, torch.full_like(labels, -math.inf))
         max_label = max_label.amax(-1, keepdim=True).clamp(min=0)
@@ -584,6 +586,8 @@ def _first_relevant_rr(key: Tensor, rel: Tensor, mask: Tensor, ties: str, k: int
     sits at ranks ``a+1 .. a+g``; the first relevant item's rank follows from ``ties``.
     """
     dtype = key.dtype
+    if key.shape[-1] == 0:  # lists of no item: no relevant item (the caller fills them)
+        return key.new_zeros(key.shape[:-1])
     best = torch.where(rel, key, torch.full_like(key, -math.inf)).amax(-1, keepdim=True)
     above = (mask & (key > best)).sum(-1).to(dtype)
     tied = mask & (key == best)
