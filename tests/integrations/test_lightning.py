@@ -163,3 +163,24 @@ def test_a_list_scorer_gets_the_mask_so_padding_changes_nothing():
     plain.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
     assert not plain.model_takes_mask
     assert math.isfinite(plain.training_step((features, labels, mask), 0).item())
+
+
+def test_a_keyword_only_mask_is_passed_by_name():
+    from rankloss.losses import ListNetLoss
+
+    class KeywordMask(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 1)
+
+        def forward(self, features, *, mask=None):
+            scores = self.linear(features).squeeze(-1)
+            return scores if mask is None else scores.masked_fill(~mask, 0.0)
+
+    module = RankingModule(KeywordMask(), ListNetLoss())
+    module.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    features = torch.randn(2, 5, 4)
+    labels = torch.randint(0, 3, (2, 5)).float()
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    value = module.training_step({"features": features, "labels": labels, "mask": mask}, 0)
+    assert math.isfinite(value.item())

@@ -360,6 +360,55 @@ def test_text_retrieval_task(loss):
     assert 0.0 <= metrics["recall@10"] <= 1.0
 
 
+def test_a_query_tower_trains_evaluates_in_eval_mode_and_is_checkpointed(tmp_path):
+    seed_everything(0)
+    query_model = EmbeddingMLP(8, 8, hidden=(16,), dropout=0.5)
+    before = [p.detach().clone() for p in query_model.parameters()]
+    task = TextRetrievalTask(*_reviews(), batch_size=16, query_model=query_model)
+    trainer = Trainer(
+        EmbeddingMLP(8, 8, hidden=(16,)),
+        task,
+        "info_nce",
+        epochs=2,
+        validation_split=None,
+        progress=False,
+        checkpoint_dir=tmp_path,
+    )
+    trainer.fit()
+    assert any(not torch.equal(a, p) for a, p in zip(before, query_model.parameters()))
+    # Dropout is off while evaluating: the same weights give the same metrics.
+    first = trainer.evaluate("test")
+    assert trainer.evaluate("test") == first and query_model.training
+    # Its weights are in the checkpoint: a resumed trainer holds them.
+    fresh = EmbeddingMLP(8, 8, hidden=(16,), dropout=0.5)
+    Trainer(
+        EmbeddingMLP(8, 8, hidden=(16,)),
+        TextRetrievalTask(*_reviews(), batch_size=16, query_model=fresh),
+        "info_nce",
+        epochs=2,
+        validation_split=None,
+        progress=False,
+        checkpoint_dir=tmp_path,
+        resume=True,
+    ).fit()
+    for a, b in zip(query_model.state_dict().values(), fresh.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_any_integer_seed_trains():
+    for seed in (2**45, -(2**70), 2**70):
+        Trainer(
+            MLPScorer(6, hidden=(8,)),
+            LTRTask(_ltr(), batch_size=8),
+            "listnet",
+            epochs=1,
+            seed=seed,
+            validation_split=None,
+            progress=False,
+        ).fit()
+        seed_everything(seed)
+
+
 def test_text_retrieval_calls_an_embedding_loss_with_keys():
     calls = []
 

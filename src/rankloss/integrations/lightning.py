@@ -64,6 +64,14 @@ def _takes_mask(model: nn.Module) -> bool:
     return any(p.name == "mask" for p in parameters) or len(positional) >= 2
 
 
+def _names_mask(model: nn.Module) -> bool:
+    """Whether ``model.forward`` has a parameter named ``mask``."""
+    try:
+        return "mask" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return False
+
+
 class RankingModule(pl.LightningModule):
     r"""Train ``model`` with a rankloss ``loss`` and log rankloss metrics.
 
@@ -123,6 +131,8 @@ class RankingModule(pl.LightningModule):
         self.loss = loss
         self.kind: str = kind
         self.model_takes_mask = _takes_mask(model)
+        # A parameter named ``mask`` (keyword-only included) gets it by name.
+        self._mask_by_name = _names_mask(model)
         self.metric_names = tuple(metrics)
         self.optimizer_factory = optimizer
         self.lr = float(lr)
@@ -146,7 +156,11 @@ class RankingModule(pl.LightningModule):
                 f"or (features, labels[, mask]), got {type(batch).__name__}"
             )
         if mask is not None and self.model_takes_mask:
-            scores = self.model(features, mask)
+            scores = (
+                self.model(features, mask=mask)
+                if self._mask_by_name
+                else self.model(features, mask)
+            )
         else:
             scores = self.model(features)
         return self.loss(scores, labels, mask), (scores, labels, mask)

@@ -712,6 +712,12 @@ class TextRetrievalTask:
     def _query_model(self, model: nn.Module) -> nn.Module:
         return self.query_model if self.query_model is not None else model
 
+    def trainable_modules(self) -> tuple[nn.Module, ...]:
+        """Modules that train beside the trainer's model: the ``query_model``, if given (the
+        :class:`~rankloss.train.Trainer` optimises, checkpoints and switches its mode with the
+        model's)."""
+        return () if self.query_model is None else (self.query_model,)
+
     def train_batches(self, generator: torch.Generator) -> Iterator[_Pairs]:
         queries = self.query_inputs["train"][1]
         for index in index_batches(

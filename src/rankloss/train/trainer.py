@@ -78,7 +78,13 @@ def seed_everything(seed: int) -> None:
     dropout; data order uses its own generator)."""
     random.seed(seed)
     np.random.seed(seed % (2**32))  # noqa: NPY002 - user code may use the legacy global
-    torch.manual_seed(seed)
+    torch.manual_seed(_torch_seed(seed))
+
+
+def _torch_seed(value: int) -> int:
+    """``value`` where ``torch.manual_seed`` takes it (``-2**63 .. 2**64 - 1``), else reduced
+    modulo ``2**64`` (any int seed works; seeds in range keep their streams)."""
+    return value if -(2**63) <= value < 2**64 else value % 2**64
 
 
 def build_loss(
@@ -496,6 +502,13 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.model = model.to(self.device)
         self.task = task
+        # Modules of the task that train beside the model (a text task's query tower): their
+        # weights are optimised, switched to eval mode, checkpointed, averaged and restored
+        # with the model's, as parts of one module (``_weights``).
+        extra = tuple(getattr(task, "trainable_modules", lambda: ())())
+        for module in extra:
+            module.to(self.device)
+        self._weights: nn.Module = nn.ModuleList([self.model, *extra]) if extra else self.model
         self.loss = build_loss(loss, **dict(loss_options or {}))
         _check_task_loss(task, self.loss)
         if isinstance(self.loss, nn.Module):
@@ -505,6 +518,12 @@ class Trainer:
         #: embedding loss wrapped to see every rank's embeddings.
         self.train_model: nn.Module = self.model
         self.train_loss: Callable[..., Tensor] = self.loss
+        if self.distributed and extra:
+            raise ValueError(
+                f"Trainer: {type(task).__name__} trains modules beside the model (a "
+                "query_model), which distributed training does not synchronise; train one "
+                "model, or run in one process"
+            )
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -538,7 +557,7 @@ class Trainer:
         self.ema_decay = ema_decay
         #: The moving average of the model's state (``ema_decay``), or ``None``.
         self.ema_state: dict[str, Tensor] | None = (
-            None if ema_decay is None else _copy_state(self.model)
+            None if ema_decay is None else _copy_state(self._weights)
         )
 
     # ------------------------------------------------------------------ setup
@@ -549,7 +568,7 @@ class Trainer:
         weight_decay: float,
         options: Mapping[str, Any] | None,
     ) -> torch.optim.Optimizer:
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for p in self._weights.parameters() if p.requires_grad]
         if isinstance(self.loss, nn.Module):
             params += [p for p in self.loss.parameters() if p.requires_grad]
         options = dict(options or {})
@@ -567,7 +586,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _epoch_generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.Generator().manual_seed(_torch_seed(self.seed * 1_000_003 + epoch))
 
     def _bar(self, iterable: Iterable[Any], **kwargs: Any) -> Iterable[Any]:
         if not self.progress:
@@ -587,7 +606,7 @@ class Trainer:
             "format": _CHECKPOINT_FORMAT,
             "epoch": self.epoch,
             "global_step": self.global_step,
-            "model": self.model.state_dict(),
+            "model": self._weights.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "loss": self.loss.state_dict() if isinstance(self.loss, nn.Module) else None,
@@ -603,7 +622,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        self._weights.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         if state.get("loss") is not None and isinstance(self.loss, nn.Module):
@@ -621,7 +640,7 @@ class Trainer:
                     "moving average to continue; resume with ema_decay=None or start afresh"
                 )
             # the checkpoint loads on the CPU: keep each average beside its weight
-            weights = self.model.state_dict()
+            weights = self._weights.state_dict()
             self.ema_state = {k: v.to(weights[k].device) for k, v in state["ema"].items()}
 
     def save_checkpoint(self) -> None:
@@ -712,9 +731,9 @@ class Trainer:
         while self.epoch < self.epochs and not self.stopped_early:
             self._train_epoch()
         if self.restore_best and self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+            self._weights.load_state_dict(self.best_state)
         elif self.ema_state is not None:
-            self.model.load_state_dict(self.ema_state)
+            self._weights.load_state_dict(self.ema_state)
         return TrainResult(
             self.history,
             self.best_epoch,
@@ -726,7 +745,7 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         epoch = self.epoch + 1
-        self.model.train()
+        self._weights.train()
         start = time.perf_counter()
         total, count = 0.0, 0
         batches = self._train_batches(epoch)
@@ -803,7 +822,7 @@ class Trainer:
         """One step of the moving average of the weights (``ema_decay``)."""
         if self.ema_state is None or self.ema_decay is None:
             return
-        for name, value in self.model.state_dict().items():
+        for name, value in self._weights.state_dict().items():
             average = self.ema_state[name]
             if average.is_floating_point():
                 average.lerp_(value, 1.0 - self.ema_decay)
@@ -817,12 +836,12 @@ class Trainer:
         if self.ema_state is None:
             yield
             return
-        raw = _copy_state(self.model)
-        self.model.load_state_dict(self.ema_state)
+        raw = _copy_state(self._weights)
+        self._weights.load_state_dict(self.ema_state)
         try:
             yield
         finally:
-            self.model.load_state_dict(raw)
+            self._weights.load_state_dict(raw)
 
     def _train_batches(self, epoch: int) -> Iterable[Any]:
         """This rank's batches of epoch ``epoch`` (all of them in one process)."""
@@ -874,7 +893,7 @@ class Trainer:
         if bool(finite.all()):
             return
         bad_param, bad = present[int((~finite).nonzero()[0])]
-        names = {id(p): n for n, p in self.model.named_parameters()}
+        names = {id(p): n for n, p in self._weights.named_parameters()}
         if isinstance(self.loss, nn.Module):
             names.update({id(p): f"loss.{n}" for n, p in self.loss.named_parameters()})
         name = names.get(id(bad_param), f"#{[id(p) for p, _ in present].index(id(bad_param))}")
@@ -906,7 +925,7 @@ class Trainer:
         value = float(metrics[es.metric])
         if es.improved(value, self.best_value):
             self.best_value, self.best_epoch, self.bad_epochs = value, self.epoch, 0
-            self.best_state = _copy_state(self.model)
+            self.best_state = _copy_state(self._weights)
         else:
             self.bad_epochs += 1
             if self.bad_epochs >= es.patience:
@@ -915,13 +934,13 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """The task's metrics of the current model on ``split``."""
-        was = self.model.training
-        self.model.eval()
+        was = self._weights.training
+        self._weights.eval()
         try:
             with self._autocast():
                 return self._evaluate(split)
         finally:
-            self.model.train(was)
+            self._weights.train(was)
 
     def _evaluate(self, split: str) -> dict[str, float]:
         if not self.distributed:
