@@ -230,3 +230,13 @@ def test_unknown_kind_and_unfused_similarity_are_refused():
         contrastive.fused_per_anchor("triplet", x, x, build_candidates(x, labels))
     with pytest.raises(ValueError, match="impl='triton'"):
         SupConLoss(similarity="neg_euclidean", impl="triton")
+
+
+@pytest.mark.parametrize("cls", [InfoNCELoss, SupConLoss, SigLIPLoss], ids=lambda c: c.__name__)
+def test_a_second_derivative_is_refused_not_wrong(cls):
+    x = torch.randn(8, 16, device=DEVICE, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 2, 1, 3, 0, 2], device=DEVICE)
+    value = cls(impl="triton").to(DEVICE)(torch.tanh(x), labels)
+    # Refused when the graph of the gradient is asked for, before a wrong second derivative.
+    with pytest.raises(RuntimeError, match=r"impl='triton'.*first-order gradients only"):
+        torch.autograd.grad(value, x, create_graph=True)

@@ -126,3 +126,12 @@ def test_all_masked_lists_give_zero():
     value = RF.ranknet_loss(scores, labels, mask, impl="triton", tile_size=16)
     (grad,) = torch.autograd.grad(value, scores)
     assert value.item() == 0.0 and (grad == 0).all()
+
+
+def test_a_second_derivative_is_refused_not_wrong():
+    x = torch.randn(2, 9, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    labels = torch.randint(0, 3, (2, 9), device=DEVICE).double()
+    value = RF.ranknet_loss(torch.tanh(x), labels, impl="triton")
+    # Refused when the graph of the gradient is asked for, before a wrong second derivative.
+    with pytest.raises(RuntimeError, match=r"impl='triton'.*first-order gradients only"):
+        torch.autograd.grad(value, x, create_graph=True)

@@ -8,6 +8,7 @@
 * :mod:`~rankloss._core.candidates`: embedding-loss inputs as queries against candidates.
 * :mod:`~rankloss._core.tuples`: typed pairs and triplets.
 * :mod:`~rankloss._core.registry`: name -> component.
+* :mod:`~rankloss._core.autograd`: backward passes that refuse a second derivative.
 
 Layers (checked by ``tests/test_layers.py``): ``_core`` -> ``functional`` -> ``losses``,
 ``mining``, ``metrics``, ``augment`` -> ``data``, ``models``, ``train`` -> ``bench``, ``cli``.

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rankloss._core.autograd import first_order_backward
 from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
 
@@ -38,6 +39,7 @@ class WrittenOut(torch.autograd.Function):
     only scales the stored gradients by the upstream one."""
 
     @staticmethod
+    @first_order_backward("embedding losses with impl='streaming'", "impl='torch'")
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         # ctx.grads is kept: a retained graph may run its backward again.
         scaled = tuple(None if g is None else grad * g for g in ctx.grads)
@@ -117,6 +119,7 @@ class _ChunkedInfoNCE(torch.autograd.Function):
         return loss, valid
 
     @staticmethod
+    @first_order_backward("InfoNCE / NT-Xent with impl='streaming'", "impl='torch'")
     def backward(
         ctx: Any, grad_loss: Tensor, _grad_valid: Tensor | None
     ) -> tuple[Tensor, Tensor, None, None]:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from rankloss._core import params
+from rankloss._core.autograd import first_order_backward
 from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
 from rankloss.functional._chunked import WrittenOut, _blocks, written_out
@@ -91,6 +92,7 @@ class _ChunkedSupCon(torch.autograd.Function):
         return loss, valid
 
     @staticmethod
+    @first_order_backward("SupCon with impl='streaming'", "impl='torch'")
     def backward(
         ctx: Any, grad_loss: Tensor, _grad_valid: Tensor | None
     ) -> tuple[Tensor, Tensor, None, None]:
@@ -135,6 +137,7 @@ class _ChunkedSigLIP(torch.autograd.Function):
         return total, has_pair
 
     @staticmethod
+    @first_order_backward("SigLIP with impl='streaming'", "impl='torch'")
     def backward(
         ctx: Any, grad_loss: Tensor, _grad_valid: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor, None, None]:

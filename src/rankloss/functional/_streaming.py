@@ -33,7 +33,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+
+from rankloss._core.autograd import first_order_backward
 
 __all__ = [
     "DEFAULT_TILE",
@@ -229,7 +230,10 @@ class _PairSums(torch.autograd.Function):
         return total, count
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward(
+        "pairwise losses with impl='streaming'",
+        "impl='torch' (impl='auto' streams large CPU batches)",
+    )
     def backward(ctx: Any, grad_total: Tensor, grad_count: Tensor) -> tuple[Tensor | None, ...]:
         grad, rows_total = ctx.saved_tensors
         g = grad_total.unsqueeze(-1)
@@ -284,7 +288,10 @@ class _SmoothRanks(torch.autograd.Function):
         return ranks
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward(
+        "approx_ndcg_loss(impl='streaming')",
+        "impl='torch' (impl='auto' streams large CPU batches)",
+    )
     def backward(ctx: Any, grad_ranks: Tensor) -> tuple[Tensor | None, ...]:
         # r_i = 1 + sum_j sigma(a (s_j - s_i)): d r_i / d s_i = -a sum_j sigma'_ij and
         # d r_i / d s_j = a sigma'_ij; the tiles are recomputed.

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from rankloss._core import params
+from rankloss._core.autograd import first_order_backward
 from rankloss._core.reduce import Reduction, reduce_lists
 from rankloss._core.validation import ListBatch, check_lists
 
@@ -139,6 +140,10 @@ class _ErrorDriven(torch.autograd.Function):
         return value, valid
 
     @staticmethod
+    @first_order_backward(
+        "the detection ranking losses (an error-driven update, not a gradient)",
+        "a loss with an exact gradient for second derivatives",
+    )
     def backward(ctx: Any, grad_value: Tensor, _grad_valid: Any) -> tuple[Tensor | None, ...]:
         (update,) = ctx.saved_tensors
         return grad_value.unsqueeze(1) * update, None, None, None, None, None, None

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from rankloss._core import params
+from rankloss._core.autograd import first_order_backward
 from rankloss._core.ranking import GAINS, dcg_at_k, discount, masked_logits, normalised_gains
 from rankloss._core.reduce import Reduction, reduce_lists
 from rankloss._core.validation import ListBatch, check_lists
@@ -52,7 +53,8 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
     out: a log-softmax and an in-place product forward; a softmax and two in-place passes
     backward (autograd's chain through the product, the sum and the log-softmax makes about
     twice the passes over ``[B, n]``, and an ``exp`` of the saved log-softmax is slower on CPU
-    than a fresh softmax). Differentiable once, in the scores only."""
+    than a fresh softmax). In the scores only; under ``create_graph=True`` the backward runs
+    out of place, so it is differentiated again exactly."""
 
     @staticmethod
     def forward(ctx: Any, scores: Tensor, target: Tensor) -> Tensor:
@@ -63,6 +65,9 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         scores, target = ctx.saved_tensors
         grad = grad.unsqueeze(-1)
+        if torch.is_grad_enabled():  # create_graph: out of place, so it differentiates again
+            out = torch.softmax(scores, dim=-1) * (target.sum(-1, keepdim=True) * grad)
+            return out - target * grad, None
         out = torch.softmax(scores, dim=-1).mul_(target.sum(-1, keepdim=True) * grad)
         return out.addcmul_(target, grad, value=-1.0), None
 
@@ -483,6 +488,9 @@ class _SinkhornGains(torch.autograd.Function):
         return u * weighted
 
     @staticmethod
+    @first_order_backward(
+        "neural_ndcg_loss (its Sinkhorn reverse pass)", "another loss for second derivatives"
+    )
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         kernel, transposed, gains, weighted, us, vs = ctx.saved_tensors
         iterations = ctx.iterations

@@ -48,6 +48,7 @@ import triton  # type: ignore[import-untyped]
 import triton.language as tl  # type: ignore[import-untyped]
 from torch import Tensor
 
+from rankloss._core.autograd import first_order_backward
 from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
 
@@ -489,6 +490,7 @@ class _Fused(torch.autograd.Function):
         return value, valid_bool
 
     @staticmethod
+    @first_order_backward("contrastive losses with impl='triton'", "impl='torch'")
     def backward(
         ctx: Any, grad_value: Tensor, _grad_valid: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor, None, None, None]:

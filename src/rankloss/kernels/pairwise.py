@@ -37,7 +37,8 @@ import torch
 import triton  # type: ignore[import-untyped]
 import triton.language as tl  # type: ignore[import-untyped]
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+
+from rankloss._core.autograd import first_order_backward
 
 __all__ = ["KERNEL_WEIGHTS", "DEFAULT_BLOCK", "triton_pair_sums"]
 
@@ -187,7 +188,7 @@ class _TritonPairSums(torch.autograd.Function):
         return total, count
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward("pairwise losses with impl='triton'", "impl='torch'")
     def backward(ctx: Any, grad_total: Tensor, grad_count: Tensor) -> tuple[Tensor | None, ...]:
         grad, rows = ctx.saved_tensors
         g = grad_total.unsqueeze(-1)
