@@ -1074,12 +1074,22 @@ class DataSource:
         """The main file."""
         return Path(self.files["path"])
 
+    def _file_keys(self) -> list[str]:
+        """One entry per file: its role, the suffixes of its name (which decide how it is
+        parsed: ``.csv`` is comma-separated, ``.tsv`` tab-separated, ``.gz`` gzipped) and the
+        SHA-256 of its bytes, in sorted role order."""
+        return [
+            f"{role}\0{''.join(Path(self.files[role]).suffixes)}\0{sha256sum(self.files[role])}\0"
+            for role in sorted(self.files)
+        ]
+
     def digest(self, options: Mapping[str, Any] | None = None) -> str:
-        """SHA-256 over the format, every file's bytes (by role) and the options."""
+        """SHA-256 over the format, every file's role, name suffixes and bytes, and the
+        options: everything that decides the parsed data."""
         h = hashlib.sha256()
         h.update(f"rankloss-parsed-{CACHE_VERSION}\0{self.format}\0".encode())
-        for role in sorted(self.files):
-            h.update(f"{role}\0{sha256sum(self.files[role])}\0".encode())
+        for key in self._file_keys():
+            h.update(key.encode())
         merged = dict(self.options if options is None else options)
         h.update(json.dumps(merged, sort_keys=True, default=str).encode())
         return h.hexdigest()
@@ -1088,10 +1098,12 @@ class DataSource:
         """``"name.ext (format, sha256 1a2b3c4d5e6f)"``: which file, and which bytes of it;
         with options, ``"name.ext (format, sha256 1a2b3c4d5e6f, options 9f8e7d)"`` (the first 6
         hex digits of the SHA-256 of the options), so other options (a split, a threshold, a
-        seed) make another label."""
+        seed) make another label. The file hash covers every file with its role and name
+        suffixes, so the same file given as ``test`` or as ``valid`` (or as ``.csv`` or as
+        ``.tsv``) makes another label."""
         digest = hashlib.sha256()
-        for role in sorted(self.files):
-            digest.update(sha256sum(self.files[role]).encode())
+        for key in self._file_keys():
+            digest.update(key.encode())
         options = ""
         if self.options:
             text = json.dumps(dict(self.options), sort_keys=True, default=str)
