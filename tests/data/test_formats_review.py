@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import io
 
-from rankloss.data.formats import DataSource, data_source
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rankloss.data.formats import DataSource, data_source, table_dataset, vectors_dataset
 from rankloss.data.types import DataFormatError
 
 
@@ -51,3 +55,33 @@ def test_cache_key_covers_the_file_suffix(tmp_path):
     csv_source.load(validation_fraction=0.0)
     with pytest.raises(DataFormatError, match="a.tsv"):  # tab-separated: no column "qid"
         tsv_source.load(validation_fraction=0.0)
+
+
+# ---------------------------------------------------------------------------- 2: columns by name
+def test_table_test_file_columns_are_matched_by_name(tmp_path):
+    text = _table_text(seed=3)
+    (tmp_path / "train.csv").write_text(text)
+    frame = pd.read_csv(io.StringIO(text))
+    frame[["f2", "label", "qid", "f1"]].to_csv(tmp_path / "test.csv", index=False)
+    ds = table_dataset(tmp_path / "train.csv", test=tmp_path / "test.csv", validation_fraction=0)
+    same = table_dataset(tmp_path / "train.csv", test=tmp_path / "train.csv", validation_fraction=0)
+    assert torch.equal(ds.test.features, same.test.features)
+    assert torch.equal(ds.test.labels, same.test.labels)
+    frame.rename(columns={"f2": "g2"}).to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(DataFormatError, match=r"other\.csv:1: .*missing \['f2'\].*extra \['g2'\]"):
+        table_dataset(tmp_path / "train.csv", test=tmp_path / "other.csv")
+
+
+def test_vectors_test_file_columns_are_matched_by_name(tmp_path):
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=12), "b": rng.normal(size=12) + 10, "label": np.arange(12) % 3}
+    )
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    frame[["label", "b", "a"]].to_csv(tmp_path / "test.csv", index=False)
+    ds = vectors_dataset(tmp_path / "train.csv", test=tmp_path / "test.csv")
+    want = torch.tensor(frame[["a", "b"]].to_numpy(), dtype=torch.float32)
+    assert torch.allclose(ds.test.x, want)
+    frame.rename(columns={"b": "c"}).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(DataFormatError, match=r"other\.parquet: .*missing \['b'\]"):
+        vectors_dataset(tmp_path / "train.csv", test=tmp_path / "other.parquet")

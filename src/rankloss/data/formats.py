@@ -277,6 +277,24 @@ class _Table:
             return DataFormatError(self.path, None, f"row {row + 1}: {message}")
         return DataFormatError(self.path, int(self.lines[row]), message)
 
+    def header_error(self, message: str) -> DataFormatError:
+        """An error about the columns: at line 1 (the header) of a text file."""
+        return DataFormatError(self.path, None if self.lines is None else 1, message)
+
+    def same_columns(self, reference: _Table) -> None:
+        """Refuse unless this table has the columns of ``reference`` (in any order).
+
+        Raises:
+            DataFormatError: naming this file, the columns it lacks and those it adds.
+        """
+        missing = [c for c in reference.columns if c not in self.values]
+        extra = [c for c in self.columns if c not in reference.values]
+        if missing or extra:
+            raise self.header_error(
+                f"columns differ from those of {reference.path.name}: missing {missing}, "
+                f"extra {extra} (columns are matched by name)"
+            )
+
     def column(self, name: str, role: str) -> np.ndarray:
         if name not in self.values:
             raise DataFormatError(
@@ -378,17 +396,29 @@ def _ids(values: np.ndarray) -> np.ndarray:
         return np.unique(values.astype(str), return_inverse=True)[1].astype(np.int64)
 
 
+def _feature_names(
+    table: _Table, *, query: str, label: str, features: Sequence[str] | None, skip: Sequence[str]
+) -> list[str]:
+    """``features``, or every numeric column of ``table`` but the query, label and ``skip``
+    columns, in the table's order.
+
+    Raises:
+        DataFormatError: no numeric feature column (the file).
+    """
+    if features is not None:
+        return list(features)
+    names = [c for c in table.columns if c not in (query, label, *skip) and table.is_numeric(c)]
+    if not names:
+        raise DataFormatError(table.path, None, f"no numeric feature column in {table.columns}")
+    return names
+
+
 def _table_split(
     table: _Table, *, query: str, label: str, features: Sequence[str] | None, skip: Sequence[str]
 ) -> LTRSplit:
     qid = _ids(table.column(query, "query"))
     labels = table.numeric(label, "label")
-    if features is None:
-        names = [c for c in table.columns if c not in (query, label, *skip) and table.is_numeric(c)]
-        if not names:
-            raise DataFormatError(table.path, None, f"no numeric feature column in {table.columns}")
-    else:
-        names = list(features)
+    names = _feature_names(table, query=query, label=label, features=features, skip=skip)
     x = np.stack([table.numeric(c, "feature") for c in names], axis=1).astype(np.float32)
     layout = ListLayout.from_query_ids(torch.from_numpy(qid))
     return LTRSplit(
@@ -422,13 +452,16 @@ def table_dataset(
             :func:`svmlight_dataset`.
         query: the query-id column (integers, or any strings).
         label: the relevance column (finite numbers).
-        features: the feature columns; default every other numeric column (for a text file,
-            every other column whose first value is a number).
+        features: the feature columns; default every other numeric column of ``path`` (for a
+            text file, every other column whose first value is a number). The ``valid`` and
+            ``test`` files' columns are matched to these by name, in any order.
         sep: the delimiter of a text file (default ``,`` for ``.csv``, else tab).
 
     Raises:
         DataFormatError: a missing column, a value that is not a finite number, a row with the
-            wrong number of fields (file and line; parquet: file and row).
+            wrong number of fields (file and line; parquet: file and row); without
+            ``features``, a ``valid`` or ``test`` file whose columns are not those of ``path``
+            (the file and the columns).
     """
     where = "table_dataset"
     _check_ltr_options(
@@ -440,16 +473,16 @@ def table_dataset(
             "normalize": normalize,
         },
     )
-    splits = {
-        role: _table_split(
-            _read_table(p, sep), query=query, label=label, features=features, skip=()
-        )
-        for role, p in (("train", path), ("valid", valid), ("test", test))
-        if p is not None
-    }
-    widths = {s.num_features for s in splits.values()}
-    if len(widths) > 1:
-        raise DataFormatError(path, None, f"the files have different feature columns {widths}")
+    train = _read_table(path, sep)
+    names = _feature_names(train, query=query, label=label, features=features, skip=())
+    splits = {"train": _table_split(train, query=query, label=label, features=names, skip=())}
+    for role, p in (("valid", valid), ("test", test)):
+        if p is None:
+            continue
+        table = _read_table(p, sep)
+        if features is None:  # the training file's feature columns, matched by name
+            table.same_columns(train)
+        splits[role] = _table_split(table, query=query, label=label, features=names, skip=())
     return _ltr_splits(
         splits["train"],
         splits.get("valid"),
@@ -640,22 +673,45 @@ def vectors_from_arrays(
 
 
 def _read_vectors(
-    path: Path, *, label: str, x_key: str, header: bool, shape: Sequence[int] | None, scale: float
-) -> LabelledSplit:
+    path: Path,
+    *,
+    label: str,
+    x_key: str,
+    header: bool,
+    shape: Sequence[int] | None,
+    scale: float,
+    reference: _Table | None = None,
+) -> tuple[LabelledSplit, _Table | None]:
+    """The samples of one file, and its table when it has named columns.
+
+    Args:
+        reference: the training file's table; this file's value columns are then matched to
+            its columns by name (in any order).
+
+    Returns:
+        ``(samples, table)``; ``table`` is None for ``.npz`` and headerless CSV files.
+
+    Raises:
+        DataFormatError: a malformed file; a file whose columns are not those of
+            ``reference`` (the file and the columns).
+    """
     if path.suffix == ".npz":
-        return read_labelled(path, x_key=x_key, y_key=label, shape=shape, scale=scale)
+        split = read_labelled(path, x_key=x_key, y_key=label, shape=shape, scale=scale)
+        return split, None
     if header or path.suffix == ".parquet" or ".parquet" in path.suffixes:
         table = _read_table(path)
         y = table.numeric(label, "label")
         bad = np.flatnonzero(y != np.round(y))
         if len(bad):
             raise table.error(int(bad[0]), f"label {float(y[bad[0]])!r} is not an integer")
-        names = [c for c in table.columns if c != label]
+        if reference is not None:
+            table.same_columns(reference)
+        names = [c for c in (reference or table).columns if c != label]
         x = np.stack([table.numeric(c, "value") for c in names], axis=1).astype(np.float32)
         xt = reshape_samples(path, torch.from_numpy(x) / scale, shape)
-        return LabelledSplit(xt, torch.from_numpy(y.astype(np.int64)))
+        return LabelledSplit(xt, torch.from_numpy(y.astype(np.int64))), table
     column = int(label) if label.lstrip("-").isdigit() else -1
-    return read_labelled(path, label_column=column, shape=shape, scale=scale)
+    return read_labelled(path, label_column=column, shape=shape, scale=scale), None
 
 
 def vectors_dataset(
@@ -678,7 +734,8 @@ def vectors_dataset(
     column number), every other column a value.
 
     Args:
-        test: an optional test file (else a stratified ``test_fraction`` of ``path``).
+        test: an optional test file (else a stratified ``test_fraction`` of ``path``); its
+            columns (parquet, CSV with a header) are matched to ``path``'s by name.
         shape: reshape each sample (e.g. ``[1, 28, 28]`` for images).
         scale: divide every value by this (255 for pixels).
 
@@ -690,13 +747,20 @@ def vectors_dataset(
     path = Path(path)
     if path.suffix == ".npz" and label == "label":
         label = "y"
-    read = {
-        role: _read_vectors(
-            Path(p), label=label, x_key=x_key, header=header, shape=shape, scale=scale
-        )
-        for role, p in (("train", path), ("test", test))
-        if p is not None
-    }
+    train, columns = _read_vectors(
+        path, label=label, x_key=x_key, header=header, shape=shape, scale=scale
+    )
+    read = {"train": train}
+    if test is not None:  # named columns are matched to the training file's by name
+        read["test"] = _read_vectors(
+            Path(test),
+            label=label,
+            x_key=x_key,
+            header=header,
+            shape=shape,
+            scale=scale,
+            reference=columns,
+        )[0]
     test_split = read.get("test")
     if (
         test is not None
