@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from rankloss.data import read_interactions
 from rankloss.data.formats import DataSource, data_source, table_dataset, vectors_dataset
 from rankloss.data.types import DataFormatError
 
@@ -85,3 +86,20 @@ def test_vectors_test_file_columns_are_matched_by_name(tmp_path):
     frame.rename(columns={"b": "c"}).to_parquet(tmp_path / "other.parquet")
     with pytest.raises(DataFormatError, match=r"other\.parquet: .*missing \['b'\]"):
         vectors_dataset(tmp_path / "train.csv", test=tmp_path / "other.parquet")
+
+
+# ---------------------------------------------------------------------------- 3: interaction ids
+def test_interaction_ids_written_differently_stay_distinct(tmp_path):
+    users = ["01", "1", "1_0", "10", "+1", " 1"]
+    lines = ["user,item,rating"] + [f"{u},{i},1" for u in users for i in ("5", "6")]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    inter, user_map, item_map = read_interactions(tmp_path / "r.csv")
+    assert len(user_map) == 6 and sorted(user_map.ids.tolist()) == sorted(users)
+    assert item_map.ids.tolist() == [5, 6]  # exact integers stay integers
+
+
+def test_interaction_ids_beyond_int64_are_kept_as_text(tmp_path):
+    (tmp_path / "r.csv").write_text("user,item\n99999999999999999999,1\n1,1\n1,2\n")
+    inter, user_map, _ = read_interactions(tmp_path / "r.csv")
+    assert sorted(user_map.ids.tolist()) == ["1", "99999999999999999999"]
+    assert len(inter) == 3

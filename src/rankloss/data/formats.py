@@ -56,6 +56,7 @@ from rankloss.data.datasets import (
 )
 from rankloss.data.loaders import (
     MAX_FEATURES,
+    _exact_int,
     _read_qrels,
     _text_lines,
     read_interactions,
@@ -371,18 +372,6 @@ def _read_table(path: PathLike, sep: str | None = None) -> _Table:
     table = np.asarray(rows, dtype=str)
     values = {c: table[:, i] for i, c in enumerate(columns)}
     return _Table(path, columns, values, np.asarray(lines))
-
-
-def _exact_int(value: object) -> int:
-    """``value`` as the integer it is exactly (``3``, ``3.0``, ``"3"``); a ``ValueError`` for
-    anything else (``1.5``, ``"01"``, ``"+3"``, ``"q1"``), so distinct ids never merge."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and str(number := int(value)) == value:
-        return number
-    raise ValueError(f"{value!r} is not an integer id")
 
 
 def _ids(values: np.ndarray) -> np.ndarray:

@@ -415,11 +415,25 @@ def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | N
     )
 
 
+def _exact_int(value: object) -> int:
+    """``value`` as the integer it is exactly (``3``, ``3.0``, ``"3"``); a ``ValueError`` for
+    anything else (``1.5``, ``"01"``, ``"+3"``, ``"q1"``), so distinct ids never merge."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and str(number := int(value)) == value:
+        return number
+    raise ValueError(f"{value!r} is not an integer id")
+
+
 def _as_ids(values: list[str]) -> np.ndarray:
-    """Integer ids when every value is an integer, else the strings."""
+    """Integer ids when every value is exactly an integer's text in int64's range (``"7"``,
+    not ``"07"``, ``"+7"``, ``"7_0"`` or ``" 7"``), else the strings, so that two ids are one
+    only when they are written the same."""
     try:
-        return np.asarray([int(v) for v in values], dtype=np.int64)
-    except ValueError:
+        return np.asarray([_exact_int(v) for v in values], dtype=np.int64)
+    except (ValueError, OverflowError):
         return np.asarray(values)
 
 
