@@ -103,3 +103,14 @@ def test_interaction_ids_beyond_int64_are_kept_as_text(tmp_path):
     inter, user_map, _ = read_interactions(tmp_path / "r.csv")
     assert sorted(user_map.ids.tolist()) == ["1", "99999999999999999999"]
     assert len(inter) == 3
+
+
+# ---------------------------------------------------------------------------- 4: byte order mark
+def test_a_byte_order_mark_is_not_part_of_the_first_header_name(tmp_path):
+    text = "time,user,item\n30,1,1\n20,1,2\n10,2,1\n"
+    (tmp_path / "r.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    inter, _, _ = read_interactions(tmp_path / "r.csv")
+    assert inter.time.tolist() == [30.0, 20.0, 10.0]
+    (tmp_path / "t.csv").write_bytes(b"\xef\xbb\xbf" + _table_text().encode())
+    ds = table_dataset(tmp_path / "t.csv", validation_fraction=0)
+    assert ds.train.num_features == 2

@@ -60,7 +60,9 @@ _DECOMPRESS_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 def _text_lines(path: PathLike) -> Iterator[str]:
-    """The lines of a text file (gzipped when it ends in ``.gz``), decoded as UTF-8.
+    """The lines of a text file (gzipped when it ends in ``.gz``), decoded as UTF-8; a byte
+    order mark at the start of the file is dropped (``utf-8-sig``), so it never becomes part of
+    the first header name.
 
     Invalid UTF-8 and a truncated or corrupt ``.gz`` raise :class:`DataFormatError` naming
     the file and line, instead of a bare ``UnicodeDecodeError`` / ``EOFError``.
@@ -71,7 +73,7 @@ def _text_lines(path: PathLike) -> Iterator[str]:
         with opener(path, "rb") as f:
             for lineno, raw in enumerate(f, 1):
                 try:
-                    yield raw.decode("utf-8")
+                    yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 except UnicodeDecodeError as err:
                     raise DataFormatError(
                         path, lineno, f"invalid UTF-8 at byte {err.start} of the line"
