@@ -114,3 +114,10 @@ def test_a_byte_order_mark_is_not_part_of_the_first_header_name(tmp_path):
     (tmp_path / "t.csv").write_bytes(b"\xef\xbb\xbf" + _table_text().encode())
     ds = table_dataset(tmp_path / "t.csv", validation_fraction=0)
     assert ds.train.num_features == 2
+
+
+# ---------------------------------------------------------------------------- 5: duplicate columns
+def test_a_column_named_twice_is_refused(tmp_path):
+    (tmp_path / "t.csv").write_text("qid,label,f,f\n1,1,0.5,2\n1,0,0.1,3\n2,1,0.2,4\n2,0,0.3,5\n")
+    with pytest.raises(DataFormatError, match=r"t\.csv:1: column 'f' appears twice"):
+        table_dataset(tmp_path / "t.csv", test_fraction=0.5, validation_fraction=0)

@@ -333,6 +333,19 @@ class _Table:
         return True
 
 
+def _unique_columns(path: Path, line: int | None, columns: list[str]) -> None:
+    """Refuse a header that names a column twice (the second would hide the first).
+
+    Raises:
+        DataFormatError: the file, ``line`` (the header's; None for parquet) and the name.
+    """
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            raise DataFormatError(path, line, f"column {name!r} appears twice in the header")
+        seen.add(name)
+
+
 def _read_table(path: PathLike, sep: str | None = None) -> _Table:
     """A parquet file, or a delimited text file with a header line (``,`` for ``.csv``,
     ``.csv.gz``, else tab unless ``sep``)."""
@@ -347,6 +360,7 @@ def _read_table(path: PathLike, sep: str | None = None) -> _Table:
         except Exception as error:  # noqa: BLE001 - pyarrow raises many types
             raise DataFormatError(path, None, f"not a readable parquet file ({error})") from None
         columns = [str(c) for c in frame.columns]
+        _unique_columns(path, None, columns)
         values = {c: frame.iloc[:, i].to_numpy() for i, c in enumerate(columns)}
         values = {c: v.astype(str) if v.dtype == object else v for c, v in values.items()}
         return _Table(path, columns, values, None)
@@ -357,6 +371,7 @@ def _read_table(path: PathLike, sep: str | None = None) -> _Table:
     if header is None or not any(h.strip() for h in header):
         raise DataFormatError(path, 1, "empty file (a header line is expected)")
     columns = [h.strip() for h in header]
+    _unique_columns(path, 1, columns)
     rows, lines = [], []
     for lineno, fields in enumerate(reader, 2):
         if not fields or (len(fields) == 1 and not fields[0].strip()):
@@ -447,8 +462,9 @@ def table_dataset(
         sep: the delimiter of a text file (default ``,`` for ``.csv``, else tab).
 
     Raises:
-        DataFormatError: a missing column, a value that is not a finite number, a row with the
-            wrong number of fields (file and line; parquet: file and row); without
+        DataFormatError: a missing column, a column named twice in a header, a value that is
+            not a finite number, a row with the wrong number of fields (file and line; parquet:
+            file and row); without
             ``features``, a ``valid`` or ``test`` file whose columns are not those of ``path``
             (the file and the columns).
     """
