@@ -121,3 +121,13 @@ def test_a_column_named_twice_is_refused(tmp_path):
     (tmp_path / "t.csv").write_text("qid,label,f,f\n1,1,0.5,2\n1,0,0.1,3\n2,1,0.2,4\n2,0,0.3,5\n")
     with pytest.raises(DataFormatError, match=r"t\.csv:1: column 'f' appears twice"):
         table_dataset(tmp_path / "t.csv", test_fraction=0.5, validation_fraction=0)
+
+
+# ---------------------------------------------------------------------------- 7: null query ids
+@pytest.mark.parametrize("null", [None, np.nan])
+def test_a_null_query_id_in_parquet_is_refused(tmp_path, null):
+    qids = ["a", "a", null, "b", "b", "c"] if null is None else [1.0, 1.0, null, 2.0, 2.0, 3.0]
+    frame = pd.DataFrame({"qid": qids, "label": [1, 0, 1, 0, 1, 0], "f": np.arange(6.0)})
+    frame.to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(DataFormatError, match=r"t\.parquet: row 3: query 'qid' is missing"):
+        table_dataset(tmp_path / "t.parquet", test_fraction=0.5, validation_fraction=0)

@@ -269,6 +269,7 @@ class _Table:
     columns: list[str]
     values: dict[str, np.ndarray]
     lines: np.ndarray | None  # the line of each row (text files); None: parquet rows
+    missing: dict[str, np.ndarray] = field(default_factory=dict)  # parquet nulls by column
 
     def __len__(self) -> int:
         return len(next(iter(self.values.values()))) if self.values else 0
@@ -302,6 +303,22 @@ class _Table:
                 self.path, None, f"no {role} column {name!r}; columns are {self.columns}"
             )
         return self.values[name]
+
+    def ids(self, name: str, role: str) -> np.ndarray:
+        """The column ``name`` as ids: every value present (no parquet null, no NaN).
+
+        Raises:
+            DataFormatError: a missing column, or the first row without an id (file and
+                line; parquet: file and row).
+        """
+        raw = self.column(name, role)
+        missing = self.missing.get(name)
+        if missing is None:
+            missing = np.isnan(raw) if raw.dtype.kind == "f" else np.zeros(len(raw), bool)
+        bad = np.flatnonzero(missing)
+        if len(bad):
+            raise self.error(int(bad[0]), f"{role} {name!r} is missing (null)")
+        return raw
 
     def numeric(self, name: str, role: str) -> np.ndarray:
         raw = self.column(name, role)
@@ -362,8 +379,9 @@ def _read_table(path: PathLike, sep: str | None = None) -> _Table:
         columns = [str(c) for c in frame.columns]
         _unique_columns(path, None, columns)
         values = {c: frame.iloc[:, i].to_numpy() for i, c in enumerate(columns)}
+        missing = {c: frame.iloc[:, i].isna().to_numpy() for i, c in enumerate(columns)}
         values = {c: v.astype(str) if v.dtype == object else v for c, v in values.items()}
-        return _Table(path, columns, values, None)
+        return _Table(path, columns, values, None, missing)
     if sep is None:
         sep = "," if path.name.endswith((".csv", ".csv.gz")) else "\t"
     reader = csv.reader(_text_lines(path), delimiter=sep)
@@ -420,7 +438,7 @@ def _feature_names(
 def _table_split(
     table: _Table, *, query: str, label: str, features: Sequence[str] | None, skip: Sequence[str]
 ) -> LTRSplit:
-    qid = _ids(table.column(query, "query"))
+    qid = _ids(table.ids(query, "query"))
     labels = table.numeric(label, "label")
     names = _feature_names(table, query=query, label=label, features=features, skip=skip)
     x = np.stack([table.numeric(c, "feature") for c in names], axis=1).astype(np.float32)
@@ -539,8 +557,8 @@ def trec_dataset(
     )
     judged = _read_qrels(Path(qrels))
     table = _read_table(path, sep)
-    queries = table.column(query, "query").astype(str)
-    docs = table.column(doc, "document").astype(str)
+    queries = table.ids(query, "query").astype(str)
+    docs = table.ids(doc, "document").astype(str)
     keep = np.asarray([q in judged for q in queries.tolist()], dtype=bool)
     if not keep.any():
         raise DataFormatError(path, None, f"no candidate of any query judged in {qrels}")
@@ -556,6 +574,7 @@ def trec_dataset(
         [*table.columns, "__label__"],
         values,
         None if table.lines is None else table.lines[rows],
+        {c: m[rows] for c, m in table.missing.items()},
     )
     split = _table_split(kept, query=query, label="__label__", features=features, skip=(doc,))
     return _ltr_splits(
