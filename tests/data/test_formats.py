@@ -163,7 +163,7 @@ def test_distinct_query_ids_stay_distinct_lists(tmp_path):
 
 
 def test_trec_qrels_and_features(tmp_path):
-    (tmp_path / "qrels.txt").write_text("1 0 d1 2\n1 0 d2 0\n2 0 d5 1\n3 0 dX 1\n")
+    (tmp_path / "qrels.txt").write_text("1 0 d1 2\n1 0 d2 0\n2 0 d5 1\n2 0 dX 1\n")
     rows = ["qid,docid,f1,f2"]
     rows += ["1,d1,0.5,1.0", "1,d2,0.1,0.2", "1,d3,0.3,0.3", "2,d4,1.0,0.0", "2,d5,2.0,1.0"]
     rows += ["9,d9,1.0,1.0"]  # a query with no judgement: dropped

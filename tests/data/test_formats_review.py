@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from rankloss.data import read_interactions
-from rankloss.data.formats import DataSource, data_source, table_dataset, vectors_dataset
+from rankloss.data.formats import (
+    DataSource,
+    data_source,
+    table_dataset,
+    trec_dataset,
+    vectors_dataset,
+)
 from rankloss.data.types import DataFormatError
 
 
@@ -131,3 +137,21 @@ def test_a_null_query_id_in_parquet_is_refused(tmp_path, null):
     frame.to_parquet(tmp_path / "t.parquet")
     with pytest.raises(DataFormatError, match=r"t\.parquet: row 3: query 'qid' is missing"):
         table_dataset(tmp_path / "t.parquet", test_fraction=0.5, validation_fraction=0)
+
+
+# ---------------------------------------------------------------------------- 8: trec candidates
+def test_trec_refuses_a_duplicate_candidate_row(tmp_path):
+    (tmp_path / "qrels.txt").write_text("1 0 d1 2\n2 0 d5 1\n")
+    rows = ["qid,docid,f", "1,d1,0.5", "1,d2,0.1", "2,d5,1.0", "1,d1,0.7", "2,d6,0.0"]
+    (tmp_path / "f.csv").write_text("\n".join(rows) + "\n")
+    match = r"f\.csv:5: a second row of query '1', document 'd1' \(the first is at line 2\)"
+    with pytest.raises(DataFormatError, match=match):
+        trec_dataset(tmp_path / "f.csv", qrels=tmp_path / "qrels.txt", test_fraction=0.5)
+
+
+def test_trec_refuses_a_judged_query_without_candidates(tmp_path):
+    (tmp_path / "qrels.txt").write_text("1 0 d1 2\n2 0 d5 1\n3 0 d9 1\n")
+    rows = ["qid,docid,f", "1,d1,0.5", "1,d2,0.1", "2,d5,1.0", "2,d6,0.0"]
+    (tmp_path / "f.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataFormatError, match=r"f\.csv: 1 query judged .* candidate row: '3'"):
+        trec_dataset(tmp_path / "f.csv", qrels=tmp_path / "qrels.txt", test_fraction=0.5)

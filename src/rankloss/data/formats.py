@@ -279,6 +279,10 @@ class _Table:
             return DataFormatError(self.path, None, f"row {row + 1}: {message}")
         return DataFormatError(self.path, int(self.lines[row]), message)
 
+    def where(self, row: int) -> str:
+        """``"line N"`` (text files) or ``"row N"`` (parquet) of ``row``."""
+        return f"row {row + 1}" if self.lines is None else f"line {int(self.lines[row])}"
+
     def header_error(self, message: str) -> DataFormatError:
         """An error about the columns: at line 1 (the header) of a text file."""
         return DataFormatError(self.path, None if self.lines is None else 1, message)
@@ -518,6 +522,23 @@ def table_dataset(
     )
 
 
+def _unique_candidates(table: _Table, queries: np.ndarray, docs: np.ndarray) -> None:
+    """Refuse a second row of one (query, document) pair.
+
+    Raises:
+        DataFormatError: the second row (file and line; parquet: row) and the first.
+    """
+    first: dict[tuple[str, str], int] = {}
+    for row, pair in enumerate(zip(queries.tolist(), docs.tolist())):
+        if pair in first:
+            raise table.error(
+                row,
+                f"a second row of query {pair[0]!r}, document {pair[1]!r} (the first is at "
+                f"{table.where(first[pair])})",
+            )
+        first[pair] = row
+
+
 def trec_dataset(
     path: PathLike,
     *,
@@ -538,12 +559,14 @@ def trec_dataset(
     whitespace-separated; BEIR's three-column TSV with a header also works); ``path`` is a
     table (parquet, or CSV/TSV with a header) with one row per (query, document) candidate:
     a ``query`` column, a ``doc`` column and the feature columns. A candidate's label is its
-    relevance in the qrels, 0 when unjudged; queries without any judgement are dropped.
+    relevance in the qrels, 0 when unjudged; queries without any judgement are dropped;
+    judgements of documents without a row are ignored, but a judged query must have a row.
     Splits are carved from the queries as in :func:`svmlight_dataset`.
 
     Raises:
         DataFormatError: a malformed qrels line or table row (file and line), a missing
-            column, or no candidate of a judged query.
+            column, a second row of one (query, document) pair (file and line, and the first
+            row's), or a judged query without any candidate row (the table and the queries).
     """
     where = "trec_dataset"
     _check_ltr_options(
@@ -559,9 +582,19 @@ def trec_dataset(
     table = _read_table(path, sep)
     queries = table.ids(query, "query").astype(str)
     docs = table.ids(doc, "document").astype(str)
+    _unique_candidates(table, queries, docs)
     keep = np.asarray([q in judged for q in queries.tolist()], dtype=bool)
     if not keep.any():
         raise DataFormatError(path, None, f"no candidate of any query judged in {qrels}")
+    absent = sorted(set(judged) - set(queries.tolist()))
+    if absent:
+        shown = ", ".join(repr(q) for q in absent[:5]) + (", ..." if len(absent) > 5 else "")
+        raise DataFormatError(
+            path,
+            None,
+            f"{len(absent)} quer{'y' if len(absent) == 1 else 'ies'} judged in {qrels} "
+            f"without any candidate row: {shown} (remove their judgements or add their rows)",
+        )
     relevance = np.asarray(
         [judged.get(q, {}).get(d, 0) for q, d in zip(queries.tolist(), docs.tolist())],
         dtype=np.float64,
