@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rankloss.data import read_interactions
+from rankloss.data import read_interactions, split_interactions
 from rankloss.data.formats import (
     DataSource,
     data_source,
@@ -17,7 +17,7 @@ from rankloss.data.formats import (
     trec_dataset,
     vectors_dataset,
 )
-from rankloss.data.types import DataFormatError
+from rankloss.data.types import DataFormatError, Interactions
 
 
 @pytest.fixture(autouse=True)
@@ -155,3 +155,21 @@ def test_trec_refuses_a_judged_query_without_candidates(tmp_path):
     (tmp_path / "f.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(DataFormatError, match=r"f\.csv: 1 query judged .* candidate row: '3'"):
         trec_dataset(tmp_path / "f.csv", qrels=tmp_path / "qrels.txt", test_fraction=0.5)
+
+
+# ---------------------------------------------------------------------------- 9: ratio counts
+@pytest.mark.parametrize(("fraction", "count"), [(0.29, 100), (0.07, 100), (0.57, 100)])
+def test_ratio_split_holds_the_documented_count(fraction, count):
+    """``floor(fraction * count)``: 0.29 * 100 is 28.999999999999996 in floating point."""
+    users = torch.zeros(count, dtype=torch.long)
+    inter = Interactions(users, torch.arange(count), torch.ones(count), torch.arange(count) * 1.0)
+    ds = split_interactions(
+        inter,
+        1,
+        count,
+        split="ratio",
+        test_fraction=fraction,
+        validation_fraction=0.0,
+        feedback="graded",
+    )
+    assert len(ds.test) == round(fraction * count)

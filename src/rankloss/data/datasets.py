@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,8 @@ def split_interactions(
     * ``"ratio"``: per user, a seeded random split of the user's interactions into
       ``1 - test_fraction - validation_fraction`` : ``validation_fraction`` :
       ``test_fraction`` (RecBole's ``RS`` split grouped by user, 8:1:1 with fractions 0.1 and
-      0.1). The held-out counts are ``floor(fraction * count)``, raised to 1 while the user keeps
+      0.1). The held-out counts are ``floor(fraction * count)`` (computed exactly on the
+      fraction as written: ``0.29`` of 100 is 29), raised to 1 while the user keeps
       at least one training interaction, test first: every user with 3 or more interactions has
       at least one in each split, a user with 2 has one training and one test interaction, a
       user with 1 has only a training interaction.
@@ -191,6 +193,20 @@ def split_interactions(
     )
 
 
+def _decimal(fraction: float) -> Fraction:
+    """``fraction`` as the decimal number it is written as (``0.29`` is exactly 29/100), so that
+    ``floor(fraction * count)`` is not cut short by binary rounding (``0.29 * 100`` is
+    ``28.999999999999996`` in floating point).
+
+    Args:
+        fraction: a finite number.
+
+    Returns:
+        The exact rational value of the shortest decimal text of ``fraction``.
+    """
+    return Fraction(str(float(fraction)))
+
+
 def _ratio_split(
     inter: Interactions, test_fraction: float, validation_fraction: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -213,11 +229,12 @@ def _ratio_split(
     for total in counts.tolist():
         rows = order[start : start + total]
         start += total
-        held = [math.floor(test_fraction * total), math.floor(validation_fraction * total)]
-        for i, fraction in enumerate((test_fraction, validation_fraction)):
+        exact = [_decimal(f) * total for f in (test_fraction, validation_fraction)]
+        held = [math.floor(share) for share in exact]
+        for i, share in enumerate(exact):
             if total - sum(held) <= 1:
                 break
-            if 0 < fraction * total < 1:
+            if 0 < share < 1:
                 held[i] += 1
         n_test, n_val = held
         n_train = total - n_test - n_val
