@@ -173,3 +173,15 @@ def test_ratio_split_holds_the_documented_count(fraction, count):
         feedback="graded",
     )
     assert len(ds.test) == round(fraction * count)
+
+
+# ---------------------------------------------------------------------------- 12: npz label key
+def test_vectors_npz_uses_an_explicit_label_key(tmp_path):
+    x = np.arange(24, dtype=np.float32).reshape(12, 2)
+    wrong, right = np.zeros(12, np.int64), np.arange(12) % 3
+    np.savez(tmp_path / "v.npz", x=x, y=wrong, label=right)
+    ds = vectors_dataset(
+        tmp_path / "v.npz", label="label", test_fraction=0.5, validation_fraction=0
+    )
+    assert len(ds.class_names) == 3
+    assert len(vectors_dataset(tmp_path / "v.npz", test_fraction=0.5).class_names) == 1

@@ -775,7 +775,7 @@ def vectors_dataset(
     path: PathLike,
     *,
     test: PathLike | None = None,
-    label: str = "label",
+    label: str | None = None,
     x_key: str = "x",
     header: bool = True,
     shape: Sequence[int] | None = None,
@@ -786,11 +786,13 @@ def vectors_dataset(
     card: DatasetCard | None = None,
 ) -> LabelledDataset:
     """Labelled vectors or images: ``.npz`` with arrays ``x_key`` and ``label`` (default
-    ``"x"`` and, for ``.npz``, ``"y"``), or parquet / CSV with a label column (``label``; a
-    CSV without a header line, ``header=False``, has its label last unless ``label`` is a
-    column number), every other column a value.
+    ``"x"`` and, for ``.npz``, ``"y"``), or parquet / CSV with a label column (``label``,
+    default ``"label"``; a CSV without a header line, ``header=False``, has its label last
+    unless ``label`` is a column number), every other column a value.
 
     Args:
+        label: the label array (``.npz``) or column; None for the defaults above. A name
+            given explicitly is used as given, also ``"label"`` in a ``.npz``.
         test: an optional test file (else a stratified ``test_fraction`` of ``path``); its
             columns (parquet, CSV with a header) are matched to ``path``'s by name.
         shape: reshape each sample (e.g. ``[1, 28, 28]`` for images).
@@ -802,8 +804,8 @@ def vectors_dataset(
     where = "vectors_dataset"
     params.positive(where, "scale", scale)
     path = Path(path)
-    if path.suffix == ".npz" and label == "label":
-        label = "y"
+    if label is None:
+        label = "y" if path.suffix == ".npz" else "label"
     train, columns = _read_vectors(
         path, label=label, x_key=x_key, header=header, shape=shape, scale=scale
     )
