@@ -705,6 +705,10 @@ def vectors_from_arrays(
     Labels are renumbered ``0..C-1`` in sorted order of the given labels (``class_names``
     defaults to the given labels as text), so the retrieval task's class-disjoint cut (train on
     classes ``< train_classes``, retrieve the others) follows the label order.
+
+    Raises:
+        ValueError: a fraction outside ``[0, 1)``, or an empty training or test split (too few
+            samples per class for the fractions; the message gives every split's size).
     """
     where = "vectors_from_arrays"
     _fraction(where, "test_fraction", test_fraction)
@@ -717,7 +721,7 @@ def vectors_from_arrays(
     y = inverse[: len(y)]
     if test is not None:
         test = (test[0], inverse[len(ys[0]) :])
-    return _image_dataset(
+    data = _image_dataset(
         x,
         y,
         test=test,
@@ -726,6 +730,29 @@ def vectors_from_arrays(
         seed=seed,
         card=card,  # type: ignore[arg-type]
         class_names=class_names,
+    )
+    _check_samples(data)
+    return data
+
+
+def _check_samples(data: LabelledDataset) -> None:
+    """Refuse a data set whose training or test split is empty (nothing to train on or to
+    evaluate; each class's share of a split is rounded, so few samples per class can leave a
+    split empty).
+
+    Raises:
+        ValueError: naming every split's number of samples.
+    """
+    valid = data.validation
+    if len(data.train.y) and len(data.test.y):
+        return
+    sizes = (
+        f"train {len(data.train.y)}, validation {0 if valid is None else len(valid.y)}, "
+        f"test {len(data.test.y)}"
+    )
+    raise ValueError(
+        f"a split holds no sample ({sizes} samples; each class's share is rounded); "
+        "give more samples per class, larger fractions or a test file"
     )
 
 
@@ -800,6 +827,10 @@ def vectors_dataset(
 
     Returns:
         A :class:`LabelledDataset` split as :func:`vectors_from_arrays` says.
+
+    Raises:
+        DataFormatError: a malformed file (the file, and the line where there is one).
+        ValueError: an empty training or test split (see :func:`vectors_from_arrays`).
     """
     where = "vectors_dataset"
     params.positive(where, "scale", scale)
