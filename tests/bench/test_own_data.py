@@ -256,3 +256,66 @@ def test_a_files_own_split_and_threshold_win_and_the_notes_say_so(tmp_path: Path
     assert main([*argv, "--out", str(out), "--no-progress", "--no-plots"]) == 0
     (run,) = json.loads((out / "results.json").read_text())["runs"]
     assert "rating >= 3; split 'leave-last-out'" in run["notes"]
+
+
+OWN_CONFIG = """
+[bench]
+seeds = [0]
+
+[[suite]]
+name = "mine"
+base = "{base}"
+dataset = {dataset}
+"""
+
+
+def _bad_inputs(folder: Path) -> list[tuple[str, str, str]]:
+    """``(base suite, dataset table, expected message)`` of files the loaders refuse."""
+    import gzip
+
+    import pandas as pd
+
+    _ratings(folder / "r.csv")
+    frame = pd.read_csv(folder / "r.csv")
+    frame["user"] = frame["user"].astype(object).where(frame.index != 1, None)
+    frame.to_parquet(folder / "r.parquet")
+    features = ["qid,docid,f"] + [f"{q},d{d},{d / 10}" for q in range(1, 7) for d in range(4)]
+    (folder / "f.csv").write_text("\n".join(features) + "\n")
+    judged = "".join(f"{q} 0 d0 1\n" for q in range(1, 7)).encode()
+    (folder / "q.txt.gz").write_bytes(gzip.compress(judged)[:-12])
+    (folder / "q.txt").write_bytes(judged[:10] + b"\xff" + judged[10:])
+    np.savez(folder / "v.npz", x=np.ones((20, 3)), y=np.array(list("ab") * 10))
+    return [
+        (
+            "recsys",
+            '{ path = "r.csv", format = "interactions", user = "usr" }',
+            "r.csv:1: no user column 'usr'",
+        ),
+        (
+            "recsys",
+            '{ path = "r.parquet", format = "interactions" }',
+            "r.parquet: row 2: user id is missing",
+        ),
+        (
+            "ltr",
+            '{ path = "f.csv", qrels = "q.txt.gz", format = "trec" }',
+            "q.txt.gz: compressed data is truncated",
+        ),
+        ("ltr", '{ path = "f.csv", qrels = "q.txt", format = "trec" }', "q.txt:2: invalid UTF-8"),
+        ("retrieval", '{ path = "v.npz", format = "vectors" }', "v.npz: labels 'y' hold <U1"),
+    ]
+
+
+@pytest.mark.badinput("bench")
+@pytest.mark.parametrize("case", range(5))
+def test_bad_files_are_one_line_refusals(tmp_path: Path, capsys, case: int) -> None:
+    (tmp_path / "conf").mkdir()
+    base, dataset, match = _bad_inputs(tmp_path / "conf")[case]
+    path = tmp_path / "conf" / "bench.toml"
+    path.write_text(OWN_CONFIG.format(base=base, dataset=dataset))
+    with pytest.raises(SystemExit) as error:
+        main(["bench", "--config", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert error.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and message.startswith(f"rankloss bench: {path}: ")
+    assert f"{tmp_path / 'conf'}/{match}" in message

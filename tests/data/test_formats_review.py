@@ -187,7 +187,7 @@ def test_vectors_npz_uses_an_explicit_label_key(tmp_path):
     assert len(vectors_dataset(tmp_path / "v.npz", test_fraction=0.5).class_names) == 1
 
 
-# ---------------------------------------------------------------------------- 10: empty vectors split
+# ---------------------------------------------------------------------------- 10: empty split
 def test_vectors_refuse_an_empty_test_split(tmp_path):
     """3 classes x 2 samples: a quarter of 2 rounds to 0 in every class."""
     frame = pd.DataFrame({"a": np.arange(6.0), "label": [0, 0, 1, 1, 2, 2]})

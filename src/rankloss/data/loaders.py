@@ -276,10 +276,19 @@ def _strip_type(name: str) -> str:
     return name.split(":", 1)[0].strip()
 
 
-def _pick(header: list[str], role: str, given: str | None) -> int | None:
+def _pick(
+    path: Path, line: int | None, header: list[str], role: str, given: str | None
+) -> int | None:
+    """The index of ``role``'s column: ``given``, else the first of its usual names (None
+    when there is none).
+
+    Raises:
+        DataFormatError: ``given`` is not in ``header`` (the file, ``line`` (the header's;
+            None for parquet), the name and the columns).
+    """
     if given is not None:
         if given not in header:
-            raise KeyError(f"column {given!r} not found; columns are {header}")
+            raise DataFormatError(path, line, f"no {role} column {given!r}; columns are {header}")
         return header.index(given)
     for candidate in _DEFAULT_COLUMNS[role]:
         if candidate in header:
@@ -311,7 +320,8 @@ def read_interactions(
     Raises:
         DataFormatError: a line with the wrong number of fields, a rating/time that is not a
             finite number (``nan``, ``inf``), invalid UTF-8 or a truncated/corrupt ``.gz``, naming
-            the file and line (parquet: the row).
+            the file and line (parquet: the row); a null user or item id (parquet: the row); a
+            column named by ``user``/``item``/``rating``/``time`` that the header lacks.
     """
     path = Path(path)
     if not path.is_file():
@@ -324,10 +334,14 @@ def read_interactions(
         cols = [_strip_type(str(c)) for c in frame.columns]
         rows = [
             frame.iloc[:, i].to_numpy() if i is not None else None
-            for i in (_pick(cols, r, names[r]) for r in names)
+            for i in (_pick(path, None, cols, r, names[r]) for r in names)
         ]
         if rows[0] is None or rows[1] is None:
             raise DataFormatError(path, None, f"no user/item column among {cols}")
+        for r, values in zip(("user", "item"), rows[:2]):
+            missing = np.flatnonzero(pd.isna(values))
+            if len(missing):
+                raise DataFormatError(path, None, f"row {missing[0] + 1}: {r} id is missing (null)")
         for r, values in zip(("rating", "time"), rows[2:]):
             if values is None:
                 continue
@@ -367,7 +381,7 @@ def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | N
         raise DataFormatError(path, 1, "empty file")
     if header:
         cols = [_strip_type(c) for c in first]
-        index = {r: _pick(cols, r, names[r]) for r in names}
+        index = {r: _pick(path, 1, cols, r, names[r]) for r in names}
         if index["user"] is None or index["item"] is None:
             raise DataFormatError(path, 1, f"header has no user/item column: {cols}")
         width, start, rows = len(cols), 2, []
@@ -500,6 +514,10 @@ def read_labelled(
             row = int(np.flatnonzero(~finite)[0])
             raise DataFormatError(
                 path, None, f"{x_key!r}: sample {row} has a value that is not finite"
+            )
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+            raise DataFormatError(
+                path, None, f"labels {y_key!r} hold {y.dtype}, not integers (number the classes)"
             )
         if not np.all(np.isfinite(y)):
             raise DataFormatError(path, None, f"labels {y_key!r} are not all finite")
@@ -637,38 +655,38 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int | float]]:
     """BEIR TSV (``query-id corpus-id score`` with a header) or TREC (``qid 0 docid rel``).
 
     A relevance is an ``int`` when it is written as one, else a ``float``. A relevance that is
-    not a finite number, or a second judgment of a document for the same query, is a
-    :class:`DataFormatError` naming the file and the line (and the earlier line).
+    not a finite number, a second judgment of a document for the same query, invalid UTF-8 or
+    a truncated ``.gz`` is a :class:`DataFormatError` naming the file and the line (and the
+    earlier line).
     """
     qrels: dict[str, dict[str, int | float]] = {}
     lines: dict[tuple[str, str], int] = {}
-    with _open_text(path) as f:
-        for lineno, raw in enumerate(f, 1):
-            fields = raw.split()
-            if not fields:
-                continue
-            if lineno == 1 and not _is_float(fields[-1]) and "query" in fields[0].lower():
-                continue  # BEIR header: query-id corpus-id score
-            if len(fields) == 3:
-                q, d, r = fields
-            elif len(fields) == 4:
-                q, _, d, r = fields
-            else:
-                raise DataFormatError(
-                    path, lineno, f"expected 3 (BEIR) or 4 (TREC) fields, got {len(fields)}"
-                )
-            if not _is_float(r) or not math.isfinite(float(r)):
-                raise DataFormatError(path, lineno, f"relevance {r!r} is not a finite number")
-            if (q, d) in lines:
-                raise DataFormatError(
-                    path,
-                    lineno,
-                    f"a second judgment of document {d!r} for query {q!r} (the first is at "
-                    f"line {lines[q, d]})",
-                )
-            lines[q, d] = lineno
-            value = float(r)
-            qrels.setdefault(q, {})[d] = int(value) if value.is_integer() else value
+    for lineno, raw in enumerate(_text_lines(path), 1):
+        fields = raw.split()
+        if not fields:
+            continue
+        if lineno == 1 and not _is_float(fields[-1]) and "query" in fields[0].lower():
+            continue  # BEIR header: query-id corpus-id score
+        if len(fields) == 3:
+            q, d, r = fields
+        elif len(fields) == 4:
+            q, _, d, r = fields
+        else:
+            raise DataFormatError(
+                path, lineno, f"expected 3 (BEIR) or 4 (TREC) fields, got {len(fields)}"
+            )
+        if not _is_float(r) or not math.isfinite(float(r)):
+            raise DataFormatError(path, lineno, f"relevance {r!r} is not a finite number")
+        if (q, d) in lines:
+            raise DataFormatError(
+                path,
+                lineno,
+                f"a second judgment of document {d!r} for query {q!r} (the first is at "
+                f"line {lines[q, d]})",
+            )
+        lines[q, d] = lineno
+        value = float(r)
+        qrels.setdefault(q, {})[d] = int(value) if value.is_integer() else value
     return qrels
 
 
