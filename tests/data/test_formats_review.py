@@ -194,3 +194,14 @@ def test_vectors_refuse_an_empty_test_split(tmp_path):
     frame.to_csv(tmp_path / "v.csv", index=False)
     with pytest.raises(ValueError, match=r"a split holds no sample \(train 6, .*test 0 samples"):
         vectors_dataset(tmp_path / "v.csv", test_fraction=0.25, validation_fraction=0)
+
+
+# ---------------------------------------------------------------------------- 13: physical lines
+def test_errors_after_a_multi_line_field_name_the_physical_line(tmp_path):
+    text = 'qid,label,f,note\n1,1,0.5,"two\nlines"\n1,0,oops,x\n2,1,0.1,y\n'
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(DataFormatError, match=r"t\.csv:4: feature 'f' value 'oops'"):
+        table_dataset(tmp_path / "t.csv", features=["f"])
+    (tmp_path / "r.csv").write_text('user,item,rating,note\n1,1,5,"a\nb\nc"\n1,2,bad,x\n')
+    with pytest.raises(DataFormatError, match=r"r\.csv:5: rating 'bad' is not a number"):
+        read_interactions(tmp_path / "r.csv")

@@ -395,7 +395,10 @@ def _read_table(path: PathLike, sep: str | None = None) -> _Table:
     columns = [h.strip() for h in header]
     _unique_columns(path, 1, columns)
     rows, lines = [], []
-    for lineno, fields in enumerate(reader, 2):
+    end = reader.line_num  # the header's last line
+    for fields in reader:
+        # a quoted field may span lines: a record starts after the previous one ends
+        lineno, end = end + 1, reader.line_num
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue
         if len(fields) != len(columns):

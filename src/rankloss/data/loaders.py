@@ -384,7 +384,8 @@ def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | N
         index = {r: _pick(path, 1, cols, r, names[r]) for r in names}
         if index["user"] is None or index["item"] is None:
             raise DataFormatError(path, 1, f"header has no user/item column: {cols}")
-        width, start, rows = len(cols), 2, []
+        rows: list[list[str]] = []
+        width = len(cols)
     else:
         width = len(first)
         index = {
@@ -393,7 +394,7 @@ def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | N
             "rating": 2 if width > 2 else None,
             "time": 3 if width > 3 else None,
         }
-        start, rows = 1, [first]
+        rows = [first]
     out: dict[str, list] = {r: [] for r in names}
     numeric = [r for r in ("rating", "time") if index[r] is not None]
     columns = {r: i for r, i in index.items() if i is not None}
@@ -418,7 +419,10 @@ def _read_delimited(path: Path, sep: str, header: bool, names: dict[str, str | N
 
     for fields in rows:
         take(fields, 1)
-    for lineno, fields in enumerate(reader, start):
+    end = reader.line_num  # the last line of the header (or first record)
+    for fields in reader:
+        # a quoted field may span lines: a record starts after the previous one ends
+        lineno, end = end + 1, reader.line_num
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue
         take(fields, lineno)
