@@ -11,6 +11,7 @@ import torch.distributed as dist
 
 from rankloss import losses
 from rankloss.distributed import (
+    DistributedCrossBatchMemory,
     DistributedLoss,
     all_gather_tensors,
     all_gather_with_grad,
@@ -275,3 +276,60 @@ def test_ring_siglip_with_no_row_on_any_rank_is_zero(tmp_path: Path) -> None:
     """As one process: the mean over no pair is 0 (it was 0 / 0)."""
     assert float(ring_siglip_loss(torch.zeros(0, 4), torch.zeros(0, 4))) == 0.0
     assert run_on_ranks(_empty_ring, tmp_path) == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def _streaming_and_misuse(rank: int, world_size: int) -> dict[str, Any]:
+    """On uneven shards: local mode on the streaming path, a list loss with an inner
+    per-sample reduction, and inputs of the wrong row count (refused on the rank)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(sum(ROWS), D, generator=g, dtype=torch.float64)
+    lo = sum(ROWS[:rank])
+    mine = slice(lo, lo + ROWS[rank])
+    out: dict[str, Any] = {}
+    for name in ("contrastive", "multi_similarity", "triplet", "siglip"):
+        streaming = losses.get(name, impl="streaming", chunk_size=3).double()
+        value = DistributedLoss(streaming, mode="local")(x[mine], LABELS[mine])
+        mean = value.detach().clone()
+        dist.all_reduce(mean)  # DDP's mean over ranks of world_size * (sum here / count)
+        direct = losses.get(name, impl="torch").double()(x, LABELS)
+        out[("local-streaming", name)] = (float(mean) / world_size, float(direct))
+    scores = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 3, (4, 6), generator=g).double()
+    gumbel = DistributedLoss(losses.get("gumbel_approx_ndcg"))
+    out["gumbel"] = float(gumbel(scores, labels, generator=torch.Generator().manual_seed(0)))
+    short = LABELS[mine][:-1]  # one label too few, on every rank
+    try:
+        DistributedLoss(losses.get("supcon"))(x[mine], short)
+    except ValueError as error:
+        out["short labels"] = str(error)
+    try:
+        ring_siglip_loss(x[:4], x[4:8], scale=torch.nn.Parameter(torch.tensor(10.0)))
+    except TypeError as error:
+        out["ring scale"] = str(error)
+    try:
+        DistributedCrossBatchMemory(size=16, dim=D).enqueue(x[mine], LABELS[mine][:2])
+    except ValueError as error:
+        out["memory labels"] = str(error)
+    return out
+
+
+def test_local_streaming_inner_reductions_and_wrong_rows(tmp_path: Path) -> None:
+    for result in run_on_ranks(_streaming_and_misuse, tmp_path):
+        for name in ("contrastive", "multi_similarity", "triplet", "siglip"):
+            local, direct = result[("local-streaming", name)]
+            assert local == pytest.approx(direct, rel=1e-9, abs=1e-12), name
+        assert torch.isfinite(torch.tensor(result["gumbel"]))
+        assert "labels has 6 rows but embeddings has 7" in result["short labels"] or (
+            "labels has 4 rows but embeddings has 5" in result["short labels"]
+        )
+        assert "scale is a tensor that requires grad" in result["ring scale"]
+        assert "labels has shape [2] but embeddings has" in result["memory labels"]
+
+
+def test_a_list_loss_takes_its_generator_through_the_wrapper() -> None:
+    scores, labels = torch.randn(2, 5), torch.randint(0, 3, (2, 5)).float()
+    plain = losses.get("listmle")(scores, labels, generator=torch.Generator().manual_seed(0))
+    wrapped = DistributedLoss(losses.get("listmle"))(
+        scores, labels, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(plain, wrapped)

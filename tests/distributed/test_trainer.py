@@ -65,16 +65,23 @@ def _fit_ltr(
     folder: Path | None,
     resume: bool = False,
     lists: int | None = None,
+    loss: str = "listnet",
+    unjudged: tuple[int, ...] = (),
 ) -> Any:
-    """``lists``: train on the first ``lists`` training lists only (default all 24)."""
+    """``lists``: train on the first ``lists`` training lists only (default all 24);
+    ``unjudged``: training lists whose labels are all 0 (a loss may skip them)."""
     seed_everything(0)
     data = _ltr()
     if lists is not None:
         data = replace(data, train=data.train.subset(torch.arange(lists)))
+    if unjudged:
+        labels = data.train.labels.clone()
+        labels[list(unjudged)] = 0.0
+        data = replace(data, train=replace(data.train, labels=labels))
     trainer = Trainer(
         MLPScorer(6, hidden=(8,), dropout=0.0),
         LTRTask(data, batch_size=batch_size, max_items=8),
-        "listnet",
+        loss,
         epochs=epochs,
         seed=3,
         # SGD, not Adam: Adam magnifies rounding noise in the output bias's (zero) gradient.
@@ -224,4 +231,14 @@ def test_an_uneven_last_global_batch_trains_as_one_process(tmp_path: Path) -> No
     # splits 4 / 3
     single = _fit_ltr(0, 10, 2, None, lists=23)
     for result in run_ranks(_fit_ltr, tmp_path / "odd", 5, 2, None, False, 23):
+        _same_run(single, result)
+
+
+def test_lists_a_loss_skips_are_counted_over_every_rank(tmp_path: Path) -> None:
+    """ApproxNDCG skips lists without a relevant item; each rank's loss is its sum over the
+    global count of counted lists (DistributedLoss), so the mean over ranks is the global
+    mean even when the ranks hold different numbers of counted lists."""
+    args = (None, False, 16, "approx_ndcg", (0, 1, 2, 5, 9))
+    single = _fit_ltr(0, 8, 2, *args)
+    for result in run_ranks(_fit_ltr, tmp_path / "skipped", 4, 2, *args):
         _same_run(single, result)

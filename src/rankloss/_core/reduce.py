@@ -94,6 +94,12 @@ def checked_weights(weights: object, like: Tensor, where: str) -> Tensor | None:
     return weights
 
 
+def note_denominator(count: Tensor) -> None:
+    """Report the weighted count of valid entries of a reduction done without :func:`_reduce`
+    (a streaming path that sums in blocks). Nothing happens by default; a distributed wrapper
+    replaces this function while it listens (``rankloss.distributed.DistributedLoss``)."""
+
+
 def _reduce(values: Tensor, valid: Tensor | None, weights: Tensor | None, reduction: str) -> Tensor:
     """:func:`reduce_values` on inputs already checked; ``valid=None`` means every entry is
     valid (the caller knows it without a tensor: no padding), which saves the masking ops."""

@@ -43,25 +43,33 @@ MODES = ("global", "local")
 
 @contextlib.contextmanager
 def _record_denominators() -> Iterator[list[Tensor]]:
-    """Record ``sum(valid * weights)`` of every reduction run inside the block."""
+    """Record ``sum(valid * weights)`` of every reduction run inside the block that reduces
+    (``"sum"`` or ``"mean"``; an inner ``"none"``, e.g. per sample, has no denominator), and
+    the counts that streaming paths report (:func:`rankloss._core.reduce.note_denominator`)."""
     seen: list[Tensor] = []
-    original = _reduce_module._reduce
+    original, original_note = _reduce_module._reduce, _reduce_module.note_denominator
 
     def recording(
         values: Tensor, valid: Tensor | None, weights: Tensor | None, reduction: str
     ) -> Tensor:
-        # valid=None: every entry counts (an unpadded batch)
-        scale = torch.ones_like(values) if valid is None else valid.to(values.dtype)
-        if weights is not None:
-            scale = scale * weights.to(values.dtype)
-        seen.append(scale.sum().detach())
+        if reduction != "none":
+            # valid=None: every entry counts (an unpadded batch)
+            scale = torch.ones_like(values) if valid is None else valid.to(values.dtype)
+            if weights is not None:
+                scale = scale * weights.to(values.dtype)
+            seen.append(scale.sum().detach())
         return original(values, valid, weights, reduction)
 
+    def noting(count: Tensor) -> None:
+        seen.append(count.detach())
+
     _reduce_module._reduce = recording
+    _reduce_module.note_denominator = noting
     try:
         yield seen
     finally:
         _reduce_module._reduce = original
+        _reduce_module.note_denominator = original_note
 
 
 @contextlib.contextmanager
@@ -79,6 +87,18 @@ def _gather_optional(x: Tensor | None, name: str, where: str, rows: list[int]) -
         return None
     check_same_layout(x, name, where)
     return all_gather_with_grad(x, rows=rows)
+
+
+def _check_rows(where: str, embeddings: Tensor, **others: Tensor | None) -> None:
+    """Refuse, on this rank and before any collective, a per-row input whose row count is not
+    the embeddings' (gathered, it would be cut or padded with zeros silently)."""
+    n = embeddings.shape[0] if embeddings.dim() > 0 else None
+    for name, x in others.items():
+        if isinstance(x, Tensor) and x.dim() > 0 and x.shape[0] != n:
+            raise ValueError(
+                f"{where}: {name} has {x.shape[0]} rows but embeddings has {n} (shape "
+                f"{list(x.shape)}, rank {rank()}); give one per embedding"
+            )
 
 
 def _local_first(x: Tensor | None, start: int, stop: int) -> Tensor | None:
@@ -186,12 +206,17 @@ class DistributedLoss(nn.Module):
         mask: Tensor | None = None,
         *,
         weights: Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
+        # A loss that draws at random (ListMLE's ties, XE-NDCG, Gumbel) takes a generator.
+        extra = {} if generator is None else {"generator": generator}
         if not is_distributed():
-            return self.loss(scores, labels, mask, weights=weights)
-        check_same_layout(scores.reshape(-1, scores.shape[-1]), "scores", "DistributedLoss")
+            return self.loss(scores, labels, mask, weights=weights, **extra)
+        # Lists are independent, so ranks may pad to different lengths; only the dtype of the
+        # count that is all-reduced must agree (checked on every rank, without the lengths).
+        check_same_layout(scores.new_zeros(0, 1), "scores", "DistributedLoss")
         with _reduction(self.loss, "sum"), _record_denominators() as seen:
-            total = self.loss(scores, labels, mask, weights=weights)
+            total = self.loss(scores, labels, mask, weights=weights, **extra)
         return self._scale(total, seen)
 
     def _scale(self, total: Tensor, seen: list[Tensor]) -> Tensor:
@@ -237,6 +262,14 @@ class DistributedLoss(nn.Module):
                 weights=weights,
                 generator=generator,
             )
+        _check_rows(
+            where,
+            embeddings,
+            labels=labels,
+            keys=keys,
+            hard_negatives=hard_negatives,
+            weights=weights,
+        )
         rows = check_same_layout(embeddings, "embeddings", where)
         all_x = all_gather_with_grad(embeddings, rows=rows)
         all_keys = _gather_optional(keys, "keys", where, rows)

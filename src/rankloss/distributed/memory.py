@@ -38,6 +38,11 @@ class DistributedCrossBatchMemory(CrossBatchMemory):
         """Gather every rank's batch in rank order and enqueue it (on every rank)."""
         if is_distributed():
             where = "DistributedCrossBatchMemory"
+            if labels.shape[:1] != embeddings.shape[:1]:  # on this rank, before any collective
+                raise ValueError(
+                    f"{where}: labels has shape {list(labels.shape)} but embeddings has "
+                    f"{embeddings.shape[0]} rows; give one label per embedding"
+                )
             rows = check_same_layout(embeddings.detach(), "embeddings", where)
             embeddings = all_gather_tensors(embeddings, rows=rows)
             labels = all_gather_tensors(labels, rows=rows)

@@ -142,6 +142,13 @@ def ring_siglip_loss(
         eye = torch.eye(n, dtype=torch.bool, device=queries.device)
         sim = queries @ keys.T
         return siglip_loss(sim, eye, ~eye, scale=scale, bias=bias, reduction=reduction)
+    for name, value in (("scale", scale), ("bias", bias)):
+        if isinstance(value, Tensor) and value.requires_grad:
+            raise TypeError(
+                f"{where}: {name} is a tensor that requires grad; the ring passes it as a "
+                "number, so it would get no gradient across ranks. Pass a float, or learn "
+                "it with SigLIPLoss under DistributedLoss"
+            )
     rows = check_same_layout(queries, "queries", where, equal_rows=True)
     check_same_layout(keys, "keys", where, equal_rows=True)
     total: Tensor = _RingSigLIP.apply(queries, keys, float(scale), float(bias))

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rankloss._core import reduce as _reduce_module
 from rankloss._core.autograd import first_order_backward
 from rankloss._core.candidates import Candidates
 from rankloss._core.validation import autocast_off, compute_dtype
@@ -58,6 +59,7 @@ def written_out(
     tensor inputs; ``None`` where none is wanted) over ``count`` when ``mean`` (a zero count
     divides by 1), the gradients stored for the backward, which returns ``None`` for the
     ``others`` inputs that follow them."""
+    _reduce_module.note_denominator(count)  # its count, for a listening distributed wrapper
     if mean:
         denominator = torch.where(count != 0, count, torch.ones_like(count))
         total = total / denominator

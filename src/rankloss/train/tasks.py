@@ -41,6 +41,7 @@ from rankloss.data.types import (
     RecDataset,
     TextRetrievalDataset,
 )
+from rankloss.distributed import DistributedLoss
 from rankloss.distributed.metrics import embedding_retrieval_metrics as _gathered_retrieval
 from rankloss.distributed.metrics import mean_per_list, shard_range
 
@@ -336,6 +337,8 @@ class LTRTask:
         self.check_loss(loss)
         scores = model(batch.features, batch.mask)
         value = loss(scores.float(), batch.labels, batch.mask)
+        if isinstance(loss, DistributedLoss):  # it weights each rank by the global count
+            return value
         scale = getattr(batch, "loss_scale", 1.0)
         return value if scale == 1.0 else value * scale
 

@@ -33,6 +33,7 @@ from rankloss._core import params as check
 from rankloss._io import atomic_write_keeping_previous, atomic_write_text
 from rankloss.distributed import DistributedLoss
 from rankloss.distributed import training as _dist
+from rankloss.losses.base import ListLoss
 
 __all__ = [
     "Task",
@@ -426,10 +427,12 @@ class Trainer:
     ``rank`` and ``world_size`` (:class:`~rankloss.train.LTRTask`,
     :class:`~rankloss.train.EmbeddingTask`) gives each rank its slice of every global batch
     of ``world_size * batch_size`` and merges evaluation across ranks, so that ``N``
-    processes with batch ``b`` train as one process with batch ``N * b`` (a global batch of
-    lists that does not split evenly weights each rank's loss by its share of the lists,
-    :class:`~rankloss.train.tasks.ShardOfLists`; exact for losses that average over every
-    list, as ListNet does); another task's
+    processes with batch ``b`` train as one process with batch ``N * b`` (a list loss of
+    :mod:`rankloss.losses` is wrapped in :class:`~rankloss.distributed.DistributedLoss`: each
+    rank's sum over the global count of the lists the loss counts, exact however the lists
+    and the ones it skips fall on the ranks; another callable's loss is weighted by the rank's
+    share of an uneven global batch, :class:`~rankloss.train.tasks.ShardOfLists`, exact when
+    it averages over every list); another task's
     batches are dealt out in turn (rank ``r`` takes batches ``r, r + N, ...``) and its
     evaluation runs whole on every rank (rank 0's numbers are used). The task must call the
     model through ``forward`` (the wrapper synchronises gradients there).
@@ -531,6 +534,10 @@ class Trainer:
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
             if getattr(self.loss, "kind", None) == "embedding":
                 self.train_loss = _global_embedding_loss(cast(nn.Module, self.loss))
+            elif isinstance(self.loss, ListLoss) and self.loss.reduction != "none":
+                # Each rank's sum over the global count of valid lists: the mean over ranks
+                # that DDP takes is the global batch's mean, whatever each rank holds.
+                self.train_loss = DistributedLoss(self.loss)
         self.optimizer = self._build_optimizer(optimizer, lr, weight_decay, optimizer_options)
         self.epochs, self.seed = int(epochs), int(seed)
         self.amp, self.grad_clip = bool(amp), grad_clip
