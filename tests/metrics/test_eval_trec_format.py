@@ -64,6 +64,12 @@ def test_digits_kept(files, capsys):
         (["ndcg_cut.10", "map", "recip_rank", "P.5"], ["ndcg@10", "map", "mrr", "precision@5"]),
         (["Rprec", "recall.100", "map_cut.10"], ["r_precision", "recall@100", "map@10"]),
         (["ndcg@10", "ndcg_cut.10", "ndcg_cut_10"], ["ndcg@10"]),
+        # trec_eval's families without a cut-off are its cut-offs (P_5 ... P_1000), not the
+        # whole list; a comma list gives those cut-offs; set_P / set_recall are the whole set.
+        (["P"], [f"precision@{k}" for k in (5, 10, 15, 20, 30, 100, 200, 500, 1000)]),
+        (["recall.5,10", "success"], ["recall@5", "recall@10", "hit@1", "hit@5", "hit@10"]),
+        (["ndcg_cut"], [f"ndcg@{k}" for k in (5, 10, 15, 20, 30, 100, 200, 500, 1000)]),
+        (["map_cut.3", "set_P", "set_recall"], ["map@3", "precision", "recall"]),
     ],
 )
 def test_trec_eval_names_map_to_rankloss_names(given, names):
@@ -73,6 +79,32 @@ def test_trec_eval_names_map_to_rankloss_names(given, names):
 def test_trec_eval_names_give_the_same_numbers(files, capsys):
     assert main(["eval", *files, "-m", "ndcg_cut.10", "-m", "map", "-m", "recip_rank"]) == 0
     assert capsys.readouterr().out == EXPECTED_ALL
+
+
+def test_a_family_name_gives_trec_evals_numbers(tmp_path, capsys):
+    """trec_eval 9.0.8 on these files: P_5 0.4, P_10 0.2, recall_5 0.6667, set_P 0.6667."""
+    (tmp_path / "q").write_text("q1 0 d1 1\nq1 0 d2 0\nq1 0 d3 2\nq1 0 d9 1\nq2 0 x 1\n")
+    (tmp_path / "r").write_text("q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2 0.4 t\nq1 Q0 d3 3 0.3 t\n")
+    files = [str(tmp_path / "q"), str(tmp_path / "r")]
+    assert main(["eval", *files, "-m", "P.5,10", "-m", "recall.5", "-m", "set_P"]) == 0
+    values = [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()]
+    assert values == ["0.4000", "0.2000", "0.6667", "0.6667"]
+
+
+def test_fractional_relevance_is_truncated_as_trec_eval_reads_it(tmp_path, capsys):
+    """trec_eval reads a relevance with atol: 0.5 is 0, so this query has nothing relevant
+    (trec_eval 9.0.8: ndcg 0); --convention rankloss keeps 0.5."""
+    (tmp_path / "q").write_text("q1 0 d1 0.5\nq1 0 d2 1.5\n")
+    (tmp_path / "r").write_text("q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2 0.4 t\n")
+    files = [str(tmp_path / "q"), str(tmp_path / "r")]
+    assert main(["eval", *files, "-m", "ndcg", "--digits", "6"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split("\t")[2].strip() == "0.630930"  # gains 0, 1: 1/log2(3)
+    warning = captured.err.strip().splitlines()
+    assert len(warning) == 1 and "fractional relevance is truncated" in warning[0]
+    assert main(["eval", *files, "-m", "ndcg", "--convention", "rankloss", "--digits", "6"]) == 0
+    kept = capsys.readouterr()
+    assert kept.err == "" and kept.out.split("\t")[2].strip() != "0.630930"
 
 
 def test_all_trec_expands(files, capsys):

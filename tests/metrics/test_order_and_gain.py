@@ -93,12 +93,15 @@ def test_evaluate_order_check_ambiguous_cases():
     # Fractional relevance with a float run, in the right order: no error, right numbers.
     fractional = {"q1": {"a": 0.5, "b": 1, "c": 2.5}}
     run = {"q1": {"a": 0.3, "b": 0.2, "c": 0.9}}
-    assert M.evaluate(fractional, run, ["mrr"]) == {"mrr": 1.0}
+    # (trec_eval reads relevance as integers: 0.5 -> 0, 2.5 -> 2, with a warning)
+    with pytest.warns(UserWarning, match="fractional relevance is truncated"):
+        assert M.evaluate(fractional, run, ["mrr"]) == {"mrr": 1.0}
     # Fractional relevance with a run of whole scores is the one correct input refused;
     # check_order=False lets it through.
     with pytest.raises(ValueError, match=re.escape(SWAPPED)):
         M.evaluate(fractional, whole_run, ["mrr"])
-    assert M.evaluate(fractional, whole_run, ["mrr"], check_order=False) == {"mrr": 1.0}
+    with pytest.warns(UserWarning, match="fractional relevance is truncated"):
+        assert M.evaluate(fractional, whole_run, ["mrr"], check_order=False) == {"mrr": 1.0}
 
 
 # ------------------------------------------------------------------------------------------

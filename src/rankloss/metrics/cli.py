@@ -16,7 +16,9 @@ import io
 import json
 import math
 import os
+import re
 import sys
+import warnings
 from typing import TextIO
 
 from rankloss._core import params
@@ -60,12 +62,23 @@ _TREC_ONLY = (
     "G",
     "Rndcg",
     "infAP",
-    "set_P",
-    "set_recall",
     "set_relative_P",
     "set_map",
     "set_F",
 )
+#: trec_eval's measures with cut-offs: ``-m P`` is P at each of its cut-offs, ``-m P.5,10`` at
+#: those given (case as trec_eval writes them).
+_TREC_FAMILIES = {
+    "P": "precision",
+    "recall": "recall",
+    "ndcg_cut": "ndcg",
+    "map_cut": "map",
+    "success": "hit",
+}
+_FAMILY_CUTOFFS = {name: TREC_CUTOFFS for name in _TREC_FAMILIES} | {"success": (1, 5, 10)}
+_TREC_FAMILY = re.compile(r"(P|recall|ndcg_cut|map_cut|success)(?:\.(\d+(?:,\d+)*))?")
+#: trec_eval's measures of the whole retrieved set.
+_TREC_SET = {"set_P": "precision", "set_recall": "recall"}
 #: The column width trec_eval pads a measure name to.
 TREC_NAME_WIDTH = 22
 #: The most decimals ``--digits`` takes (a float64 holds about 17 significant digits).
@@ -135,8 +148,17 @@ def measure_names(given: list[str]) -> list[str]:
     """
     out: list[str] = []
     for name in given:
+        family = _TREC_FAMILY.fullmatch(name.strip())
         if name.strip().lower() == "all_trec":
             names = list(ALL_TREC)
+        elif family is not None:  # trec_eval's P, recall, ... : its cut-offs, or those given
+            base, listed = family.group(1), family.group(2)
+            cutoffs = [int(k) for k in listed.split(",")] if listed else list(_FAMILY_CUTOFFS[base])
+            if 0 in cutoffs:
+                raise ValueError(f"rankloss eval: the cut-offs of {name!r} must be >= 1")
+            names = [f"{_TREC_FAMILIES[base]}@{k}" for k in cutoffs]
+        elif name.strip() in _TREC_SET:
+            names = [_TREC_SET[name.strip()]]
         else:
             base = name.strip().split(".")[0].split("@")[0]
             if base in _TREC_ONLY or base.lower() in {m.lower() for m in _TREC_ONLY}:
@@ -176,8 +198,12 @@ def run_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         convention, missing = args.convention, args.include_missing
         # The column counts of the two files already tell qrels from run: no order check.
         options = {"convention": convention, "include_missing": missing, "check_order": False}
-        per_query = evaluate(qrels, run, metrics, per_query=True, **options)
-        means = evaluate(qrels, run, metrics, **options)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            per_query = evaluate(qrels, run, metrics, per_query=True, **options)
+            means = evaluate(qrels, run, metrics, **options)
+        for message in dict.fromkeys(str(w.message) for w in caught):  # each once, one line
+            print(f"rankloss eval: warning: {message}", file=sys.stderr)
     except (OSError, ValueError) as error:
         message = str(error)
         if not message.startswith("rankloss eval:"):

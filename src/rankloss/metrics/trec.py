@@ -17,6 +17,8 @@ pytrec_eval's):
   from all judged documents of the query, retrieved or not;
 * recall, MAP and R-precision divide by the number of relevant judged documents (relevance
   ``>= relevance_threshold``, default 1), retrieved or not;
+* a relevance is an integer, as trec_eval reads it: a fractional one is truncated toward zero
+  (``0.5`` -> 0, ``1.5`` -> 1), with a warning (``convention="rankloss"`` keeps it);
 * a query whose qrels hold no relevant document scores 0;
 * only queries present in both the run and the qrels (with at least one judgment) are
   evaluated; ``include_missing=True``
@@ -37,6 +39,7 @@ import io
 import math
 import os
 import re
+import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -295,6 +298,25 @@ def to_batches(qrels: Qrels, run: Run, qids: Sequence[str]) -> RunBatch:
     return RunBatch(list(qids), s, y, m, p, pm)
 
 
+def _integer_relevance(batch: RunBatch) -> RunBatch:
+    """trec_eval reads a relevance as an integer (C's ``atol``: ``0.5`` is 0, ``1.5`` is 1,
+    ``-0.5`` is 0): fractional relevance truncated toward zero, with a warning that says
+    how to keep it (``convention="rankloss"``)."""
+    fractional = torch.cat([batch.labels[batch.mask], batch.pool_labels[batch.pool_mask]])
+    if bool((fractional != fractional.trunc()).any()):
+        warnings.warn(
+            "evaluate: fractional relevance is truncated toward zero, as trec_eval reads it "
+            "(0.5 -> 0, 1.5 -> 1); pass convention='rankloss' (rankloss eval --convention "
+            "rankloss) to keep it",
+            UserWarning,
+            stacklevel=3,
+        )
+        batch = dataclasses.replace(
+            batch, labels=batch.labels.trunc(), pool_labels=batch.pool_labels.trunc()
+        )
+    return batch
+
+
 def _options(
     convention: str,
     gain: str | None,
@@ -520,6 +542,8 @@ def evaluate(
     _check_finite(batch, qrels, run)
     if check_order:
         _check_order(batch)
+    if convention == "trec_eval":
+        batch = _integer_relevance(batch)
     values = evaluate_batches(batch, specs, options)
     if per_query:
         columns = {name: v.tolist() for name, v in values.items()}
