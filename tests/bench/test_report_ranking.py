@@ -368,3 +368,21 @@ def test_non_finite_values_are_counted_and_named() -> None:
         "not enough rows (no listwise row with a finite ndcg@10: listnet)."
     )
     assert "| listnet | non-finite |" in markdown_tables([table])
+
+
+def test_listwise_vs_pairwise_names_the_means_it_compares() -> None:
+    """A seed whose value is not finite leaves the pair; the sentence gives the two means on
+    the seeds the difference is over, so it does not contradict the table's means."""
+    values = {"ranknet": [0.50, 0.50, 0.51, 0.95], "listnet": [0.60, 0.61, 0.62, 0.0]}
+    NAMES["ranknet"] = "ranknet"
+    try:
+        runs = _records(values)
+    finally:
+        del NAMES["ranknet"]
+    for run in runs:
+        if run["loss"] == "listnet" and run["seed"] == 3:
+            run["metrics"]["ndcg@10"] = float("nan")
+    (table,) = summarise(runs)
+    text = family_comparison(table)
+    assert "on the 3 seed(s) both have a finite value for (0.6100 and 0.5033)" in text
+    assert text.endswith("**listwise is better**.")

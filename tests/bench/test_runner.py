@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -209,3 +210,34 @@ def test_a_resumed_run_counts_the_interrupted_process_seconds(tmp_path: Path) ->
     )
     (run,) = runner.run([suite])
     assert 100.0 <= run["seconds"] < 110.0
+
+
+def test_a_diverging_run_is_recorded_and_the_benchmark_goes_on(tmp_path: Path) -> None:
+    def task(ctx):
+        if ctx.loss.label == "a" and ctx.seed == 1:
+            raise FloatingPointError("loss is inf at epoch 1, step 2")
+        return RunResult({"m1": 0.5, "m2": 0.25})
+
+    logged: list[str] = []
+    runner = BenchmarkRunner(
+        tmp_path, {"fake": task}, seeds=(0, 1), progress=False, log=logged.append
+    )
+    runs = runner.run([SUITE])
+    assert len(runs) == 2 * len(SUITE.losses)  # every row and seed ran
+    (bad,) = [r for r in runs if r["loss"] == "a" and r["seed"] == 1]
+    assert all(math.isnan(v) for v in bad["metrics"].values())
+    assert bad["notes"].startswith("diverged: loss is inf")
+    assert any("diverged" in line for line in logged)
+    (table,) = summarise(runs)
+    assert table.non_finite[("a", "m1")] == 1 and table.mean[("a", "m1")] == 0.5
+
+
+def test_max_seeds_does_not_change_what_a_run_is() -> None:
+    row = SUITE.losses[0]
+    few, more = SUITE.with_budget(max_seeds=2), SUITE.with_budget(max_seeds=5)
+    assert SuiteSpec.config_hash(few.run_config(row, "toy")) == SuiteSpec.config_hash(
+        more.run_config(row, "toy")
+    )
+    assert SuiteSpec.config_hash(SUITE.with_budget(lr=0.5).run_config(row, "toy")) != (
+        SuiteSpec.config_hash(SUITE.run_config(row, "toy"))
+    )

@@ -115,6 +115,16 @@ def test_without_scipy_the_permutation_test_is_used(monkeypatch: pytest.MonkeyPa
     assert (result.low, result.high) == pytest.approx((with_scipy.low, with_scipy.high))
 
 
+def test_without_scipy_constant_differences_get_the_sign_flip_p(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)
+    result = paired_comparison([0.61, 0.62, 0.63], [0.60, 0.61, 0.62])
+    assert result.method == "sign-flip permutation test"
+    assert result.p_value == pytest.approx(0.25) and not result.significant
+
+
 def test_fewer_than_three_seeds_is_not_tested() -> None:
     for n in (0, 1, 2):
         result = paired_comparison([0.5] * n, [0.4] * n)
@@ -129,6 +139,9 @@ def test_zero_spread() -> None:
     assert same.p_value == 1.0 and same.low == same.high == 0.0 and not same.significant
     shifted = paired_comparison([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
     assert shifted.p_value == 0.0 and shifted.significant
+    # The sign-flip test cannot go below 2 / 2^n: 0.25 with 3 seeds, not 0.
+    flipped = paired_comparison([0.5, 0.6, 0.7], [0.4, 0.5, 0.6], method="permutation")
+    assert flipped.p_value == pytest.approx(0.25) and not flipped.significant
     assert shifted.low == pytest.approx(0.1) and shifted.high == pytest.approx(0.1)
     # equal up to float rounding (0.1 + 0.2 != 0.3): tied, not "significantly different"
     rounded = paired_comparison([0.3, 0.6, 0.9], [0.1 + 0.2, 0.2 + 0.4, 0.9])

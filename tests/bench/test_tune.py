@@ -135,6 +135,34 @@ def test_trial_zero_starts_from_the_rows_own_settings(tmp_path: Path) -> None:
     assert row_defaults(recsys, mode, row_space(recsys, mode)) == {"budget/lr": 5e-3}
 
 
+def test_a_lightgbm_trial_zero_is_its_untuned_setting() -> None:
+    from rankloss.bench.suites import LIGHTGBM_DEFAULTS, SUITES
+
+    suite = SUITES["quick-ltr"]
+    (row,) = [r for r in suite.losses if r.name == "lightgbm"]
+    defaults = row_defaults(suite, row, row_space(suite, row))
+    space = TASK_SETTINGS["ltr"].baseline_search_spaces["lightgbm"]
+    assert defaults == {f"hyper/{name}": LIGHTGBM_DEFAULTS[name] for name in space}
+
+
+def test_a_diverging_trial_fails_and_the_search_goes_on(tmp_path: Path) -> None:
+    calls: list = []
+
+    def task(ctx: RunContext) -> RunResult:
+        calls.append(ctx.loss.label)
+        if len(calls) == 2:
+            raise FloatingPointError("loss is inf at epoch 1, step 2")
+        return RunResult({"ndcg@10": 0.5}, validation={"ndcg@10": 0.5}, earlier_seconds=7.0)
+
+    tuner, tuned = _tune(tmp_path, task, 3)
+    assert len(calls) == 6 and len(tuned) == 2  # every trial of both rows ran
+    trials = tuner.entries[0]["trials"]
+    assert [t["value"] for t in trials] == [0.5, None, 0.5]
+    assert trials[1]["state"] == "fail"
+    # A trial resumed from a checkpoint counts the interrupted process's seconds.
+    assert trials[0]["seconds"] >= 7.0
+
+
 def test_trials_are_seeded_and_reproducible(tmp_path: Path) -> None:
     first, _ = _tune(tmp_path / "a", _stub([]), 3)
     second, _ = _tune(tmp_path / "b", _stub([]), 3)

@@ -297,7 +297,8 @@ def _recommendation(table: SuiteTable) -> str:
         return (
             f"**no recommendation**: {', '.join(better)} significantly better than {best} on "
             f"{metric} on the seeds both ran, although {best} has the highest mean over its "
-            "own seeds: the rows ran on different seeds; run the missing seeds to compare them."
+            "own seeds: the rows have values on different seeds (seeds not run, or with a "
+            "non-finite value); run or fix the missing seeds to compare them."
         )
     if not worse and len(tied) == 1:
         return (
@@ -342,6 +343,19 @@ def family_comparison(table: SuiteTable) -> str:
         f"best listwise ({best_list}, {table.mean[(best_list, metric)]:.4f}) minus best "
         f"pairwise ({best_pair}, {table.mean[(best_pair, metric)]:.4f})"
     )
+    a = table.per_seed.get((best_list, metric), {})
+    b = table.per_seed.get((best_pair, metric), {})
+    shared = sorted(set(a) & set(b))
+    both_vary = _constant(table, best_list, metric) is None and (
+        _constant(table, best_pair, metric) is None
+    )
+    if both_vary and shared and len(shared) < max(len(a), len(b)):
+        # The difference is over the seeds both ran: say what the two means are there.
+        head += (
+            f" on the {len(shared)} seed(s) both have a finite value for "
+            f"({sum(a[s] for s in shared) / len(shared):.4f} and "
+            f"{sum(b[s] for s in shared) / len(shared):.4f})"
+        )
     if not c.tested:
         return (
             f"{head} = {c.mean_difference:+.4f} over {c.n} paired seed(s): n/a (a paired test "

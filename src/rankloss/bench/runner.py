@@ -51,6 +51,7 @@ __all__ = [
     "RunContext",
     "BenchmarkRunner",
     "SkipRun",
+    "diverged",
     "BenchWarning",
     "environment",
 ]
@@ -84,6 +85,14 @@ class RunResult:
     #: Seconds an earlier, interrupted process spent on this run: the epochs a resumed trainer
     #: took from its checkpoint (their logged times), added to the record's ``seconds``.
     earlier_seconds: float = 0.0
+
+
+def diverged(suite: SuiteSpec, error: FloatingPointError) -> RunResult:
+    """The result of a run that the trainer stopped because its loss, gradients or weights
+    became non-finite: every metric NaN (the tables count such seeds as non-finite and leave
+    them out of means and tests), and the reason in the notes. The benchmark goes on."""
+    nan = float("nan")
+    return RunResult({m: nan for m in suite.metrics}, notes=f"diverged: {error}")
 
 
 @dataclass
@@ -424,6 +433,10 @@ class BenchmarkRunner:
             if _dist.is_main_process():
                 self.log(f"{suite.name}: skipping {loss.label!r}: {reason}")
             return
+        except FloatingPointError as error:  # the trainer stopped a diverging run
+            result = diverged(suite, error)
+            if _dist.is_main_process():
+                self.log(f"{suite.name}: {loss.label!r} seed {seed} diverged: {error}")
         seconds = time.perf_counter() - start + result.earlier_seconds
         if not _dist.is_main_process():
             return  # under torch.distributed, rank 0 writes the record

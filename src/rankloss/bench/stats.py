@@ -162,11 +162,19 @@ def sign_flip_p(
 
 
 def _scipy_t_test(x: np.ndarray, y: np.ndarray) -> float | None:
-    try:
-        from scipy import stats
-    except ImportError:
+    if not _have_scipy():
         return None
+    from scipy import stats
+
     return float(stats.ttest_rel(x, y).pvalue)
+
+
+def _have_scipy() -> bool:
+    try:
+        import scipy.stats  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def paired_comparison(
@@ -191,7 +199,8 @@ def paired_comparison(
         A :class:`PairedComparison`; ``n < 3`` gives ``p_value=None``, a ``nan`` interval and
         method ``"n/a"``. All differences equal up to rounding (a spread within
         :math:`10^{-12}` of the values' scale) give ``p = 1`` when they are 0 (within the same
-        rounding) and ``p = 0`` otherwise, with an interval of zero width.
+        rounding) and otherwise ``p = 0`` for the t-test (its limit) or the exact sign-flip
+        p-value (:math:`2 / 2^n`) for the permutation test, with an interval of zero width.
 
     Cost: :math:`O(n)` (:math:`O(n 2^n)` for the exact permutation test).
     """
@@ -221,8 +230,12 @@ def paired_comparison(
     # t statistic of rounding noise would be meaningless), and a mean within rounding is 0.
     rounding = 1e-12 * max(1.0, float(np.abs(a).max()), float(np.abs(b).max()))
     if float(np.ptp(d)) <= rounding:
-        p = 1.0 if abs(mean) <= rounding else 0.0
-        name = "paired t-test" if method != "permutation" else "sign-flip permutation test"
+        sign_flip = method == "permutation" or (method == "auto" and not _have_scipy())
+        name = "sign-flip permutation test" if sign_flip else "paired t-test"
+        if abs(mean) <= rounding:
+            p = 1.0
+        else:  # the t-test's limit is 0; the sign-flip test's smallest p is 2 / 2^n
+            p = sign_flip_p(d) if sign_flip else 0.0
         return PairedComparison(n, mean, mean, mean, p, name, level)
     p_value: float | None = None
     if method == "permutation":

@@ -38,6 +38,7 @@ __all__ = [
     "check_image_range",
     "check_recsys_splits",
     "metric_cutoffs",
+    "LIGHTGBM_DEFAULTS",
     "recsys_data_options",
     "RETRIEVAL_AUGMENT",
 ]
@@ -101,7 +102,9 @@ class SuiteSpec:
             "loss": asdict(loss),
             "metrics": list(self.metrics),
             "primary": self.primary,
-            "budget": dict(self.budget),
+            # max_seeds picks which seeds run, not what a run computes: left out, so raising
+            # it reuses the finished seeds (and a tuned search's trials).
+            "budget": {k: v for k, v in self.budget.items() if k != "max_seeds"},
             "model": dict(self.model),
         }
 
@@ -109,6 +112,21 @@ class SuiteSpec:
     def config_hash(config: dict[str, Any]) -> str:
         text = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+#: LightGBM settings of a ``lightgbm`` row; the row's ``hyper`` override any of them (and may
+#: add any other ``LGBMRanker`` argument), ``early_stopping_rounds`` included.
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "objective": "lambdarank",
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 10,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "early_stopping_rounds": 30,
+}
 
 
 @dataclass(frozen=True)
@@ -128,6 +146,8 @@ class TaskSettings:
             :attr:`rankloss.losses.LossInfo.search_space` (the learning rate; list sizes).
         baseline_search_spaces: the search space of each baseline row that trains no loss
             (its ``hyper``); such a row without one has nothing to tune.
+        baseline_defaults: the settings each such baseline trains with when its row sets none
+            (where a tuned search starts: trial 0).
         metrics: the metric names the task reports, ``@K`` standing for any cut-off (the
             task computes every cut-off a suite names) and ``/C`` for a class index; a suite
             asking for another name is refused before any work.
@@ -143,6 +163,7 @@ class TaskSettings:
         default_factory=dict
     )
     metrics: tuple[str, ...] = ()
+    baseline_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def reports(self, metric: object) -> bool:
         """Whether the task reports ``metric`` (a name matching one of :attr:`metrics`)."""
@@ -180,6 +201,7 @@ TASK_SETTINGS: dict[str, TaskSettings] = {
         options=_COMMON_OPTIONS | {"optional", "list_normalize", "feature_transform"},
         baselines={"lightgbm": None, "random": None},
         search_space={"lr": ("log", 1e-4, 1e-2), "max_items": ("int", 16, 128)},
+        baseline_defaults={"lightgbm": LIGHTGBM_DEFAULTS},
         baseline_search_spaces={
             "lightgbm": {
                 "num_leaves": ("int", 7, 127),

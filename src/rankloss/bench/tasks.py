@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from rankloss._core import params
 from rankloss.bench.runner import RunContext, RunResult, SkipRun
 from rankloss.bench.suites import (
+    LIGHTGBM_DEFAULTS,
     RETRIEVAL_AUGMENT,
     SuiteSpec,
     build_row_loss,
@@ -248,21 +249,6 @@ class _RandomScores(nn.Module):
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         return torch.rand(mask.shape, generator=self.generator).to(features.device)
-
-
-#: LightGBM settings of a ``lightgbm`` row; the row's ``hyper`` override any of them (and may
-#: add any other ``LGBMRanker`` argument), ``early_stopping_rounds`` included.
-LIGHTGBM_DEFAULTS: dict[str, Any] = {
-    "objective": "lambdarank",
-    "n_estimators": 300,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_child_samples": 10,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.8,
-    "early_stopping_rounds": 30,
-}
 
 
 class _PredictedScores(nn.Module):

@@ -58,6 +58,7 @@ from rankloss.bench.runner import (
     RunResult,
     SkipRun,
     _locked,
+    diverged,
 )
 from rankloss.bench.suites import TASK_SETTINGS, LossSpec, SuiteSpec
 
@@ -252,8 +253,9 @@ def row_defaults(suite: SuiteSpec, row: LossSpec, space: Mapping[str, Any]) -> d
 
     A budget dimension takes the row's ``options`` value (the task reads it there first),
     else the suite's ``budget`` value; a loss dimension the row's ``hyper`` value, else the
-    default of the loss's constructor. A dimension with no such value, or one outside the
-    space, is left to the sampler.
+    baseline's own default (:attr:`~rankloss.bench.suites.TaskSettings.baseline_defaults`,
+    e.g. LightGBM's), else the default of the loss's constructor. A dimension with no such
+    value, or one outside the space, is left to the sampler.
     """
     import inspect
 
@@ -261,6 +263,7 @@ def row_defaults(suite: SuiteSpec, row: LossSpec, space: Mapping[str, Any]) -> d
 
     settings = TASK_SETTINGS[suite.task]
     loss = settings.baselines.get(row.name) or row.name
+    own = settings.baseline_defaults.get(row.name, {})  # a baseline that trains no loss
     signature: Mapping[str, inspect.Parameter] = {}
     if loss in LOSSES:
         try:
@@ -275,6 +278,8 @@ def row_defaults(suite: SuiteSpec, row: LossSpec, space: Mapping[str, Any]) -> d
     for name, dim in space.get("hyper", {}).items():
         if name in row.hyper:
             value = row.hyper[name]
+        elif name in own:
+            value = own[name]
         elif name in signature and signature[name].default is not inspect.Parameter.empty:
             value = signature[name].default
         else:
@@ -490,7 +495,11 @@ class Tuner:
         except SkipRun as reason:
             self.log(f"{suite.name}: skipping {row.label!r}: {reason}")
             return str(reason)
-        seconds = time.perf_counter() - start
+        except FloatingPointError as error:  # a diverging setting: a failed trial
+            result = diverged(suite, error)
+            result.validation = {suite.primary: math.nan}
+        # A trial resumed from its checkpoint counts the interrupted process's epochs too.
+        seconds = time.perf_counter() - start + result.earlier_seconds
         value = _objective(suite, result)
         record = {
             "number": number,
