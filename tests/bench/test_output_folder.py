@@ -48,6 +48,7 @@ def _stored(out: Path) -> list[tuple[str, int]]:
 ALL_FOUR = [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
 
 
+@pytest.mark.badinput("resume")
 def test_every_run_has_its_own_record(tmp_path: Path) -> None:
     _runner(tmp_path).run([SUITE])
     records = sorted(tmp_path.glob(f"runs/*/{RECORD_NAME}"))

@@ -181,6 +181,7 @@ BAD_TYPES = [
 ]
 
 
+@pytest.mark.badinput("losses")
 @pytest.mark.parametrize(("name", "parameter", "value"), BAD_VALUES)
 def test_bad_hyper_parameter_values_fail_when_built_and_in_the_function(name, parameter, value):
     cls = LOSSES.get(name)

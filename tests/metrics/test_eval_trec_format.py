@@ -199,6 +199,23 @@ def test_closed_pipe_exits_quietly(files):
     assert proc.returncode == 141
 
 
+def test_a_reader_that_stops_after_one_line_gets_141(tmp_path):
+    """`rankloss eval ... | head -1` on output larger than a pipe: the first piece is read,
+    then the reader leaves; the write that fails is reported (it exited 0 before)."""
+    queries = 3000
+    (tmp_path / "q").write_text("".join(f"q{i} 0 d 1\n" for i in range(queries)))
+    (tmp_path / "r").write_text("".join(f"q{i} Q0 d 1 1.0 t\n" for i in range(queries)))
+    code = "import sys; from rankloss.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["eval", str(tmp_path / "q"), str(tmp_path / "r"), "-q", "-m", "all_trec"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"map")
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert err.decode() == "" and proc.returncode == 141
+
+
 def test_closed_pipe_in_process_returns_141(files, monkeypatch):
     class Closed(io.StringIO):
         def write(self, text: str) -> int:

@@ -262,6 +262,7 @@ def test_torn_only_checkpoint_starts_the_run_afresh_saying_so(tmp_path, full):
     _assert_equals_full(tmp_path, trainer, full)
 
 
+@pytest.mark.badinput("resume")
 def test_kill_between_the_checkpoint_renames_resumes_from_previous(tmp_path, full):
     _trainer(tmp_path, 2).fit()
     (tmp_path / "ckpt/last.pt").unlink()
@@ -270,6 +271,7 @@ def test_kill_between_the_checkpoint_renames_resumes_from_previous(tmp_path, ful
     _assert_equals_full(tmp_path, trainer, full)
 
 
+@pytest.mark.badinput("resume")
 def test_a_bad_log_line_before_the_last_is_an_error_naming_it(tmp_path):
     _trainer(tmp_path, 1).fit()
     steps = tmp_path / "logs/steps.jsonl"
@@ -279,6 +281,7 @@ def test_a_bad_log_line_before_the_last_is_an_error_naming_it(tmp_path):
         _trainer(tmp_path, 2, resume=True).fit()
 
 
+@pytest.mark.badinput("security")
 def test_a_foreign_checkpoint_is_an_error_naming_it(tmp_path):
     path = tmp_path / "ckpt/last.pt"
     path.parent.mkdir()

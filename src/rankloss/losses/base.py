@@ -75,7 +75,8 @@ class LossInfo:
 
     Attributes:
         name: the registered name.
-        family: ``pointwise``, ``pairwise``, ``listwise``, ``embedding`` or ``adversarial``.
+        family: ``pointwise``, ``pairwise``, ``listwise``, ``recommendation``, ``detection``
+            (list losses), ``embedding``, ``proxy`` (embedding losses) or ``adversarial``.
         kind: the call form, from the class (``list``, ``embedding``, ``adversarial``).
         function: the functional loss the module calls.
         label_range: labels the loss accepts with its default hyper-parameters.

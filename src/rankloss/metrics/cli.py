@@ -81,6 +81,8 @@ _TREC_FAMILY = re.compile(r"(P|recall|ndcg_cut|map_cut|success)(?:\.(\d+(?:,\d+)
 _TREC_SET = {"set_P": "precision", "set_recall": "recall"}
 #: The column width trec_eval pads a measure name to.
 TREC_NAME_WIDTH = 22
+#: Characters written at a time (a pipe holds 64 KiB).
+_PIECE = 1 << 16
 #: The most decimals ``--digits`` takes (a float64 holds about 17 significant digits).
 MAX_DIGITS = 17
 
@@ -223,8 +225,11 @@ def _write(text: str, out: TextIO | None) -> int:
     """Write ``text`` to ``out`` (stdout by default); 141 when the reader closed the pipe."""
     stream = out if out is not None else sys.stdout
     try:
-        stream.write(text)
-        stream.flush()
+        # In pieces of a pipe's size, each flushed: one large write that the closing reader
+        # cut short is not reported by Python's buffered writer (the command exited 0).
+        for start in range(0, len(text), _PIECE):
+            stream.write(text[start : start + _PIECE])
+            stream.flush()
     except BrokenPipeError:
         if stream is sys.stdout:
             # Python's documented recipe: later flushes (at exit) go to /dev/null, silently.
