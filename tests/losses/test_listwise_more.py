@@ -448,3 +448,16 @@ def test_names_and_aliases():
     assert isinstance(get("PListMLELoss"), PositionAwareListMLELoss)
     assert isinstance(get("XENDCGLoss"), XENDCGLoss)
     assert isinstance(get("PiRank"), PiRankLoss)
+
+
+def test_position_aware_listmle_has_a_finite_second_derivative():
+    """Its last stage's weight is 0; an exact-zero gradient into logcumsumexp made every
+    second derivative NaN (a gradient penalty, a learned task weight)."""
+    s = torch.tensor([[0.5, -1.0, 2.0, 0.3]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([[2.0, 0.0, 1.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, True, False]])
+    assert torch.autograd.gradgradcheck(lambda t: RF.position_aware_listmle_loss(t, y, mask), (s,))
+    w = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(w * RF.position_aware_listmle_loss(s, y), s, create_graph=True)
+    (dw,) = torch.autograd.grad(g.pow(2).sum(), w)
+    assert dw.item() == pytest.approx((2 * g.pow(2).sum() / w).item(), rel=1e-12)

@@ -374,3 +374,26 @@ def test_peer_torchsort_agrees_where_installed():
             RF.soft_sort(x, regularization_strength=epsilon, descending=False),
             torchsort.soft_sort(x, regularization_strength=epsilon),
         )
+
+
+@pytest.mark.parametrize("epsilon", [1e-12, 1e-16, 1e-18, 1e-300])
+def test_a_tiny_strength_gives_the_hard_limit_not_zeros(epsilon):
+    """The projection used to subtract numbers of size 1 / eps: below about 1e-16 (for
+    scores near 1) every digit was lost and ranks of 0 came out, outside [1, n]."""
+    x = torch.tensor([[3.0, 1.0, 2.0, 0.5], [1.0, 1.0, 2.0, 0.0]], requires_grad=True)
+    ranks = RF.soft_rank(x, regularization_strength=epsilon)
+    assert ranks.tolist() == [[1.0, 3.0, 2.0, 4.0], [2.5, 2.5, 1.0, 4.0]]
+    assert RF.soft_sort(x, regularization_strength=epsilon).tolist() == [
+        [3.0, 2.0, 1.0, 0.5],
+        [2.0, 1.0, 1.0, 0.0],
+    ]
+    scaled = RF.soft_rank(x.detach() * 1000, regularization_strength=epsilon)
+    assert scaled.tolist() == ranks.tolist()
+    y = torch.tensor([[2.0, 0.0, 1.0, 0.0], [1.0, 0.0, 2.0, 0.0]])
+    loss = RF.soft_rank_ndcg_loss(x, y, regularization_strength=epsilon)
+    loss.backward()
+    assert torch.isfinite(loss) and x.grad is not None
+    # Inside a tie the rank moves by about 1 / eps per unit of score: finite until 1 / eps
+    # overflows the input's dtype (float32 here), as the exact gradient does.
+    if epsilon >= 1e-18:
+        assert torch.isfinite(x.grad).all()

@@ -290,6 +290,10 @@ def position_aware_listmle_loss(
     alpha = (torch.exp2(1.0 - positions) - torch.exp2(1.0 - lengths)) / torch.where(
         lengths > 1, total, torch.ones_like(total)
     )
+    # The last real stage's term is 0 with a zero gradient (its suffix is one item), so its
+    # weight, 0, changes nothing; 1 keeps an exact-zero gradient out of logcumsumexp, whose
+    # double backward turns one into NaN (a gradient penalty, learned task weights).
+    alpha = torch.where(positions == lengths, torch.ones_like(alpha), alpha)
     terms = torch.where(sorted_real, alpha * terms, terms.new_zeros(()))
     if batch.item_weights is not None:
         terms = terms * batch.item_weights.gather(-1, order)

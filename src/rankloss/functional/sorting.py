@@ -255,18 +255,44 @@ def _check_isotonic_inputs(y: Tensor, lengths: Tensor) -> None:
         raise ValueError(f"{where}: y holds a value that is not finite within a row's length")
 
 
-def _permutahedron_projection(z: Tensor, w_sorted: Tensor, real: Tensor) -> Tensor:
-    r""":math:`P(z, w) = z - v(z_\sigma, w)_{\sigma^{-1}}`, the Euclidean projection of ``z`` onto
-    the permutahedron of ``w`` (``w_sorted`` descending, real entries first), per list over its
-    real items; ``[B, n]`` with 0 at padded positions."""
-    keyed = torch.where(real, z, z.new_full((), -math.inf))
-    order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
-    z_sorted = z.gather(-1, order)
-    lengths = real.sum(-1)
-    fit = _isotonic(z_sorted - w_sorted, lengths)
-    projected_sorted = z_sorted - fit
-    out = torch.empty_like(projected_sorted).scatter(-1, order, projected_sorted)
-    return torch.where(real, out, out.new_zeros(()))
+def _block_ids(fit: Tensor, real: Tensor) -> Tensor:
+    """``[B, n]``: the block of each sorted position in an isotonic fit (a run of equal fitted
+    values; a padded position never joins a real one)."""
+    new = torch.ones_like(real)
+    new[..., 1:] = (fit[..., 1:] != fit[..., :-1]) | (real[..., 1:] != real[..., :-1])
+    return new.long().cumsum(-1) - 1
+
+
+def _block_mean(x: Tensor, blocks: Tensor, real: Tensor) -> Tensor:
+    """``[B, n]``: each position's mean of ``x`` over its block (real positions only)."""
+    sums = torch.zeros_like(x).scatter_add(-1, blocks, torch.where(real, x, x.new_zeros(())))
+    counts = torch.zeros_like(x).scatter_add(-1, blocks, real.to(x.dtype))
+    return (sums / counts.clamp(min=1.0)).gather(-1, blocks)
+
+
+def _projection_in_blocks(
+    scaled_sorted: Tensor,
+    values_sorted: Tensor,
+    epsilon: float,
+    target_sorted: Tensor,
+    real: Tensor,
+) -> Tensor:
+    r"""The permutahedron projection, sorted: :math:`(s_i - ar s_B) / arepsilon + ar t_B`
+    for position :math:`i` of block :math:`B` of the isotonic fit of
+    :math:`s / arepsilon - t` (both sorted, real entries first).
+
+    Equal to :math:`s_i / arepsilon - \mathrm{fit}_i` (the fit of a block is
+    :math:`ar s_B / arepsilon - ar t_B`) without subtracting numbers of size
+    :math:`1 / arepsilon`, which lost every digit for a small :math:`arepsilon` (the
+    hard limit came out as zeros). The blocks come from the fit (a constant: the projection
+    is linear within them, so this is its exact gradient)."""
+    with torch.no_grad():
+        fit = _isotonic(scaled_sorted / epsilon - target_sorted, real.sum(-1))
+    blocks = _block_ids(fit, real)
+    spread = (values_sorted - _block_mean(values_sorted, blocks, real)) / epsilon
+    return torch.where(
+        real, spread + _block_mean(target_sorted, blocks, real), spread.new_zeros(())
+    )
 
 
 def _descending_positions(real: Tensor) -> Tensor:
@@ -305,7 +331,9 @@ def soft_sort(
 
     Returns:
         ``[..., n]`` in the input dtype (float32 for half-precision inputs); computed in
-        float64, because the projection subtracts numbers of size :math:`n / \varepsilon`.
+        float64, block by block of the isotonic fit, so no number of size
+        :math:`1 / \varepsilon` is subtracted and a tiny :math:`\varepsilon` gives the hard
+        limit.
 
     Cost: a sort, then :math:`O(n)` pool-adjacent-violators per list in a Python loop on the
     CPU (see :func:`isotonic_nonincreasing`); the backward is :math:`O(n)` and vectorised.
@@ -323,10 +351,9 @@ def soft_sort(
     order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
     sorted_real = real.gather(-1, order)
     theta_sorted = torch.where(sorted_real, theta.gather(-1, order), theta.new_zeros(()))
-    rho = _descending_positions(real).to(theta.dtype) / epsilon
-    # z = rho / eps is already in descending order, so no permutation is needed on its side.
-    fit = _isotonic(rho - theta_sorted, real.sum(-1))
-    out = torch.where(sorted_real, rho - fit, theta.new_zeros(()))
+    positions = _descending_positions(real).to(theta.dtype)
+    # rho = positions / eps is already in descending order: no permutation on its side.
+    out = _projection_in_blocks(positions, positions, epsilon, theta_sorted, sorted_real)
     return (sign * out).to(flat.dtype).reshape(shape)
 
 
@@ -356,7 +383,9 @@ def soft_rank(
 
     Returns:
         ``[..., n]`` in the input dtype (float32 for half-precision inputs); computed in
-        float64, because the projection subtracts numbers of size :math:`n / \varepsilon`.
+        float64, block by block of the isotonic fit, so no number of size
+        :math:`1 / \varepsilon` is subtracted and a tiny :math:`\varepsilon` gives the hard
+        limit.
 
     Cost: a sort, then :math:`O(n)` pool-adjacent-violators per list in a Python loop on the
     CPU (see :func:`isotonic_nonincreasing`); the backward is :math:`O(n)` and vectorised.
@@ -367,7 +396,14 @@ def soft_rank(
     epsilon = params.positive("soft_rank", "regularization_strength", regularization_strength)
     descending = params.boolean("soft_rank", "descending", descending)
     flat, real, shape = _prepare(values, mask, "soft_rank")
-    # z - v is a difference of large numbers for a small eps: computed in float64.
-    z = (-flat if descending else flat).double() / epsilon
-    rho = _descending_positions(real).to(z.dtype)
-    return _permutahedron_projection(z, rho, real).to(flat.dtype).reshape(shape)
+    # The projection of z = -values / eps onto the permutahedron of rho = (n, ..., 1), sorted.
+    x = (-flat if descending else flat).double()
+    keyed = torch.where(real, x, x.new_full((), -math.inf))
+    order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
+    sorted_real = real.gather(-1, order)
+    x_sorted = torch.where(sorted_real, x.gather(-1, order), x.new_zeros(()))
+    rho = _descending_positions(real).to(x.dtype)
+    projected = _projection_in_blocks(x_sorted, x_sorted, epsilon, rho, sorted_real)
+    out = torch.empty_like(projected).scatter(-1, order, projected)
+    out = torch.where(real, out, out.new_zeros(()))
+    return out.to(flat.dtype).reshape(shape)
