@@ -270,29 +270,34 @@ def _block_mean(x: Tensor, blocks: Tensor, real: Tensor) -> Tensor:
     return (sums / counts.clamp(min=1.0)).gather(-1, blocks)
 
 
-def _projection_in_blocks(
-    scaled_sorted: Tensor,
-    values_sorted: Tensor,
-    epsilon: float,
-    target_sorted: Tensor,
-    real: Tensor,
-) -> Tensor:
-    r"""The permutahedron projection, sorted: :math:`(s_i - ar s_B) / arepsilon + ar t_B`
-    for position :math:`i` of block :math:`B` of the isotonic fit of
-    :math:`s / arepsilon - t` (both sorted, real entries first).
+def _sort_real(x: Tensor, real: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(order, sorted_real, x_sorted)``: each list's real entries of ``x`` in descending
+    order first (stable), then its padded positions (0 in ``x_sorted``)."""
+    keyed = torch.where(real, x, x.new_full((), -math.inf))
+    order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
+    sorted_real = real.gather(-1, order)
+    return order, sorted_real, torch.where(sorted_real, x.gather(-1, order), x.new_zeros(()))
 
-    Equal to :math:`s_i / arepsilon - \mathrm{fit}_i` (the fit of a block is
-    :math:`ar s_B / arepsilon - ar t_B`) without subtracting numbers of size
-    :math:`1 / arepsilon`, which lost every digit for a small :math:`arepsilon` (the
+
+def _projection_in_blocks(
+    values_sorted: Tensor, epsilon: float, target_sorted: Tensor, real: Tensor
+) -> Tensor:
+    r"""The permutahedron projection, sorted: :math:`(s_i - \bar s_B) / \varepsilon + \bar t_B`
+    for position :math:`i` of block :math:`B` of the isotonic fit of
+    :math:`s / \varepsilon - t` (``values_sorted`` :math:`s` and ``target_sorted`` :math:`t`,
+    both sorted, real entries first).
+
+    Equal to :math:`s_i / \varepsilon - \mathrm{fit}_i` (the fit of a block is
+    :math:`\bar s_B / \varepsilon - \bar t_B`) without subtracting numbers of size
+    :math:`1 / \varepsilon`, which lost every digit for a small :math:`\varepsilon` (the
     hard limit came out as zeros). The blocks come from the fit (a constant: the projection
     is linear within them, so this is its exact gradient)."""
     with torch.no_grad():
-        fit = _isotonic(scaled_sorted / epsilon - target_sorted, real.sum(-1))
+        fit = _isotonic(values_sorted / epsilon - target_sorted, real.sum(-1))
     blocks = _block_ids(fit, real)
     spread = (values_sorted - _block_mean(values_sorted, blocks, real)) / epsilon
-    return torch.where(
-        real, spread + _block_mean(target_sorted, blocks, real), spread.new_zeros(())
-    )
+    zero = spread.new_zeros(())
+    return torch.where(real, spread + _block_mean(target_sorted, blocks, real), zero)
 
 
 def _descending_positions(real: Tensor) -> Tensor:
@@ -345,15 +350,10 @@ def soft_sort(
     descending = params.boolean("soft_sort", "descending", descending)
     flat, real, shape = _prepare(values, mask, "soft_sort")
     sign = 1.0 if descending else -1.0
-    # rho / eps - v is a difference of large numbers for a small eps: computed in float64.
-    theta = sign * flat.double()
-    keyed = torch.where(real, theta, theta.new_full((), -math.inf))
-    order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
-    sorted_real = real.gather(-1, order)
-    theta_sorted = torch.where(sorted_real, theta.gather(-1, order), theta.new_zeros(()))
-    positions = _descending_positions(real).to(theta.dtype)
+    _, sorted_real, theta_sorted = _sort_real(sign * flat.double(), real)
+    positions = _descending_positions(real).to(theta_sorted.dtype)
     # rho = positions / eps is already in descending order: no permutation on its side.
-    out = _projection_in_blocks(positions, positions, epsilon, theta_sorted, sorted_real)
+    out = _projection_in_blocks(positions, epsilon, theta_sorted, sorted_real)
     return (sign * out).to(flat.dtype).reshape(shape)
 
 
@@ -397,13 +397,9 @@ def soft_rank(
     descending = params.boolean("soft_rank", "descending", descending)
     flat, real, shape = _prepare(values, mask, "soft_rank")
     # The projection of z = -values / eps onto the permutahedron of rho = (n, ..., 1), sorted.
-    x = (-flat if descending else flat).double()
-    keyed = torch.where(real, x, x.new_full((), -math.inf))
-    order = torch.sort(keyed.detach(), dim=-1, descending=True, stable=True).indices
-    sorted_real = real.gather(-1, order)
-    x_sorted = torch.where(sorted_real, x.gather(-1, order), x.new_zeros(()))
-    rho = _descending_positions(real).to(x.dtype)
-    projected = _projection_in_blocks(x_sorted, x_sorted, epsilon, rho, sorted_real)
+    order, sorted_real, x_sorted = _sort_real((-flat if descending else flat).double(), real)
+    rho = _descending_positions(real).to(x_sorted.dtype)
+    projected = _projection_in_blocks(x_sorted, epsilon, rho, sorted_real)
     out = torch.empty_like(projected).scatter(-1, order, projected)
     out = torch.where(real, out, out.new_zeros(()))
     return out.to(flat.dtype).reshape(shape)
