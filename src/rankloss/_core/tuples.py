@@ -30,6 +30,16 @@ __all__ = [
 ]
 
 
+def _index_tensor(value: object, name: str) -> Tensor:
+    """``value`` as a long index tensor; a ``ValueError`` for a bool, floating-point or complex
+    one (a 0/1 bool tensor would select by position, a float one truncate)."""
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype == torch.bool or value.dtype.is_floating_point or value.dtype.is_complex:
+        raise ValueError(f"{name} must be an integer index tensor, got dtype {value.dtype}")
+    return value if value.dtype == torch.long else value.long()
+
+
 @dataclass(frozen=True)
 class Pairs:
     """Anchor/other pairs: ``(anchor[t], other[t])`` is a positive pair where ``is_positive[t]``.
@@ -45,6 +55,17 @@ class Pairs:
     other: Tensor
     is_positive: Tensor
     found: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anchor", _index_tensor(self.anchor, "Pairs.anchor"))
+        object.__setattr__(self, "other", _index_tensor(self.other, "Pairs.other"))
+        flag = self.is_positive
+        if not isinstance(flag, Tensor) or flag.dtype != torch.bool:
+            got = f"dtype {flag.dtype}" if isinstance(flag, Tensor) else type(flag).__name__
+            raise ValueError(
+                f"Pairs.is_positive must be a bool tensor, got {got} (a 0/1 integer tensor "
+                "would select pairs by position)"
+            )
 
     def __len__(self) -> int:
         return int(self.anchor.numel())
@@ -88,6 +109,11 @@ class Triplets:
     positive: Tensor
     negative: Tensor
     found: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("anchor", "positive", "negative"):
+            value = _index_tensor(getattr(self, name), f"Triplets.{name}")
+            object.__setattr__(self, name, value)
 
     def __len__(self) -> int:
         return int(self.anchor.numel())
@@ -325,12 +351,10 @@ def triplets_to_pairs(triplets: Triplets) -> Pairs:
     )
     if anchor.numel() == 0:
         return Pairs(anchor, other, is_positive)
-    width = int(other.max()) + 1
-    key = (anchor * width + other) * 2 + is_positive.long()
-    unique = torch.unique(key)
-    is_positive = (unique % 2).bool()
-    unique = unique // 2
-    return Pairs(unique // width, unique % width, is_positive)
+    # Distinct (anchor, other, kind) columns, in that order; any index survives unchanged
+    # (a packed key mapped a negative index onto another, valid pair).
+    unique = torch.unique(torch.stack([anchor, other, is_positive.long()]), dim=1)
+    return Pairs(unique[0], unique[1], unique[2].bool())
 
 
 def from_indices_tuple(indices: object, where: str = "indices") -> Pairs | Triplets | None:
@@ -360,8 +384,15 @@ def from_indices_tuple(indices: object, where: str = "indices") -> Pairs | Tripl
         )
     parts = []
     for position, part in enumerate(indices):
-        if not isinstance(part, Tensor) or part.dim() != 1 or part.is_floating_point():
-            shape = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
+        integer = isinstance(part, Tensor) and not (
+            part.dtype == torch.bool or part.is_floating_point() or part.is_complex()
+        )
+        if not isinstance(part, Tensor) or part.dim() != 1 or not integer:
+            shape = (
+                f"shape {tuple(part.shape)} of dtype {part.dtype}"
+                if isinstance(part, Tensor)
+                else type(part).__name__
+            )
             raise ValueError(
                 f"{where}: indices[{position}] must be a 1-D integer tensor, got {shape}"
             )
