@@ -242,3 +242,22 @@ def test_lists_a_loss_skips_are_counted_over_every_rank(tmp_path: Path) -> None:
     single = _fit_ltr(0, 8, 2, *args)
     for result in run_ranks(_fit_ltr, tmp_path / "skipped", 4, 2, *args):
         _same_run(single, result)
+
+
+def _fit_embedding_list_loss(rank: int) -> str:
+    """An embedding task trained with a list loss (its lists: each anchor's similarities):
+    under two ranks the trainer wraps the loss, and the task must still find its kind."""
+    seed_everything(0)
+    trainer = Trainer(
+        EmbeddingMLP(5, 4, hidden=(8,)),
+        EmbeddingTask(_labelled(), batch_size=8, per_class=2, batches_per_epoch=2),
+        "listnet",
+        epochs=1,
+        progress=False,
+    )
+    trainer.fit()
+    return "ok"
+
+
+def test_an_embedding_task_with_a_list_loss_trains_on_two_ranks(tmp_path: Path) -> None:
+    assert run_ranks(_fit_embedding_list_loss, tmp_path / "listnet") == ["ok", "ok"]

@@ -73,6 +73,19 @@ def test_streaming_embedding_losses_refuse_a_second_derivative(cls, kwargs):
     assert torch.isfinite(_penalty(lambda e: direct(e, labels), x)).all()
 
 
+def test_a_gradient_taken_with_create_graph_is_the_gradient():
+    """create_graph=True alone (the gradient read, not differentiated) works on a guarded path
+    and gives the ordinary gradient."""
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(3, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 3, (3, 8), generator=g).double()
+    (with_graph,) = torch.autograd.grad(
+        RF.ranknet_loss(s, y, impl="streaming"), s, create_graph=True
+    )
+    (plain,) = torch.autograd.grad(RF.ranknet_loss(s, y, impl="torch"), s)
+    torch.testing.assert_close(with_graph.detach(), plain)
+
+
 def test_detection_losses_refuse_a_second_derivative():
     scores = torch.randn(2, 6, dtype=torch.float64)
     labels = torch.tensor([[0.7, 0.0, 0.0, 0.9, 0.0, 0.0], [0.0, 0.6, 0.0, 0.0, 0.0, 0.8]])

@@ -397,3 +397,20 @@ def test_a_tiny_strength_gives_the_hard_limit_not_zeros(epsilon):
     # overflows the input's dtype (float32 here), as the exact gradient does.
     if epsilon >= 1e-18:
         assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("function", "values", "epsilon", "jacobian"),
+    [
+        (RF.soft_rank, [1.0, 0.0], 1.0, [[0.0, 0.0], [0.0, 0.0]]),
+        (RF.soft_sort, [1.0, 0.0], 1.0, [[1.0, 0.0], [0.0, 1.0]]),
+        (RF.soft_sort, [0.5, 0.0, 0.0, -0.5], 2.0, torch.eye(4).tolist()),
+    ],
+)
+def test_at_a_kink_the_gradient_is_the_isotonic_operators(function, values, epsilon, jacobian):
+    """Two neighbouring blocks of equal fitted value stay two blocks, as pool adjacent
+    violators leaves them (and as isotonic_nonincreasing differentiates)."""
+    x = torch.tensor([values], dtype=torch.float64, requires_grad=True)
+    y = function(x, regularization_strength=epsilon)
+    rows = [torch.autograd.grad(y[0, i], x, retain_graph=True)[0][0] for i in range(len(values))]
+    assert torch.stack(rows).tolist() == jacobian

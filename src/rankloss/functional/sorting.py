@@ -160,6 +160,24 @@ def _pav_row(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return means[blocks], blocks
 
 
+def _pav(y: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """``(fit, block_ids)`` of the non-increasing isotonic regression of each row's first
+    ``lengths[b]`` entries (0 beyond), by pool adjacent violators; ``block_ids [B, n]`` numbers
+    each row's pooled blocks from 0, and each padded position is a block of its own (its
+    index, which is at least the row's length)."""
+    rows = y.detach().to("cpu", torch.float64).numpy()
+    counts = lengths.to("cpu").tolist()
+    out = np.zeros_like(rows)
+    size, n = rows.shape
+    blocks = np.tile(np.arange(n, dtype=np.int64), (size, 1))
+    for b in range(size):
+        m = int(counts[b])
+        if m:
+            out[b, :m], blocks[b, :m] = _pav_row(rows[b, :m])
+    block_ids = torch.from_numpy(blocks).to(y.device)
+    return torch.from_numpy(out).to(device=y.device, dtype=y.dtype), block_ids
+
+
 class _IsotonicNonincreasing(torch.autograd.Function):
     r"""Isotonic regression :math:`\arg\min_{v_1 \ge \dots \ge v_m} \frac12 \|v - y\|^2` of the
     first ``lengths[b]`` entries of each row (the rest are returned as 0). The Jacobian is block
@@ -168,19 +186,9 @@ class _IsotonicNonincreasing(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, y: Tensor, lengths: Tensor) -> Tensor:
-        rows = y.detach().to("cpu", torch.float64).numpy()
-        counts = lengths.to("cpu").tolist()
-        out = np.zeros_like(rows)
-        size, n = rows.shape
-        # Padded positions each form a block of their own (index >= their row's length).
-        blocks = np.tile(np.arange(n, dtype=np.int64), (size, 1))
-        for b in range(size):
-            m = int(counts[b])
-            if m:
-                out[b, :m], blocks[b, :m] = _pav_row(rows[b, :m])
-        block_ids = torch.from_numpy(blocks).to(y.device)
+        out, block_ids = _pav(y, lengths)
         ctx.save_for_backward(block_ids, lengths)
-        return torch.from_numpy(out).to(device=y.device, dtype=y.dtype)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
@@ -255,14 +263,6 @@ def _check_isotonic_inputs(y: Tensor, lengths: Tensor) -> None:
         raise ValueError(f"{where}: y holds a value that is not finite within a row's length")
 
 
-def _block_ids(fit: Tensor, real: Tensor) -> Tensor:
-    """``[B, n]``: the block of each sorted position in an isotonic fit (a run of equal fitted
-    values; a padded position never joins a real one)."""
-    new = torch.ones_like(real)
-    new[..., 1:] = (fit[..., 1:] != fit[..., :-1]) | (real[..., 1:] != real[..., :-1])
-    return new.long().cumsum(-1) - 1
-
-
 def _block_mean(x: Tensor, blocks: Tensor, real: Tensor) -> Tensor:
     """``[B, n]``: each position's mean of ``x`` over its block (real positions only)."""
     sums = torch.zeros_like(x).scatter_add(-1, blocks, torch.where(real, x, x.new_zeros(())))
@@ -290,11 +290,18 @@ def _projection_in_blocks(
     Equal to :math:`s_i / \varepsilon - \mathrm{fit}_i` (the fit of a block is
     :math:`\bar s_B / \varepsilon - \bar t_B`) without subtracting numbers of size
     :math:`1 / \varepsilon`, which lost every digit for a small :math:`\varepsilon` (the
-    hard limit came out as zeros). The blocks come from the fit (a constant: the projection
-    is linear within them, so this is its exact gradient)."""
+    hard limit came out as zeros). The blocks are those pool adjacent violators forms (a
+    constant: the projection is linear within them, so this is the gradient
+    :func:`isotonic_nonincreasing` gives)."""
     with torch.no_grad():
-        fit = _isotonic(values_sorted / epsilon - target_sorted, real.sum(-1))
-    blocks = _block_ids(fit, real)
+        _, pav_blocks = _pav(values_sorted / epsilon - target_sorted, real.sum(-1))
+        # Equal values (ties of soft_rank's scores) always pool in exact arithmetic; for a
+        # tiny eps the rounding of s / eps - t hides that from the solver: joined here.
+        new = torch.ones_like(real)
+        new[..., 1:] = (pav_blocks[..., 1:] != pav_blocks[..., :-1]) & (
+            values_sorted[..., 1:] != values_sorted[..., :-1]
+        ) | (real[..., 1:] != real[..., :-1])
+        blocks = new.long().cumsum(-1) - 1
     spread = (values_sorted - _block_mean(values_sorted, blocks, real)) / epsilon
     zero = spread.new_zeros(())
     return torch.where(real, spread + _block_mean(target_sorted, blocks, real), zero)

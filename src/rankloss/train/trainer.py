@@ -537,7 +537,9 @@ class Trainer:
             elif isinstance(self.loss, ListLoss) and self.loss.reduction != "none":
                 # Each rank's sum over the global count of valid lists: the mean over ranks
                 # that DDP takes is the global batch's mean, whatever each rank holds.
-                self.train_loss = DistributedLoss(self.loss)
+                wrapped = DistributedLoss(self.loss)
+                setattr(wrapped, "kind", "list")  # noqa: B010 - tasks pick the call form by kind
+                self.train_loss = wrapped
         self.optimizer = self._build_optimizer(optimizer, lr, weight_decay, optimizer_options)
         self.epochs, self.seed = int(epochs), int(seed)
         self.amp, self.grad_clip = bool(amp), grad_clip
