@@ -326,6 +326,12 @@ def test_local_streaming_inner_reductions_and_wrong_rows(tmp_path: Path) -> None
         assert "labels has shape [2] but embeddings has" in result["memory labels"]
 
 
+def test_the_wrapper_is_called_as_the_loss_it_wraps() -> None:
+    """Tasks choose the call form from ``kind``: the wrapper reports the wrapped loss's."""
+    assert DistributedLoss(losses.get("listnet")).kind == "list"
+    assert DistributedLoss(losses.get("supcon")).kind == "embedding"
+
+
 def test_a_list_loss_takes_its_generator_through_the_wrapper() -> None:
     scores, labels = torch.randn(2, 5), torch.randint(0, 3, (2, 5)).float()
     plain = losses.get("listmle")(scores, labels, generator=torch.Generator().manual_seed(0))

@@ -808,9 +808,8 @@ def run_imbalanced(ctx: RunContext) -> RunResult:
     budget = ctx.suite.budget
     minority = list(budget.get("minority", [5, 6, 7, 8, 9]))
     full = load_dataset(ctx.dataset)
-    bad = [c for c in minority if isinstance(c, bool) or not isinstance(c, int)]
-    bad += [c for c in minority if c not in bad and not 0 <= c < full.num_classes]
-    if bad or not minority:
+    # Class indices of the data: ints (not bool, not 1.5) in range.
+    if not minority or not all(type(c) is int and 0 <= c < full.num_classes for c in minority):
         raise ValueError(
             f"suite {ctx.suite.name!r}: budget: minority must be a non-empty list of class "
             f"indices in [0, {full.num_classes}) of data set {ctx.dataset!r}, got {minority}"

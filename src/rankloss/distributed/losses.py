@@ -192,6 +192,9 @@ class DistributedLoss(nn.Module):
                 "mode='global'"
             )
         self.loss = loss
+        # Called as the wrapped loss is: tasks pick the call form from these.
+        self.kind = loss.kind
+        self.takes_keys = getattr(loss, "takes_keys", True)
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         if isinstance(self.loss, ListLoss):

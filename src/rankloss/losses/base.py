@@ -154,7 +154,7 @@ def _naming_the_module(forward: Callable[..., Tensor]) -> Callable[..., Tensor]:
             return forward(self, *args, **kwargs)
         except (ValueError, TypeError) as error:
             message = str(error)
-            if type(error) in (ValueError, TypeError) and not isinstance(self, CombinedLoss):
+            if type(error) in (ValueError, TypeError):
                 for name in _function_names(type(self)):
                     if message.startswith(f"{name}: "):
                         renamed = type(error)(f"{type(self).__name__}: {message[len(name) + 2 :]}")

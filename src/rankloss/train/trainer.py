@@ -365,8 +365,6 @@ def _global_embedding_loss(loss: nn.Module) -> nn.Module:
             stacklevel=3,
         )
         return loss
-    if getattr(wrapped, "kind", None) is None:  # tasks pick the call form from the kind
-        setattr(wrapped, "kind", "embedding")  # noqa: B010 - an attribute nn.Module types refuse
     return wrapped
 
 
@@ -537,9 +535,7 @@ class Trainer:
             elif isinstance(self.loss, ListLoss) and self.loss.reduction != "none":
                 # Each rank's sum over the global count of valid lists: the mean over ranks
                 # that DDP takes is the global batch's mean, whatever each rank holds.
-                wrapped = DistributedLoss(self.loss)
-                setattr(wrapped, "kind", "list")  # noqa: B010 - tasks pick the call form by kind
-                self.train_loss = wrapped
+                self.train_loss = DistributedLoss(self.loss)
         self.optimizer = self._build_optimizer(optimizer, lr, weight_decay, optimizer_options)
         self.epochs, self.seed = int(epochs), int(seed)
         self.amp, self.grad_clip = bool(amp), grad_clip
